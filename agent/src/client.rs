@@ -1,0 +1,207 @@
+//! One OpenAI-compatible request, timed and classified.
+//!
+//! The caller passes the request's *intended* send time's deadline; every
+//! timestamp is taken when a network chunk arrives, and every failure ends as
+//! one [`FailureClass`]. ITL gaps go into a caller-owned buffer so the hot
+//! path allocates nothing per token.
+
+use crate::failure::FailureClass;
+use crate::openai::{MessageInfo, parse_message};
+use crate::sse::SseParser;
+use bytes::Bytes;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Largest non-streamed body read (bytes).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A successful request's measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    /// Arrival of the first token-bearing message.
+    pub first_token: Instant,
+    /// Arrival of the last token-bearing message.
+    pub last_token: Instant,
+    /// Output tokens: `usage.completion_tokens`, else the fallback count.
+    pub output_tokens: u64,
+    /// Whether `output_tokens` came from the server's `usage`.
+    pub usage_reported: bool,
+    /// `usage.prompt_tokens`, when reported.
+    pub prompt_tokens: Option<u64>,
+}
+
+/// Everything needed to send one request of a phase.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// HTTP client (shared connection pool).
+    pub client: reqwest::Client,
+    /// Full URL of the endpoint.
+    pub url: String,
+    /// Serialized JSON body.
+    pub body: Bytes,
+    /// Whether the response is streamed.
+    pub stream: bool,
+}
+
+#[derive(Default)]
+struct Progress {
+    first: Option<Instant>,
+    last: Option<Instant>,
+    messages: u64,
+    usage: Option<MessageInfo>,
+}
+
+/// Send one request and read its response until `deadline`.
+/// `itl_gaps` receives the gap (µs) between consecutive token-bearing messages.
+pub async fn execute(
+    target: &Target,
+    deadline: Instant,
+    itl_gaps: &mut Vec<u64>,
+) -> Result<Success, FailureClass> {
+    let mut progress = Progress::default();
+    let result = {
+        let work = exchange(target, &mut progress, itl_gaps);
+        tokio::time::timeout_at(deadline, work).await
+    };
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(class)) => return Err(class),
+        Err(_) if progress.first.is_some() => return Err(FailureClass::TimeoutMidStream),
+        Err(_) => return Err(FailureClass::TimeoutFirstToken),
+    }
+    let (Some(first_token), Some(last_token)) = (progress.first, progress.last) else {
+        return Err(FailureClass::EmptyResponse);
+    };
+    let usage = progress.usage.unwrap_or_default();
+    let (output_tokens, usage_reported) = match usage.completion_tokens {
+        Some(n) => (n, true),
+        None if target.stream => (progress.messages, false),
+        None => (usage.output_words.max(1), false),
+    };
+    Ok(Success {
+        first_token,
+        last_token,
+        output_tokens,
+        usage_reported,
+        prompt_tokens: usage.prompt_tokens,
+    })
+}
+
+fn classify_send_error(e: &reqwest::Error) -> FailureClass {
+    if e.is_connect() {
+        FailureClass::Connect
+    } else {
+        FailureClass::Transport
+    }
+}
+
+async fn exchange(
+    target: &Target,
+    progress: &mut Progress,
+    itl_gaps: &mut Vec<u64>,
+) -> Result<(), FailureClass> {
+    let mut resp = target
+        .client
+        .post(&target.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(target.body.clone())
+        .send()
+        .await
+        .map_err(|e| classify_send_error(&e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(FailureClass::Http(status.as_u16()));
+    }
+    if !target.stream {
+        return read_whole(&mut resp, progress).await;
+    }
+    let mut parser = SseParser::new();
+    let mut done = false;
+    let mut failure = None;
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|_| FailureClass::StreamEndedEarly)?
+    {
+        if done {
+            continue; // drain to the body's end so the connection is reused
+        }
+        let now = Instant::now();
+        parser
+            .feed(&chunk, |data| {
+                if data == "[DONE]" {
+                    done = true;
+                    return false;
+                }
+                match parse_message(data) {
+                    Ok(info) if info.error => {
+                        failure = Some(FailureClass::StreamError);
+                        false
+                    }
+                    Ok(info) => {
+                        if info.token_bearing {
+                            progress.messages += 1;
+                            if let Some(prev) = progress.last {
+                                itl_gaps.push(micros(now - prev));
+                            } else {
+                                progress.first = Some(now);
+                            }
+                            progress.last = Some(now);
+                        }
+                        if info.completion_tokens.is_some() {
+                            progress.usage = Some(info);
+                        }
+                        true
+                    }
+                    Err(_) => {
+                        failure = Some(FailureClass::MalformedBody);
+                        false
+                    }
+                }
+            })
+            .map_err(|_| FailureClass::MalformedBody)?;
+        if let Some(class) = failure {
+            return Err(class);
+        }
+    }
+    if done {
+        Ok(())
+    } else {
+        Err(FailureClass::StreamEndedEarly)
+    }
+}
+
+async fn read_whole(
+    resp: &mut reqwest::Response,
+    progress: &mut Progress,
+) -> Result<(), FailureClass> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|_| FailureClass::StreamEndedEarly)?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(FailureClass::MalformedBody);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let now = Instant::now();
+    let text = std::str::from_utf8(&body).map_err(|_| FailureClass::MalformedBody)?;
+    let info = parse_message(text).map_err(|_| FailureClass::MalformedBody)?;
+    if info.error {
+        return Err(FailureClass::StreamError);
+    }
+    if info.token_bearing {
+        progress.first = Some(now);
+        progress.last = Some(now);
+        progress.messages = 1;
+    }
+    progress.usage = Some(info);
+    Ok(())
+}
+
+/// A duration in whole microseconds (saturating).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,418 @@
+//! The load engine: runs this agent's share of one phase.
+//!
+//! Open loop: the phase's arrival sequence is defined once for the cluster
+//! (arrival k due at start + k/rate) and this agent sends the arrivals with
+//! k mod n == shard index, so the union of all agents is exactly the phase's
+//! sequence. Each arrival is sent at its intended time; latency is measured
+//! from that intended time (coordinated-omission-correct) and the
+//! intended→actual gap is recorded as schedule lag. Arrivals beyond the
+//! in-flight bound are counted as skipped, never queued.
+//!
+//! Closed loop: cluster-wide user u runs on shard u mod n; each user sends its
+//! next request when the previous one ends (intended = actual send).
+
+use crate::client::{self, Target};
+use crate::failure::FailureClass;
+use crate::recorder::Recorder;
+use stampede_common::proto::{self, load_shape::Shape};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Default in-flight bound when the assignment leaves it 0.
+const DEFAULT_MAX_IN_FLIGHT: u32 = 10_000;
+
+/// What the engine sends to the session.
+#[derive(Debug)]
+pub enum Report {
+    /// One finished window.
+    Window(proto::WindowReport),
+    /// The phase is over; no more windows follow.
+    Done(proto::PhaseDone),
+}
+
+/// The assignment cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A field of the assignment is invalid.
+    #[error("invalid phase assignment: {0}")]
+    Invalid(String),
+}
+
+/// The agent's wall clock, possibly skewed (to test clock-offset estimation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentClock {
+    /// Added to the system clock, in nanoseconds.
+    pub skew_nanos: i64,
+}
+
+impl AgentClock {
+    /// Now, as Unix nanoseconds in this agent's clock.
+    pub fn now_unix_nanos(&self) -> i64 {
+        let sys = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        sys.saturating_add(self.skew_nanos)
+    }
+
+    /// The monotonic instant at which this clock will read `unix_nanos`.
+    pub fn instant_at(&self, unix_nanos: i64) -> Instant {
+        let now = Instant::now();
+        let delta = unix_nanos.saturating_sub(self.now_unix_nanos());
+        if delta >= 0 {
+            now + Duration::from_nanos(delta.unsigned_abs())
+        } else {
+            now.checked_sub(Duration::from_nanos(delta.unsigned_abs()))
+                .unwrap_or(now)
+        }
+    }
+}
+
+/// Validated view of an assignment.
+struct Spec {
+    phase_index: u32,
+    start: Instant,
+    end: Instant,
+    drain: Duration,
+    window: Duration,
+    max_requests: u64,
+    shard: proto::Shard,
+    shape: Shape,
+    timeout: Duration,
+    max_in_flight: u32,
+}
+
+fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, EngineError> {
+    let bad = |m: String| EngineError::Invalid(m);
+    let shard = a.shard.unwrap_or_default();
+    if shard.count == 0 || shard.index >= shard.count {
+        return Err(bad(format!("shard {}/{}", shard.index, shard.count)));
+    }
+    if a.window_ms == 0 {
+        return Err(bad("window_ms = 0".into()));
+    }
+    let Some(shape) = a.load.and_then(|l| l.shape) else {
+        return Err(bad("no load shape".into()));
+    };
+    if let Shape::ConstantRate(c) = shape
+        && (!c.requests_per_second.is_finite() || c.requests_per_second <= 0.0)
+    {
+        return Err(bad(format!("rate {}", c.requests_per_second)));
+    }
+    let request = a
+        .request
+        .as_ref()
+        .ok_or_else(|| bad("no request template".into()))?;
+    if request.timeout_ms == 0 {
+        return Err(bad("timeout_ms = 0".into()));
+    }
+    let start = clock.instant_at(a.start_unix_nanos);
+    Ok(Spec {
+        phase_index: a.phase_index,
+        start,
+        end: start + Duration::from_millis(a.duration_ms),
+        drain: Duration::from_millis(a.drain_ms),
+        window: Duration::from_millis(a.window_ms),
+        max_requests: a.max_requests,
+        shard,
+        shape,
+        timeout: Duration::from_millis(request.timeout_ms),
+        max_in_flight: if a.max_in_flight == 0 {
+            DEFAULT_MAX_IN_FLIGHT
+        } else {
+            a.max_in_flight
+        },
+    })
+}
+
+struct Ctx {
+    target: Target,
+    rec: Recorder,
+    timeout: Duration,
+    in_flight: AtomicU32,
+    abandon: CancellationToken,
+}
+
+impl Ctx {
+    async fn one_request(&self, intended: Instant) {
+        let sent = Instant::now();
+        self.rec.sent(sent.saturating_duration_since(intended));
+        let deadline = intended + self.timeout;
+        let mut gaps = Vec::new();
+        let result = tokio::select! {
+            r = client::execute(&self.target, deadline, &mut gaps) => r,
+            () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
+        };
+        match result {
+            Ok(s) => self.rec.success(intended, &s, &gaps),
+            Err(class) => self.rec.failure(class),
+        }
+    }
+}
+
+/// Run this agent's share of a phase, streaming windows into `reports`.
+/// `stop` ends arrivals early; in-flight requests still get the drain period.
+pub async fn run_phase(
+    assignment: proto::PhaseAssignment,
+    http: reqwest::Client,
+    clock: AgentClock,
+    reports: mpsc::Sender<Report>,
+    stop: CancellationToken,
+) -> Result<(), EngineError> {
+    let spec = validate(&assignment, &clock)?;
+    let request = assignment.request.unwrap_or_default();
+    let api = proto::Api::try_from(request.api).unwrap_or(proto::Api::Chat);
+    let target = Target {
+        client: http,
+        url: format!("{}{}", request.base_url, crate::openai::path(api)),
+        body: crate::openai::body(&request).into(),
+        stream: request.stream,
+    };
+    let ctx = Arc::new(Ctx {
+        target,
+        rec: Recorder::new(spec.start, spec.window),
+        timeout: spec.timeout,
+        in_flight: AtomicU32::new(0),
+        abandon: CancellationToken::new(),
+    });
+
+    let flusher_stop = CancellationToken::new();
+    let flusher = tokio::spawn(flush_loop(
+        ctx.clone(),
+        spec.phase_index,
+        spec.start,
+        spec.window,
+        reports.clone(),
+        flusher_stop.clone(),
+    ));
+
+    let tracker = TaskTracker::new();
+    tokio::select! {
+        () = tokio::time::sleep_until(spec.start) => {
+            match spec.shape {
+                Shape::ConstantRate(c) => open_loop(&ctx, &spec, c.requests_per_second, &tracker, &stop).await,
+                Shape::Concurrency(c) => closed_loop(&ctx, &spec, c.users, &tracker, &stop),
+            }
+        }
+        () = stop.cancelled() => {}
+    }
+    let mut arrivals_end = Instant::now();
+    tracker.close();
+    // In-flight requests get `drain` past the phase's end (or past a stop).
+    let drain_from = if stop.is_cancelled() {
+        arrivals_end
+    } else {
+        arrivals_end.max(spec.end)
+    };
+    if tokio::time::timeout_at(drain_from + spec.drain, tracker.wait())
+        .await
+        .is_err()
+    {
+        ctx.abandon.cancel();
+        tracker.wait().await;
+    }
+    if matches!(spec.shape, Shape::Concurrency(_)) {
+        // Closed-loop users send until the phase ends or their budget runs out.
+        arrivals_end = Instant::now().min(spec.end);
+    }
+
+    flusher_stop.cancel();
+    let (mut windows, cpu_at) = flusher.await.unwrap_or((0, cpu_micros()));
+    let cpu_now = cpu_micros();
+    let rest = ctx.rec.take_all();
+    let count = rest.len();
+    for (i, (idx, data)) in rest.into_iter().enumerate() {
+        // Attribute the remaining CPU to the last window.
+        let cpu = if i + 1 == count {
+            cpu_now.saturating_sub(cpu_at)
+        } else {
+            0
+        };
+        let _ = reports
+            .send(Report::Window(data.into_report(spec.phase_index, idx, cpu)))
+            .await;
+        windows += 1;
+    }
+    let since_start = |t: Instant| client::micros(t.saturating_duration_since(spec.start));
+    let _ = reports
+        .send(Report::Done(proto::PhaseDone {
+            phase_index: spec.phase_index,
+            windows,
+            arrivals_micros: since_start(arrivals_end.min(spec.end.max(spec.start))),
+            finished_micros: ctx.rec.last_completion().map_or(0, since_start),
+        }))
+        .await;
+    Ok(())
+}
+
+async fn open_loop(
+    ctx: &Arc<Ctx>,
+    spec: &Spec,
+    rate: f64,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    let n = u64::from(spec.shard.count);
+    let first = u64::from(spec.shard.index);
+    let mut sent: u64 = 0;
+    loop {
+        if spec.max_requests > 0 && sent >= spec.max_requests {
+            break;
+        }
+        let k = first + sent * n;
+        let due = spec.start + Duration::from_secs_f64(k as f64 / rate);
+        if due >= spec.end {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {}
+            () = stop.cancelled() => break,
+        }
+        sent += 1;
+        if ctx.in_flight.load(Ordering::Relaxed) >= spec.max_in_flight {
+            ctx.rec.skipped(1);
+            continue;
+        }
+        ctx.in_flight.fetch_add(1, Ordering::Relaxed);
+        let ctx = ctx.clone();
+        tracker.spawn(async move {
+            ctx.one_request(due).await;
+            ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+fn closed_loop(
+    ctx: &Arc<Ctx>,
+    spec: &Spec,
+    users: u32,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    let n = spec.shard.count;
+    let mine = users / n + u32::from(spec.shard.index < users % n);
+    let budget = Arc::new(AtomicU64::new(if spec.max_requests == 0 {
+        u64::MAX
+    } else {
+        spec.max_requests
+    }));
+    for _ in 0..mine.min(spec.max_in_flight) {
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        let budget = budget.clone();
+        let end = spec.end;
+        tracker.spawn(async move {
+            loop {
+                let now = Instant::now();
+                if now >= end || stop.is_cancelled() {
+                    break;
+                }
+                let took =
+                    budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1));
+                if took.is_err() {
+                    break;
+                }
+                // Not raced against `stop`: a request once sent is always
+                // recorded (the drain deadline cancels it as `cancelled`).
+                ctx.one_request(now).await;
+            }
+        });
+    }
+    if mine > spec.max_in_flight {
+        tracing::warn!(
+            users = mine,
+            max_in_flight = spec.max_in_flight,
+            "more users than the in-flight bound; extra users not started"
+        );
+    }
+}
+
+/// Emit every window as soon as it has elapsed; returns (windows sent, CPU reading at the last one).
+async fn flush_loop(
+    ctx: Arc<Ctx>,
+    phase_index: u32,
+    start: Instant,
+    window: Duration,
+    reports: mpsc::Sender<Report>,
+    stop: CancellationToken,
+) -> (u32, u64) {
+    let mut next: u32 = 0;
+    let mut cpu_before = cpu_micros();
+    loop {
+        let boundary = start + window * (next + 1);
+        tokio::select! {
+            () = tokio::time::sleep_until(boundary) => {}
+            () = stop.cancelled() => break,
+        }
+        let cpu_now = cpu_micros();
+        for (idx, data) in ctx.rec.take_before(next + 1) {
+            let cpu = cpu_now.saturating_sub(cpu_before);
+            cpu_before = cpu_now;
+            if reports
+                .send(Report::Window(data.into_report(phase_index, idx, cpu)))
+                .await
+                .is_err()
+            {
+                return (next, cpu_before);
+            }
+        }
+        next += 1;
+    }
+    (next, cpu_before)
+}
+
+/// CPU time (user + system) used by this process so far, in microseconds
+/// (0 where `/proc` is unavailable).
+pub fn cpu_micros() -> u64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (USER_HZ = 100 on Linux).
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let Some(after_name) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0;
+    };
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After "pid (comm)", utime is the 12th field (index 11) and stime the 13th.
+    (tick(11) + tick(12)) * 10_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_maps_future_and_past() {
+        let clock = AgentClock { skew_nanos: 0 };
+        let now = Instant::now();
+        let later = clock.instant_at(clock.now_unix_nanos() + 1_000_000_000);
+        assert!(
+            later >= now + Duration::from_millis(990) && later <= now + Duration::from_millis(1010)
+        );
+        let skewed = AgentClock {
+            skew_nanos: 200_000_000,
+        };
+        let t = skewed.instant_at(skewed.now_unix_nanos() + 100_000_000);
+        assert!(t <= Instant::now() + Duration::from_millis(110));
+    }
+
+    #[test]
+    fn cpu_reading_is_monotonic() {
+        let a = cpu_micros();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_micros() >= a);
+    }
+}

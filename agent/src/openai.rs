@@ -1,0 +1,195 @@
+//! OpenAI-compatible request bodies and response messages.
+//!
+//! A *token-bearing* message is one whose `choices` carry generated output:
+//! non-empty `text` (completions), non-empty `delta.content`,
+//! `delta.reasoning_content`/`delta.reasoning`, or `delta.tool_calls` (chat).
+//! A role-only first chunk (`delta: {"role": "assistant", "content": ""}`),
+//! which vLLM sends as soon as it accepts a request, is not token-bearing, so
+//! TTFT measures the first generated output, not the accept.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::json;
+use stampede_common::proto::{Api, RequestTemplate};
+use std::borrow::Cow;
+
+/// What one streamed message tells the client.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The message carries generated output.
+    pub token_bearing: bool,
+    /// `usage.completion_tokens`, when the message has usage.
+    pub completion_tokens: Option<u64>,
+    /// `usage.prompt_tokens`, when the message has usage.
+    pub prompt_tokens: Option<u64>,
+    /// The message is an error object (`{"error": ...}`).
+    pub error: bool,
+    /// Whitespace-separated words of `text` / `message.content`: the output
+    /// token estimate of a non-streamed body without `usage`.
+    pub output_words: u64,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    message: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+fn non_empty(s: &Option<Cow<'_, str>>) -> bool {
+    s.as_deref().is_some_and(|s| !s.is_empty())
+}
+
+impl Delta<'_> {
+    fn has_output(&self) -> bool {
+        non_empty(&self.content)
+            || non_empty(&self.reasoning_content)
+            || non_empty(&self.reasoning)
+            || self.tool_calls.is_some()
+    }
+}
+
+/// Parse one JSON message (an SSE event's data, or a whole non-streamed body).
+pub fn parse_message(data: &str) -> Result<MessageInfo, serde_json::Error> {
+    let m: Message<'_> = serde_json::from_str(data)?;
+    let token_bearing = m.choices.iter().any(|c| {
+        non_empty(&c.text)
+            || c.delta.as_ref().is_some_and(Delta::has_output)
+            || c.message.as_ref().is_some_and(Delta::has_output)
+    });
+    let words = |s: &Option<Cow<'_, str>>| {
+        s.as_deref()
+            .map_or(0, |s| s.split_whitespace().count() as u64)
+    };
+    let output_words = m
+        .choices
+        .iter()
+        .map(|c| words(&c.text) + c.message.as_ref().map_or(0, |d| words(&d.content)))
+        .sum();
+    Ok(MessageInfo {
+        token_bearing,
+        output_words,
+        completion_tokens: m.usage.as_ref().and_then(|u| u.completion_tokens),
+        prompt_tokens: m.usage.as_ref().and_then(|u| u.prompt_tokens),
+        error: m.error.is_some(),
+    })
+}
+
+/// URL path of an API.
+pub fn path(api: Api) -> &'static str {
+    match api {
+        Api::Completions => "/v1/completions",
+        Api::Chat | Api::Unspecified => "/v1/chat/completions",
+    }
+}
+
+/// The JSON body for a request template (serialized once per phase).
+pub fn body(t: &RequestTemplate) -> Vec<u8> {
+    let api = Api::try_from(t.api).unwrap_or(Api::Chat);
+    let mut v = match api {
+        Api::Completions => json!({ "model": t.model, "prompt": t.prompt }),
+        Api::Chat | Api::Unspecified => json!({
+            "model": t.model,
+            "messages": [{ "role": "user", "content": t.prompt }],
+        }),
+    };
+    v["max_tokens"] = json!(t.max_tokens);
+    v["stream"] = json!(t.stream);
+    if t.stream {
+        v["stream_options"] = json!({ "include_usage": true });
+    }
+    serde_json::to_vec(&v).expect("a JSON value always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_only_chunk_is_not_a_token() {
+        let m = parse_message(
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+        )
+        .unwrap();
+        assert!(!m.token_bearing);
+    }
+
+    #[test]
+    fn content_text_reasoning_and_tools_are_tokens() {
+        for s in [
+            r#"{"choices":[{"delta":{"content":"hi"}}]}"#,
+            r#"{"choices":[{"text":"hi"}]}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}"#,
+            r#"{"choices":[{"message":{"content":"full body"}}]}"#,
+        ] {
+            assert!(parse_message(s).unwrap().token_bearing, "{s}");
+        }
+    }
+
+    #[test]
+    fn usage_and_errors_are_read() {
+        let m =
+            parse_message(r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9}}"#)
+                .unwrap();
+        assert_eq!(
+            (m.prompt_tokens, m.completion_tokens, m.token_bearing),
+            (Some(7), Some(9), false)
+        );
+        assert!(
+            parse_message(r#"{"error":{"message":"boom"}}"#)
+                .unwrap()
+                .error
+        );
+        assert!(parse_message("not json").is_err());
+    }
+
+    #[test]
+    fn body_asks_for_usage_when_streaming() {
+        let t = RequestTemplate {
+            api: Api::Chat as i32,
+            model: "m".into(),
+            prompt: "p".into(),
+            max_tokens: 5,
+            stream: true,
+            ..Default::default()
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body(&t)).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["messages"][0]["content"], "p");
+        assert_eq!(v["max_tokens"], 5);
+    }
+}

@@ -1,0 +1,237 @@
+//! Per-window recording for one phase.
+//!
+//! Every request lands in the window in which it completed (sends in the
+//! window in which they were sent). The window index is computed under the
+//! lock with the same clock the flusher uses, so a window handed to the
+//! flusher can never be written again. Only histograms and counters are
+//! kept: memory does not grow with the number of requests.
+
+use crate::client::{Success, micros};
+use crate::failure::FailureClass;
+use hdrhistogram::Histogram;
+use stampede_common::histogram::{self, new_histogram};
+use stampede_common::metric::Metric;
+use stampede_common::proto;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Measurements of one window.
+#[derive(Debug, Clone)]
+pub struct WindowData {
+    hists: Vec<Histogram<u64>>,
+    counters: proto::Counters,
+    errors: HashMap<FailureClass, u64>,
+}
+
+impl Default for WindowData {
+    fn default() -> Self {
+        Self {
+            hists: Metric::ALL.iter().map(|_| new_histogram()).collect(),
+            counters: proto::Counters::default(),
+            errors: HashMap::new(),
+        }
+    }
+}
+
+impl WindowData {
+    fn record(&mut self, metric: Metric, value: u64) {
+        // Auto-resizing histograms accept any u64; saturate rather than fail.
+        let h = &mut self.hists[metric.index()];
+        if h.record(value).is_err() {
+            let _ = h.record(h.high());
+        }
+    }
+
+    /// The wire form of the window (sequence number left 0 for the session to set).
+    pub fn into_report(
+        self,
+        phase_index: u32,
+        window_index: u32,
+        cpu_micros: u64,
+    ) -> proto::WindowReport {
+        let histograms = Metric::ALL
+            .iter()
+            .zip(&self.hists)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(m, h)| proto::MetricHistogram {
+                metric: m.to_proto() as i32,
+                encoding: Some(proto::metric_histogram::Encoding::HdrV2(
+                    histogram::encode(h).unwrap_or_default(),
+                )),
+            })
+            .collect();
+        let mut errors: Vec<_> = self
+            .errors
+            .into_iter()
+            .map(|(class, count)| proto::ErrorTally {
+                class: class.label(),
+                count,
+            })
+            .collect();
+        errors.sort_by(|a, b| a.class.cmp(&b.class));
+        proto::WindowReport {
+            sequence: 0,
+            phase_index,
+            window_index,
+            histograms,
+            counters: Some(self.counters),
+            errors,
+            agent_cpu_micros: cpu_micros,
+        }
+    }
+
+    /// Counters of the window.
+    pub fn counters(&self) -> &proto::Counters {
+        &self.counters
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    open: BTreeMap<u32, WindowData>,
+    next_unflushed: u32,
+    last_completion: Option<Instant>,
+}
+
+/// Thread-safe recorder of one phase's windows.
+#[derive(Debug)]
+pub struct Recorder {
+    start: Instant,
+    window: Duration,
+    inner: Mutex<Inner>,
+}
+
+impl Recorder {
+    /// A recorder whose window 0 starts at `start`.
+    pub fn new(start: Instant, window: Duration) -> Self {
+        Self {
+            start,
+            window,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn index_at(&self, now: Instant) -> u32 {
+        let since = now.saturating_duration_since(self.start);
+        u32::try_from(since.as_nanos() / self.window.as_nanos().max(1)).unwrap_or(u32::MAX)
+    }
+
+    fn with_window<R>(&self, f: impl FnOnce(&mut WindowData, Instant) -> R) -> R {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let idx = self.index_at(now).max(inner.next_unflushed);
+        f(inner.open.entry(idx).or_default(), now)
+    }
+
+    /// A request was sent `lag` after its intended time.
+    pub fn sent(&self, lag: Duration) {
+        self.with_window(|w, _| {
+            w.counters.sent += 1;
+            w.record(Metric::ScheduleLag, micros(lag));
+        });
+    }
+
+    /// `n` due arrivals could not be sent.
+    pub fn skipped(&self, n: u64) {
+        self.with_window(|w, _| w.counters.skipped += n);
+    }
+
+    /// A request intended at `intended` succeeded.
+    pub fn success(&self, intended: Instant, s: &Success, itl_gaps: &[u64]) {
+        let ttft = micros(s.first_token.saturating_duration_since(intended));
+        let e2e = micros(s.last_token.saturating_duration_since(intended));
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let idx = self.index_at(now).max(inner.next_unflushed);
+        inner.last_completion = Some(now);
+        let w = inner.open.entry(idx).or_default();
+        w.counters.ok += 1;
+        w.counters.output_tokens += s.output_tokens;
+        w.counters.input_tokens += s.prompt_tokens.unwrap_or(0);
+        w.counters.usage_reported += u64::from(s.usage_reported);
+        w.record(Metric::Ttft, ttft);
+        w.record(Metric::E2e, e2e);
+        w.record(Metric::OutputTokens, s.output_tokens);
+        if s.output_tokens > 1 {
+            w.record(
+                Metric::Tpot,
+                e2e.saturating_sub(ttft) / (s.output_tokens - 1),
+            );
+        }
+        for &gap in itl_gaps {
+            w.record(Metric::Itl, gap);
+        }
+    }
+
+    /// A request failed.
+    pub fn failure(&self, class: FailureClass) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let idx = self.index_at(now).max(inner.next_unflushed);
+        inner.last_completion = Some(now);
+        let w = inner.open.entry(idx).or_default();
+        w.counters.failed += 1;
+        *w.errors.entry(class).or_default() += 1;
+    }
+
+    /// Take every window before `end` (exclusive), including empty ones, in order.
+    pub fn take_before(&self, end: u32) -> Vec<(u32, WindowData)> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        while inner.next_unflushed < end {
+            let idx = inner.next_unflushed;
+            out.push((idx, inner.open.remove(&idx).unwrap_or_default()));
+            inner.next_unflushed += 1;
+        }
+        out
+    }
+
+    /// Take every window up to and including the current one.
+    pub fn take_all(&self) -> Vec<(u32, WindowData)> {
+        let end = {
+            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let last_open = inner.open.keys().next_back().copied().unwrap_or(0);
+            self.index_at(Instant::now())
+                .max(last_open)
+                .max(inner.next_unflushed)
+                + 1
+        };
+        self.take_before(end)
+    }
+
+    /// Time of the last completed request, if any.
+    pub fn last_completion(&self) -> Option<Instant> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_completion
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_land_in_their_completion_window() {
+        let start = Instant::now();
+        let rec = Recorder::new(start, Duration::from_secs(1));
+        rec.sent(Duration::from_micros(3));
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        rec.failure(FailureClass::Http(503));
+        let windows = rec.take_before(2);
+        assert_eq!(windows.len(), 2);
+        assert_eq!(windows[0].1.counters().sent, 1);
+        assert_eq!(windows[1].1.counters().failed, 1);
+        // A late write after the flush goes to the next open window, never a flushed one.
+        rec.failure(FailureClass::Connect);
+        let rest = rec.take_all();
+        assert_eq!(rest[0].0, 2);
+        assert_eq!(
+            rest.iter().map(|(_, w)| w.counters().failed).sum::<u64>(),
+            1
+        );
+    }
+}

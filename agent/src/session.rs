@@ -1,0 +1,302 @@
+//! The agent's side of the gRPC session: dial the controller with capped,
+//! jittered backoff, register, answer clock probes, run assigned phases and
+//! stream their windows back with sequence numbers.
+
+use crate::backoff::Backoff;
+use crate::engine::{self, AgentClock, Report};
+use stampede_common::proto::{
+    self, ClockProbeReply, Hello, SessionRequest,
+    coordinator_service_client::CoordinatorServiceClient, session_request::Kind as Up,
+    session_response::Kind as Down,
+};
+use stampede_common::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, VERSION};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+/// How an agent is configured.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Controller URL, e.g. `http://127.0.0.1:7600`.
+    pub controller: String,
+    /// Agent identity, unique within a run.
+    pub agent_id: String,
+    /// Node (host) name.
+    pub node_name: String,
+    /// Cores the agent may use.
+    pub cores: u32,
+    /// Give up when the controller has been unreachable this long.
+    pub give_up_after: Duration,
+    /// The agent's clock.
+    pub clock: AgentClock,
+}
+
+/// Why an agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The controller URL cannot be used.
+    #[error("invalid controller URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The controller could not be reached for the whole grace period.
+    #[error("controller {url} unreachable for {}s (last error: {last_error}); giving up", after.as_secs())]
+    Unreachable {
+        /// The controller URL.
+        url: String,
+        /// How long the agent tried.
+        after: Duration,
+        /// The last connection error.
+        last_error: String,
+    },
+    /// The controller refused this agent.
+    #[error("controller {url} refused this agent: {message} ({code:?})")]
+    Refused {
+        /// The controller URL.
+        url: String,
+        /// gRPC status code.
+        code: tonic::Code,
+        /// The controller's message.
+        message: String,
+    },
+}
+
+enum SessionEnd {
+    Finished,
+    Lost(String),
+    Refused(tonic::Status),
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Build the HTTP client shared by every phase of this agent.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(usize::MAX)
+        .http1_only()
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Run the agent until the controller ends the run, `shutdown` fires, or the
+/// controller stays unreachable for `give_up_after`.
+pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
+    let endpoint = Endpoint::from_shared(cfg.controller.clone())
+        .map_err(|e| AgentError::BadUrl {
+            url: cfg.controller.clone(),
+            reason: error_chain(&e),
+        })?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true);
+    let http = http_client();
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut unreachable_since = Instant::now();
+    let mut last_error: String;
+    loop {
+        let connected = tokio::select! {
+            c = endpoint.connect() => c,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        match connected {
+            Ok(channel) => match session(channel, &cfg, &http, &shutdown).await {
+                SessionEnd::Finished => return Ok(()),
+                SessionEnd::Refused(status) => {
+                    return Err(AgentError::Refused {
+                        url: cfg.controller.clone(),
+                        code: status.code(),
+                        message: status.message().to_string(),
+                    });
+                }
+                SessionEnd::Lost(why) => {
+                    tracing::warn!(controller = %cfg.controller, "session lost: {why}; reconnecting");
+                    last_error = why;
+                    unreachable_since = Instant::now();
+                    backoff.reset();
+                }
+            },
+            Err(e) => last_error = error_chain(&e),
+        }
+        let elapsed = unreachable_since.elapsed();
+        if elapsed >= cfg.give_up_after {
+            return Err(AgentError::Unreachable {
+                url: cfg.controller.clone(),
+                after: elapsed,
+                last_error,
+            });
+        }
+        let delay = backoff.next_delay().min(cfg.give_up_after - elapsed);
+        tracing::debug!(?delay, error = %last_error, "controller not reachable; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+fn is_refusal(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::InvalidArgument
+            | Code::AlreadyExists
+            | Code::FailedPrecondition
+    )
+}
+
+fn ended(status: tonic::Status) -> SessionEnd {
+    if is_refusal(&status) {
+        SessionEnd::Refused(status)
+    } else {
+        SessionEnd::Lost(format!("{}: {}", status.code(), status.message()))
+    }
+}
+
+async fn session(
+    channel: Channel,
+    cfg: &AgentConfig,
+    http: &reqwest::Client,
+    shutdown: &CancellationToken,
+) -> SessionEnd {
+    let mut client = CoordinatorServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let (tx, rx) = mpsc::channel::<SessionRequest>(256);
+    let hello = Hello {
+        agent_id: cfg.agent_id.clone(),
+        node_name: cfg.node_name.clone(),
+        version: VERSION.to_string(),
+        cores: cfg.cores,
+        protocol_version: PROTOCOL_VERSION,
+    };
+    let _ = tx
+        .send(SessionRequest {
+            kind: Some(Up::Hello(hello)),
+        })
+        .await;
+    let mut inbound = match client.session(ReceiverStream::new(rx)).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return ended(status),
+    };
+    match inbound.message().await {
+        Ok(Some(proto::SessionResponse {
+            kind: Some(Down::Welcome(w)),
+        })) => {
+            tracing::info!(agent = %cfg.agent_id, run = %w.run_id, "joined controller {}", cfg.controller);
+        }
+        Ok(Some(_)) => {
+            return SessionEnd::Lost("controller did not answer Hello with Welcome".into());
+        }
+        Ok(None) => return SessionEnd::Lost("controller closed the session".into()),
+        Err(status) => return ended(status),
+    }
+
+    let (report_tx, mut report_rx) = mpsc::channel::<Report>(64);
+    let mut phase: Option<(JoinHandle<()>, CancellationToken)> = None;
+    let mut sequence: u64 = 0;
+    let end = loop {
+        tokio::select! {
+            msg = inbound.message() => match msg {
+                Ok(Some(m)) => match m.kind {
+                    Some(Down::ClockProbe(p)) => {
+                        let received = cfg.clock.now_unix_nanos();
+                        let reply = ClockProbeReply {
+                            probe_id: p.probe_id,
+                            agent_receive_unix_nanos: received,
+                            agent_send_unix_nanos: cfg.clock.now_unix_nanos(),
+                        };
+                        if tx.send(SessionRequest { kind: Some(Up::ClockProbeReply(reply)) }).await.is_err() {
+                            break SessionEnd::Lost("outbound stream closed".into());
+                        }
+                    }
+                    Some(Down::PhaseAssignment(a)) => {
+                        if let Some((task, _)) = &phase
+                            && !task.is_finished()
+                        {
+                                tracing::warn!(phase = a.phase_index, "assignment while a phase runs; ignored");
+                                continue;
+                        }
+                        phase = Some(start_phase(a, http.clone(), cfg.clock, report_tx.clone()));
+                    }
+                    Some(Down::Ack(_)) | Some(Down::Welcome(_)) | None => {}
+                    Some(Down::Stop(s)) => {
+                        tracing::debug!(reason = %s.reason, abort = s.abort, "stop order");
+                        if let Some((_, stop)) = &phase {
+                            stop.cancel();
+                        }
+                        if s.abort {
+                            break SessionEnd::Finished;
+                        }
+                    }
+                },
+                Ok(None) => break SessionEnd::Lost("controller closed the session".into()),
+                Err(status) => break ended(status),
+            },
+            Some(report) = report_rx.recv() => {
+                let kind = match report {
+                    Report::Window(mut w) => {
+                        sequence += 1;
+                        w.sequence = sequence;
+                        Up::WindowReport(w)
+                    }
+                    Report::Done(d) => Up::PhaseDone(d),
+                };
+                if tx.send(SessionRequest { kind: Some(kind) }).await.is_err() {
+                    break SessionEnd::Lost("outbound stream closed".into());
+                }
+            }
+            () = shutdown.cancelled() => break SessionEnd::Finished,
+        }
+    };
+    if let Some((task, stop)) = phase {
+        stop.cancel();
+        task.abort();
+    }
+    end
+}
+
+fn start_phase(
+    a: proto::PhaseAssignment,
+    http: reqwest::Client,
+    clock: AgentClock,
+    reports: mpsc::Sender<Report>,
+) -> (JoinHandle<()>, CancellationToken) {
+    let stop = CancellationToken::new();
+    let phase_index = a.phase_index;
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if let Err(e) = engine::run_phase(a, http, clock, reports.clone(), stop).await {
+                tracing::error!(phase = phase_index, "{e}");
+                let _ = reports
+                    .send(Report::Done(proto::PhaseDone {
+                        phase_index,
+                        ..Default::default()
+                    }))
+                    .await;
+            }
+        }
+    });
+    (task, stop)
+}

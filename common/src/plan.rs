@@ -1,0 +1,758 @@
+//! The benchmark plan: parse → validate → run.
+//!
+//! A plan file is TOML. [`RawPlan`] mirrors the file exactly (unknown keys are
+//! rejected by serde); [`RawPlan::validate`] turns it into a [`Plan`] whose
+//! types make invalid plans unrepresentable. Every error names the file, the
+//! key and the offending value, and is produced before any socket is bound.
+
+use crate::duration::HumanDuration;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors loading or validating a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The file could not be read.
+    #[error("cannot read plan {path}: {source}")]
+    Io {
+        /// The plan file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the plan schema.
+    #[error("invalid plan {path}: {message}")]
+    Parse {
+        /// The plan file.
+        path: PathBuf,
+        /// The parser's message (it names the key, line and column).
+        message: String,
+    },
+    /// A key holds a value the plan cannot run with.
+    #[error("invalid plan {path}: `{key}` = {value}: {reason}")]
+    Invalid {
+        /// The plan file.
+        path: PathBuf,
+        /// Dotted path of the key, e.g. `phase[1].rate`.
+        key: String,
+        /// The offending value as written (or `(missing)`).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The plan exactly as written in the file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    /// Run-wide settings.
+    #[serde(default)]
+    pub run: RawRun,
+    /// Where the agents come from.
+    #[serde(default)]
+    pub agents: RawAgents,
+    /// The inference endpoint under test.
+    pub target: Option<RawTarget>,
+    /// What each request asks for.
+    #[serde(default)]
+    pub request: RawRequest,
+    /// Load phases, run in order.
+    #[serde(default)]
+    pub phase: Vec<RawPhase>,
+}
+
+/// `[run]`: run-wide settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    /// Name of the run; used in the results directory name. Default "run".
+    pub name: Option<String>,
+    /// Length of one reporting window. Default "1s".
+    pub window: Option<HumanDuration>,
+    /// Directory under which run directories are created. Default "results".
+    pub output_dir: Option<PathBuf>,
+}
+
+/// `[agents]`: local agents started by the controller, or remote ones that dial in.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgents {
+    /// Number of agents the controller starts itself (embedded default). Default 1
+    /// when `remote` is not given.
+    pub local: Option<u32>,
+    /// Number of remote agents to wait for (they run `agent --controller URL`).
+    pub remote: Option<u32>,
+    /// gRPC listen address of the controller. Default "127.0.0.1:7600" for
+    /// remote agents, an ephemeral loopback port for local ones.
+    pub listen: Option<String>,
+    /// How long to wait for the agents to join. Default "60s".
+    pub join_timeout: Option<HumanDuration>,
+    /// Upper bound on requests in flight per agent. Default 10000.
+    pub max_in_flight: Option<u32>,
+}
+
+/// `[target]`: the endpoint under test — a URL, or the built-in simulator.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Base URL of an OpenAI-compatible server, e.g. "http://127.0.0.1:8000".
+    pub url: Option<String>,
+    /// Model name sent in requests. Required with `url`; the simulator's
+    /// default model otherwise.
+    pub model: Option<String>,
+    /// API to call: "chat" (default) or "completions".
+    pub api: Option<String>,
+    /// Start the built-in simulator and benchmark it.
+    pub simulator: Option<RawSimulator>,
+}
+
+/// `[target.simulator]`: the built-in simulator's behaviour.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimulator {
+    /// Time to first token. Default "20ms".
+    pub ttft: Option<HumanDuration>,
+    /// Inter-token latency. Default "5ms".
+    pub itl: Option<HumanDuration>,
+    /// Output tokens per response (capped by the request's `max_tokens`). Default 64.
+    pub output_tokens: Option<u32>,
+    /// Listen address. Default an ephemeral loopback port.
+    pub listen: Option<String>,
+}
+
+/// `[request]`: what each request asks for.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    /// Prompt length in tokens (synthetic prompt of common one-token words). Default 128.
+    pub prompt_tokens: Option<u32>,
+    /// `max_tokens` sent with every request. Default 64.
+    pub max_tokens: Option<u32>,
+    /// Stream the response (SSE). Default true.
+    pub stream: Option<bool>,
+    /// Whole-request timeout from the intended send time. Default "60s".
+    pub timeout: Option<HumanDuration>,
+}
+
+/// `[[phase]]`: one load phase.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPhase {
+    /// Name shown in reports. Default: the kind and the phase's position.
+    pub name: Option<String>,
+    /// "baseline" (one user, closed loop), "constant" (open loop at `rate`)
+    /// or "concurrency" (closed loop with `users`).
+    pub kind: Option<String>,
+    /// How long arrivals continue.
+    pub duration: Option<HumanDuration>,
+    /// Arrivals per second across all agents (kind "constant").
+    pub rate: Option<f64>,
+    /// Concurrent users across all agents (kind "concurrency").
+    pub users: Option<u32>,
+    /// Stop after this many requests in total (optional bound).
+    pub requests: Option<u64>,
+    /// Grace period for in-flight requests after the phase ends. Default: the
+    /// request timeout.
+    pub drain: Option<HumanDuration>,
+}
+
+/// A validated plan, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Run name.
+    pub name: String,
+    /// Window length.
+    pub window: Duration,
+    /// Results parent directory.
+    pub output_dir: PathBuf,
+    /// Agent placement.
+    pub agents: Agents,
+    /// Endpoint under test.
+    pub target: Target,
+    /// Request template.
+    pub request: RequestSpec,
+    /// Phases in order.
+    pub phases: Vec<Phase>,
+}
+
+/// Where the agents come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agents {
+    /// Local or remote.
+    pub mode: AgentMode,
+    /// Number of agents.
+    pub count: u32,
+    /// Listen address; port 0 means ephemeral.
+    pub listen: SocketAddr,
+    /// How long to wait for agents to join.
+    pub join_timeout: Duration,
+    /// Per-agent in-flight bound.
+    pub max_in_flight: u32,
+}
+
+/// Local agents (started by the controller) or remote ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentMode {
+    /// Started in-process by the controller, talking gRPC over loopback.
+    Local,
+    /// Separate `agent` processes that dial the controller.
+    Remote,
+}
+
+/// The endpoint under test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Where requests go.
+    pub endpoint: Endpoint,
+    /// Model name.
+    pub model: String,
+    /// API called.
+    pub api: Api,
+}
+
+/// A URL, or the built-in simulator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    /// An existing server.
+    Url(String),
+    /// The built-in simulator, started by the controller.
+    Simulator(SimulatorSpec),
+}
+
+/// Built-in simulator settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatorSpec {
+    /// Time to first token.
+    pub ttft: Duration,
+    /// Inter-token latency.
+    pub itl: Duration,
+    /// Output tokens per response.
+    pub output_tokens: u32,
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+/// OpenAI-compatible API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// `/v1/chat/completions`.
+    Chat,
+    /// `/v1/completions`.
+    Completions,
+}
+
+/// The request template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSpec {
+    /// Prompt length in tokens.
+    pub prompt_tokens: u32,
+    /// `max_tokens`.
+    pub max_tokens: u32,
+    /// Streamed response.
+    pub stream: bool,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+}
+
+/// A validated phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    /// Name.
+    pub name: String,
+    /// Kind and its load.
+    pub kind: PhaseKind,
+    /// Arrival duration.
+    pub duration: Duration,
+    /// Total request bound (across agents).
+    pub max_requests: Option<u64>,
+    /// Grace period for in-flight requests.
+    pub drain: Duration,
+}
+
+/// Kind of phase with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PhaseKind {
+    /// One user, closed loop: the unloaded latency reference.
+    Baseline,
+    /// Open loop at a constant cluster-wide rate (requests/s).
+    Constant {
+        /// Arrivals per second.
+        rate: f64,
+    },
+    /// Closed loop with a fixed number of users.
+    Concurrency {
+        /// Users across all agents.
+        users: u32,
+    },
+}
+
+impl PhaseKind {
+    /// The kind's name as written in plans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PhaseKind::Baseline => "baseline",
+            PhaseKind::Constant { .. } => "constant",
+            PhaseKind::Concurrency { .. } => "concurrency",
+        }
+    }
+
+    /// Offered rate for open-loop kinds.
+    pub fn offered_rate(&self) -> Option<f64> {
+        match self {
+            PhaseKind::Constant { rate } => Some(*rate),
+            _ => None,
+        }
+    }
+}
+
+/// Default model name of the built-in simulator.
+pub const SIMULATOR_MODEL: &str = "stampede-sim";
+
+/// Largest number of agents a plan may ask for.
+const MAX_AGENTS: u32 = 10_000;
+
+/// Read, parse and validate a plan file.
+pub fn load(path: &Path) -> Result<Plan, PlanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)?.validate(path)
+}
+
+/// Parse plan text (`path` is used in messages only).
+pub fn parse(text: &str, path: &Path) -> Result<RawPlan, PlanError> {
+    toml::from_str(text).map_err(|e| PlanError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn invalid(
+        &self,
+        key: impl Into<String>,
+        value: impl std::fmt::Display,
+        reason: impl Into<String>,
+    ) -> PlanError {
+        PlanError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn addr(&self, key: &str, text: &str) -> Result<SocketAddr, PlanError> {
+        text.parse().map_err(|e| {
+            self.invalid(
+                key,
+                format!("{text:?}"),
+                format!("not an IP:port address ({e})"),
+            )
+        })
+    }
+
+    fn positive(&self, key: &str, d: Duration) -> Result<Duration, PlanError> {
+        if d.is_zero() {
+            return Err(self.invalid(key, "\"0s\"", "must be longer than zero"));
+        }
+        Ok(d)
+    }
+}
+
+const MISSING: &str = "(missing)";
+
+impl RawPlan {
+    /// Check every key and build the typed plan.
+    pub fn validate(&self, path: &Path) -> Result<Plan, PlanError> {
+        let cx = Ctx { path };
+        let name = self.run.name.clone().unwrap_or_else(|| "run".to_string());
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(cx.invalid(
+                "run.name",
+                format!("{name:?}"),
+                "use letters, digits, '-', '_' and '.' only (it names the results directory)",
+            ));
+        }
+        let window = cx.positive(
+            "run.window",
+            self.run
+                .window
+                .map_or(Duration::from_secs(1), HumanDuration::get),
+        )?;
+        if window < Duration::from_millis(10) {
+            return Err(cx.invalid("run.window", format!("{window:?}"), "must be at least 10ms"));
+        }
+        let output_dir = self
+            .run
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("results"));
+
+        let agents = self.validate_agents(&cx)?;
+        let target = self.validate_target(&cx)?;
+        let request = self.validate_request(&cx)?;
+
+        if self.phase.is_empty() {
+            return Err(cx.invalid("phase", MISSING, "a plan needs at least one [[phase]]"));
+        }
+        let phases = self
+            .phase
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.validate(&cx, i, &request))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Plan {
+            name,
+            window,
+            output_dir,
+            agents,
+            target,
+            request,
+            phases,
+        })
+    }
+
+    fn validate_agents(&self, cx: &Ctx<'_>) -> Result<Agents, PlanError> {
+        let a = &self.agents;
+        let (mode, count, key) = match (a.local, a.remote) {
+            (Some(_), Some(_)) => {
+                return Err(cx.invalid(
+                    "agents.remote",
+                    a.remote.unwrap_or_default(),
+                    "give either `agents.local` or `agents.remote`, not both",
+                ));
+            }
+            (None, Some(n)) => (AgentMode::Remote, n, "agents.remote"),
+            (Some(n), None) => (AgentMode::Local, n, "agents.local"),
+            (None, None) => (AgentMode::Local, 1, "agents.local"),
+        };
+        if count == 0 || count > MAX_AGENTS {
+            return Err(cx.invalid(key, count, format!("must be between 1 and {MAX_AGENTS}")));
+        }
+        let default_listen = match mode {
+            AgentMode::Local => "127.0.0.1:0",
+            AgentMode::Remote => "127.0.0.1:7600",
+        };
+        let listen = cx.addr(
+            "agents.listen",
+            a.listen.as_deref().unwrap_or(default_listen),
+        )?;
+        let join_timeout = cx.positive(
+            "agents.join_timeout",
+            a.join_timeout
+                .map_or(Duration::from_secs(60), HumanDuration::get),
+        )?;
+        let max_in_flight = a.max_in_flight.unwrap_or(10_000);
+        if max_in_flight == 0 {
+            return Err(cx.invalid("agents.max_in_flight", 0, "must be at least 1"));
+        }
+        Ok(Agents {
+            mode,
+            count,
+            listen,
+            join_timeout,
+            max_in_flight,
+        })
+    }
+
+    fn validate_target(&self, cx: &Ctx<'_>) -> Result<Target, PlanError> {
+        let Some(t) = &self.target else {
+            return Err(cx.invalid(
+                "target",
+                MISSING,
+                "a plan needs a [target] with `url` or a [target.simulator] table",
+            ));
+        };
+        let api = match t.api.as_deref().unwrap_or("chat") {
+            "chat" => Api::Chat,
+            "completions" => Api::Completions,
+            other => {
+                return Err(cx.invalid(
+                    "target.api",
+                    format!("{other:?}"),
+                    "expected \"chat\" or \"completions\"",
+                ));
+            }
+        };
+        let (endpoint, model) = match (&t.url, &t.simulator) {
+            (Some(_), Some(_)) => {
+                return Err(cx.invalid(
+                    "target.simulator",
+                    "(table)",
+                    "give either `target.url` or `[target.simulator]`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(cx.invalid(
+                    "target.url",
+                    MISSING,
+                    "give the server's base URL, or a [target.simulator] table for the built-in simulator",
+                ));
+            }
+            (Some(url), None) => {
+                let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                    && url.len() > "https://".len();
+                if !ok {
+                    return Err(cx.invalid(
+                        "target.url",
+                        format!("{url:?}"),
+                        "expected an http:// or https:// URL",
+                    ));
+                }
+                let Some(model) = t.model.clone() else {
+                    return Err(cx.invalid("target.model", MISSING, "required with `target.url`"));
+                };
+                (Endpoint::Url(url.trim_end_matches('/').to_string()), model)
+            }
+            (None, Some(s)) => {
+                let spec = SimulatorSpec {
+                    ttft: s.ttft.map_or(Duration::from_millis(20), HumanDuration::get),
+                    itl: s.itl.map_or(Duration::from_millis(5), HumanDuration::get),
+                    output_tokens: s.output_tokens.unwrap_or(64),
+                    listen: cx.addr(
+                        "target.simulator.listen",
+                        s.listen.as_deref().unwrap_or("127.0.0.1:0"),
+                    )?,
+                };
+                if spec.output_tokens == 0 {
+                    return Err(cx.invalid(
+                        "target.simulator.output_tokens",
+                        0,
+                        "must be at least 1",
+                    ));
+                }
+                let model = t
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| SIMULATOR_MODEL.to_string());
+                (Endpoint::Simulator(spec), model)
+            }
+        };
+        if model.is_empty() {
+            return Err(cx.invalid("target.model", "\"\"", "must not be empty"));
+        }
+        Ok(Target {
+            endpoint,
+            model,
+            api,
+        })
+    }
+
+    fn validate_request(&self, cx: &Ctx<'_>) -> Result<RequestSpec, PlanError> {
+        let r = &self.request;
+        let prompt_tokens = r.prompt_tokens.unwrap_or(128);
+        if prompt_tokens == 0 || prompt_tokens > 1_000_000 {
+            return Err(cx.invalid(
+                "request.prompt_tokens",
+                prompt_tokens,
+                "must be between 1 and 1000000",
+            ));
+        }
+        let max_tokens = r.max_tokens.unwrap_or(64);
+        if max_tokens == 0 {
+            return Err(cx.invalid("request.max_tokens", 0, "must be at least 1"));
+        }
+        let timeout = cx.positive(
+            "request.timeout",
+            r.timeout
+                .map_or(Duration::from_secs(60), HumanDuration::get),
+        )?;
+        Ok(RequestSpec {
+            prompt_tokens,
+            max_tokens,
+            stream: r.stream.unwrap_or(true),
+            timeout,
+        })
+    }
+}
+
+impl RawPhase {
+    fn validate(&self, cx: &Ctx<'_>, i: usize, request: &RequestSpec) -> Result<Phase, PlanError> {
+        let key = |field: &str| format!("phase[{i}].{field}");
+        let Some(kind_name) = self.kind.as_deref() else {
+            return Err(cx.invalid(
+                key("kind"),
+                MISSING,
+                "expected \"baseline\", \"constant\" or \"concurrency\"",
+            ));
+        };
+        let unused = |field: &str, present: bool| -> Result<(), PlanError> {
+            if present {
+                Err(cx.invalid(
+                    key(field),
+                    "(set)",
+                    format!("does not apply to kind {kind_name:?}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let kind = match kind_name {
+            "baseline" => {
+                unused("rate", self.rate.is_some())?;
+                unused("users", self.users.is_some())?;
+                PhaseKind::Baseline
+            }
+            "constant" => {
+                unused("users", self.users.is_some())?;
+                let Some(rate) = self.rate else {
+                    return Err(cx.invalid(
+                        key("rate"),
+                        MISSING,
+                        "kind \"constant\" needs a rate in requests per second",
+                    ));
+                };
+                if !rate.is_finite() || rate <= 0.0 || rate > 1_000_000.0 {
+                    return Err(cx.invalid(
+                        key("rate"),
+                        rate,
+                        "must be a positive number of requests per second (at most 1000000)",
+                    ));
+                }
+                PhaseKind::Constant { rate }
+            }
+            "concurrency" => {
+                unused("rate", self.rate.is_some())?;
+                let Some(users) = self.users else {
+                    return Err(cx.invalid(
+                        key("users"),
+                        MISSING,
+                        "kind \"concurrency\" needs a number of users",
+                    ));
+                };
+                if users == 0 || users > 1_000_000 {
+                    return Err(cx.invalid(key("users"), users, "must be between 1 and 1000000"));
+                }
+                PhaseKind::Concurrency { users }
+            }
+            other => {
+                return Err(cx.invalid(
+                    key("kind"),
+                    format!("{other:?}"),
+                    "expected \"baseline\", \"constant\" or \"concurrency\"",
+                ));
+            }
+        };
+        let Some(duration) = self.duration else {
+            return Err(cx.invalid(
+                key("duration"),
+                MISSING,
+                "every phase needs a duration, e.g. \"30s\"",
+            ));
+        };
+        let duration = cx.positive(&key("duration"), duration.get())?;
+        if self.requests == Some(0) {
+            return Err(cx.invalid(key("requests"), 0, "must be at least 1 (or left out)"));
+        }
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{kind_name}-{i}"));
+        if name.is_empty() || name.contains(['/', '\\', '\n']) {
+            return Err(cx.invalid(
+                key("name"),
+                format!("{name:?}"),
+                "must be non-empty, without slashes or newlines",
+            ));
+        }
+        Ok(Phase {
+            name,
+            kind,
+            duration,
+            max_requests: self.requests,
+            drain: self.drain.map_or(request.timeout, HumanDuration::get),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[run]
+name = "t"
+[agents]
+local = 2
+[target.simulator]
+ttft = "20ms"
+[[phase]]
+kind = "baseline"
+duration = "2s"
+[[phase]]
+name = "steady"
+kind = "constant"
+rate = 20.0
+duration = "3s"
+"#;
+
+    fn check(text: &str) -> Result<Plan, PlanError> {
+        parse(text, Path::new("p.toml"))?.validate(Path::new("p.toml"))
+    }
+
+    #[test]
+    fn good_plan_validates() {
+        let plan = check(GOOD).unwrap();
+        assert_eq!(plan.agents.count, 2);
+        assert_eq!(plan.phases.len(), 2);
+        assert_eq!(plan.phases[1].kind, PhaseKind::Constant { rate: 20.0 });
+        assert_eq!(plan.phases[0].name, "baseline-0");
+        assert_eq!(plan.target.model, SIMULATOR_MODEL);
+    }
+
+    fn err(text: &str) -> String {
+        check(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\nratee = 3"));
+        assert!(e.contains("ratee"), "{e}");
+        assert!(e.contains("p.toml"), "{e}");
+    }
+
+    #[test]
+    fn negative_rate_is_named() {
+        let e = err(&GOOD.replace("rate = 20.0", "rate = -5.0"));
+        assert!(e.contains("phase[1].rate") && e.contains("-5"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = err(&GOOD.replace("rate = 20.0", "rate = \"fast\""));
+        assert!(e.contains("rate") && e.contains("fast"), "{e}");
+    }
+
+    #[test]
+    fn missing_target_is_named() {
+        let e = err(&GOOD.replace("[target.simulator]\nttft = \"20ms\"", ""));
+        assert!(e.contains("`target`"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_is_named() {
+        let e = err(&GOOD.replace("duration = \"3s\"", "duration = \"3 parsecs\""));
+        assert!(e.contains("duration") && e.contains("3 parsecs"), "{e}");
+    }
+
+    #[test]
+    fn field_of_other_kind_is_refused() {
+        let e = err(&GOOD.replace("kind = \"baseline\"", "kind = \"baseline\"\nusers = 4"));
+        assert!(e.contains("phase[0].users"), "{e}");
+    }
+}

@@ -1,0 +1,14 @@
+//! stampede's controller as a library: the gRPC coordinator service, clock
+//! estimation, the phase run loop, exact merging of agents' histograms, and
+//! the reports. The `controller` binary is a thin CLI over [`run::run`].
+
+pub mod clock;
+pub mod embedded;
+pub mod error;
+pub mod merge;
+pub mod progress;
+pub mod prompt;
+pub mod report;
+pub mod run;
+pub mod runner;
+pub mod service;

@@ -1,0 +1,130 @@
+//! `controller`: run or check a stampede benchmark plan.
+
+use clap::{Parser, Subcommand};
+use stampede_agent::telemetry::{self, LogFormat};
+use stampede_common::plan;
+use stampede_controller::error::{ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK};
+use stampede_controller::report;
+use stampede_controller::run::{self, RunOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// Distributed load generator and benchmark harness for LLM inference serving.
+#[derive(Debug, Parser)]
+#[command(name = "controller", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format (logs go to stderr; progress and summaries to stdout).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a benchmark plan and write a results directory.
+    Run {
+        /// The plan file (TOML).
+        plan: PathBuf,
+        /// Results directory [default: <run.output_dir>/<name>-<timestamp>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// gRPC address agents dial [default: the plan's agents.listen].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Check a plan without running it.
+    Validate {
+        /// The plan file (TOML).
+        plan: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Validate { plan: path } => match plan::load(&path) {
+            Ok(p) => {
+                println!(
+                    "plan {} is valid: {} phase(s), {} {:?} agent(s)",
+                    path.display(),
+                    p.phases.len(),
+                    p.agents.count,
+                    p.agents.mode
+                );
+                ExitCode::from(EXIT_OK)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_BAD_INPUT)
+            }
+        },
+        Command::Run {
+            plan: path,
+            out,
+            listen,
+        } => run_command(path, RunOptions { out, listen }),
+    }
+}
+
+fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
+    // Parse and validate before anything is started.
+    let validated = std::fs::read_to_string(&path)
+        .map_err(|source| plan::PlanError::Io {
+            path: path.clone(),
+            source,
+        })
+        .and_then(|text| Ok((plan::parse(&text, &path)?.validate(&path)?, text)));
+    let (plan, text) = match validated {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let interrupt = CancellationToken::new();
+        tokio::spawn(watch_signals(interrupt.clone()));
+        match run::run(plan, &text, opts, interrupt).await {
+            Ok(outcome) => {
+                println!();
+                print!("{}", report::stats_text(&outcome.summary));
+                println!();
+                println!("results in {}", outcome.run_dir.display());
+                ExitCode::from(EXIT_OK)
+            }
+            Err(e) => report_error(&e),
+        }
+    })
+}
+
+fn report_error(e: &ControllerError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// First SIGINT/SIGTERM: end the current phase and write results. Second: abort.
+async fn watch_signals(interrupt: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let next = async |term: &mut Option<tokio::signal::unix::Signal>| {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(()) = async { match term { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+        }
+    };
+    next(&mut term).await;
+    interrupt.cancel();
+    next(&mut term).await;
+    eprintln!("aborted");
+    std::process::exit(i32::from(EXIT_ABORTED));
+}

@@ -1,0 +1,309 @@
+//! Exact merging of agents' window reports into phase results.
+//!
+//! Histograms are added bucket for bucket (`Histogram::add`), so cluster-wide
+//! percentiles are exact, never averages of per-agent percentiles. Reports
+//! are deduplicated by (agent, sequence); a report that cannot be decoded is
+//! counted, not silently dropped.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use stampede_common::histogram::{self, new_histogram};
+use stampede_common::metric::{Metric, Unit};
+use stampede_common::proto::{self, metric_histogram::Encoding};
+use std::collections::{BTreeMap, HashSet};
+
+/// Merged measurements of a set of windows.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    /// One histogram per metric, indexed by [`Metric::index`].
+    pub hists: Vec<Histogram<u64>>,
+    /// Summed counters.
+    pub counters: proto::Counters,
+    /// Failures by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Agent CPU time (µs).
+    pub cpu_micros: u64,
+}
+
+impl Default for Aggregate {
+    fn default() -> Self {
+        Self {
+            hists: Metric::ALL.iter().map(|_| new_histogram()).collect(),
+            counters: proto::Counters::default(),
+            errors: BTreeMap::new(),
+            cpu_micros: 0,
+        }
+    }
+}
+
+/// A decoded window report.
+#[derive(Debug, Clone)]
+pub struct DecodedWindow {
+    /// Its histograms by metric.
+    pub hists: Vec<(Metric, Histogram<u64>)>,
+    /// Its counters.
+    pub counters: proto::Counters,
+    /// Its error tallies.
+    pub errors: Vec<(String, u64)>,
+    /// Agent CPU (µs).
+    pub cpu_micros: u64,
+}
+
+/// A window report that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A histogram names no known metric.
+    #[error("histogram with unknown metric {0}")]
+    UnknownMetric(i32),
+    /// A histogram has no encoding this controller reads.
+    #[error("histogram of {0} has no supported encoding")]
+    NoEncoding(Metric),
+    /// Decoding failed.
+    #[error("histogram of {metric}: {source}")]
+    Codec {
+        /// Which metric.
+        metric: Metric,
+        /// Codec error.
+        source: histogram::CodecError,
+    },
+    /// The failed count disagrees with the error tallies.
+    #[error("counters say {failed} failed but error tallies sum to {tallied}")]
+    Inconsistent {
+        /// `counters.failed`.
+        failed: u64,
+        /// Sum of tallies.
+        tallied: u64,
+    },
+}
+
+/// Decode and check a window report before it touches any aggregate.
+pub fn decode(w: &proto::WindowReport) -> Result<DecodedWindow, ReportError> {
+    let mut hists = Vec::with_capacity(w.histograms.len());
+    for h in &w.histograms {
+        let metric = Metric::from_proto(h.metric).ok_or(ReportError::UnknownMetric(h.metric))?;
+        let Some(Encoding::HdrV2(bytes)) = &h.encoding else {
+            return Err(ReportError::NoEncoding(metric));
+        };
+        let hist =
+            histogram::decode(bytes).map_err(|source| ReportError::Codec { metric, source })?;
+        hists.push((metric, hist));
+    }
+    let counters = w.counters.unwrap_or_default();
+    let tallied = w.errors.iter().fold(0u64, |s, e| s.saturating_add(e.count));
+    if tallied != counters.failed {
+        return Err(ReportError::Inconsistent {
+            failed: counters.failed,
+            tallied,
+        });
+    }
+    Ok(DecodedWindow {
+        hists,
+        counters,
+        errors: w
+            .errors
+            .iter()
+            .map(|e| (e.class.clone(), e.count))
+            .collect(),
+        cpu_micros: w.agent_cpu_micros,
+    })
+}
+
+impl Aggregate {
+    /// Add a decoded window.
+    pub fn add(&mut self, w: &DecodedWindow) {
+        for (metric, h) in &w.hists {
+            // Both sides are auto-resizing; add cannot fail on range.
+            let _ = histogram::merge(&mut self.hists[metric.index()], h);
+        }
+        let c = &mut self.counters;
+        let o = &w.counters;
+        c.sent += o.sent;
+        c.ok += o.ok;
+        c.failed += o.failed;
+        c.skipped += o.skipped;
+        c.output_tokens += o.output_tokens;
+        c.input_tokens += o.input_tokens;
+        c.usage_reported += o.usage_reported;
+        for (class, n) in &w.errors {
+            *self.errors.entry(class.clone()).or_default() += n;
+        }
+        self.cpu_micros += w.cpu_micros;
+    }
+
+    /// The histogram of a metric.
+    pub fn hist(&self, m: Metric) -> &Histogram<u64> {
+        &self.hists[m.index()]
+    }
+}
+
+/// Per-phase merge state.
+#[derive(Debug, Default)]
+pub struct PhaseAccumulator {
+    /// Whole-phase totals.
+    pub total: Aggregate,
+    /// Per window index.
+    pub windows: BTreeMap<u32, (Aggregate, u32)>,
+    seen: HashSet<(String, u64)>,
+    /// Reports that could not be used, by agent.
+    pub rejected: BTreeMap<String, u64>,
+    /// Duplicate reports ignored.
+    pub duplicates: u64,
+    /// Longest arrival span reported by an agent (µs).
+    pub arrivals_micros: u64,
+    /// Latest completion reported by an agent (µs from phase start).
+    pub finished_micros: u64,
+}
+
+impl PhaseAccumulator {
+    /// Take one report from `agent`; returns the window index when it was new and valid.
+    pub fn add(&mut self, agent: &str, w: &proto::WindowReport) -> Option<u32> {
+        if !self.seen.insert((agent.to_string(), w.sequence)) {
+            self.duplicates += 1;
+            return None;
+        }
+        match decode(w) {
+            Ok(d) => {
+                self.total.add(&d);
+                let entry = self.windows.entry(w.window_index).or_default();
+                entry.0.add(&d);
+                entry.1 += 1;
+                Some(w.window_index)
+            }
+            Err(e) => {
+                tracing::warn!(agent, sequence = w.sequence, "window report rejected: {e}");
+                *self.rejected.entry(agent.to_string()).or_default() += 1;
+                None
+            }
+        }
+    }
+
+    /// An agent finished its share.
+    pub fn done(&mut self, d: &proto::PhaseDone) {
+        self.arrivals_micros = self.arrivals_micros.max(d.arrivals_micros);
+        self.finished_micros = self.finished_micros.max(d.finished_micros);
+    }
+}
+
+/// Distribution summary of one metric, in the metric's display unit.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MetricSummary {
+    /// "ms" for latencies, "tokens" for sizes.
+    pub unit: &'static str,
+    /// Number of samples.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stddev: f64,
+    /// Minimum.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl MetricSummary {
+    /// Summarize a histogram of `metric` (µs values shown in ms).
+    pub fn of(metric: Metric, h: &Histogram<u64>) -> Self {
+        let (unit, scale) = match metric.unit() {
+            Unit::Micros => ("ms", 1e-3),
+            Unit::Tokens => ("tokens", 1.0),
+        };
+        let q = |p: f64| h.value_at_quantile(p) as f64 * scale;
+        let empty = h.is_empty();
+        MetricSummary {
+            unit,
+            count: h.len(),
+            mean: if empty { 0.0 } else { h.mean() * scale },
+            stddev: if empty { 0.0 } else { h.stdev() * scale },
+            min: if empty { 0.0 } else { h.min() as f64 * scale },
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: if empty { 0.0 } else { h.max() as f64 * scale },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+    fn report(seq: u64, hist: &Histogram<u64>) -> proto::WindowReport {
+        proto::WindowReport {
+            sequence: seq,
+            histograms: vec![proto::MetricHistogram {
+                metric: proto::Metric::Ttft as i32,
+                encoding: Some(Encoding::HdrV2(histogram::encode(hist).unwrap())),
+            }],
+            counters: Some(proto::Counters {
+                ok: hist.len(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merged_agents_equal_one_histogram_bucket_for_bucket() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut single = new_histogram();
+        let mut acc = PhaseAccumulator::default();
+        for agent in 0..5 {
+            for window in 0..4u64 {
+                let mut h = new_histogram();
+                for _ in 0..1_000 {
+                    // Log-uniform latencies from 50 µs to 50 s.
+                    let v = (50.0 * 10f64.powf(rng.random::<f64>() * 6.0)) as u64;
+                    h.record(v).unwrap();
+                    single.record(v).unwrap();
+                }
+                acc.add(&format!("a{agent}"), &report(window + 1, &h));
+            }
+        }
+        let merged = acc.total.hist(Metric::Ttft);
+        assert_eq!(merged.len(), single.len());
+        let buckets = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        assert_eq!(buckets(merged), buckets(&single));
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            assert_eq!(merged.value_at_quantile(q), single.value_at_quantile(q));
+        }
+    }
+
+    #[test]
+    fn duplicates_and_bad_reports_are_counted_not_merged() {
+        let mut h = new_histogram();
+        h.record(10).unwrap();
+        let mut acc = PhaseAccumulator::default();
+        assert_eq!(acc.add("a", &report(1, &h)), Some(0));
+        assert_eq!(acc.add("a", &report(1, &h)), None);
+        assert_eq!(acc.duplicates, 1);
+        let mut bad = report(2, &h);
+        bad.histograms[0].encoding = Some(Encoding::HdrV2(vec![1, 2, 3]));
+        assert_eq!(acc.add("a", &bad), None);
+        let mut inconsistent = report(3, &h);
+        inconsistent.counters = Some(proto::Counters {
+            failed: 2,
+            ..Default::default()
+        });
+        assert_eq!(acc.add("a", &inconsistent), None);
+        assert_eq!(acc.rejected["a"], 2);
+        assert_eq!(acc.total.hist(Metric::Ttft).len(), 1);
+    }
+}

@@ -1,0 +1,256 @@
+//! What a run leaves behind: `summary.json` (machine-readable) and
+//! `stats.txt` (the human summary, also printed at the end of a run).
+
+use crate::merge::MetricSummary;
+use serde::Serialize;
+use stampede_common::metric::Metric;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// stampede version.
+    pub stampede_version: String,
+    /// Run identifier (also the default directory name).
+    pub run_id: String,
+    /// Start (RFC 3339, UTC).
+    pub started_at: String,
+    /// End (RFC 3339, UTC).
+    pub finished_at: String,
+    /// Endpoint under test.
+    pub target: TargetInfo,
+    /// Agents that took part.
+    pub agents: Vec<AgentInfo>,
+    /// One entry per phase that ran.
+    pub phases: Vec<PhaseSummary>,
+    /// The run was cut short by a stop signal.
+    pub interrupted: bool,
+}
+
+/// Endpoint under test.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    /// Base URL.
+    pub url: String,
+    /// Model.
+    pub model: String,
+    /// API.
+    pub api: stampede_common::plan::Api,
+    /// Whether it was the built-in simulator.
+    pub simulator: bool,
+}
+
+/// An agent of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentInfo {
+    /// Agent id.
+    pub id: String,
+    /// Node it ran on.
+    pub node: String,
+    /// Cores.
+    pub cores: u32,
+    /// Agent version.
+    pub version: String,
+    /// Estimated clock offset (agent − controller), ms.
+    pub clock_offset_ms: f64,
+    /// Round trip of the probe behind the estimate, ms.
+    pub clock_rtt_ms: f64,
+}
+
+/// Request counts of a phase.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Sent.
+    pub sent: u64,
+    /// Succeeded.
+    pub ok: u64,
+    /// Failed (sum of `errors`).
+    pub failed: u64,
+    /// Due but not sent (in-flight bound).
+    pub skipped: u64,
+}
+
+/// One phase's merged results.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseSummary {
+    /// Phase name.
+    pub name: String,
+    /// Phase kind.
+    pub kind: String,
+    /// Offered rate (open loop), requests/s.
+    pub offered_rate: Option<f64>,
+    /// Users (closed loop).
+    pub users: Option<u32>,
+    /// Planned arrival duration, s.
+    pub planned_duration_s: f64,
+    /// Measured span of arrivals, s.
+    pub arrivals_s: f64,
+    /// Phase start to last completion, s.
+    pub finished_s: f64,
+    /// Agents assigned.
+    pub agents: Vec<String>,
+    /// Agents lost during the phase.
+    pub lost_agents: Vec<String>,
+    /// Request counts.
+    pub requests: RequestCounts,
+    /// Failures by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Sent requests per second over the arrival span.
+    pub achieved_rate: f64,
+    /// Successful requests per second (start to last completion).
+    pub request_throughput: f64,
+    /// Output tokens of successful requests.
+    pub output_tokens: u64,
+    /// Prompt tokens of successful requests (server-reported).
+    pub input_tokens: u64,
+    /// Output tokens per second (start to last completion).
+    pub output_token_throughput: f64,
+    /// Successful requests whose token count came from `usage`.
+    pub usage_reported: u64,
+    /// Distributions by metric name.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    /// CPU seconds all agents spent in the phase.
+    pub agent_cpu_s: f64,
+    /// Window reports rejected as malformed.
+    pub rejected_reports: u64,
+    /// Duplicate window reports ignored.
+    pub duplicate_reports: u64,
+    /// The phase was stopped before its planned end.
+    pub stopped_early: bool,
+}
+
+/// Write `summary.json` and `stats.txt` into `dir`.
+pub fn write(dir: &Path, run: &RunSummary) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(run).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("summary.json"), json + "\n")?;
+    std::fs::write(dir.join("stats.txt"), stats_text(run))
+}
+
+/// The human summary.
+pub fn stats_text(run: &RunSummary) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "stampede {} — run {}", run.stampede_version, run.run_id);
+    let _ = writeln!(s, "started   {}", run.started_at);
+    let _ = writeln!(
+        s,
+        "finished  {}{}",
+        run.finished_at,
+        if run.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        s,
+        "target    {} (model {}, api {}{})",
+        run.target.url,
+        run.target.model,
+        match run.target.api {
+            stampede_common::plan::Api::Chat => "chat",
+            stampede_common::plan::Api::Completions => "completions",
+        },
+        if run.target.simulator {
+            ", built-in simulator"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(s, "agents    {}", run.agents.len());
+    for a in &run.agents {
+        let _ = writeln!(
+            s,
+            "  {:<20} node {:<16} cores {:<3} clock offset {:+.3} ms (rtt {:.3} ms)",
+            a.id, a.node, a.cores, a.clock_offset_ms, a.clock_rtt_ms
+        );
+    }
+    for p in &run.phases {
+        phase_text(&mut s, p);
+    }
+    s
+}
+
+fn phase_text(s: &mut String, p: &PhaseSummary) {
+    let load = match (p.offered_rate, p.users) {
+        (Some(r), _) => format!("open loop, offered {r:.2} req/s"),
+        (None, Some(u)) => format!("closed loop, {u} user{}", if u == 1 { "" } else { "s" }),
+        (None, None) => String::new(),
+    };
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "phase {} ({}, {load}){}",
+        p.name,
+        p.kind,
+        if p.stopped_early {
+            " — stopped early"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  time        planned {:.1} s, arrivals {:.2} s, last completion {:.2} s",
+        p.planned_duration_s, p.arrivals_s, p.finished_s
+    );
+    let r = &p.requests;
+    let _ = writeln!(
+        s,
+        "  requests    sent {}  ok {}  failed {}  skipped {}",
+        r.sent, r.ok, r.failed, r.skipped
+    );
+    let _ = writeln!(
+        s,
+        "  rate        achieved {:.2} req/s{}",
+        p.achieved_rate,
+        p.offered_rate
+            .map(|o| format!(" of {o:.2} offered ({:.1}%)", 100.0 * p.achieved_rate / o))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "  throughput  {:.2} req/s ok, {:.1} output tok/s ({} output tokens, {} from usage)",
+        p.request_throughput, p.output_token_throughput, p.output_tokens, p.usage_reported
+    );
+    if p.errors.is_empty() {
+        let _ = writeln!(s, "  errors      none");
+    } else {
+        let list: Vec<String> = p.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "  errors      {}", list.join(", "));
+    }
+    if !p.lost_agents.is_empty() {
+        let _ = writeln!(s, "  lost agents {}", p.lost_agents.join(", "));
+    }
+    if p.rejected_reports > 0 {
+        let _ = writeln!(
+            s,
+            "  rejected    {} malformed window reports",
+            p.rejected_reports
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  {:<14}{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "metric", "unit", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for m in Metric::ALL {
+        if let Some(x) = p.metrics.get(m.name()) {
+            let _ = writeln!(
+                s,
+                "  {:<14}{:>6} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                m.name(),
+                x.unit,
+                x.count,
+                x.mean,
+                x.p50,
+                x.p90,
+                x.p99,
+                x.p999,
+                x.max
+            );
+        }
+    }
+    let _ = writeln!(s, "  agent cpu   {:.2} s", p.agent_cpu_s);
+}

@@ -1,0 +1,165 @@
+//! `controller run`: one benchmark from a validated plan to a results
+//! directory. Owns the lifetimes of everything it starts (simulator, gRPC
+//! server, local agents) and shuts them down in order.
+
+use crate::embedded;
+use crate::error::ControllerError;
+use crate::progress::Progress;
+use crate::report::{self, PhaseSummary, RunSummary, TargetInfo};
+use crate::runner::{Orchestrator, ResolvedTarget};
+use crate::service::Coordinator;
+use stampede_common::MAX_MESSAGE_BYTES;
+use stampede_common::plan::{AgentMode, Endpoint, Plan};
+use stampede_common::proto::coordinator_service_server::CoordinatorServiceServer;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+/// Command-line overrides of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Exact results directory (default: `<run.output_dir>/<run id>`).
+    pub out: Option<PathBuf>,
+    /// gRPC listen address (default: the plan's `agents.listen`).
+    pub listen: Option<SocketAddr>,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Where the results are.
+    pub run_dir: PathBuf,
+    /// The summary written there.
+    pub summary: RunSummary,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ControllerError + '_ {
+    move |source| ControllerError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Run `plan` (whose source text is `plan_text`) to completion.
+/// Cancelling `interrupt` ends the current phase early and skips the rest.
+pub async fn run(
+    plan: Plan,
+    plan_text: &str,
+    opts: RunOptions,
+    interrupt: CancellationToken,
+) -> Result<RunOutcome, ControllerError> {
+    let started = SystemTime::now();
+    let stamp: String = rfc3339(started)
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let run_id = format!("{}-{stamp}", plan.name);
+    let run_dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| plan.output_dir.join(&run_id));
+    std::fs::create_dir_all(&run_dir).map_err(write_err(&run_dir))?;
+    let plan_copy = run_dir.join("plan.toml");
+    std::fs::write(&plan_copy, plan_text).map_err(write_err(&plan_copy))?;
+
+    let progress = Progress::new();
+    let services = CancellationToken::new();
+    let (base_url, simulator) = match &plan.target.endpoint {
+        Endpoint::Simulator(spec) => {
+            let sim = embedded::start_simulator(spec, &plan.target.model, services.clone()).await?;
+            let url = format!("http://{}", sim.addr);
+            progress.line(&format!("simulator listening on {url}"));
+            (url, true)
+        }
+        Endpoint::Url(url) => (url.clone(), false),
+    };
+
+    let listen = opts.listen.unwrap_or(plan.agents.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ControllerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ControllerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    progress.line(&format!("controller listening on http://{addr}"));
+
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let service = CoordinatorServiceServer::new(Coordinator::new(run_id.clone(), events_tx))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                services.clone().cancelled_owned(),
+            ),
+    );
+    let local_agents = match plan.agents.mode {
+        AgentMode::Local => embedded::start_agents(plan.agents.count, addr, &services),
+        AgentMode::Remote => Vec::new(),
+    };
+
+    let target = ResolvedTarget {
+        base_url: base_url.clone(),
+        prompt: crate::prompt::synthetic(plan.request.prompt_tokens),
+    };
+    let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
+    let mut phases: Vec<PhaseSummary> = Vec::new();
+    let result = async {
+        orch.wait_for_agents().await?;
+        for i in 0..plan.phases.len() {
+            if orch.interrupted() {
+                break;
+            }
+            phases.push(orch.run_phase(i).await?);
+        }
+        Ok::<(), ControllerError>(())
+    }
+    .await;
+
+    orch.finish(if result.is_ok() {
+        "run complete"
+    } else {
+        "run failed"
+    })
+    .await;
+    for handle in local_agents {
+        let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
+    }
+    services.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+
+    let summary = RunSummary {
+        stampede_version: stampede_common::VERSION.to_string(),
+        run_id,
+        started_at: rfc3339(started),
+        finished_at: rfc3339(SystemTime::now()),
+        target: TargetInfo {
+            url: base_url,
+            model: plan.target.model.clone(),
+            api: plan.target.api,
+            simulator,
+        },
+        agents: orch.agent_infos(),
+        phases,
+        interrupted: orch.interrupted(),
+    };
+    // Whatever ran is written, even when the run failed part-way.
+    report::write(&run_dir, &summary).map_err(write_err(&run_dir))?;
+    result?;
+    Ok(RunOutcome { run_dir, summary })
+}

@@ -1,0 +1,531 @@
+//! The run loop: wait for agents, estimate their clocks, then for each phase
+//! shard the arrival process across the agents, start them all at one instant
+//! (in the controller's clock, translated per agent), merge their windows as
+//! they stream in, and summarize.
+
+use crate::clock::{self, ClockEstimate, ProbeSample};
+use crate::merge::{MetricSummary, PhaseAccumulator};
+use crate::progress::Progress;
+use crate::report::{AgentInfo, PhaseSummary, RequestCounts};
+use crate::service::{AgentTx, Event};
+use stampede_common::metric::Metric;
+use stampede_common::plan::{Api, Phase, PhaseKind, Plan};
+use stampede_common::proto::{
+    self, ClockProbe, Hello, LoadShape, PhaseAssignment, SessionResponse, Stop, load_shape::Shape,
+    session_request::Kind as Up, session_response::Kind as Down,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Clock probes per agent.
+const PROBES: u64 = 8;
+/// How long to wait for one probe round.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Extra wait past a phase's end + drain for the last reports.
+const REPORT_GRACE: Duration = Duration::from_secs(10);
+
+/// Errors of the run loop.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Not all agents joined in time.
+    #[error("only {} of {expected} agents joined within {}s (joined: {})", joined.len(), waited.as_secs(), if joined.is_empty() { "none".to_string() } else { joined.join(", ") })]
+    AgentsMissing {
+        /// Agents expected.
+        expected: u32,
+        /// Agents that joined.
+        joined: Vec<String>,
+        /// How long the controller waited.
+        waited: Duration,
+    },
+    /// Every agent was lost.
+    #[error("no agents left to run phase {0:?}")]
+    NoAgents(String),
+    /// Interrupted while waiting for agents.
+    #[error("interrupted before the first phase")]
+    Interrupted,
+    /// The session service stopped.
+    #[error("the agent session service stopped unexpectedly")]
+    ServiceGone,
+}
+
+struct AgentState {
+    hello: Hello,
+    tx: AgentTx,
+    clock: Option<ClockEstimate>,
+    connected: bool,
+}
+
+/// What the request looks like, resolved for this run.
+#[derive(Debug, Clone)]
+pub struct ResolvedTarget {
+    /// Base URL requests go to.
+    pub base_url: String,
+    /// Synthetic prompt text.
+    pub prompt: String,
+}
+
+/// Runs a validated plan over the agents that join through `events`.
+pub struct Orchestrator {
+    plan: Plan,
+    target: ResolvedTarget,
+    events: mpsc::Receiver<Event>,
+    agents: BTreeMap<String, AgentState>,
+    interrupt: CancellationToken,
+    progress: Progress,
+}
+
+impl Orchestrator {
+    /// A run loop for `plan`, fed by the session service's `events`.
+    pub fn new(
+        plan: Plan,
+        target: ResolvedTarget,
+        events: mpsc::Receiver<Event>,
+        interrupt: CancellationToken,
+    ) -> Self {
+        Self {
+            plan,
+            target,
+            events,
+            agents: BTreeMap::new(),
+            interrupt,
+            progress: Progress::new(),
+        }
+    }
+
+    /// Agents seen so far, with their clock estimates.
+    pub fn agent_infos(&self) -> Vec<AgentInfo> {
+        self.agents
+            .iter()
+            .map(|(id, a)| {
+                let c = a.clock.unwrap_or_default();
+                AgentInfo {
+                    id: id.clone(),
+                    node: a.hello.node_name.clone(),
+                    cores: a.hello.cores,
+                    version: a.hello.version.clone(),
+                    clock_offset_ms: c.offset_nanos as f64 / 1e6,
+                    clock_rtt_ms: c.rtt_nanos as f64 / 1e6,
+                }
+            })
+            .collect()
+    }
+
+    fn connected(&self) -> Vec<String> {
+        self.agents
+            .iter()
+            .filter(|(_, a)| a.connected)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn on_join(&mut self, hello: Hello, tx: AgentTx) {
+        self.progress.line(&format!(
+            "agent {} joined (node {}, {} cores, v{})",
+            hello.agent_id, hello.node_name, hello.cores, hello.version
+        ));
+        self.agents.insert(
+            hello.agent_id.clone(),
+            AgentState {
+                hello,
+                tx,
+                clock: None,
+                connected: true,
+            },
+        );
+    }
+
+    fn on_left(&mut self, agent: &str, reason: &str) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.connected = false;
+        }
+        self.progress.line(&format!("agent {agent} left: {reason}"));
+    }
+
+    async fn next_event(&mut self) -> Result<Event, RunError> {
+        self.events.recv().await.ok_or(RunError::ServiceGone)
+    }
+
+    /// Wait until the plan's number of agents has joined.
+    pub async fn wait_for_agents(&mut self) -> Result<(), RunError> {
+        let expected = self.plan.agents.count;
+        let waited = self.plan.agents.join_timeout;
+        let deadline = Instant::now() + waited;
+        self.progress
+            .line(&format!("waiting for {expected} agent(s)"));
+        while self.connected().len() < expected as usize {
+            tokio::select! {
+                ev = self.events.recv() => match ev.ok_or(RunError::ServiceGone)? {
+                    Event::Joined { hello, tx } => self.on_join(hello, tx),
+                    Event::Left { agent, reason } => {
+                        self.on_left(&agent, &reason);
+                        self.agents.remove(&agent);
+                    }
+                    Event::Message { .. } => {}
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(RunError::AgentsMissing { expected, joined: self.connected(), waited });
+                }
+                () = self.interrupt.cancelled() => return Err(RunError::Interrupted),
+            }
+        }
+        Ok(())
+    }
+
+    /// Probe the clocks of connected agents that have no estimate yet.
+    pub async fn estimate_clocks(&mut self) -> Result<(), RunError> {
+        let targets: Vec<String> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.connected && a.clock.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut samples: BTreeMap<String, Vec<ProbeSample>> = BTreeMap::new();
+        for round in 0..PROBES {
+            let mut waiting: BTreeSet<String> = BTreeSet::new();
+            let mut sent_at: BTreeMap<String, i64> = BTreeMap::new();
+            for id in &targets {
+                let Some(a) = self.agents.get(id).filter(|a| a.connected) else {
+                    continue;
+                };
+                let t0 = clock::now_unix_nanos();
+                let probe = ClockProbe {
+                    probe_id: round,
+                    controller_send_unix_nanos: t0,
+                };
+                if a.tx
+                    .send(Ok(SessionResponse {
+                        kind: Some(Down::ClockProbe(probe)),
+                    }))
+                    .await
+                    .is_ok()
+                {
+                    waiting.insert(id.clone());
+                    sent_at.insert(id.clone(), t0);
+                }
+            }
+            let deadline = Instant::now() + PROBE_TIMEOUT;
+            while !waiting.is_empty() {
+                let ev = tokio::select! {
+                    ev = self.next_event() => ev?,
+                    () = tokio::time::sleep_until(deadline) => break,
+                };
+                match ev {
+                    Event::Message {
+                        agent,
+                        kind: Up::ClockProbeReply(r),
+                        at_unix_nanos,
+                    } if r.probe_id == round => {
+                        if let (true, Some(&t0)) = (waiting.remove(&agent), sent_at.get(&agent)) {
+                            samples.entry(agent).or_default().push(ProbeSample {
+                                t0,
+                                t1: r.agent_receive_unix_nanos,
+                                t2: r.agent_send_unix_nanos,
+                                t3: at_unix_nanos,
+                            });
+                        }
+                    }
+                    Event::Message { .. } => {}
+                    Event::Joined { hello, tx } => self.on_join(hello, tx),
+                    Event::Left { agent, reason } => {
+                        waiting.remove(&agent);
+                        self.on_left(&agent, &reason);
+                    }
+                }
+            }
+        }
+        for (id, s) in samples {
+            if let (Some(a), Some(est)) = (self.agents.get_mut(&id), clock::best(&s)) {
+                a.clock = Some(est);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run phase `index` and summarize it.
+    pub async fn run_phase(&mut self, index: usize) -> Result<PhaseSummary, RunError> {
+        self.estimate_clocks().await?;
+        let phase = self.plan.phases[index].clone();
+        let active: Vec<String> = self
+            .connected()
+            .into_iter()
+            .filter(|id| self.agents[id].clock.is_some())
+            .collect();
+        if active.is_empty() {
+            return Err(RunError::NoAgents(phase.name.clone()));
+        }
+        let n = active.len() as u32;
+        let max_rtt = active
+            .iter()
+            .map(|id| self.agents[id].clock.unwrap_or_default().rtt_nanos)
+            .max()
+            .unwrap_or(0);
+        let lead = Duration::from_millis(300)
+            + Duration::from_nanos(u64::try_from(max_rtt).unwrap_or(0) * 2);
+        let start_unix =
+            clock::now_unix_nanos() + i64::try_from(lead.as_nanos()).unwrap_or(i64::MAX);
+        let start = Instant::now() + lead;
+
+        let mut pending: BTreeSet<String> = BTreeSet::new();
+        for (i, id) in active.iter().enumerate() {
+            let Some(assignment) =
+                self.assignment(index as u32, &phase, i as u32, n, start_unix, id)
+            else {
+                continue;
+            };
+            let a = &self.agents[id];
+            let msg = SessionResponse {
+                kind: Some(Down::PhaseAssignment(assignment)),
+            };
+            if a.tx.send(Ok(msg)).await.is_ok() {
+                pending.insert(id.clone());
+            }
+        }
+        let assigned: Vec<String> = pending.iter().cloned().collect();
+        self.progress.phase_start(&phase, assigned.len());
+
+        let mut acc = PhaseAccumulator::default();
+        let mut lost: Vec<String> = Vec::new();
+        let mut stopped_early = false;
+        let mut deadline = start + phase.duration + phase.drain + REPORT_GRACE;
+        let interrupt = self.interrupt.clone();
+        while !pending.is_empty() {
+            let ev = tokio::select! {
+                ev = self.next_event() => ev?,
+                () = tokio::time::sleep_until(deadline) => {
+                    for id in std::mem::take(&mut pending) {
+                        self.progress.line(&format!("agent {id} did not finish phase {} in time", phase.name));
+                        lost.push(id);
+                    }
+                    break;
+                }
+                () = interrupt.cancelled(), if !stopped_early => {
+                    stopped_early = true;
+                    self.progress.line("stop requested: ending the phase early (press Ctrl-C again to abort)");
+                    for id in &pending {
+                        let stop = Stop { reason: "stopped by the user".into(), abort: false };
+                        let _ = self.agents[id].tx.send(Ok(SessionResponse { kind: Some(Down::Stop(stop)) })).await;
+                    }
+                    deadline = deadline.min(Instant::now() + phase.drain + REPORT_GRACE);
+                    continue;
+                }
+            };
+            match ev {
+                Event::Message {
+                    agent,
+                    kind: Up::WindowReport(w),
+                    ..
+                } if w.phase_index == index as u32 => {
+                    let ack = SessionResponse {
+                        kind: Some(Down::Ack(proto::Ack {
+                            sequence: w.sequence,
+                        })),
+                    };
+                    if let Some(a) = self.agents.get(&agent) {
+                        let _ = a.tx.try_send(Ok(ack));
+                    }
+                    if let Some(widx) = acc.add(&agent, &w) {
+                        let expected =
+                            assigned.iter().filter(|id| !lost.contains(id)).count() as u32;
+                        self.progress
+                            .window(&phase, widx, &acc, expected, self.plan.window);
+                    }
+                }
+                Event::Message {
+                    agent,
+                    kind: Up::PhaseDone(d),
+                    ..
+                } if d.phase_index == index as u32 => {
+                    acc.done(&d);
+                    pending.remove(&agent);
+                }
+                Event::Message { .. } => {}
+                Event::Joined { hello, tx } => {
+                    let id = hello.agent_id.clone();
+                    self.on_join(hello, tx);
+                    self.progress
+                        .line(&format!("agent {id} will take part from the next phase"));
+                }
+                Event::Left { agent, reason } => {
+                    self.on_left(&agent, &reason);
+                    if pending.remove(&agent) {
+                        lost.push(agent);
+                    }
+                }
+            }
+        }
+        Ok(summarize(&phase, &acc, assigned, lost, stopped_early))
+    }
+
+    fn assignment(
+        &self,
+        index: u32,
+        phase: &Phase,
+        i: u32,
+        n: u32,
+        start_unix: i64,
+        id: &str,
+    ) -> Option<PhaseAssignment> {
+        let (shape, max_requests) = match phase.kind {
+            PhaseKind::Constant { rate } => {
+                // Arrival k goes to shard k mod n; a global bound M leaves
+                // shard i the arrivals i, i+n, … below M.
+                let share = phase
+                    .max_requests
+                    .map(|m| m.saturating_sub(u64::from(i)).div_ceil(u64::from(n)));
+                (
+                    Shape::ConstantRate(proto::ConstantRate {
+                        requests_per_second: rate,
+                    }),
+                    share,
+                )
+            }
+            PhaseKind::Baseline | PhaseKind::Concurrency { .. } => {
+                let users = match phase.kind {
+                    PhaseKind::Concurrency { users } => users,
+                    _ => 1,
+                };
+                let mine = users / n + u32::from(i < users % n);
+                if mine == 0 {
+                    return None;
+                }
+                // Split a global bound in proportion to users, remainder to the first shards.
+                let share = phase.max_requests.map(|m| {
+                    let base = m * u64::from(mine) / u64::from(users);
+                    let handed: u64 = (0..n)
+                        .map(|j| {
+                            m * u64::from(users / n + u32::from(j < users % n)) / u64::from(users)
+                        })
+                        .sum();
+                    base + u64::from(u64::from(i) < m - handed)
+                });
+                (Shape::Concurrency(proto::Concurrency { users }), share)
+            }
+        };
+        if max_requests == Some(0) {
+            return None;
+        }
+        let offset = self
+            .agents
+            .get(id)
+            .and_then(|a| a.clock)
+            .unwrap_or_default()
+            .offset_nanos;
+        let plan = &self.plan;
+        Some(PhaseAssignment {
+            phase_index: index,
+            phase_name: phase.name.clone(),
+            start_unix_nanos: start_unix + offset,
+            duration_ms: millis(phase.duration),
+            drain_ms: millis(phase.drain),
+            window_ms: millis(plan.window),
+            max_requests: max_requests.unwrap_or(0),
+            shard: Some(proto::Shard { index: i, count: n }),
+            load: Some(LoadShape { shape: Some(shape) }),
+            request: Some(proto::RequestTemplate {
+                base_url: self.target.base_url.clone(),
+                api: match plan.target.api {
+                    Api::Chat => proto::Api::Chat,
+                    Api::Completions => proto::Api::Completions,
+                } as i32,
+                model: plan.target.model.clone(),
+                prompt: self.target.prompt.clone(),
+                max_tokens: plan.request.max_tokens,
+                stream: plan.request.stream,
+                timeout_ms: millis(plan.request.timeout),
+                prompt_tokens_estimate: plan.request.prompt_tokens,
+            }),
+            max_in_flight: plan.agents.max_in_flight,
+        })
+    }
+
+    /// Tell every connected agent the run is over.
+    pub async fn finish(&mut self, reason: &str) {
+        for a in self.agents.values().filter(|a| a.connected) {
+            let stop = Stop {
+                reason: reason.to_string(),
+                abort: true,
+            };
+            let _ =
+                a.tx.send(Ok(SessionResponse {
+                    kind: Some(Down::Stop(stop)),
+                }))
+                .await;
+        }
+    }
+
+    /// Whether a stop was requested.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt.is_cancelled()
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn per_second(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// Turn a phase's merged state into its summary.
+pub fn summarize(
+    phase: &Phase,
+    acc: &PhaseAccumulator,
+    agents: Vec<String>,
+    lost: Vec<String>,
+    stopped_early: bool,
+) -> PhaseSummary {
+    let c = &acc.total.counters;
+    let arrivals_s = acc.arrivals_micros as f64 / 1e6;
+    let finished_s = acc.finished_micros as f64 / 1e6;
+    let metrics = Metric::ALL
+        .iter()
+        .filter(|m| !acc.total.hist(**m).is_empty())
+        .map(|m| {
+            (
+                m.name().to_string(),
+                MetricSummary::of(*m, acc.total.hist(*m)),
+            )
+        })
+        .collect();
+    PhaseSummary {
+        name: phase.name.clone(),
+        kind: phase.kind.name().to_string(),
+        offered_rate: phase.kind.offered_rate(),
+        users: match phase.kind {
+            PhaseKind::Baseline => Some(1),
+            PhaseKind::Concurrency { users } => Some(users),
+            PhaseKind::Constant { .. } => None,
+        },
+        planned_duration_s: phase.duration.as_secs_f64(),
+        arrivals_s,
+        finished_s,
+        agents,
+        lost_agents: lost,
+        requests: RequestCounts {
+            sent: c.sent,
+            ok: c.ok,
+            failed: c.failed,
+            skipped: c.skipped,
+        },
+        errors: acc.total.errors.clone(),
+        achieved_rate: per_second(c.sent, arrivals_s),
+        request_throughput: per_second(c.ok, finished_s),
+        output_tokens: c.output_tokens,
+        input_tokens: c.input_tokens,
+        output_token_throughput: per_second(c.output_tokens, finished_s),
+        usage_reported: c.usage_reported,
+        metrics,
+        agent_cpu_s: acc.total.cpu_micros as f64 / 1e6,
+        rejected_reports: acc.rejected.values().sum(),
+        duplicate_reports: acc.duplicates,
+        stopped_early,
+    }
+}

@@ -1,0 +1,100 @@
+//! `stampede-sim`: an OpenAI-compatible inference *simulator*.
+//!
+//! It answers `POST /v1/chat/completions` and `POST /v1/completions` (streaming and not)
+//! on a deterministic timeline: the first content token `ttft` after the request handler
+//! starts, then one token every `itl`. Tests and the embedded default benchmark use it as a
+//! stand-in for a real model server, so its wire format follows vLLM, including the
+//! role-only first chat chunk that clients must not count as the first token.
+//!
+//! Also served: `GET /v1/models`, `GET /health`, and `GET /sim/stats` (a [`StatsSnapshot`]).
+//!
+//! Modules, each with one job: [`config`](SimConfig) settings, `request` parsing,
+//! `engine` token timing (the seam for a later batching / KV-cache model), `wire` the JSON
+//! and SSE format, `stream` the per-request SSE body, `server` the routes, `stats` counters.
+
+#![warn(missing_docs)]
+
+mod config;
+mod engine;
+mod error;
+mod request;
+mod server;
+mod stats;
+mod stream;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpSocket;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::SimConfig;
+pub use error::SimError;
+pub use server::router;
+pub use stats::{SimStats, StatsSnapshot};
+
+/// Listen backlog: load tests open thousands of connections at once.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A simulator serving in the background, returned by [`start`].
+///
+/// Dropping it does not stop the server; cancel the shutdown token for that.
+#[derive(Debug)]
+pub struct RunningSim {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// The live counters of this simulator.
+    pub stats: Arc<SimStats>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningSim {
+    /// The base URL of the simulator, e.g. `http://127.0.0.1:8000` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits until the server has stopped: after the shutdown token is cancelled, in-flight
+    /// responses finish first (graceful shutdown).
+    pub async fn wait(self) -> Result<(), SimError> {
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Binds `listen`, spawns the HTTP server (HTTP/1.1 and h2c) and returns at once.
+/// The server stops when `shutdown` is cancelled.
+pub async fn start(
+    cfg: SimConfig,
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<RunningSim> {
+    let socket = if listen.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
+    let addr = listener.local_addr()?;
+
+    let stats = Arc::new(SimStats::new());
+    let app = router(cfg, Arc::clone(&stats));
+    // Small SSE events must leave at once, not wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::trace!(%err, "failed to set TCP_NODELAY");
+        }
+    });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    });
+    tracing::info!(%addr, "stampede-sim started");
+    Ok(RunningSim { addr, stats, task })
+}
