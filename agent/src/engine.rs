@@ -249,6 +249,14 @@ pub async fn run_phase(
     Ok(())
 }
 
+/// Longest a pacing thread sleeps before checking for a stop order.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// Open-loop arrivals, paced by a dedicated OS thread.
+///
+/// The async timer fires on millisecond ticks (a send would leave up to
+/// ~1.5 ms late); a thread sleeping with `nanosleep` wakes within tens of
+/// microseconds of the intended time and hands the request to the runtime.
 async fn open_loop(
     ctx: &Arc<Ctx>,
     spec: &Spec,
@@ -258,31 +266,59 @@ async fn open_loop(
 ) {
     let n = u64::from(spec.shard.count);
     let first = u64::from(spec.shard.index);
-    let mut sent: u64 = 0;
-    loop {
-        if spec.max_requests > 0 && sent >= spec.max_requests {
-            break;
-        }
-        let k = first + sent * n;
-        let due = spec.start + Duration::from_secs_f64(k as f64 / rate);
-        if due >= spec.end {
-            break;
-        }
-        tokio::select! {
-            () = tokio::time::sleep_until(due) => {}
-            () = stop.cancelled() => break,
-        }
-        sent += 1;
-        if ctx.in_flight.load(Ordering::Relaxed) >= spec.max_in_flight {
-            ctx.rec.skipped(1);
-            continue;
-        }
-        ctx.in_flight.fetch_add(1, Ordering::Relaxed);
-        let ctx = ctx.clone();
-        tracker.spawn(async move {
-            ctx.one_request(due).await;
-            ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let runtime = tokio::runtime::Handle::current();
+    let (ctx, tracker, stop) = (ctx.clone(), tracker.clone(), stop.clone());
+    let (start, end, max_requests, max_in_flight) =
+        (spec.start, spec.end, spec.max_requests, spec.max_in_flight);
+    let pacer = std::thread::Builder::new()
+        .name("stampede-pacer".into())
+        .spawn(move || {
+            let mut sent: u64 = 0;
+            loop {
+                if max_requests > 0 && sent >= max_requests {
+                    break;
+                }
+                let k = first + sent * n;
+                let due = start + Duration::from_secs_f64(k as f64 / rate);
+                if due >= end || !sleep_until_precise(due, &stop) {
+                    break;
+                }
+                sent += 1;
+                if ctx.in_flight.load(Ordering::Relaxed) >= max_in_flight {
+                    ctx.rec.skipped(1);
+                    continue;
+                }
+                ctx.in_flight.fetch_add(1, Ordering::Relaxed);
+                let ctx = ctx.clone();
+                tracker.spawn_on(
+                    async move {
+                        ctx.one_request(due).await;
+                        ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    },
+                    &runtime,
+                );
+            }
         });
+    match pacer {
+        Ok(thread) => {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        Err(e) => tracing::error!("cannot start the pacing thread: {e}"),
+    }
+}
+
+/// Block the calling (non-runtime) thread until `due`; false when stopped first.
+fn sleep_until_precise(due: Instant, stop: &CancellationToken) -> bool {
+    let due = due.into_std();
+    loop {
+        if stop.is_cancelled() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now >= due {
+            return true;
+        }
+        std::thread::sleep((due - now).min(STOP_POLL));
     }
 }
 

@@ -10,6 +10,8 @@ use stampede_common::proto::{
     session_response::Kind as Down,
 };
 use stampede_common::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, VERSION};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -70,8 +72,19 @@ pub enum AgentError {
 
 enum SessionEnd {
     Finished,
-    Lost(String),
+    /// The session ended; `joined` tells whether it got as far as `Welcome`.
+    Lost {
+        joined: bool,
+        why: String,
+    },
     Refused(tonic::Status),
+}
+
+fn lost(joined: bool, why: impl Into<String>) -> SessionEnd {
+    SessionEnd::Lost {
+        joined,
+        why: why.into(),
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -114,7 +127,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     let mut last_error: String;
     loop {
         let connected = tokio::select! {
-            c = endpoint.connect() => c,
+            c = endpoint.connect_with_connector(one_connection()) => c,
             () = shutdown.cancelled() => return Ok(()),
         };
         match connected {
@@ -127,11 +140,14 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                         message: status.message().to_string(),
                     });
                 }
-                SessionEnd::Lost(why) => {
-                    tracing::warn!(controller = %cfg.controller, "session lost: {why}; reconnecting");
+                SessionEnd::Lost { joined, why } => {
+                    if joined {
+                        // A real session existed: start a fresh grace period.
+                        tracing::warn!(controller = %cfg.controller, "session lost: {why}; reconnecting");
+                        unreachable_since = Instant::now();
+                        backoff.reset();
+                    }
                     last_error = why;
-                    unreachable_since = Instant::now();
-                    backoff.reset();
                 }
             },
             Err(e) => last_error = error_chain(&e),
@@ -153,6 +169,41 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     }
 }
 
+/// A connector that dials once. tonic's channel redials on its own, without
+/// delay, whenever its connection drops; with this connector a dropped
+/// connection fails the session instead, and the next dial goes through
+/// [`Backoff`].
+fn one_connection() -> impl tower::Service<
+    tonic::codegen::http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Send
++ Clone
++ 'static {
+    let used = Arc::new(AtomicBool::new(false));
+    tower::service_fn(move |uri: tonic::codegen::http::Uri| {
+        let used = used.clone();
+        async move {
+            if used.swap(true, Ordering::SeqCst) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "connection to the controller lost",
+                ));
+            }
+            let host = uri
+                .host()
+                .unwrap_or("localhost")
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let port = uri.port_u16().unwrap_or(80);
+            let stream = tokio::net::TcpStream::connect((host, port)).await?;
+            stream.set_nodelay(true)?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        }
+    })
+}
+
 fn is_refusal(status: &tonic::Status) -> bool {
     use tonic::Code;
     matches!(
@@ -165,11 +216,14 @@ fn is_refusal(status: &tonic::Status) -> bool {
     )
 }
 
-fn ended(status: tonic::Status) -> SessionEnd {
+fn ended(status: tonic::Status, joined: bool) -> SessionEnd {
     if is_refusal(&status) {
         SessionEnd::Refused(status)
     } else {
-        SessionEnd::Lost(format!("{}: {}", status.code(), status.message()))
+        lost(
+            joined,
+            format!("{}: {}", status.code(), error_chain(&status)),
+        )
     }
 }
 
@@ -197,7 +251,7 @@ async fn session(
         .await;
     let mut inbound = match client.session(ReceiverStream::new(rx)).await {
         Ok(r) => r.into_inner(),
-        Err(status) => return ended(status),
+        Err(status) => return ended(status, false),
     };
     match inbound.message().await {
         Ok(Some(proto::SessionResponse {
@@ -206,10 +260,10 @@ async fn session(
             tracing::info!(agent = %cfg.agent_id, run = %w.run_id, "joined controller {}", cfg.controller);
         }
         Ok(Some(_)) => {
-            return SessionEnd::Lost("controller did not answer Hello with Welcome".into());
+            return lost(false, "controller did not answer Hello with Welcome");
         }
-        Ok(None) => return SessionEnd::Lost("controller closed the session".into()),
-        Err(status) => return ended(status),
+        Ok(None) => return lost(false, "controller closed the session before Welcome"),
+        Err(status) => return ended(status, false),
     }
 
     let (report_tx, mut report_rx) = mpsc::channel::<Report>(64);
@@ -227,7 +281,7 @@ async fn session(
                             agent_send_unix_nanos: cfg.clock.now_unix_nanos(),
                         };
                         if tx.send(SessionRequest { kind: Some(Up::ClockProbeReply(reply)) }).await.is_err() {
-                            break SessionEnd::Lost("outbound stream closed".into());
+                            break lost(true, "outbound stream closed");
                         }
                     }
                     Some(Down::PhaseAssignment(a)) => {
@@ -250,8 +304,8 @@ async fn session(
                         }
                     }
                 },
-                Ok(None) => break SessionEnd::Lost("controller closed the session".into()),
-                Err(status) => break ended(status),
+                Ok(None) => break lost(true, "controller closed the session"),
+                Err(status) => break ended(status, true),
             },
             Some(report) = report_rx.recv() => {
                 let kind = match report {
@@ -263,7 +317,7 @@ async fn session(
                     Report::Done(d) => Up::PhaseDone(d),
                 };
                 if tx.send(SessionRequest { kind: Some(kind) }).await.is_err() {
-                    break SessionEnd::Lost("outbound stream closed".into());
+                    break lost(true, "outbound stream closed");
                 }
             }
             () = shutdown.cancelled() => break SessionEnd::Finished,

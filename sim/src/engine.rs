@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use crate::hrtimer::HrTimer;
 use tokio::time::{Instant, sleep_until};
 
 use crate::config::SimConfig;
@@ -100,7 +101,11 @@ impl Generation {
             return None;
         }
         let i = self.next;
-        sleep_until(self.deadline(i)).await;
+        if i == 0 {
+            first_token_sleep(self.deadline(0)).await;
+        } else {
+            sleep_until(self.deadline(i)).await;
+        }
         self.next += 1;
         Some(Token {
             text: token_text(i),
@@ -110,8 +115,23 @@ impl Generation {
 
     /// Waits until the last token is due (non-streaming responses are sent then).
     pub(crate) async fn finish(&mut self) {
-        sleep_until(self.deadline(self.len - 1)).await;
+        if self.len == 1 {
+            first_token_sleep(self.deadline(0)).await;
+        } else {
+            sleep_until(self.deadline(self.len - 1)).await;
+        }
         self.next = self.len;
+    }
+}
+
+/// Sleep until the first token is due on the high-resolution timer (the
+/// configured TTFT is what benchmarks compare against), falling back to
+/// tokio's millisecond timer if the timer thread cannot start.
+async fn first_token_sleep(at: Instant) {
+    static TIMER: std::sync::OnceLock<Option<HrTimer>> = std::sync::OnceLock::new();
+    match TIMER.get_or_init(|| HrTimer::new().ok()) {
+        Some(timer) => timer.sleep_until(at.into_std()).await,
+        None => sleep_until(at).await,
     }
 }
 

@@ -17,6 +17,7 @@
 mod config;
 mod engine;
 mod error;
+mod hrtimer;
 mod request;
 mod server;
 mod stats;

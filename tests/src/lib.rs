@@ -1,1 +1,227 @@
-//! placeholder
+//! Support for workspace-level integration tests: the real `controller`,
+//! `agent` and `stampede-sim` binaries run as separate processes on loopback.
+//!
+//! The binaries are built (or found up to date) once per test process with
+//! the same cargo and profile as the test itself, so `cargo test` on a fresh
+//! clone needs no separate build step.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary, built on first use.
+pub fn bin(name: &str) -> PathBuf {
+    static PROFILE_DIR: OnceLock<PathBuf> = OnceLock::new();
+    PROFILE_DIR
+        .get_or_init(|| {
+            // The test executable lives in <target>/<profile>/deps/.
+            let exe = std::env::current_exe().expect("current test executable");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("test executable in <target>/<profile>/deps")
+                .to_path_buf();
+            let target_dir = profile_dir
+                .parent()
+                .expect("<target>/<profile>")
+                .to_path_buf();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let mut cmd = Command::new(cargo);
+            cmd.current_dir(workspace_root())
+                .args(["build", "--quiet", "--bins"])
+                .args([
+                    "-p",
+                    "stampede-agent",
+                    "-p",
+                    "stampede-controller",
+                    "-p",
+                    "stampede-sim",
+                ])
+                .arg("--target-dir")
+                .arg(&target_dir);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build for the binaries");
+            assert!(status.success(), "building the binaries failed: {status}");
+            profile_dir
+        })
+        .join(name)
+}
+
+/// A child process killed when dropped, with its output lines collected.
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far (stdout and stderr interleaved).
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    /// Spawn `cmd` with stdout and stderr captured line by line.
+    pub fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        for reader in [
+            Box::new(out) as Box<dyn std::io::Read + Send>,
+            Box::new(err),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a line containing `needle`; returns the line.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line containing {needle:?} within {timeout:?}; output so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Wait for the process to exit; returns its exit code and all its output.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Give the reader threads a moment to hand over the last lines.
+                let grace = Instant::now() + Duration::from_millis(500);
+                while let Ok(line) = self
+                    .lines
+                    .recv_timeout(grace.saturating_duration_since(Instant::now()))
+                {
+                    self.seen.push(line);
+                }
+                return (status.code(), self.seen.join("\n"));
+            }
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "process did not exit within {timeout:?}; output:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The URL at the end of a "... listening on http://ADDR" line.
+pub fn url_in(line: &str) -> String {
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string()
+}
+
+/// Start the simulator binary on an ephemeral loopback port; returns it and its URL.
+pub fn start_sim(args: &[&str]) -> (Proc, String) {
+    let mut cmd = Command::new(bin("stampede-sim"));
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
+    let mut sim = Proc::spawn(cmd);
+    let line = sim.wait_for_line("listening on", Duration::from_secs(30));
+    let url = url_in(&line);
+    (sim, url)
+}
+
+/// GET a URL on loopback and parse the JSON body (blocking, std only).
+pub fn get_json(url: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).expect("read");
+    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: bad JSON {body:?}: {e}"))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// A temporary directory holding a plan file with `text`.
+pub fn plan_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, text).expect("write plan");
+    (dir, path)
+}

@@ -1,0 +1,85 @@
+//! Bad plans are refused before anything starts, with exit code 2 and a
+//! message naming the key.
+
+use stampede_tests::{Proc, bin, plan_file};
+use std::process::Command;
+use std::time::Duration;
+
+const GOOD: &str = r#"
+[agents]
+local = 1
+[target.simulator]
+ttft = "5ms"
+[[phase]]
+kind = "constant"
+rate = 10.0
+duration = "1s"
+"#;
+
+fn controller(args: &[&str], plan: &std::path::Path) -> (Option<i32>, String) {
+    let mut cmd = Command::new(bin("controller"));
+    cmd.args(args).arg(plan);
+    Proc::spawn(cmd).wait_exit(Duration::from_secs(30))
+}
+
+#[test]
+fn good_plan_validates() {
+    let (_dir, path) = plan_file(GOOD);
+    let (code, out) = controller(&["validate"], &path);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("is valid"), "{out}");
+}
+
+#[test]
+fn bad_plans_exit_2_and_name_the_key() {
+    let cases = [
+        (
+            "unknown key",
+            GOOD.replace("rate = 10.0", "rate = 10.0\nrat = 3"),
+            "rat",
+        ),
+        (
+            "negative rate",
+            GOOD.replace("rate = 10.0", "rate = -10.0"),
+            "phase[0].rate",
+        ),
+        (
+            "missing target",
+            GOOD.replace("[target.simulator]\nttft = \"5ms\"", ""),
+            "target",
+        ),
+        (
+            "wrong type",
+            GOOD.replace("rate = 10.0", "rate = \"ten\""),
+            "rate",
+        ),
+        (
+            "bad duration",
+            GOOD.replace("duration = \"1s\"", "duration = \"soon\""),
+            "duration",
+        ),
+    ];
+    for (what, text, key) in cases {
+        let (_dir, path) = plan_file(&text);
+        for verb in ["validate", "run"] {
+            let (code, out) = controller(&[verb], &path);
+            assert_eq!(code, Some(2), "{what} ({verb}): exit code; output:\n{out}");
+            assert!(
+                out.contains(key),
+                "{what} ({verb}): message does not name {key:?}:\n{out}"
+            );
+            assert!(
+                out.contains("plan.toml"),
+                "{what} ({verb}): message does not name the file:\n{out}"
+            );
+            assert!(!out.contains("panicked"), "{what} ({verb}): panic:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn missing_plan_file_is_a_clear_error() {
+    let (code, out) = controller(&["run"], std::path::Path::new("/nonexistent/plan.toml"));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("/nonexistent/plan.toml"), "{out}");
+}
