@@ -15,9 +15,20 @@ pub enum SimError {
     /// The server task panicked or was aborted.
     #[error("simulator server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The config file cannot be read or parsed.
+    #[error("config file {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, with the line and key when known.
+        message: String,
+    },
 }
 
-/// A request the simulator refuses, answered with a 4xx OpenAI-style error body.
+/// A request the simulator refuses, answered with an OpenAI-style error body.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
     /// 400: malformed JSON, missing or invalid field.
@@ -32,6 +43,41 @@ pub(crate) enum ApiError {
     /// 404: no such route.
     #[error("Not found: {0}")]
     RouteNotFound(String),
+    /// 400: prompt plus requested output exceeds `max_model_len` (vLLM's message).
+    #[error(
+        "This model's maximum context length is {max} tokens. However, you requested \
+         {} tokens ({prompt} in the messages, {completion} in the completion). Please reduce \
+         the length of the messages or completion.",
+        prompt + completion
+    )]
+    ContextLength {
+        max: u64,
+        prompt: u64,
+        completion: u64,
+    },
+    /// 400: the request needs more KV-cache blocks than the whole cache has.
+    #[error(
+        "The request needs {needed} KV-cache blocks but the cache has only {capacity}. \
+         Please reduce the length of the messages or completion."
+    )]
+    TooLarge { needed: u64, capacity: u64 },
+    /// 429 or 503: the engine's waiting queue is full.
+    #[error("The server is overloaded: the waiting queue is full. Please retry later.")]
+    QueueFull(u16),
+    /// 503: the engine is shutting down.
+    #[error("The server is shutting down.")]
+    ShuttingDown,
+    /// An injected error status (429, 500 or 503).
+    #[error("{}", injected_message(*.0))]
+    Injected(u16),
+}
+
+fn injected_message(status: u16) -> &'static str {
+    match status {
+        429 => "Rate limit reached for requests (injected by stampede-sim).",
+        503 => "The server is overloaded or not ready yet (injected by stampede-sim).",
+        _ => "The server had an error while processing your request (injected by stampede-sim).",
+    }
 }
 
 impl ApiError {
@@ -43,10 +89,29 @@ impl ApiError {
         }
     }
 
+    /// Whether this is a client error (counted as rejected) rather than overload or a fault.
+    pub(crate) fn is_client_error(&self) -> bool {
+        self.status().is_client_error() && !matches!(self, Self::QueueFull(_) | Self::Injected(_))
+    }
+
     fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest { .. } | Self::ContextLength { .. } | Self::TooLarge { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueueFull(code) | Self::Injected(code) => {
+                StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.status().as_u16() {
+            429 => "rate_limit_error",
+            500..=599 => "server_error",
+            _ => "invalid_request_error",
         }
     }
 
@@ -54,14 +119,16 @@ impl ApiError {
         match self {
             Self::InvalidRequest { param, .. } => *param,
             Self::ModelNotFound(_) => Some("model"),
-            Self::RouteNotFound(_) => None,
+            _ => None,
         }
     }
 
     fn code(&self) -> Option<&'static str> {
         match self {
             Self::ModelNotFound(_) => Some("model_not_found"),
-            Self::InvalidRequest { .. } | Self::RouteNotFound(_) => None,
+            Self::ContextLength { .. } | Self::TooLarge { .. } => Some("context_length_exceeded"),
+            Self::QueueFull(429) | Self::Injected(429) => Some("rate_limit_exceeded"),
+            _ => None,
         }
     }
 }
@@ -71,7 +138,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({
             "error": {
                 "message": self.to_string(),
-                "type": "invalid_request_error",
+                "type": self.kind(),
                 "param": self.param(),
                 "code": self.code(),
             }

@@ -1,27 +1,38 @@
 //! `stampede-sim`: an OpenAI-compatible inference *simulator*.
 //!
-//! It answers `POST /v1/chat/completions` and `POST /v1/completions` (streaming and not)
-//! on a deterministic timeline: the first content token `ttft` after the request handler
-//! starts, then one token every `itl`. Tests and the embedded default benchmark use it as a
-//! stand-in for a real model server, so its wire format follows vLLM, including the
-//! role-only first chat chunk that clients must not count as the first token.
+//! It answers `POST /v1/chat/completions` and `POST /v1/completions` (streaming and not).
+//! By default each request runs on its own deterministic timeline: the first content token
+//! `ttft` after the request handler starts, then one token every `itl`. With
+//! [`SimConfig::engine`] set, requests instead share a continuous-batching engine with a
+//! bounded batch, a bounded waiting queue and a prefix-caching KV cache, so the server
+//! saturates like vLLM. Tests and the embedded default benchmark use it as a stand-in for a
+//! real model server, so its wire format follows vLLM, including the role-only first chat
+//! chunk that clients must not count as the first token. `docs/simulator.md` has the model.
 //!
-//! Also served: `GET /v1/models`, `GET /health`, and `GET /sim/stats` (a [`StatsSnapshot`]).
+//! Also served: `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus, vLLM names),
+//! `GET /sim/stats` (a [`StatsSnapshot`]) and `GET`/`POST /sim/faults` ([`FaultConfig`]).
 //!
-//! Modules, each with one job: [`config`](SimConfig) settings, `request` parsing,
-//! `engine` token timing (the seam for a later batching / KV-cache model), `wire` the JSON
-//! and SSE format, `stream` the per-request SSE body, `server` the routes, `stats` counters.
+//! Modules, each with one job: [`config`](SimConfig) settings, `file` the TOML config file,
+//! `request` parsing, `timeline` token timing, `engine` the batching engine and KV cache,
+//! `faults` fault injection, `wire` the JSON and SSE format, `stream` the per-request SSE
+//! body, `server` the routes, `stats` counters, `metrics` the Prometheus page.
 
 #![warn(missing_docs)]
 
 mod config;
+mod dur;
 mod engine;
 mod error;
+mod faults;
+mod file;
 mod hrtimer;
+mod metrics;
 mod request;
+mod rng;
 mod server;
 mod stats;
 mod stream;
+mod timeline;
 mod wire;
 
 use std::net::SocketAddr;
@@ -32,10 +43,12 @@ use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::SimConfig;
+pub use config::{ConfigError, EngineConfig, OverloadStatus, SimConfig};
 pub use error::SimError;
+pub use faults::FaultConfig;
+pub use file::FileConfig;
 pub use server::router;
-pub use stats::{SimStats, StatsSnapshot};
+pub use stats::{FaultCounts, SimStats, StatsSnapshot};
 
 /// Listen backlog: load tests open thousands of connections at once.
 const LISTEN_BACKLOG: u32 = 4096;
@@ -67,12 +80,15 @@ impl RunningSim {
 }
 
 /// Binds `listen`, spawns the HTTP server (HTTP/1.1 and h2c) and returns at once.
-/// The server stops when `shutdown` is cancelled.
+/// The server stops when `shutdown` is cancelled. An invalid `cfg` (see
+/// [`SimConfig::validate`]) is refused with [`std::io::ErrorKind::InvalidInput`].
 pub async fn start(
     cfg: SimConfig,
     listen: SocketAddr,
     shutdown: CancellationToken,
 ) -> std::io::Result<RunningSim> {
+    cfg.validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let socket = if listen.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -84,7 +100,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
 
     let stats = Arc::new(SimStats::new());
-    let app = router(cfg, Arc::clone(&stats));
+    let app = server::build(cfg, Arc::clone(&stats), shutdown.clone());
     // Small SSE events must leave at once, not wait for Nagle.
     let listener = listener.tap_io(|tcp| {
         if let Err(err) = tcp.set_nodelay(true) {

@@ -31,6 +31,8 @@ pub(crate) struct GenRequest {
     pub include_usage: bool,
     /// Estimated prompt tokens: whitespace-separated words.
     pub prompt_tokens: u64,
+    /// The prompt's token ids: a hash of each word, or the ids given (used by prefix caching).
+    pub prompt_ids: Vec<u32>,
 }
 
 /// The union of the fields both endpoints understand; unknown fields are ignored.
@@ -63,17 +65,20 @@ pub(crate) fn parse(endpoint: Endpoint, body: &[u8]) -> Result<GenRequest, ApiEr
     let raw: RawRequest = serde_json::from_value(value)
         .map_err(|e| ApiError::invalid(format!("Invalid request: {e}"), None))?;
 
-    let (max_tokens, prompt_tokens) = match endpoint {
+    let mut ids = Vec::new();
+    let max_tokens = match endpoint {
         Endpoint::Chat => {
             // Like vLLM: max_completion_tokens wins over the deprecated max_tokens.
             let max_completion = positive(raw.max_completion_tokens, "max_completion_tokens")?;
             let max = positive(raw.max_tokens, "max_tokens")?;
-            (max_completion.or(max), chat_prompt_tokens(raw.messages)?)
+            chat_prompt_ids(raw.messages, &mut ids)?;
+            max_completion.or(max)
         }
-        Endpoint::Completions => (
-            positive(raw.max_tokens, "max_tokens")?,
-            completion_prompt_tokens(raw.prompt)?,
-        ),
+        Endpoint::Completions => {
+            let max = positive(raw.max_tokens, "max_tokens")?;
+            completion_prompt_ids(raw.prompt, &mut ids)?;
+            max
+        }
     };
 
     Ok(GenRequest {
@@ -84,7 +89,8 @@ pub(crate) fn parse(endpoint: Endpoint, body: &[u8]) -> Result<GenRequest, ApiEr
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
-        prompt_tokens,
+        prompt_tokens: ids.len() as u64,
+        prompt_ids: ids,
     })
 }
 
@@ -100,12 +106,26 @@ fn positive(value: Option<i64>, param: &'static str) -> Result<Option<u32>, ApiE
     }
 }
 
-/// The documented prompt-size estimate: whitespace-separated words.
-fn words(text: &str) -> u64 {
-    text.split_whitespace().count() as u64
+/// The documented tokenizer: one token per whitespace-separated word, its id a hash of the
+/// word (FNV-1a), so equal texts give equal ids and prefix caching can match them.
+fn push_words(text: &str, ids: &mut Vec<u32>) {
+    ids.extend(text.split_whitespace().map(word_id));
 }
 
-fn chat_prompt_tokens(messages: Option<Value>) -> Result<u64, ApiError> {
+fn word_id(word: &str) -> u32 {
+    word.bytes().fold(0x811C_9DC5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// A token id given as a JSON number: used as is when it fits `u32`, otherwise hashed.
+fn number_id(n: &serde_json::Number) -> u32 {
+    n.as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or_else(|| word_id(&n.to_string()))
+}
+
+fn chat_prompt_ids(messages: Option<Value>, ids: &mut Vec<u32>) -> Result<(), ApiError> {
     let invalid = |msg: &str| ApiError::invalid(msg, Some("messages"));
     let messages = match messages {
         None | Some(Value::Null) => return Err(invalid("Field required: 'messages'")),
@@ -115,43 +135,54 @@ fn chat_prompt_tokens(messages: Option<Value>) -> Result<u64, ApiError> {
         Some(Value::Array(m)) => m,
         Some(_) => return Err(invalid("'messages' must be an array")),
     };
-    let mut total = 0;
     for message in &messages {
         let Value::Object(message) = message else {
             return Err(invalid("each message must be an object"));
         };
-        total += match message.get("content") {
-            None | Some(Value::Null) => 0,
-            Some(Value::String(s)) => words(s),
+        match message.get("content") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => push_words(s, ids),
             // Content parts: count the text ones, ignore images and the like.
-            Some(Value::Array(parts)) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .map(words)
-                .sum(),
+            Some(Value::Array(parts)) => {
+                for text in parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                {
+                    push_words(text, ids);
+                }
+            }
             Some(_) => return Err(invalid("message 'content' must be a string or an array")),
-        };
+        }
     }
-    Ok(total)
+    Ok(())
 }
 
-fn completion_prompt_tokens(prompt: Option<Value>) -> Result<u64, ApiError> {
+fn completion_prompt_ids(prompt: Option<Value>, ids: &mut Vec<u32>) -> Result<(), ApiError> {
     let invalid = |msg: &str| ApiError::invalid(msg, Some("prompt"));
     match prompt {
         None | Some(Value::Null) => Err(invalid("Field required: 'prompt'")),
-        Some(Value::String(s)) => Ok(words(&s)),
+        Some(Value::String(s)) => {
+            push_words(&s, ids);
+            Ok(())
+        }
         // A batch of strings, a list of token ids, or a batch of token-id lists.
         Some(Value::Array(items)) => {
-            let mut total = 0;
             for item in &items {
-                total += match item {
-                    Value::String(s) => words(s),
-                    Value::Number(_) => 1,
-                    Value::Array(ids) => ids.len() as u64,
+                match item {
+                    Value::String(s) => push_words(s, ids),
+                    Value::Number(n) => ids.push(number_id(n)),
+                    Value::Array(inner) => {
+                        for id in inner {
+                            match id {
+                                Value::Number(n) => ids.push(number_id(n)),
+                                _ => return Err(invalid("token ids must be numbers")),
+                            }
+                        }
+                    }
                     _ => return Err(invalid("'prompt' has an invalid element")),
-                };
+                }
             }
-            Ok(total)
+            Ok(())
         }
         Some(_) => Err(invalid("'prompt' must be a string or an array")),
     }
@@ -189,6 +220,7 @@ mod tests {
         assert_eq!(p(r#"{"prompt":[1,2,3,4]}"#).ok(), Some(4));
         assert_eq!(p(r#"{"prompt":[[1,2],[3]]}"#).ok(), Some(3));
         assert!(p(r#"{"prompt":7}"#).is_err());
+        assert!(p(r#"{"prompt":[[1,"x"]]}"#).is_err());
         assert!(p(r#"{"messages":[]}"#).is_err());
     }
 
@@ -211,6 +243,15 @@ mod tests {
         ] {
             assert!(chat(body).is_err(), "{body:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn equal_words_get_equal_ids() {
+        let r = parse(Endpoint::Completions, br#"{"prompt":["a b a", [7, 8]]}"#).expect("ok");
+        assert_eq!(r.prompt_ids.len(), 5);
+        assert_eq!(r.prompt_ids[0], r.prompt_ids[2]);
+        assert_ne!(r.prompt_ids[0], r.prompt_ids[1]);
+        assert_eq!(&r.prompt_ids[3..], &[7, 8]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! HTTP routes and handlers.
 //!
-//! Thin glue: parse the request ([`crate::request`]), put it on a timeline
-//! ([`crate::engine`]), and answer in the OpenAI format ([`crate::wire`], [`crate::stream`]).
+//! Thin glue: parse the request ([`crate::request`]), decide its fate ([`crate::faults`]),
+//! put it on a timeline ([`crate::timeline`], backed by [`crate::engine`] when batching),
+//! and answer in the OpenAI format ([`crate::wire`], [`crate::stream`]). Also the admin and
+//! observability routes: `/metrics`, `/sim/stats`, `/sim/faults`.
 
 use std::sync::Arc;
 
@@ -11,14 +13,18 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::stream;
 use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::SimConfig;
-use crate::engine::{Generation, full_text};
+use crate::engine::{Engine, SubmitError};
 use crate::error::ApiError;
-use crate::request::{self, Endpoint};
+use crate::faults::{Fault, FaultConfig, Faults};
+use crate::request::{self, Endpoint, GenRequest};
 use crate::stats::{SimStats, StatsSnapshot};
-use crate::stream::sse_body;
+use crate::stream::{hung_body, sse_body};
+use crate::timeline::{Fixed, Generation, full_text, output_len};
 use crate::wire::{ResponseMeta, Usage, full_body};
 
 /// Largest request body accepted (long prompts are fine, runaway uploads are not).
@@ -29,13 +35,25 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 struct AppState {
     cfg: SimConfig,
     stats: Arc<SimStats>,
+    faults: Arc<Faults>,
+    /// The batching engine, when configured.
+    engine: Option<Engine>,
+    /// Cancelled when the server shuts down or this state is dropped: ends hung responses
+    /// and lets the idle engine task exit.
+    shutdown: CancellationToken,
+    _guard: DropGuard,
     /// The `GET /v1/models` body, built once.
     models_body: Bytes,
 }
 
 /// The simulator's routes, counting into `stats`. `start` serves this; tests and embedders
-/// can also mount it themselves.
+/// can also mount it themselves (validate `cfg` with [`SimConfig::validate`] first).
 pub fn router(cfg: SimConfig, stats: Arc<SimStats>) -> Router {
+    build(cfg, stats, CancellationToken::new())
+}
+
+/// [`router`], with hung responses and the engine also ending when `shutdown` is cancelled.
+pub(crate) fn build(cfg: SimConfig, stats: Arc<SimStats>, shutdown: CancellationToken) -> Router {
     let models = serde_json::json!({
         "object": "list",
         "data": [{
@@ -45,13 +63,29 @@ pub fn router(cfg: SimConfig, stats: Arc<SimStats>) -> Router {
             "owned_by": "stampede",
             "root": cfg.model,
             "parent": null,
-            "max_model_len": null,
+            "max_model_len": cfg.max_model_len,
         }],
     });
     let models_body = Bytes::from(models.to_string());
+    let shutdown = shutdown.child_token();
+    let faults = Arc::new(Faults::new(cfg.faults.clone(), cfg.seed));
+    let engine = cfg.engine.clone().map(|e| {
+        Engine::new(
+            e,
+            cfg.jitter,
+            cfg.seed,
+            Arc::clone(&stats),
+            Arc::clone(&faults),
+            shutdown.clone(),
+        )
+    });
     let state = Arc::new(AppState {
         cfg,
         stats,
+        faults,
+        engine,
+        _guard: shutdown.clone().drop_guard(),
+        shutdown,
         models_body,
     });
     Router::new()
@@ -59,7 +93,9 @@ pub fn router(cfg: SimConfig, stats: Arc<SimStats>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/sim/stats", get(sim_stats))
+        .route("/sim/faults", get(get_faults).post(set_faults))
         .fallback(not_found)
         .with_state(state)
 }
@@ -80,11 +116,34 @@ async fn generate(state: &Arc<AppState>, endpoint: Endpoint, body: Body) -> Resp
     match respond(state, endpoint, body, start, seq).await {
         Ok(response) => response,
         Err(err) => {
-            state.stats.record_rejected();
-            tracing::debug!(%err, "rejected request");
+            if err.is_client_error() {
+                state.stats.record_rejected();
+            }
+            tracing::debug!(%err, "refused request");
             err.into_response()
         }
     }
+}
+
+/// Checks the context length like vLLM: prompt plus the requested output must fit
+/// `max_model_len`. Returns the number of tokens to generate.
+fn fit_context(cfg: &SimConfig, req: &GenRequest) -> Result<u32, ApiError> {
+    let len = output_len(cfg, req.max_tokens);
+    let Some(max) = cfg.max_model_len.map(u64::from) else {
+        return Ok(len);
+    };
+    let prompt = req.prompt_tokens;
+    // Without max_tokens vLLM generates into whatever room is left (at least one token).
+    let requested = req.max_tokens.map_or(1, u64::from);
+    if prompt + requested > max {
+        return Err(ApiError::ContextLength {
+            max,
+            prompt,
+            completion: requested,
+        });
+    }
+    let room = u32::try_from(max - prompt).unwrap_or(u32::MAX);
+    Ok(len.min(room).max(1))
 }
 
 async fn respond(
@@ -98,13 +157,57 @@ async fn respond(
         .await
         .map_err(|e| ApiError::invalid(format!("Could not read request body: {e}"), None))?;
     let req = request::parse(endpoint, &bytes)?;
-    if let Some(model) = req.model.filter(|m| *m != state.cfg.model) {
-        return Err(ApiError::ModelNotFound(model));
+    if let Some(model) = req.model.as_ref().filter(|m| **m != state.cfg.model) {
+        return Err(ApiError::ModelNotFound(model.clone()));
     }
+    let len = fit_context(&state.cfg, &req)?;
+    let meta = ResponseMeta::new(endpoint, seq, &state.cfg.model);
+
+    let fault = state.faults.draw(seq);
+    match fault {
+        Some(f @ Fault::Status(code)) => {
+            state.stats.record_fault(f);
+            return Err(ApiError::Injected(code));
+        }
+        Some(Fault::Hang) => {
+            state.stats.record_fault(Fault::Hang);
+            if req.stream {
+                return Ok(sse_response(hung_body(&meta, state.shutdown.clone())));
+            }
+            state.shutdown.cancelled().await;
+            return Err(ApiError::ShuttingDown);
+        }
+        _ => {}
+    }
+
+    let mut generation = match &state.engine {
+        None => Generation::Fixed(Fixed::new(
+            &state.cfg,
+            start,
+            len,
+            seq,
+            state.faults.slowdown(start),
+            Arc::clone(&state.stats),
+        )),
+        Some(engine) => match engine.submit(&req.prompt_ids, len, start) {
+            Ok(handle) => Generation::Engine(handle),
+            Err(SubmitError::QueueFull) => {
+                state.stats.record_queue_full();
+                let code = state
+                    .cfg
+                    .engine
+                    .as_ref()
+                    .map_or(429, |e| e.queue_full_status.code());
+                return Err(ApiError::QueueFull(code));
+            }
+            Err(SubmitError::TooLarge { needed, capacity }) => {
+                return Err(ApiError::TooLarge { needed, capacity });
+            }
+            Err(SubmitError::Closed) => return Err(ApiError::ShuttingDown),
+        },
+    };
     state.stats.add_prompt_tokens(req.prompt_tokens);
 
-    let mut generation = Generation::new(&state.cfg, start, req.max_tokens);
-    let meta = ResponseMeta::new(endpoint, seq, &state.cfg.model);
     if req.stream {
         let body = sse_body(
             &meta,
@@ -112,25 +215,58 @@ async fn respond(
             Arc::clone(&state.stats),
             req.include_usage,
             req.prompt_tokens,
+            fault,
         );
-        let headers = [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ];
-        return Ok((headers, body).into_response());
+        return Ok(sse_response(body));
     }
 
     // If the client leaves during this wait, hyper drops this future: not served.
-    generation.finish().await;
+    if !generation.finish().await {
+        return Err(ApiError::ShuttingDown);
+    }
     let n = generation.len();
     state.stats.add_output_tokens(u64::from(n));
     let usage = Usage {
         prompt: req.prompt_tokens,
         completion: u64::from(n),
     };
-    let response = axum::Json(full_body(&meta, full_text(n), usage)).into_response();
-    state.stats.record_served();
-    Ok(response)
+    let json = full_body(&meta, full_text(n), usage).to_string();
+    let json_headers = [(header::CONTENT_TYPE, "application/json")];
+    match fault {
+        Some(Fault::Cut) => {
+            state.stats.record_fault(Fault::Cut);
+            // Half the body, then an aborted connection.
+            let json = Bytes::from(json);
+            let half = json.slice(..json.len() / 2);
+            let body = stream::iter([
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "injected stream cut",
+                )),
+            ]);
+            Ok((json_headers, Body::from_stream(body)).into_response())
+        }
+        Some(Fault::Malformed) => {
+            state.stats.record_fault(Fault::Malformed);
+            let cut = json.len() / 2;
+            let truncated = json.get(..cut).unwrap_or("{").to_owned();
+            state.stats.record_served();
+            Ok((json_headers, truncated).into_response())
+        }
+        _ => {
+            state.stats.record_served();
+            Ok((json_headers, json).into_response())
+        }
+    }
+}
+
+fn sse_response(body: Body) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    (headers, body).into_response()
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Response {
@@ -145,8 +281,41 @@ async fn health() -> StatusCode {
     StatusCode::OK
 }
 
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = crate::metrics::render(&state.stats, &state.cfg.model);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 async fn sim_stats(State(state): State<Arc<AppState>>) -> axum::Json<StatsSnapshot> {
     axum::Json(state.stats.snapshot())
+}
+
+async fn get_faults(State(state): State<Arc<AppState>>) -> axum::Json<FaultConfig> {
+    axum::Json(state.faults.get())
+}
+
+/// Replaces the fault settings (fields left out take their defaults) and restarts the
+/// warm-up period; answers with the new settings.
+async fn set_faults(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let cfg: FaultConfig = match serde_json::from_slice(&body) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            return ApiError::invalid(format!("Invalid fault settings: {e}"), None).into_response();
+        }
+    };
+    if let Err(e) = cfg.validate() {
+        return ApiError::invalid(e.to_string(), Some(e.key)).into_response();
+    }
+    tracing::info!(?cfg, "fault settings replaced");
+    state.faults.set(cfg.clone());
+    axum::Json(cfg).into_response()
 }
 
 async fn not_found(uri: Uri) -> ApiError {

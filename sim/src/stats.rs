@@ -1,24 +1,48 @@
-//! Request and token counters.
+//! Request, token and fault counters.
 //!
 //! Tests and the controller read these to check what the simulator really did (for example
-//! that a disconnected client was not counted as served). Lock-free atomics, so thousands of
-//! concurrent streams can update them cheaply.
+//! that a disconnected client was not counted as served, or how many faults were injected).
+//! Lock-free atomics, so thousands of concurrent streams can update them cheaply.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::faults::Fault;
+use crate::metrics::Metrics;
+
 /// Live counters of one simulator instance, shared between the server and its owner.
 ///
 /// `requests_started` counts every generation request whose handler ran, so
-/// `started = served + rejected + in flight + abandoned by the client`.
+/// `started = served + rejected + queue_full + injected faults + in flight + abandoned by the
+/// client` (a malformed-chunk request that completes is both injected and served).
 #[derive(Debug, Default)]
 pub struct SimStats {
     started: AtomicU64,
     served: AtomicU64,
     rejected: AtomicU64,
+    queue_full: AtomicU64,
     prompt_tokens: AtomicU64,
     output_tokens: AtomicU64,
+    faults: [AtomicU64; 6],
+    pub(crate) metrics: Metrics,
+}
+
+/// How many faults of each kind were injected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCounts {
+    /// Requests answered with an injected 429.
+    pub error_429: u64,
+    /// Requests answered with an injected 500.
+    pub error_500: u64,
+    /// Requests answered with an injected 503.
+    pub error_503: u64,
+    /// Responses whose connection was aborted mid-stream.
+    pub stream_cut: u64,
+    /// Requests that hung before their first token.
+    pub hang: u64,
+    /// Responses that carried a malformed chunk.
+    pub malformed: u64,
 }
 
 /// A point-in-time copy of [`SimStats`], served as JSON by `GET /sim/stats`.
@@ -28,12 +52,18 @@ pub struct StatsSnapshot {
     pub requests_started: u64,
     /// Generation requests answered completely (streams: `[DONE]` handed to the body).
     pub requests_served: u64,
-    /// Generation requests answered with a 4xx error.
+    /// Generation requests answered with a 4xx error for bad input (not injected faults).
     pub requests_rejected: u64,
+    /// Generation requests refused because the engine's waiting queue was full.
+    #[serde(default)]
+    pub requests_queue_full: u64,
     /// Estimated prompt tokens of the accepted requests (whitespace-separated words).
     pub prompt_tokens: u64,
     /// Content tokens emitted (streamed tokens count even if the client left afterwards).
     pub output_tokens: u64,
+    /// Injected faults by kind.
+    #[serde(default)]
+    pub faults_injected: FaultCounts,
 }
 
 impl SimStats {
@@ -52,9 +82,14 @@ impl SimStats {
         self.served.load(Ordering::Relaxed)
     }
 
-    /// Generation requests answered with a 4xx error.
+    /// Generation requests answered with a 4xx error for bad input.
     pub fn requests_rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Generation requests refused because the waiting queue was full.
+    pub fn requests_queue_full(&self) -> u64 {
+        self.queue_full.load(Ordering::Relaxed)
     }
 
     /// Estimated prompt tokens of the accepted requests.
@@ -67,14 +102,29 @@ impl SimStats {
         self.output_tokens.load(Ordering::Relaxed)
     }
 
+    /// Injected faults by kind.
+    pub fn faults_injected(&self) -> FaultCounts {
+        let f = |i: usize| self.faults[i].load(Ordering::Relaxed);
+        FaultCounts {
+            error_429: f(0),
+            error_500: f(1),
+            error_503: f(2),
+            stream_cut: f(3),
+            hang: f(4),
+            malformed: f(5),
+        }
+    }
+
     /// Copies all counters. Each is read atomically, the set as a whole is not.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             requests_started: self.requests_started(),
             requests_served: self.requests_served(),
             requests_rejected: self.requests_rejected(),
+            requests_queue_full: self.requests_queue_full(),
             prompt_tokens: self.prompt_tokens(),
             output_tokens: self.output_tokens(),
+            faults_injected: self.faults_injected(),
         }
     }
 
@@ -89,6 +139,22 @@ impl SimStats {
 
     pub(crate) fn record_rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_queue_full(&self) {
+        self.queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_fault(&self, fault: Fault) {
+        let i = match fault {
+            Fault::Status(429) => 0,
+            Fault::Status(503) => 2,
+            Fault::Status(_) => 1,
+            Fault::Cut => 3,
+            Fault::Hang => 4,
+            Fault::Malformed => 5,
+        };
+        self.faults[i].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_prompt_tokens(&self, n: u64) {

@@ -121,6 +121,11 @@ impl ChunkWriter {
         self.event(&[open, text.as_bytes(), close, finish, b"\n\n"])
     }
 
+    /// A chunk whose JSON is cut off in the middle (the malformed-chunk fault).
+    pub(crate) fn malformed_chunk(&self) -> Bytes {
+        self.event(&[br#"{"index":0,"delta":{"content":"#, b"\n\n"])
+    }
+
     /// The trailing usage chunk (`"choices": []`), sent when `include_usage` was requested.
     pub(crate) fn usage_chunk(&self, usage: Usage) -> Bytes {
         let tail = format!(
@@ -203,6 +208,11 @@ mod tests {
         }));
         assert_eq!(usage["choices"], json!([]));
         assert_eq!(usage["usage"]["total_tokens"], 6);
+        let bad = w.malformed_chunk();
+        let text = std::str::from_utf8(&bad).expect("utf8");
+        assert!(text.starts_with("data: {") && text.ends_with("\n\n"));
+        let json = &text["data: ".len()..text.len() - 2];
+        assert!(serde_json::from_str::<Value>(json).is_err());
     }
 
     #[test]

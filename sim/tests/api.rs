@@ -263,6 +263,8 @@ async fn sim_stats_counts_served_requests() {
         requests_rejected: 1,
         prompt_tokens: 4 + 4 + 3,
         output_tokens: 2 + 8 + 3,
+        requests_queue_full: 0,
+        faults_injected: stampede_sim::FaultCounts::default(),
     };
     assert_eq!(snap, expected);
 }

@@ -80,3 +80,80 @@ fn bad_flags_exit_with_2() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn config_file_is_read_and_flags_override_it() {
+    let dir = std::env::temp_dir().join(format!("stampede-sim-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "listen = \"127.0.0.1:0\"\nmodel = \"file-model\"\n[engine]\nmax_num_seqs = 4\n[faults]\nerror_503 = 1.0\n",
+    )
+    .expect("write");
+    let mut child = Command::new(BIN)
+        .args(["--config", good.to_str().expect("utf8"), "--fault-503", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let url = line.trim_end().replace("stampede-sim listening on ", "");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (status, faults) = rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let c = reqwest::Client::new();
+        let status = c
+            .post(format!("{url}/v1/completions"))
+            .json(&serde_json::json!({"model": "file-model", "prompt": "hi", "max_tokens": 1}))
+            .send()
+            .await
+            .expect("send")
+            .status();
+        let faults: serde_json::Value = c
+            .get(format!("{url}/sim/faults"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        (status, faults)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "the flag turned the file's 503 rate off");
+    assert_eq!(faults["error_503"], 0.0);
+
+    for (name, text, args) in [
+        ("typo.toml", "tfft = \"1ms\"\n", &[][..]),
+        ("rate.toml", "[faults]\nhang = 2.0\n", &[]),
+        ("ok.toml", "", &["--step-base", "1ms"]), // engine flag without the engine
+        ("ok2.toml", "", &["--jitter", "1.5"]),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        let out = Command::new(BIN)
+            .args([
+                "--config",
+                path.to_str().expect("utf8"),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
+        assert!(out.stdout.is_empty(), "{name}");
+        assert!(!out.stderr.is_empty(), "{name}");
+    }
+    let missing = Command::new(BIN)
+        .args(["--config", "/nonexistent/stampede.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

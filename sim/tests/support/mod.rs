@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // not every test binary uses every helper
 
+pub mod prom;
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -30,6 +32,7 @@ pub fn fast_cfg() -> SimConfig {
         itl: Duration::from_millis(1),
         output_tokens: 8,
         model: "test-model".to_owned(),
+        ..SimConfig::default()
     }
 }
 
@@ -43,6 +46,36 @@ pub async fn start(cfg: SimConfig) -> Sim {
         _guard: shutdown.clone().drop_guard(),
         shutdown,
     }
+}
+
+/// Settings with the batching engine on: fast steps, a small batch.
+pub fn engine_cfg(engine: stampede_sim::EngineConfig) -> SimConfig {
+    SimConfig {
+        engine: Some(engine),
+        ..fast_cfg()
+    }
+}
+
+/// Scrapes and strictly parses `/metrics`.
+pub async fn scrape(sim: &Sim) -> prom::Page {
+    let resp = client()
+        .get(sim.url("/metrics"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let text = resp.text().await.expect("body");
+    prom::parse(&text).unwrap_or_else(|e| {
+        panic!(
+            "invalid Prometheus text: {e}
+{text}"
+        )
+    })
 }
 
 pub fn client() -> reqwest::Client {
