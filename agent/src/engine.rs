@@ -1,7 +1,7 @@
 //! The load engine: runs this agent's share of one phase.
 //!
 //! Open loop: the phase's arrival sequence is defined once for the cluster
-//! (arrival k due at start + k/rate) and this agent sends the arrivals with
+//! (see [`crate::arrivals`]) and this agent sends the arrivals with
 //! k mod n == shard index, so the union of all agents is exactly the phase's
 //! sequence. Each arrival is sent at its intended time; latency is measured
 //! from that intended time (coordinated-omission-correct) and the
@@ -11,6 +11,7 @@
 //! Closed loop: cluster-wide user u runs on shard u mod n; each user sends its
 //! next request when the previous one ends (intended = actual send).
 
+use crate::arrivals::{self, Schedule};
 use crate::client::{self, Target};
 use crate::failure::FailureClass;
 use crate::recorder::Recorder;
@@ -82,6 +83,8 @@ struct Spec {
     max_requests: u64,
     shard: proto::Shard,
     shape: Shape,
+    /// The cluster-wide open-loop sequence (open-loop phases only).
+    schedule: Option<Schedule>,
     timeout: Duration,
     max_in_flight: u32,
 }
@@ -95,14 +98,13 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
     if a.window_ms == 0 {
         return Err(bad("window_ms = 0".into()));
     }
-    let Some(shape) = a.load.and_then(|l| l.shape) else {
+    let Some(shape) = a.load.clone().and_then(|l| l.shape) else {
         return Err(bad("no load shape".into()));
     };
-    if let Shape::ConstantRate(c) = shape
-        && (!c.requests_per_second.is_finite() || c.requests_per_second <= 0.0)
-    {
-        return Err(bad(format!("rate {}", c.requests_per_second)));
-    }
+    let schedule = match &shape {
+        Shape::OpenLoop(o) => Some(Schedule::from_proto(o).map_err(|e| bad(e.to_string()))?),
+        Shape::Concurrency(_) => None,
+    };
     let request = a
         .request
         .as_ref()
@@ -120,6 +122,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
         max_requests: a.max_requests,
         shard,
         shape,
+        schedule,
         timeout: Duration::from_millis(request.timeout_ms),
         max_in_flight: if a.max_in_flight == 0 {
             DEFAULT_MAX_IN_FLIGHT
@@ -193,9 +196,10 @@ pub async fn run_phase(
     let tracker = TaskTracker::new();
     tokio::select! {
         () = tokio::time::sleep_until(spec.start) => {
-            match spec.shape {
-                Shape::ConstantRate(c) => open_loop(&ctx, &spec, c.requests_per_second, &tracker, &stop).await,
-                Shape::Concurrency(c) => closed_loop(&ctx, &spec, c.users, &tracker, &stop),
+            match (&spec.shape, &spec.schedule) {
+                (Shape::Concurrency(c), _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop),
+                (_, Some(schedule)) => open_loop(&ctx, &spec, schedule.clone(), &tracker, &stop).await,
+                (Shape::OpenLoop(_), None) => {}
             }
         }
         () = stop.cancelled() => {}
@@ -260,12 +264,11 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 async fn open_loop(
     ctx: &Arc<Ctx>,
     spec: &Spec,
-    rate: f64,
+    schedule: Schedule,
     tracker: &TaskTracker,
     stop: &CancellationToken,
 ) {
-    let n = u64::from(spec.shard.count);
-    let first = u64::from(spec.shard.index);
+    let arrivals = arrivals::shard(schedule, spec.shard.index, spec.shard.count);
     let runtime = tokio::runtime::Handle::current();
     let (ctx, tracker, stop) = (ctx.clone(), tracker.clone(), stop.clone());
     let (start, end, max_requests, max_in_flight) =
@@ -273,17 +276,21 @@ async fn open_loop(
     let pacer = std::thread::Builder::new()
         .name("stampede-pacer".into())
         .spawn(move || {
-            let mut sent: u64 = 0;
-            loop {
-                if max_requests > 0 && sent >= max_requests {
+            let limit = if max_requests == 0 {
+                usize::MAX
+            } else {
+                usize::try_from(max_requests).unwrap_or(usize::MAX)
+            };
+            for (_, at) in arrivals.take(limit) {
+                let Some(due) = Duration::try_from_secs_f64(at)
+                    .ok()
+                    .and_then(|d| start.checked_add(d))
+                else {
                     break;
-                }
-                let k = first + sent * n;
-                let due = start + Duration::from_secs_f64(k as f64 / rate);
+                };
                 if due >= end || !sleep_until_precise(due, &stop) {
                     break;
                 }
-                sent += 1;
                 if ctx.in_flight.load(Ordering::Relaxed) >= max_in_flight {
                     ctx.rec.skipped(1);
                     continue;

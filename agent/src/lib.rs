@@ -3,6 +3,7 @@
 //! session with the controller. The `agent` binary is a thin CLI over
 //! [`run`]; the controller embeds the same code for local agents.
 
+pub mod arrivals;
 pub mod backoff;
 pub mod client;
 pub mod engine;

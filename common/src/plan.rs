@@ -74,6 +74,8 @@ pub struct RawRun {
     pub window: Option<HumanDuration>,
     /// Directory under which run directories are created. Default "results".
     pub output_dir: Option<PathBuf>,
+    /// Seed of every random choice (arrival spacing); same seed, same run. Default 0.
+    pub seed: Option<u64>,
 }
 
 /// `[agents]`: local agents started by the controller, or remote ones that dial in.
@@ -143,8 +145,9 @@ pub struct RawRequest {
 pub struct RawPhase {
     /// Name shown in reports. Default: the kind and the phase's position.
     pub name: Option<String>,
-    /// "baseline" (one user, closed loop), "constant" (open loop at `rate`)
-    /// or "concurrency" (closed loop with `users`).
+    /// "baseline" (one user, closed loop), "constant" (open loop at `rate`),
+    /// "ramp" (open loop from `from` to `to`) or "concurrency" (closed loop
+    /// with `users`).
     pub kind: Option<String>,
     /// How long arrivals continue.
     pub duration: Option<HumanDuration>,
@@ -152,6 +155,17 @@ pub struct RawPhase {
     pub rate: Option<f64>,
     /// Concurrent users across all agents (kind "concurrency").
     pub users: Option<u32>,
+    /// Rate at the start of a ramp, requests per second (kind "ramp").
+    pub from: Option<f64>,
+    /// Rate at the end of a ramp, requests per second (kind "ramp").
+    pub to: Option<f64>,
+    /// Ramp in this many equal steps instead of linearly (kind "ramp").
+    pub steps: Option<u32>,
+    /// Spacing of open-loop arrivals: "uniform" (default), "poisson" or "gamma".
+    pub arrival: Option<String>,
+    /// Gamma shape for `arrival = "gamma"`: 1 is Poisson, below 1 burstier,
+    /// above 1 more regular.
+    pub burstiness: Option<f64>,
     /// Stop after this many requests in total (optional bound).
     pub requests: Option<u64>,
     /// Grace period for in-flight requests after the phase ends. Default: the
@@ -168,6 +182,8 @@ pub struct Plan {
     pub window: Duration,
     /// Results parent directory.
     pub output_dir: PathBuf,
+    /// Seed of random choices.
+    pub seed: u64,
     /// Agent placement.
     pub agents: Agents,
     /// Endpoint under test.
@@ -282,11 +298,38 @@ pub enum PhaseKind {
     Constant {
         /// Arrivals per second.
         rate: f64,
+        /// Spacing of arrivals.
+        arrival: Arrival,
+    },
+    /// Open loop with the rate rising (or falling) from `from` to `to`.
+    Ramp {
+        /// Rate at the start.
+        from: f64,
+        /// Rate at the end.
+        to: f64,
+        /// Equal steps instead of a linear change.
+        steps: Option<u32>,
+        /// Spacing of arrivals.
+        arrival: Arrival,
     },
     /// Closed loop with a fixed number of users.
     Concurrency {
         /// Users across all agents.
         users: u32,
+    },
+}
+
+/// Spacing of open-loop arrivals.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arrival {
+    /// Evenly spaced.
+    Uniform,
+    /// Poisson process (exponential gaps).
+    Poisson,
+    /// Gamma-distributed gaps with this shape.
+    Gamma {
+        /// Shape: 1 is Poisson, < 1 burstier, > 1 more regular.
+        burstiness: f64,
     },
 }
 
@@ -296,14 +339,44 @@ impl PhaseKind {
         match self {
             PhaseKind::Baseline => "baseline",
             PhaseKind::Constant { .. } => "constant",
+            PhaseKind::Ramp { .. } => "ramp",
             PhaseKind::Concurrency { .. } => "concurrency",
         }
     }
 
-    /// Offered rate for open-loop kinds.
+    /// Offered rate `t` into a phase of length `duration` (open-loop kinds).
+    pub fn offered_rate_at(&self, t: Duration, duration: Duration) -> Option<f64> {
+        let frac = (t.as_secs_f64() / duration.as_secs_f64().max(1e-9)).clamp(0.0, 1.0);
+        match *self {
+            PhaseKind::Constant { rate, .. } => Some(rate),
+            PhaseKind::Ramp {
+                from,
+                to,
+                steps: None,
+                ..
+            } => Some(from + (to - from) * frac),
+            PhaseKind::Ramp {
+                from,
+                to,
+                steps: Some(n),
+                ..
+            } => {
+                let j = ((frac * f64::from(n)).floor() as u32).min(n - 1);
+                Some(if n == 1 {
+                    to
+                } else {
+                    from + (to - from) * f64::from(j) / f64::from(n - 1)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Mean offered rate for open-loop kinds (a ramp's average).
     pub fn offered_rate(&self) -> Option<f64> {
         match self {
-            PhaseKind::Constant { rate } => Some(*rate),
+            PhaseKind::Constant { rate, .. } => Some(*rate),
+            PhaseKind::Ramp { from, to, .. } => Some((from + to) / 2.0),
             _ => None,
         }
     }
@@ -420,6 +493,7 @@ impl RawPlan {
             name,
             window,
             output_dir,
+            seed: self.run.seed.unwrap_or(0),
             agents,
             target,
             request,
@@ -602,14 +676,23 @@ impl RawPhase {
                 Ok(())
             }
         };
+        let open_loop = matches!(kind_name, "constant" | "ramp");
+        unused("arrival", !open_loop && self.arrival.is_some())?;
+        unused("burstiness", !open_loop && self.burstiness.is_some())?;
         let kind = match kind_name {
             "baseline" => {
                 unused("rate", self.rate.is_some())?;
                 unused("users", self.users.is_some())?;
+                unused("from", self.from.is_some())?;
+                unused("to", self.to.is_some())?;
+                unused("steps", self.steps.is_some())?;
                 PhaseKind::Baseline
             }
             "constant" => {
                 unused("users", self.users.is_some())?;
+                unused("from", self.from.is_some())?;
+                unused("to", self.to.is_some())?;
+                unused("steps", self.steps.is_some())?;
                 let Some(rate) = self.rate else {
                     return Err(cx.invalid(
                         key("rate"),
@@ -617,17 +700,45 @@ impl RawPhase {
                         "kind \"constant\" needs a rate in requests per second",
                     ));
                 };
-                if !rate.is_finite() || rate <= 0.0 || rate > 1_000_000.0 {
-                    return Err(cx.invalid(
-                        key("rate"),
-                        rate,
-                        "must be a positive number of requests per second (at most 1000000)",
-                    ));
+                check_rate(cx, &key("rate"), rate, false)?;
+                PhaseKind::Constant {
+                    rate,
+                    arrival: self.arrival(cx, i)?,
                 }
-                PhaseKind::Constant { rate }
+            }
+            "ramp" => {
+                unused("users", self.users.is_some())?;
+                unused("rate", self.rate.is_some())?;
+                let (Some(from), Some(to)) = (self.from, self.to) else {
+                    let missing = if self.from.is_none() { "from" } else { "to" };
+                    return Err(cx.invalid(
+                        key(missing),
+                        MISSING,
+                        "kind \"ramp\" needs `from` and `to` rates in requests per second",
+                    ));
+                };
+                check_rate(cx, &key("from"), from, true)?;
+                check_rate(cx, &key("to"), to, true)?;
+                if from == 0.0 && to == 0.0 {
+                    return Err(cx.invalid(key("to"), 0, "a ramp from 0 to 0 sends nothing"));
+                }
+                if let Some(n) = self.steps
+                    && !(1..=10_000).contains(&n)
+                {
+                    return Err(cx.invalid(key("steps"), n, "must be between 1 and 10000"));
+                }
+                PhaseKind::Ramp {
+                    from,
+                    to,
+                    steps: self.steps,
+                    arrival: self.arrival(cx, i)?,
+                }
             }
             "concurrency" => {
                 unused("rate", self.rate.is_some())?;
+                unused("from", self.from.is_some())?;
+                unused("to", self.to.is_some())?;
+                unused("steps", self.steps.is_some())?;
                 let Some(users) = self.users else {
                     return Err(cx.invalid(
                         key("users"),
@@ -644,7 +755,7 @@ impl RawPhase {
                 return Err(cx.invalid(
                     key("kind"),
                     format!("{other:?}"),
-                    "expected \"baseline\", \"constant\" or \"concurrency\"",
+                    "expected \"baseline\", \"constant\", \"ramp\" or \"concurrency\"",
                 ));
             }
         };
@@ -680,6 +791,65 @@ impl RawPhase {
     }
 }
 
+fn check_rate(cx: &Ctx<'_>, key: &str, rate: f64, zero_ok: bool) -> Result<(), PlanError> {
+    let low_ok = if zero_ok { rate >= 0.0 } else { rate > 0.0 };
+    if !rate.is_finite() || !low_ok || rate > 1_000_000.0 {
+        let what = if zero_ok {
+            "a rate ≥ 0"
+        } else {
+            "a positive rate"
+        };
+        return Err(cx.invalid(
+            key,
+            rate,
+            format!("must be {what} in requests per second (at most 1000000)"),
+        ));
+    }
+    Ok(())
+}
+
+impl RawPhase {
+    fn arrival(&self, cx: &Ctx<'_>, i: usize) -> Result<Arrival, PlanError> {
+        let key = |f: &str| format!("phase[{i}].{f}");
+        let arrival = match self.arrival.as_deref().unwrap_or("uniform") {
+            "uniform" => Arrival::Uniform,
+            "poisson" => Arrival::Poisson,
+            "gamma" => {
+                let Some(b) = self.burstiness else {
+                    return Err(cx.invalid(
+                        key("burstiness"),
+                        MISSING,
+                        "arrival \"gamma\" needs a burstiness (gamma shape; 1 = Poisson)",
+                    ));
+                };
+                if !b.is_finite() || b <= 0.0 || b > 1000.0 {
+                    return Err(cx.invalid(
+                        key("burstiness"),
+                        b,
+                        "must be positive (at most 1000)",
+                    ));
+                }
+                Arrival::Gamma { burstiness: b }
+            }
+            other => {
+                return Err(cx.invalid(
+                    key("arrival"),
+                    format!("{other:?}"),
+                    "expected \"uniform\", \"poisson\" or \"gamma\"",
+                ));
+            }
+        };
+        if self.burstiness.is_some() && !matches!(arrival, Arrival::Gamma { .. }) {
+            return Err(cx.invalid(
+                key("burstiness"),
+                "(set)",
+                "applies to arrival \"gamma\" only",
+            ));
+        }
+        Ok(arrival)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -710,7 +880,13 @@ duration = "3s"
         let plan = check(GOOD).unwrap();
         assert_eq!(plan.agents.count, 2);
         assert_eq!(plan.phases.len(), 2);
-        assert_eq!(plan.phases[1].kind, PhaseKind::Constant { rate: 20.0 });
+        assert_eq!(
+            plan.phases[1].kind,
+            PhaseKind::Constant {
+                rate: 20.0,
+                arrival: Arrival::Uniform
+            }
+        );
         assert_eq!(plan.phases[0].name, "baseline-0");
         assert_eq!(plan.target.model, SIMULATOR_MODEL);
     }
@@ -748,6 +924,33 @@ duration = "3s"
     fn bad_duration_is_named() {
         let e = err(&GOOD.replace("duration = \"3s\"", "duration = \"3 parsecs\""));
         assert!(e.contains("duration") && e.contains("3 parsecs"), "{e}");
+    }
+
+    #[test]
+    fn ramp_and_arrivals_validate() {
+        let ramp = GOOD.replace(
+            "kind = \"baseline\"",
+            "kind = \"ramp\"\nfrom = 0.0\nto = 50.0\narrival = \"gamma\"\nburstiness = 0.5",
+        );
+        let plan = check(&ramp).unwrap();
+        assert_eq!(
+            plan.phases[0].kind,
+            PhaseKind::Ramp {
+                from: 0.0,
+                to: 50.0,
+                steps: None,
+                arrival: Arrival::Gamma { burstiness: 0.5 }
+            }
+        );
+        let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\narrival = \"gamma\""));
+        assert!(e.contains("phase[1].burstiness"), "{e}");
+        let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\narrival = \"bursty\""));
+        assert!(
+            e.contains("phase[1].arrival") && e.contains("bursty"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("kind = \"baseline\"", "kind = \"ramp\"\nfrom = 5.0"));
+        assert!(e.contains("phase[0].to"), "{e}");
     }
 
     #[test]

@@ -63,9 +63,10 @@ impl Progress {
         let c = &agg.counters;
         let ttft = agg.hist(Metric::Ttft);
         let ms = |q: f64| ttft.value_at_quantile(q) as f64 / 1e3;
+        let middle = window.mul_f64(f64::from(index) + 0.5);
         let offered = phase
             .kind
-            .offered_rate()
+            .offered_rate_at(middle, phase.duration)
             .map(|r| format!(" offered {r:.1}/s"))
             .unwrap_or_default();
         self.line(&format!(

@@ -9,7 +9,7 @@ use crate::progress::Progress;
 use crate::report::{AgentInfo, PhaseSummary, RequestCounts};
 use crate::service::{AgentTx, Event};
 use stampede_common::metric::Metric;
-use stampede_common::plan::{Api, Phase, PhaseKind, Plan};
+use stampede_common::plan::{Api, Arrival, Phase, PhaseKind, Plan};
 use stampede_common::proto::{
     self, ClockProbe, Hello, LoadShape, PhaseAssignment, SessionResponse, Stop, load_shape::Shape,
     session_request::Kind as Up, session_response::Kind as Down,
@@ -369,16 +369,14 @@ impl Orchestrator {
         id: &str,
     ) -> Option<PhaseAssignment> {
         let (shape, max_requests) = match phase.kind {
-            PhaseKind::Constant { rate } => {
+            PhaseKind::Constant { .. } | PhaseKind::Ramp { .. } => {
                 // Arrival k goes to shard k mod n; a global bound M leaves
                 // shard i the arrivals i, i+n, … below M.
                 let share = phase
                     .max_requests
                     .map(|m| m.saturating_sub(u64::from(i)).div_ceil(u64::from(n)));
                 (
-                    Shape::ConstantRate(proto::ConstantRate {
-                        requests_per_second: rate,
-                    }),
+                    Shape::OpenLoop(open_loop(phase, self.plan.seed, index)),
                     share,
                 )
             }
@@ -462,6 +460,71 @@ impl Orchestrator {
     }
 }
 
+/// The wire form of an open-loop phase's arrival process.
+fn open_loop(phase: &Phase, seed: u64, index: u32) -> proto::OpenLoop {
+    use proto::rate_profile::Profile as P;
+    let (profile, arrival) = match phase.kind {
+        PhaseKind::Constant { rate, arrival } => (
+            P::Constant(proto::ConstantRate {
+                requests_per_second: rate,
+            }),
+            arrival,
+        ),
+        PhaseKind::Ramp {
+            from,
+            to,
+            steps: None,
+            arrival,
+        } => (
+            P::Linear(proto::LinearRamp {
+                from,
+                to,
+                over_ms: millis(phase.duration),
+            }),
+            arrival,
+        ),
+        PhaseKind::Ramp {
+            from,
+            to,
+            steps: Some(n),
+            arrival,
+        } => {
+            let step_ms = (millis(phase.duration) / u64::from(n)).max(1);
+            let steps = (0..n)
+                .map(|j| proto::RateStep {
+                    requests_per_second: if n == 1 {
+                        to
+                    } else {
+                        from + (to - from) * f64::from(j) / f64::from(n - 1)
+                    },
+                    duration_ms: step_ms,
+                })
+                .collect();
+            (P::Steps(proto::RateSteps { steps }), arrival)
+        }
+        PhaseKind::Baseline | PhaseKind::Concurrency { .. } => (
+            P::Constant(proto::ConstantRate {
+                requests_per_second: 1.0,
+            }),
+            Arrival::Uniform,
+        ),
+    };
+    let (arrival, burstiness) = match arrival {
+        Arrival::Uniform => (proto::Arrival::Uniform, 0.0),
+        Arrival::Poisson => (proto::Arrival::Poisson, 0.0),
+        Arrival::Gamma { burstiness } => (proto::Arrival::Gamma, burstiness),
+    };
+    proto::OpenLoop {
+        profile: Some(proto::RateProfile {
+            profile: Some(profile),
+        }),
+        arrival: arrival as i32,
+        burstiness,
+        // A distinct, reproducible stream per phase.
+        seed: seed ^ (u64::from(index) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -502,7 +565,7 @@ pub fn summarize(
         users: match phase.kind {
             PhaseKind::Baseline => Some(1),
             PhaseKind::Concurrency { users } => Some(users),
-            PhaseKind::Constant { .. } => None,
+            PhaseKind::Constant { .. } | PhaseKind::Ramp { .. } => None,
         },
         planned_duration_s: phase.duration.as_secs_f64(),
         arrivals_s,
