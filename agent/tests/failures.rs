@@ -1,0 +1,183 @@
+//! Every failure class, produced by a server that misbehaves on purpose and
+//! classified by the real client: the simulator's fault injection, and a
+//! hand-written server for what the simulator does not do.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::stream;
+use stampede_agent::client::{Success, Target, execute};
+use stampede_agent::failure::FailureClass;
+use stampede_agent::session::http_client;
+use stampede_sim::{FaultConfig, SimConfig};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const CHAT: &str = r#"{"model":"stampede-sim","messages":[{"role":"user","content":"hi there"}],"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}"#;
+
+fn target(url: String, stream: bool) -> Target {
+    let body = if stream {
+        CHAT.to_string()
+    } else {
+        CHAT.replace("\"stream\":true", "\"stream\":false")
+    };
+    Target {
+        client: http_client(),
+        url,
+        body: body.into(),
+        stream,
+    }
+}
+
+async fn run(t: &Target, timeout: Duration) -> Result<Success, FailureClass> {
+    let mut gaps = Vec::new();
+    execute(t, Instant::now() + timeout, &mut gaps).await
+}
+
+async fn sim_with(faults: FaultConfig) -> (SocketAddr, CancellationToken) {
+    let stop = CancellationToken::new();
+    let cfg = SimConfig {
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(1),
+        output_tokens: 8,
+        faults,
+        ..SimConfig::default()
+    };
+    let sim = stampede_sim::start(cfg, "127.0.0.1:0".parse().unwrap(), stop.clone())
+        .await
+        .unwrap();
+    (sim.addr, stop)
+}
+
+#[tokio::test]
+async fn simulator_faults_are_classified() {
+    let fault = |f: fn(&mut FaultConfig)| {
+        let mut c = FaultConfig::default();
+        f(&mut c);
+        c
+    };
+    let cases = [
+        (fault(|c| c.error_429 = 1.0), FailureClass::Http(429)),
+        (fault(|c| c.error_500 = 1.0), FailureClass::Http(500)),
+        (fault(|c| c.error_503 = 1.0), FailureClass::Http(503)),
+        (fault(|c| c.stream_cut = 1.0), FailureClass::StreamEndedEarly),
+        (fault(|c| c.hang = 1.0), FailureClass::TimeoutFirstToken),
+        (fault(|c| c.malformed = 1.0), FailureClass::MalformedBody),
+    ];
+    for (faults, expected) in cases {
+        let what = format!("{faults:?}");
+        let (addr, stop) = sim_with(faults).await;
+        let t = target(format!("http://{addr}/v1/chat/completions"), true);
+        assert_eq!(run(&t, Duration::from_millis(500)).await, Err(expected), "{what}");
+        stop.cancel();
+    }
+    // A healthy simulator succeeds, with usage-reported tokens, and TTFT is
+    // taken at the first content token (the role-only chunk arrives at once).
+    let (addr, stop) = sim_with(FaultConfig::default()).await;
+    let t = target(format!("http://{addr}/v1/chat/completions"), true);
+    let sent = Instant::now();
+    let ok = run(&t, Duration::from_secs(5)).await.expect("healthy request");
+    assert_eq!((ok.output_tokens, ok.usage_reported), (8, true));
+    assert!(ok.first_token - sent >= Duration::from_millis(5), "TTFT counted from the role chunk");
+    let t = target(format!("http://{addr}/v1/chat/completions"), false);
+    let ok = run(&t, Duration::from_secs(5)).await.expect("non-streaming request");
+    assert_eq!(ok.output_tokens, 8);
+    stop.cancel();
+}
+
+/// A streamed body: each item waits `ms`, then sends its bytes.
+fn sse(events: Vec<(u64, String)>) -> Response {
+    let body = stream::unfold(events.into_iter(), |mut it| async move {
+        let (ms, bytes) = it.next()?;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Some((Ok::<_, Infallible>(bytes), it))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
+const TOKEN: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
+const ROLE: &str = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}";
+
+async fn misbehave(Path(case): Path<String>) -> Response {
+    let s = |x: &str| x.to_string();
+    match case.as_str() {
+        "teapot" => StatusCode::IM_A_TEAPOT.into_response(),
+        "ends_without_done" => sse(vec![(0, s(TOKEN)), (1, s(TOKEN))]),
+        "hang_mid_stream" => sse(vec![(0, s(TOKEN)), (60_000, s(TOKEN))]),
+        "hang_before_headers" => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            StatusCode::OK.into_response()
+        }
+        "error_object" => sse(vec![
+            (0, s(TOKEN)),
+            (0, s("data: {\"error\":{\"message\":\"engine died\",\"code\":500}}\n\n")),
+        ]),
+        "empty" => sse(vec![(0, format!("{ROLE}\n\n")), (0, s("data: [DONE]\n\n"))]),
+        "not_json" => sse(vec![(0, s("data: {\"choices\": [\n\n"))]),
+        "huge_line" => sse(vec![(0, s("data: ")), (0, "a".repeat(9 * 1024 * 1024))]),
+        "bad_body" => "<html>not json</html>".into_response(),
+        // Valid but messy: CRLF, comments, several events per chunk, an event
+        // and a CRLF split across chunks.
+        "messy_but_valid" => sse(vec![
+            (0, format!(": keep-alive\r\n\r\n{ROLE}\r\n\r\n")),
+            (2, s("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\r\n\r\ndata: {\"choi")),
+            (1, s("ces\":[{\"delta\":{\"content\":\"b\"}}]}\r")),
+            (
+                1,
+                s("\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n"),
+            ),
+        ]),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn misbehaving_server() -> SocketAddr {
+    let app = Router::new().route("/{case}/v1/chat/completions", post(misbehave));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn misbehaving_server_failures_are_classified() {
+    let addr = misbehaving_server().await;
+    let cases = [
+        ("teapot", true, FailureClass::Http(418)),
+        ("ends_without_done", true, FailureClass::StreamEndedEarly),
+        ("hang_mid_stream", true, FailureClass::TimeoutMidStream),
+        ("hang_before_headers", true, FailureClass::TimeoutFirstToken),
+        ("error_object", true, FailureClass::StreamError),
+        ("empty", true, FailureClass::EmptyResponse),
+        ("not_json", true, FailureClass::MalformedBody),
+        ("huge_line", true, FailureClass::MalformedBody),
+        ("bad_body", false, FailureClass::MalformedBody),
+    ];
+    for (case, stream, expected) in cases {
+        let t = target(format!("http://{addr}/{case}/v1/chat/completions"), stream);
+        assert_eq!(run(&t, Duration::from_millis(400)).await, Err(expected), "{case}");
+    }
+    let t = target(format!("http://{addr}/messy_but_valid/v1/chat/completions"), true);
+    let ok = run(&t, Duration::from_secs(5)).await.expect("messy but valid stream");
+    assert_eq!((ok.output_tokens, ok.prompt_tokens, ok.usage_reported), (2, Some(2), true));
+}
+
+#[tokio::test]
+async fn connection_refused_is_connect() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = target(format!("http://127.0.0.1:{port}/v1/chat/completions"), true);
+    assert_eq!(run(&t, Duration::from_secs(5)).await, Err(FailureClass::Connect));
+}
