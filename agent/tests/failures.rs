@@ -66,7 +66,10 @@ async fn simulator_faults_are_classified() {
         (fault(|c| c.error_429 = 1.0), FailureClass::Http(429)),
         (fault(|c| c.error_500 = 1.0), FailureClass::Http(500)),
         (fault(|c| c.error_503 = 1.0), FailureClass::Http(503)),
-        (fault(|c| c.stream_cut = 1.0), FailureClass::StreamEndedEarly),
+        (
+            fault(|c| c.stream_cut = 1.0),
+            FailureClass::StreamEndedEarly,
+        ),
         (fault(|c| c.hang = 1.0), FailureClass::TimeoutFirstToken),
         (fault(|c| c.malformed = 1.0), FailureClass::MalformedBody),
     ];
@@ -74,7 +77,11 @@ async fn simulator_faults_are_classified() {
         let what = format!("{faults:?}");
         let (addr, stop) = sim_with(faults).await;
         let t = target(format!("http://{addr}/v1/chat/completions"), true);
-        assert_eq!(run(&t, Duration::from_millis(500)).await, Err(expected), "{what}");
+        assert_eq!(
+            run(&t, Duration::from_millis(500)).await,
+            Err(expected),
+            "{what}"
+        );
         stop.cancel();
     }
     // A healthy simulator succeeds, with usage-reported tokens, and TTFT is
@@ -82,11 +89,18 @@ async fn simulator_faults_are_classified() {
     let (addr, stop) = sim_with(FaultConfig::default()).await;
     let t = target(format!("http://{addr}/v1/chat/completions"), true);
     let sent = Instant::now();
-    let ok = run(&t, Duration::from_secs(5)).await.expect("healthy request");
+    let ok = run(&t, Duration::from_secs(5))
+        .await
+        .expect("healthy request");
     assert_eq!((ok.output_tokens, ok.usage_reported), (8, true));
-    assert!(ok.first_token - sent >= Duration::from_millis(5), "TTFT counted from the role chunk");
+    assert!(
+        ok.first_token - sent >= Duration::from_millis(5),
+        "TTFT counted from the role chunk"
+    );
     let t = target(format!("http://{addr}/v1/chat/completions"), false);
-    let ok = run(&t, Duration::from_secs(5)).await.expect("non-streaming request");
+    let ok = run(&t, Duration::from_secs(5))
+        .await
+        .expect("non-streaming request");
     assert_eq!(ok.output_tokens, 8);
     stop.cancel();
 }
@@ -119,7 +133,10 @@ async fn misbehave(Path(case): Path<String>) -> Response {
         }
         "error_object" => sse(vec![
             (0, s(TOKEN)),
-            (0, s("data: {\"error\":{\"message\":\"engine died\",\"code\":500}}\n\n")),
+            (
+                0,
+                s("data: {\"error\":{\"message\":\"engine died\",\"code\":500}}\n\n"),
+            ),
         ]),
         "empty" => sse(vec![(0, format!("{ROLE}\n\n")), (0, s("data: [DONE]\n\n"))]),
         "not_json" => sse(vec![(0, s("data: {\"choices\": [\n\n"))]),
@@ -129,11 +146,16 @@ async fn misbehave(Path(case): Path<String>) -> Response {
         // and a CRLF split across chunks.
         "messy_but_valid" => sse(vec![
             (0, format!(": keep-alive\r\n\r\n{ROLE}\r\n\r\n")),
-            (2, s("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\r\n\r\ndata: {\"choi")),
+            (
+                2,
+                s("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\r\n\r\ndata: {\"choi"),
+            ),
             (1, s("ces\":[{\"delta\":{\"content\":\"b\"}}]}\r")),
             (
                 1,
-                s("\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n"),
+                s(
+                    "\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+                ),
             ),
         ]),
         _ => StatusCode::NOT_FOUND.into_response(),
@@ -164,11 +186,23 @@ async fn misbehaving_server_failures_are_classified() {
     ];
     for (case, stream, expected) in cases {
         let t = target(format!("http://{addr}/{case}/v1/chat/completions"), stream);
-        assert_eq!(run(&t, Duration::from_millis(400)).await, Err(expected), "{case}");
+        assert_eq!(
+            run(&t, Duration::from_millis(400)).await,
+            Err(expected),
+            "{case}"
+        );
     }
-    let t = target(format!("http://{addr}/messy_but_valid/v1/chat/completions"), true);
-    let ok = run(&t, Duration::from_secs(5)).await.expect("messy but valid stream");
-    assert_eq!((ok.output_tokens, ok.prompt_tokens, ok.usage_reported), (2, Some(2), true));
+    let t = target(
+        format!("http://{addr}/messy_but_valid/v1/chat/completions"),
+        true,
+    );
+    let ok = run(&t, Duration::from_secs(5))
+        .await
+        .expect("messy but valid stream");
+    assert_eq!(
+        (ok.output_tokens, ok.prompt_tokens, ok.usage_reported),
+        (2, Some(2), true)
+    );
 }
 
 #[tokio::test]
@@ -179,5 +213,8 @@ async fn connection_refused_is_connect() {
         .unwrap()
         .port();
     let t = target(format!("http://127.0.0.1:{port}/v1/chat/completions"), true);
-    assert_eq!(run(&t, Duration::from_secs(5)).await, Err(FailureClass::Connect));
+    assert_eq!(
+        run(&t, Duration::from_secs(5)).await,
+        Err(FailureClass::Connect)
+    );
 }
