@@ -230,6 +230,7 @@ async fn agent(url: &str, rate: f64, secs: u64) -> AgentRun {
             stream: true,
             timeout_ms: 30_000,
             prompt_tokens_estimate: 128,
+            ..Default::default()
         }),
         max_in_flight: 20_000,
     };

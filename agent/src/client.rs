@@ -9,6 +9,7 @@ use crate::failure::FailureClass;
 use crate::openai::{MessageInfo, parse_message};
 use crate::sse::SseParser;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -41,8 +42,13 @@ pub struct Target {
     pub body: Bytes,
     /// Whether the response is streamed.
     pub stream: bool,
+    /// Headers sent with every request (content type, extras, authorization).
+    pub headers: reqwest::header::HeaderMap,
+    /// Time allowed from the intended send time to the first token.
+    pub first_token_timeout: Option<Duration>,
 }
 
+/// What has arrived so far.
 #[derive(Default)]
 struct Progress {
     first: Option<Instant>,
@@ -51,23 +57,45 @@ struct Progress {
     usage: Option<MessageInfo>,
 }
 
-/// Send one request and read its response until `deadline`.
+/// Send one request intended at `intended` and read its response until the
+/// whole-request `deadline` (and the target's first-token timeout).
 /// `itl_gaps` receives the gap (µs) between consecutive token-bearing messages.
 pub async fn execute(
     target: &Target,
+    intended: Instant,
     deadline: Instant,
     itl_gaps: &mut Vec<u64>,
 ) -> Result<Success, FailureClass> {
     let mut progress = Progress::default();
-    let result = {
-        let work = exchange(target, &mut progress, itl_gaps);
-        tokio::time::timeout_at(deadline, work).await
+    let first_seen = AtomicBool::new(false);
+    let first_deadline = target
+        .first_token_timeout
+        .and_then(|t| intended.checked_add(t))
+        .map_or(deadline, |d| d.min(deadline));
+    let finished = {
+        let work = exchange(target, &mut progress, &first_seen, itl_gaps);
+        tokio::pin!(work);
+        let first_timer = tokio::time::sleep_until(first_deadline);
+        tokio::pin!(first_timer);
+        let whole = tokio::time::sleep_until(deadline);
+        tokio::pin!(whole);
+        loop {
+            tokio::select! {
+                r = &mut work => break Some(r),
+                () = &mut first_timer, if !first_seen.load(Ordering::Relaxed) => {
+                    if !first_seen.load(Ordering::Relaxed) {
+                        break None;
+                    }
+                }
+                () = &mut whole => break None,
+            }
+        }
     };
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(class)) => return Err(class),
-        Err(_) if progress.first.is_some() => return Err(FailureClass::TimeoutMidStream),
-        Err(_) => return Err(FailureClass::TimeoutFirstToken),
+    match finished {
+        Some(Ok(())) => {}
+        Some(Err(class)) => return Err(class),
+        None if progress.first.is_some() => return Err(FailureClass::TimeoutMidStream),
+        None => return Err(FailureClass::TimeoutFirstToken),
     }
     let (Some(first_token), Some(last_token)) = (progress.first, progress.last) else {
         return Err(FailureClass::EmptyResponse);
@@ -98,12 +126,13 @@ fn classify_send_error(e: &reqwest::Error) -> FailureClass {
 async fn exchange(
     target: &Target,
     progress: &mut Progress,
+    first_seen: &AtomicBool,
     itl_gaps: &mut Vec<u64>,
 ) -> Result<(), FailureClass> {
     let mut resp = target
         .client
         .post(&target.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .headers(target.headers.clone())
         .body(target.body.clone())
         .send()
         .await
@@ -145,6 +174,7 @@ async fn exchange(
                                 itl_gaps.push(micros(now - prev));
                             } else {
                                 progress.first = Some(now);
+                                first_seen.store(true, Ordering::Relaxed);
                             }
                             progress.last = Some(now);
                         }

@@ -147,7 +147,7 @@ impl Ctx {
         let deadline = intended + self.timeout;
         let mut gaps = Vec::new();
         let result = tokio::select! {
-            r = client::execute(&self.target, deadline, &mut gaps) => r,
+            r = client::execute(&self.target, intended, deadline, &mut gaps) => r,
             () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
         };
         match result {
@@ -169,11 +169,15 @@ pub async fn run_phase(
     let spec = validate(&assignment, &clock)?;
     let request = assignment.request.unwrap_or_default();
     let api = proto::Api::try_from(request.api).unwrap_or(proto::Api::Chat);
+    let headers = crate::http::request_headers(&request).map_err(EngineError::Invalid)?;
     let target = Target {
         client: http,
         url: format!("{}{}", request.base_url, crate::openai::path(api)),
         body: crate::openai::body(&request).into(),
         stream: request.stream,
+        headers,
+        first_token_timeout: (request.first_token_timeout_ms > 0)
+            .then(|| Duration::from_millis(request.first_token_timeout_ms)),
     };
     let ctx = Arc::new(Ctx {
         target,

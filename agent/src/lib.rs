@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod client;
 pub mod engine;
 pub mod failure;
+pub mod http;
 pub mod openai;
 pub mod recorder;
 pub mod session;

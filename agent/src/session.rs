@@ -98,16 +98,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Build the HTTP client shared by every phase of this agent.
+/// A client with default options (HTTP/1.1, 10 s connect timeout).
 pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(usize::MAX)
-        .http1_only()
-        .build()
+    crate::http::build(&crate::http::ClientOptions::default())
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
@@ -121,7 +114,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         })?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
-    let http = http_client();
+    let mut http = crate::http::ClientCache::default();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut unreachable_since = Instant::now();
     let mut last_error: String;
@@ -131,7 +124,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             () = shutdown.cancelled() => return Ok(()),
         };
         match connected {
-            Ok(channel) => match session(channel, &cfg, &http, &shutdown).await {
+            Ok(channel) => match session(channel, &cfg, &mut http, &shutdown).await {
                 SessionEnd::Finished => return Ok(()),
                 SessionEnd::Refused(status) => {
                     return Err(AgentError::Refused {
@@ -230,7 +223,7 @@ fn ended(status: tonic::Status, joined: bool) -> SessionEnd {
 async fn session(
     channel: Channel,
     cfg: &AgentConfig,
-    http: &reqwest::Client,
+    http: &mut crate::http::ClientCache,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
     let mut client = CoordinatorServiceClient::new(channel)
@@ -291,7 +284,15 @@ async fn session(
                                 tracing::warn!(phase = a.phase_index, "assignment while a phase runs; ignored");
                                 continue;
                         }
-                        phase = Some(start_phase(a, http.clone(), cfg.clock, report_tx.clone()));
+                        let template = a.request.clone().unwrap_or_default();
+                        match http.get(&template) {
+                            Ok(client) => phase = Some(start_phase(a, client, cfg.clock, report_tx.clone())),
+                            Err(e) => {
+                                tracing::error!(phase = a.phase_index, "cannot run the phase: {e}");
+                                let done = proto::PhaseDone { phase_index: a.phase_index, ..Default::default() };
+                                let _ = report_tx.send(Report::Done(done)).await;
+                            }
+                        }
                     }
                     Some(Down::Ack(_)) | Some(Down::Welcome(_)) | None => {}
                     Some(Down::Stop(s)) => {

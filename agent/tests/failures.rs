@@ -27,17 +27,22 @@ fn target(url: String, stream: bool) -> Target {
     } else {
         CHAT.replace("\"stream\":true", "\"stream\":false")
     };
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
     Target {
         client: http_client(),
         url,
         body: body.into(),
         stream,
+        headers,
+        first_token_timeout: None,
     }
 }
 
 async fn run(t: &Target, timeout: Duration) -> Result<Success, FailureClass> {
     let mut gaps = Vec::new();
-    execute(t, Instant::now() + timeout, &mut gaps).await
+    let now = Instant::now();
+    execute(t, now, now + timeout, &mut gaps).await
 }
 
 async fn sim_with(faults: FaultConfig) -> (SocketAddr, CancellationToken) {
@@ -121,9 +126,18 @@ fn sse(events: Vec<(u64, String)>) -> Response {
 const TOKEN: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
 const ROLE: &str = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}";
 
-async fn misbehave(Path(case): Path<String>) -> Response {
+async fn misbehave(Path(case): Path<String>, headers: axum::http::HeaderMap) -> Response {
     let s = |x: &str| x.to_string();
     match case.as_str() {
+        "auth" => {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+            let team = headers.get("x-team").and_then(|v| v.to_str().ok());
+            if auth == Some("Bearer sekrit-from-env") && team == Some("infra") {
+                sse(vec![(0, s(TOKEN)), (0, s("data: [DONE]\n\n"))])
+            } else {
+                StatusCode::UNAUTHORIZED.into_response()
+            }
+        }
         "teapot" => StatusCode::IM_A_TEAPOT.into_response(),
         "ends_without_done" => sse(vec![(0, s(TOKEN)), (1, s(TOKEN))]),
         "hang_mid_stream" => sse(vec![(0, s(TOKEN)), (60_000, s(TOKEN))]),
@@ -202,6 +216,56 @@ async fn misbehaving_server_failures_are_classified() {
     assert_eq!(
         (ok.output_tokens, ok.prompt_tokens, ok.usage_reported),
         (2, Some(2), true)
+    );
+}
+
+#[tokio::test]
+async fn first_token_timeout_is_separate_from_the_request_timeout() {
+    let addr = misbehaving_server().await;
+    let mut t = target(
+        format!("http://{addr}/hang_before_headers/v1/chat/completions"),
+        true,
+    );
+    t.first_token_timeout = Some(Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(
+        run(&t, Duration::from_secs(10)).await,
+        Err(FailureClass::TimeoutFirstToken)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Once the first token is in, only the whole-request timeout applies.
+    let mut t = target(
+        format!("http://{addr}/hang_mid_stream/v1/chat/completions"),
+        true,
+    );
+    t.first_token_timeout = Some(Duration::from_millis(100));
+    assert_eq!(
+        run(&t, Duration::from_millis(600)).await,
+        Err(FailureClass::TimeoutMidStream)
+    );
+}
+
+#[tokio::test]
+async fn headers_and_the_api_key_reach_the_server() {
+    let addr = misbehaving_server().await;
+    // Reading the key from the environment is unit-tested in `http.rs` (this
+    // crate forbids the `unsafe` that setting a variable needs); here the
+    // built headers must reach the server.
+    let mut template = stampede_common::proto::RequestTemplate::default();
+    template.headers.insert("x-team".into(), "infra".into());
+    let mut headers = stampede_agent::http::request_headers(&template).unwrap();
+    headers.insert("authorization", "Bearer sekrit-from-env".parse().unwrap());
+    let mut t = target(format!("http://{addr}/auth/v1/chat/completions"), true);
+    t.headers = headers;
+    assert!(run(&t, Duration::from_secs(5)).await.is_ok());
+    let t = target(format!("http://{addr}/auth/v1/chat/completions"), true);
+    assert_eq!(
+        run(&t, Duration::from_secs(5)).await,
+        Err(FailureClass::Http(401))
     );
 }
 

@@ -109,6 +109,18 @@ pub struct RawTarget {
     pub api: Option<String>,
     /// Start the built-in simulator and benchmark it.
     pub simulator: Option<RawSimulator>,
+    /// Extra HTTP headers for every request (not for secrets: use `api_key_env`).
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Name of the environment variable (on each agent) holding the API key,
+    /// sent as `Authorization: Bearer <key>`.
+    pub api_key_env: Option<String>,
+    /// Use HTTP/2 (prior knowledge for http://, ALPN for https://). Default false.
+    pub http2: Option<bool>,
+    /// PEM file with extra trusted root certificates for an https target
+    /// (relative to the plan file).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. Default false.
+    pub insecure_tls: Option<bool>,
 }
 
 /// `[target.simulator]`: the built-in simulator's behaviour.
@@ -137,6 +149,10 @@ pub struct RawRequest {
     pub stream: Option<bool>,
     /// Whole-request timeout from the intended send time. Default "60s".
     pub timeout: Option<HumanDuration>,
+    /// Time allowed to the first token from the intended send time. Default: `timeout`.
+    pub first_token_timeout: Option<HumanDuration>,
+    /// TCP/TLS connect timeout. Default "10s".
+    pub connect_timeout: Option<HumanDuration>,
 }
 
 /// `[[phase]]`: one load phase.
@@ -227,6 +243,16 @@ pub struct Target {
     pub model: String,
     /// API called.
     pub api: Api,
+    /// Extra headers.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// HTTP/2.
+    pub http2: bool,
+    /// Extra trusted roots (PEM bytes).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Accept any certificate.
+    pub insecure_tls: bool,
 }
 
 /// A URL, or the built-in simulator.
@@ -272,6 +298,10 @@ pub struct RequestSpec {
     pub stream: bool,
     /// Whole-request timeout.
     pub timeout: Duration,
+    /// First-token timeout (≤ `timeout`).
+    pub first_token_timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
 }
 
 /// A validated phase.
@@ -620,10 +650,76 @@ impl RawPlan {
         if model.is_empty() {
             return Err(cx.invalid("target.model", "\"\"", "must not be empty"));
         }
+        let headers = t.headers.clone().unwrap_or_default();
+        for (name, value) in &headers {
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if name.is_empty() || !name.chars().all(token) {
+                return Err(cx.invalid(
+                    format!("target.headers.{name}"),
+                    format!("{name:?}"),
+                    "not a valid HTTP header name",
+                ));
+            }
+            if value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(cx.invalid(
+                    format!("target.headers.{name}"),
+                    "(value)",
+                    "header values must not contain control characters",
+                ));
+            }
+            if name.eq_ignore_ascii_case("authorization") {
+                return Err(cx.invalid(format!("target.headers.{name}"), "(value)", "put credentials in the environment and name the variable in `target.api_key_env`, so they stay out of plans and results"));
+            }
+        }
+        if let Some(var) = &t.api_key_env {
+            let ok = !var.is_empty()
+                && !var.starts_with(|c: char| c.is_ascii_digit())
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(cx.invalid(
+                    "target.api_key_env",
+                    format!("{var:?}"),
+                    "not an environment variable name",
+                ));
+            }
+        }
+        let ca_pem = match &t.ca_file {
+            None => None,
+            Some(file) => {
+                let shown = format!("{:?}", file.display().to_string());
+                let full = cx
+                    .path
+                    .parent()
+                    .map_or_else(|| file.clone(), |dir| dir.join(file));
+                let bytes = std::fs::read(&full).map_err(|e| {
+                    cx.invalid(
+                        "target.ca_file",
+                        &shown,
+                        format!("cannot read {}: {e}", full.display()),
+                    )
+                })?;
+                if !bytes
+                    .windows(27)
+                    .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+                {
+                    return Err(cx.invalid(
+                        "target.ca_file",
+                        &shown,
+                        "no PEM certificate in the file",
+                    ));
+                }
+                Some(bytes)
+            }
+        };
         Ok(Target {
             endpoint,
             model,
             api,
+            headers,
+            api_key_env: t.api_key_env.clone(),
+            http2: t.http2.unwrap_or(false),
+            ca_pem,
+            insecure_tls: t.insecure_tls.unwrap_or(false),
         })
     }
 
@@ -646,11 +742,29 @@ impl RawPlan {
             r.timeout
                 .map_or(Duration::from_secs(60), HumanDuration::get),
         )?;
+        let first_token_timeout = cx.positive(
+            "request.first_token_timeout",
+            r.first_token_timeout.map_or(timeout, HumanDuration::get),
+        )?;
+        if first_token_timeout > timeout {
+            return Err(cx.invalid(
+                "request.first_token_timeout",
+                format!("{first_token_timeout:?}"),
+                "must not exceed request.timeout",
+            ));
+        }
+        let connect_timeout = cx.positive(
+            "request.connect_timeout",
+            r.connect_timeout
+                .map_or(Duration::from_secs(10), HumanDuration::get),
+        )?;
         Ok(RequestSpec {
             prompt_tokens,
             max_tokens,
             stream: r.stream.unwrap_or(true),
             timeout,
+            first_token_timeout,
+            connect_timeout,
         })
     }
 }
@@ -951,6 +1065,41 @@ duration = "3s"
         );
         let e = err(&GOOD.replace("kind = \"baseline\"", "kind = \"ramp\"\nfrom = 5.0"));
         assert!(e.contains("phase[0].to"), "{e}");
+    }
+
+    #[test]
+    fn request_options_validate() {
+        let with = |extra: &str| {
+            GOOD.replace(
+                "[target.simulator]",
+                &format!("[target]\n{extra}\n[target.simulator]"),
+            )
+        };
+        let plan = check(&with(
+            "api_key_env = \"MY_KEY\"\nhttp2 = true\nheaders = { x-team = \"infra\" }",
+        ))
+        .unwrap();
+        assert_eq!(plan.target.api_key_env.as_deref(), Some("MY_KEY"));
+        assert!(plan.target.http2);
+        assert_eq!(plan.target.headers["x-team"], "infra");
+        let e = err(&with("headers = { Authorization = \"Bearer sk-123\" }"));
+        assert!(
+            e.contains("target.headers.Authorization") && !e.contains("sk-123"),
+            "{e}"
+        );
+        let e = err(&with("api_key_env = \"1BAD\""));
+        assert!(e.contains("target.api_key_env"), "{e}");
+        let e = err(&with("ca_file = \"/nonexistent/ca.pem\""));
+        assert!(
+            e.contains("target.ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let e = err(&GOOD.replacen(
+            "[[phase]]",
+            "[request]\ntimeout = \"1s\"\nfirst_token_timeout = \"2s\"\n[[phase]]",
+            1,
+        ));
+        assert!(e.contains("request.first_token_timeout"), "{e}");
     }
 
     #[test]

@@ -55,6 +55,19 @@ pub async fn run(
     opts: RunOptions,
     interrupt: CancellationToken,
 ) -> Result<RunOutcome, ControllerError> {
+    if let (AgentMode::Local, Some(var)) = (plan.agents.mode, &plan.target.api_key_env)
+        && std::env::var_os(var).is_none()
+    {
+        return Err(ControllerError::Plan(
+            stampede_common::plan::PlanError::Invalid {
+                path: PathBuf::from("(plan)"),
+                key: "target.api_key_env".into(),
+                value: format!("{var:?}"),
+                reason: "not set in the controller's environment, where local agents read it"
+                    .into(),
+            },
+        ));
+    }
     let started = SystemTime::now();
     let stamp: String = rfc3339(started)
         .chars()

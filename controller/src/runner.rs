@@ -434,6 +434,13 @@ impl Orchestrator {
                 stream: plan.request.stream,
                 timeout_ms: millis(plan.request.timeout),
                 prompt_tokens_estimate: plan.request.prompt_tokens,
+                headers: plan.target.headers.clone().into_iter().collect(),
+                api_key_env: plan.target.api_key_env.clone().unwrap_or_default(),
+                http2: plan.target.http2,
+                first_token_timeout_ms: millis(plan.request.first_token_timeout),
+                connect_timeout_ms: millis(plan.request.connect_timeout),
+                ca_pem: plan.target.ca_pem.clone().unwrap_or_default(),
+                insecure_tls: plan.target.insecure_tls,
             }),
             max_in_flight: plan.agents.max_in_flight,
         })

@@ -1,0 +1,156 @@
+//! HTTP clients and request headers for the target.
+//!
+//! A client (and its connection pool) is built per distinct set of
+//! connection options — HTTP/2, connect timeout, extra roots, insecure TLS —
+//! and reused across phases with the same options, so a new phase does not
+//! start on cold connections. The API key is read from the agent's own
+//! environment by the variable name the plan gives: it never crosses the wire.
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use stampede_common::proto::RequestTemplate;
+use std::time::Duration;
+
+/// Connection options that require a distinct client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// HTTP/2 (prior knowledge for http://).
+    pub http2: bool,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Extra trusted roots (PEM).
+    pub ca_pem: Vec<u8>,
+    /// Accept any certificate.
+    pub insecure_tls: bool,
+}
+
+impl ClientOptions {
+    /// The options a request template asks for.
+    pub fn of(t: &RequestTemplate) -> Self {
+        Self {
+            http2: t.http2,
+            connect_timeout: Duration::from_millis(if t.connect_timeout_ms == 0 {
+                10_000
+            } else {
+                t.connect_timeout_ms
+            }),
+            ca_pem: t.ca_pem.clone(),
+            insecure_tls: t.insecure_tls,
+        }
+    }
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self::of(&RequestTemplate::default())
+    }
+}
+
+/// Build a client for `opts`.
+pub fn build(opts: &ClientOptions) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(opts.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(usize::MAX);
+    b = if opts.http2 {
+        b.http2_prior_knowledge()
+    } else {
+        b.http1_only()
+    };
+    if !opts.ca_pem.is_empty() {
+        let certs = reqwest::Certificate::from_pem_bundle(&opts.ca_pem)
+            .map_err(|e| format!("CA certificates: {e}"))?;
+        for cert in certs {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    if opts.insecure_tls {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// Reuses the last client while the options stay the same.
+#[derive(Debug, Default)]
+pub struct ClientCache {
+    last: Option<(ClientOptions, reqwest::Client)>,
+}
+
+impl ClientCache {
+    /// The client for a template's options.
+    pub fn get(&mut self, t: &RequestTemplate) -> Result<reqwest::Client, String> {
+        let opts = ClientOptions::of(t);
+        if let Some((o, c)) = &self.last
+            && *o == opts
+        {
+            return Ok(c.clone());
+        }
+        let client = build(&opts)?;
+        self.last = Some((opts, client.clone()));
+        Ok(client)
+    }
+}
+
+/// Headers sent with every request of a template: content type, the plan's
+/// extra headers, and `Authorization` from the named environment variable.
+pub fn request_headers(t: &RequestTemplate) -> Result<HeaderMap, String> {
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in &t.headers {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name {name:?}"))?;
+        let v = HeaderValue::from_str(value)
+            .map_err(|_| format!("invalid value for header {name:?}"))?;
+        h.insert(n, v);
+    }
+    if !t.api_key_env.is_empty() {
+        let key = std::env::var(&t.api_key_env).map_err(|_| {
+            format!(
+                "environment variable {} (target.api_key_env) is not set on this agent",
+                t.api_key_env
+            )
+        })?;
+        let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            format!(
+                "environment variable {} holds characters not allowed in a header",
+                t.api_key_env
+            )
+        })?;
+        v.set_sensitive(true);
+        h.insert(AUTHORIZATION, v);
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_carry_extras_and_the_key_from_the_environment() {
+        let mut t = RequestTemplate::default();
+        t.headers.insert("x-team".into(), "infra".into());
+        t.api_key_env = "PATH".into(); // always set; stands in for a key variable
+        let h = request_headers(&t).unwrap();
+        assert_eq!(h["x-team"], "infra");
+        assert!(h[AUTHORIZATION].is_sensitive());
+        t.api_key_env = "STAMPEDE_TEST_SURELY_UNSET_VARIABLE".into();
+        let e = request_headers(&t).unwrap_err();
+        assert!(e.contains("STAMPEDE_TEST_SURELY_UNSET_VARIABLE"), "{e}");
+    }
+
+    #[test]
+    fn clients_are_reused_while_options_stay_the_same() {
+        let mut cache = ClientCache::default();
+        let t = RequestTemplate::default();
+        cache.get(&t).unwrap();
+        assert!(cache.last.is_some());
+        let bad = RequestTemplate {
+            ca_pem: b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+                .to_vec(),
+            ..Default::default()
+        };
+        assert!(cache.get(&bad).is_err());
+    }
+}
