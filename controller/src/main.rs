@@ -48,12 +48,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { plan: path } => match plan::load(&path) {
             Ok(p) => {
+                let mode = match p.agents.mode {
+                    plan::AgentMode::Local => "local",
+                    plan::AgentMode::Remote => "remote",
+                };
                 println!(
-                    "plan {} is valid: {} phase(s), {} {:?} agent(s)",
+                    "plan {} is valid: {} phase(s), {} {mode} agent(s)",
                     path.display(),
                     p.phases.len(),
                     p.agents.count,
-                    p.agents.mode
                 );
                 ExitCode::from(EXIT_OK)
             }

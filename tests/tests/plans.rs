@@ -83,3 +83,18 @@ fn missing_plan_file_is_a_clear_error() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("/nonexistent/plan.toml"), "{out}");
 }
+
+#[test]
+fn every_example_plan_validates() {
+    let dir = stampede_tests::workspace_root().join("examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, out) = controller(&["validate"], &path);
+            assert_eq!(code, Some(0), "{}: {out}", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "found {n} example plans");
+}
