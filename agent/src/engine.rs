@@ -241,7 +241,12 @@ pub async fn run_phase(
             0
         };
         let _ = reports
-            .send(Report::Window(data.into_report(spec.phase_index, idx, cpu)))
+            .send(Report::Window(data.into_report(
+                spec.phase_index,
+                idx,
+                cpu,
+                spec.window,
+            )))
             .await;
         windows += 1;
     }
@@ -400,7 +405,12 @@ async fn flush_loop(
             let cpu = cpu_now.saturating_sub(cpu_before);
             cpu_before = cpu_now;
             if reports
-                .send(Report::Window(data.into_report(phase_index, idx, cpu)))
+                .send(Report::Window(data.into_report(
+                    phase_index,
+                    idx,
+                    cpu,
+                    window,
+                )))
                 .await
                 .is_err()
             {

@@ -17,6 +17,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Schedule lag p99 above which a window counts as saturated (µs).
+pub const SATURATION_LAG_MICROS: u64 = 5_000;
+/// Share of the machine's CPU above which a window counts as saturated.
+pub const SATURATION_CPU: f64 = 0.9;
+
 /// Measurements of one window.
 #[derive(Debug, Clone)]
 pub struct WindowData {
@@ -44,13 +49,33 @@ impl WindowData {
         }
     }
 
+    /// Why this window counts as saturated, if it does: schedule lag p99
+    /// above [`SATURATION_LAG_MICROS`] or CPU above [`SATURATION_CPU`] of
+    /// the machine's cores.
+    pub fn saturation(&self, cpu_micros: u64, window: Duration) -> Option<String> {
+        let lag = &self.hists[Metric::ScheduleLag.index()];
+        let lag_p99 = if lag.is_empty() {
+            0
+        } else {
+            lag.value_at_quantile(0.99)
+        };
+        if lag_p99 > SATURATION_LAG_MICROS {
+            return Some(format!("schedule lag p99 {:.1} ms", lag_p99 as f64 / 1e3));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let busy = cpu_micros as f64 / (window.as_micros().max(1) as f64 * cores);
+        (busy > SATURATION_CPU).then(|| format!("CPU {:.0}% of {cores} cores", 100.0 * busy))
+    }
+
     /// The wire form of the window (sequence number left 0 for the session to set).
     pub fn into_report(
         self,
         phase_index: u32,
         window_index: u32,
         cpu_micros: u64,
+        window: Duration,
     ) -> proto::WindowReport {
+        let saturation = self.saturation(cpu_micros, window).unwrap_or_default();
         let histograms = Metric::ALL
             .iter()
             .zip(&self.hists)
@@ -79,6 +104,7 @@ impl WindowData {
             counters: Some(self.counters),
             errors,
             agent_cpu_micros: cpu_micros,
+            saturation,
         }
     }
 
@@ -213,6 +239,23 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saturation_is_flagged_by_lag_or_cpu() {
+        let second = Duration::from_secs(1);
+        let mut w = WindowData::default();
+        w.record(Metric::ScheduleLag, 100);
+        assert_eq!(w.saturation(10_000, second), None);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let busy = w.saturation(cores * 950_000, second).expect("CPU-bound window");
+        assert!(busy.contains("CPU"), "{busy}");
+        for _ in 0..10 {
+            w.record(Metric::ScheduleLag, 12_000);
+        }
+        let late = w.saturation(0, second).expect("lagging window");
+        assert!(late.contains("schedule lag"), "{late}");
+        assert_eq!(w.into_report(0, 0, 0, second).saturation, late);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn requests_land_in_their_completion_window() {

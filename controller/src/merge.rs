@@ -148,6 +148,8 @@ pub struct PhaseAccumulator {
     pub rejected: BTreeMap<String, u64>,
     /// Duplicate reports ignored.
     pub duplicates: u64,
+    /// Windows in which an agent reported itself saturated: count and last reason, by agent.
+    pub saturated: BTreeMap<String, (u64, String)>,
     /// Longest arrival span reported by an agent (µs).
     pub arrivals_micros: u64,
     /// Latest completion reported by an agent (µs from phase start).
@@ -163,6 +165,11 @@ impl PhaseAccumulator {
         }
         match decode(w) {
             Ok(d) => {
+                if !w.saturation.is_empty() {
+                    let e = self.saturated.entry(agent.to_string()).or_default();
+                    e.0 += 1;
+                    e.1.clone_from(&w.saturation);
+                }
                 self.total.add(&d);
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);

@@ -119,6 +119,10 @@ pub struct PhaseSummary {
     pub duplicate_reports: u64,
     /// The phase was stopped before its planned end.
     pub stopped_early: bool,
+    /// Windows in which an agent reported itself saturated (its own lag or
+    /// CPU beyond a bound), by agent: latencies there may include the load
+    /// generator's delay.
+    pub saturated_windows: BTreeMap<String, u64>,
 }
 
 /// Write `summary.json` and `stats.txt` into `dir`.
@@ -222,6 +226,18 @@ fn phase_text(s: &mut String, p: &PhaseSummary) {
     }
     if !p.lost_agents.is_empty() {
         let _ = writeln!(s, "  lost agents {}", p.lost_agents.join(", "));
+    }
+    if !p.saturated_windows.is_empty() {
+        let list: Vec<String> = p
+            .saturated_windows
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  saturated   agent windows: {} — the load generator may have added latency",
+            list.join(", ")
+        );
     }
     if p.rejected_reports > 0 {
         let _ = writeln!(

@@ -326,6 +326,9 @@ impl Orchestrator {
                     if let Some(a) = self.agents.get(&agent) {
                         let _ = a.tx.try_send(Ok(ack));
                     }
+                    if !w.saturation.is_empty() && !acc.saturated.contains_key(&agent) {
+                        self.progress.line(&format!("  warning: agent {agent} is saturated ({}): its latencies may include its own delay", w.saturation));
+                    }
                     if let Some(widx) = acc.add(&agent, &w) {
                         let expected =
                             assigned.iter().filter(|id| !lost.contains(id)).count() as u32;
@@ -597,5 +600,10 @@ pub fn summarize(
         rejected_reports: acc.rejected.values().sum(),
         duplicate_reports: acc.duplicates,
         stopped_early,
+        saturated_windows: acc
+            .saturated
+            .iter()
+            .map(|(a, (n, _))| (a.clone(), *n))
+            .collect(),
     }
 }
