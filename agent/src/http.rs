@@ -45,10 +45,21 @@ impl Default for ClientOptions {
     }
 }
 
+/// The `User-Agent` of an agent's requests: servers' logs show which agent sent what.
+pub fn user_agent(agent_id: &str) -> String {
+    format!("stampede-agent/{} ({agent_id})", stampede_common::VERSION)
+}
+
 /// Build a client for `opts`.
 pub fn build(opts: &ClientOptions) -> Result<reqwest::Client, String> {
+    build_for(opts, &user_agent("-"))
+}
+
+/// Build a client for `opts` sending `agent` as its User-Agent.
+pub fn build_for(opts: &ClientOptions, agent: &str) -> Result<reqwest::Client, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder()
+        .user_agent(agent)
         .tcp_nodelay(true)
         .connect_timeout(opts.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -74,10 +85,19 @@ pub fn build(opts: &ClientOptions) -> Result<reqwest::Client, String> {
 /// Reuses the last client while the options stay the same.
 #[derive(Debug, Default)]
 pub struct ClientCache {
+    user_agent: String,
     last: Option<(ClientOptions, reqwest::Client)>,
 }
 
 impl ClientCache {
+    /// A cache whose clients identify agent `agent_id`.
+    pub fn new(agent_id: &str) -> Self {
+        Self {
+            user_agent: user_agent(agent_id),
+            last: None,
+        }
+    }
+
     /// The client for a template's options.
     pub fn get(&mut self, t: &RequestTemplate) -> Result<reqwest::Client, String> {
         let opts = ClientOptions::of(t);
@@ -86,7 +106,7 @@ impl ClientCache {
         {
             return Ok(c.clone());
         }
-        let client = build(&opts)?;
+        let client = build_for(&opts, &self.user_agent)?;
         self.last = Some((opts, client.clone()));
         Ok(client)
     }

@@ -247,7 +247,9 @@ mod tests {
         w.record(Metric::ScheduleLag, 100);
         assert_eq!(w.saturation(10_000, second), None);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-        let busy = w.saturation(cores * 950_000, second).expect("CPU-bound window");
+        let busy = w
+            .saturation(cores * 950_000, second)
+            .expect("CPU-bound window");
         assert!(busy.contains("CPU"), "{busy}");
         for _ in 0..10 {
             w.record(Metric::ScheduleLag, 12_000);

@@ -114,7 +114,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         })?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
-    let mut http = crate::http::ClientCache::default();
+    let mut http = crate::http::ClientCache::new(&cfg.agent_id);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut unreachable_since = Instant::now();
     let mut last_error: String;
