@@ -42,7 +42,7 @@ pub struct Target {
     pub body: Bytes,
     /// Whether the response is streamed.
     pub stream: bool,
-    /// Headers sent with every request (content type, extras, authorization).
+    /// Headers added to the client's defaults (extras, authorization).
     pub headers: reqwest::header::HeaderMap,
     /// Time allowed from the intended send time to the first token.
     pub first_token_timeout: Option<Duration>,
@@ -129,14 +129,11 @@ async fn exchange(
     first_seen: &AtomicBool,
     itl_gaps: &mut Vec<u64>,
 ) -> Result<(), FailureClass> {
-    let mut resp = target
-        .client
-        .post(&target.url)
-        .headers(target.headers.clone())
-        .body(target.body.clone())
-        .send()
-        .await
-        .map_err(|e| classify_send_error(&e))?;
+    let mut request = target.client.post(&target.url).body(target.body.clone());
+    if !target.headers.is_empty() {
+        request = request.headers(target.headers.clone());
+    }
+    let mut resp = request.send().await.map_err(|e| classify_send_error(&e))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(FailureClass::Http(status.as_u16()));

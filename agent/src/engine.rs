@@ -134,6 +134,8 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
 
 struct Ctx {
     target: Target,
+    /// Output tokens one response is expected to carry (sizes the ITL buffer).
+    expected_tokens: usize,
     rec: Recorder,
     timeout: Duration,
     in_flight: AtomicU32,
@@ -145,7 +147,7 @@ impl Ctx {
         let sent = Instant::now();
         self.rec.sent(sent.saturating_duration_since(intended));
         let deadline = intended + self.timeout;
-        let mut gaps = Vec::new();
+        let mut gaps = Vec::with_capacity(self.expected_tokens);
         let result = tokio::select! {
             r = client::execute(&self.target, intended, deadline, &mut gaps) => r,
             () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
@@ -181,6 +183,7 @@ pub async fn run_phase(
     };
     let ctx = Arc::new(Ctx {
         target,
+        expected_tokens: (request.max_tokens as usize).min(4096),
         rec: Recorder::new(spec.start, spec.window),
         timeout: spec.timeout,
         in_flight: AtomicU32::new(0),

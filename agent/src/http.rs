@@ -58,8 +58,11 @@ pub fn build(opts: &ClientOptions) -> Result<reqwest::Client, String> {
 /// Build a client for `opts` sending `agent` as its User-Agent.
 pub fn build_for(opts: &ClientOptions, agent: &str) -> Result<reqwest::Client, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut defaults = HeaderMap::new();
+    defaults.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut b = reqwest::Client::builder()
         .user_agent(agent)
+        .default_headers(defaults)
         .tcp_nodelay(true)
         .connect_timeout(opts.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -112,11 +115,11 @@ impl ClientCache {
     }
 }
 
-/// Headers sent with every request of a template: content type, the plan's
-/// extra headers, and `Authorization` from the named environment variable.
+/// Headers a template adds to the client's defaults (content type, user
+/// agent): the plan's extra headers and `Authorization` from the named
+/// environment variable. Usually empty, so most requests copy no headers.
 pub fn request_headers(t: &RequestTemplate) -> Result<HeaderMap, String> {
     let mut h = HeaderMap::new();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in &t.headers {
         let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name {name:?}"))?;
