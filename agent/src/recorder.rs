@@ -105,6 +105,7 @@ impl WindowData {
             errors,
             agent_cpu_micros: cpu_micros,
             saturation,
+            reports_dropped: 0,
         }
     }
 

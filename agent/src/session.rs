@@ -10,6 +10,7 @@ use stampede_common::proto::{
     session_response::Kind as Down,
 };
 use stampede_common::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, VERSION};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -114,7 +115,18 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         })?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
-    let mut http = crate::http::ClientCache::new(&cfg.agent_id);
+    let mut carry = Carry::new(&cfg.agent_id);
+    let result = connect_loop(&cfg, &endpoint, &mut carry, &shutdown).await;
+    carry.stop_phase();
+    result
+}
+
+async fn connect_loop(
+    cfg: &AgentConfig,
+    endpoint: &Endpoint,
+    carry: &mut Carry,
+    shutdown: &CancellationToken,
+) -> Result<(), AgentError> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut unreachable_since = Instant::now();
     let mut last_error: String;
@@ -124,7 +136,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             () = shutdown.cancelled() => return Ok(()),
         };
         match connected {
-            Ok(channel) => match session(channel, &cfg, &mut http, &shutdown).await {
+            Ok(channel) => match session(channel, cfg, carry, shutdown).await {
                 SessionEnd::Finished => return Ok(()),
                 SessionEnd::Refused(status) => {
                     return Err(AgentError::Refused {
@@ -155,9 +167,91 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         }
         let delay = backoff.next_delay().min(cfg.give_up_after - elapsed);
         tracing::debug!(?delay, error = %last_error, "controller not reachable; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shutdown.cancelled() => return Ok(()),
+        // Keep taking the running phase's reports while disconnected; they
+        // are sent when the next session starts.
+        let wake = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => break,
+                Some(report) = carry.report_rx.recv() => { carry.absorb(report); }
+                () = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Most window reports kept for resending while unacknowledged; beyond it
+/// the oldest are dropped and counted (`reports_dropped`).
+pub const MAX_UNACKED: usize = 1024;
+
+/// What outlives one session: the running phase, its report stream, and the
+/// reports the controller has not acknowledged yet. A dropped connection
+/// does not stop the load; the reports are resent on the next session with
+/// their original sequence numbers, and the controller ignores duplicates.
+struct Carry {
+    http: crate::http::ClientCache,
+    report_tx: mpsc::Sender<Report>,
+    report_rx: mpsc::Receiver<Report>,
+    phase: Option<(JoinHandle<()>, CancellationToken)>,
+    sequence: u64,
+    unacked: VecDeque<proto::WindowReport>,
+    dropped: u64,
+    last_done: Option<proto::PhaseDone>,
+}
+
+impl Carry {
+    fn new(agent_id: &str) -> Self {
+        let (report_tx, report_rx) = mpsc::channel::<Report>(64);
+        Self {
+            http: crate::http::ClientCache::new(agent_id),
+            report_tx,
+            report_rx,
+            phase: None,
+            sequence: 0,
+            unacked: VecDeque::new(),
+            dropped: 0,
+            last_done: None,
+        }
+    }
+
+    /// Number a report and keep it until acknowledged; returns what to send.
+    fn absorb(&mut self, report: Report) -> Up {
+        match report {
+            Report::Window(mut w) => {
+                self.sequence += 1;
+                w.sequence = self.sequence;
+                if self.unacked.len() >= MAX_UNACKED {
+                    self.unacked.pop_front();
+                    self.dropped += 1;
+                }
+                w.reports_dropped = self.dropped;
+                self.unacked.push_back(w.clone());
+                Up::WindowReport(w)
+            }
+            Report::Done(d) => {
+                self.last_done = Some(d);
+                Up::PhaseDone(d)
+            }
+        }
+    }
+
+    fn ack(&mut self, sequence: u64) {
+        if let Some(pos) = self.unacked.iter().position(|w| w.sequence == sequence) {
+            self.unacked.remove(pos);
+        }
+    }
+
+    /// What a new session must (re)send first, in order.
+    fn backlog(&self) -> Vec<Up> {
+        let mut out: Vec<Up> = self.unacked.iter().cloned().map(Up::WindowReport).collect();
+        out.extend(self.last_done.map(Up::PhaseDone));
+        out
+    }
+
+    fn stop_phase(&mut self) {
+        if let Some((task, stop)) = self.phase.take() {
+            stop.cancel();
+            task.abort();
         }
     }
 }
@@ -223,7 +317,7 @@ fn ended(status: tonic::Status, joined: bool) -> SessionEnd {
 async fn session(
     channel: Channel,
     cfg: &AgentConfig,
-    http: &mut crate::http::ClientCache,
+    carry: &mut Carry,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
     let mut client = CoordinatorServiceClient::new(channel)
@@ -259,10 +353,16 @@ async fn session(
         Err(status) => return ended(status, false),
     }
 
-    let (report_tx, mut report_rx) = mpsc::channel::<Report>(64);
-    let mut phase: Option<(JoinHandle<()>, CancellationToken)> = None;
-    let mut sequence: u64 = 0;
-    let end = loop {
+    let backlog = carry.backlog();
+    if !backlog.is_empty() {
+        tracing::info!(reports = backlog.len(), "resending unacknowledged reports");
+    }
+    for kind in backlog {
+        if tx.send(SessionRequest { kind: Some(kind) }).await.is_err() {
+            return lost(true, "outbound stream closed");
+        }
+    }
+    loop {
         tokio::select! {
             msg = inbound.message() => match msg {
                 Ok(Some(m)) => match m.kind {
@@ -274,61 +374,51 @@ async fn session(
                             agent_send_unix_nanos: cfg.clock.now_unix_nanos(),
                         };
                         if tx.send(SessionRequest { kind: Some(Up::ClockProbeReply(reply)) }).await.is_err() {
-                            break lost(true, "outbound stream closed");
+                            return lost(true, "outbound stream closed");
                         }
                     }
                     Some(Down::PhaseAssignment(a)) => {
-                        if let Some((task, _)) = &phase
+                        if let Some((task, _)) = &carry.phase
                             && !task.is_finished()
                         {
                                 tracing::warn!(phase = a.phase_index, "assignment while a phase runs; ignored");
                                 continue;
                         }
                         let template = a.request.clone().unwrap_or_default();
-                        match http.get(&template) {
-                            Ok(client) => phase = Some(start_phase(a, client, cfg.clock, report_tx.clone())),
+                        carry.last_done = None;
+                        match carry.http.get(&template) {
+                            Ok(client) => carry.phase = Some(start_phase(a, client, cfg.clock, carry.report_tx.clone())),
                             Err(e) => {
                                 tracing::error!(phase = a.phase_index, "cannot run the phase: {e}");
                                 let done = proto::PhaseDone { phase_index: a.phase_index, ..Default::default() };
-                                let _ = report_tx.send(Report::Done(done)).await;
+                                let _ = carry.report_tx.send(Report::Done(done)).await;
                             }
                         }
                     }
-                    Some(Down::Ack(_)) | Some(Down::Welcome(_)) | None => {}
+                    Some(Down::Ack(a)) => carry.ack(a.sequence),
+                    Some(Down::Welcome(_)) | None => {}
                     Some(Down::Stop(s)) => {
                         tracing::debug!(reason = %s.reason, abort = s.abort, "stop order");
-                        if let Some((_, stop)) = &phase {
+                        if let Some((_, stop)) = &carry.phase {
                             stop.cancel();
                         }
                         if s.abort {
-                            break SessionEnd::Finished;
+                            return SessionEnd::Finished;
                         }
                     }
                 },
-                Ok(None) => break lost(true, "controller closed the session"),
-                Err(status) => break ended(status, true),
+                Ok(None) => return lost(true, "controller closed the session"),
+                Err(status) => return ended(status, true),
             },
-            Some(report) = report_rx.recv() => {
-                let kind = match report {
-                    Report::Window(mut w) => {
-                        sequence += 1;
-                        w.sequence = sequence;
-                        Up::WindowReport(w)
-                    }
-                    Report::Done(d) => Up::PhaseDone(d),
-                };
+            Some(report) = carry.report_rx.recv() => {
+                let kind = carry.absorb(report);
                 if tx.send(SessionRequest { kind: Some(kind) }).await.is_err() {
-                    break lost(true, "outbound stream closed");
+                    return lost(true, "outbound stream closed");
                 }
             }
-            () = shutdown.cancelled() => break SessionEnd::Finished,
+            () = shutdown.cancelled() => return SessionEnd::Finished,
         }
-    };
-    if let Some((task, stop)) = phase {
-        stop.cancel();
-        task.abort();
     }
-    end
 }
 
 fn start_phase(
@@ -354,4 +444,49 @@ fn start_phase(
         }
     });
     (task, stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window() -> Report {
+        Report::Window(proto::WindowReport::default())
+    }
+
+    #[test]
+    fn reports_are_numbered_kept_until_acked_and_resent_in_order() {
+        let mut c = Carry::new("a");
+        for _ in 0..3 {
+            c.absorb(window());
+        }
+        c.absorb(Report::Done(proto::PhaseDone {
+            phase_index: 0,
+            windows: 3,
+            ..Default::default()
+        }));
+        c.ack(2);
+        let seqs: Vec<u64> = c
+            .backlog()
+            .iter()
+            .filter_map(|k| match k {
+                Up::WindowReport(w) => Some(w.sequence),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, vec![1, 3]);
+        assert!(matches!(c.backlog().last(), Some(Up::PhaseDone(d)) if d.windows == 3));
+    }
+
+    #[test]
+    fn the_buffer_is_bounded_and_drops_are_counted() {
+        let mut c = Carry::new("a");
+        for _ in 0..MAX_UNACKED + 5 {
+            c.absorb(window());
+        }
+        assert_eq!(c.unacked.len(), MAX_UNACKED);
+        assert_eq!(c.dropped, 5);
+        assert_eq!(c.unacked.front().map(|w| w.sequence), Some(6));
+        assert_eq!(c.unacked.back().map(|w| w.reports_dropped), Some(5));
+    }
 }
