@@ -66,6 +66,17 @@ pub async fn execute(
     deadline: Instant,
     itl_gaps: &mut Vec<u64>,
 ) -> Result<Success, FailureClass> {
+    execute_body(target, target.body.clone(), intended, deadline, itl_gaps).await
+}
+
+/// [`execute`] with a body of its own instead of the target's.
+pub async fn execute_body(
+    target: &Target,
+    body: Bytes,
+    intended: Instant,
+    deadline: Instant,
+    itl_gaps: &mut Vec<u64>,
+) -> Result<Success, FailureClass> {
     let mut progress = Progress::default();
     let first_seen = AtomicBool::new(false);
     let first_deadline = target
@@ -73,7 +84,7 @@ pub async fn execute(
         .and_then(|t| intended.checked_add(t))
         .map_or(deadline, |d| d.min(deadline));
     let finished = {
-        let work = exchange(target, &mut progress, &first_seen, itl_gaps);
+        let work = exchange(target, body, &mut progress, &first_seen, itl_gaps);
         tokio::pin!(work);
         let first_timer = tokio::time::sleep_until(first_deadline);
         tokio::pin!(first_timer);
@@ -125,11 +136,12 @@ fn classify_send_error(e: &reqwest::Error) -> FailureClass {
 
 async fn exchange(
     target: &Target,
+    body: Bytes,
     progress: &mut Progress,
     first_seen: &AtomicBool,
     itl_gaps: &mut Vec<u64>,
 ) -> Result<(), FailureClass> {
-    let mut request = target.client.post(&target.url).body(target.body.clone());
+    let mut request = target.client.post(&target.url).body(body);
     if !target.headers.is_empty() {
         request = request.headers(target.headers.clone());
     }

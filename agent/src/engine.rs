@@ -15,6 +15,7 @@ use crate::arrivals::{self, Schedule};
 use crate::client::{self, Target};
 use crate::failure::FailureClass;
 use crate::recorder::Recorder;
+use crate::workload::WorkloadGen;
 use stampede_common::proto::{self, load_shape::Shape};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -134,6 +135,10 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
 
 struct Ctx {
     target: Target,
+    /// Per-request variation, when the template has a workload.
+    workload: Option<WorkloadGen>,
+    /// Closed-loop requests sent by this agent (numbers its requests).
+    closed_count: AtomicU64,
     /// Output tokens one response is expected to carry (sizes the ITL buffer).
     expected_tokens: usize,
     rec: Recorder,
@@ -143,13 +148,21 @@ struct Ctx {
 }
 
 impl Ctx {
-    async fn one_request(&self, intended: Instant) {
+    /// Send request `k` of the phase, intended at `intended`.
+    async fn one_request(&self, intended: Instant, k: u64) {
         let sent = Instant::now();
         self.rec.sent(sent.saturating_duration_since(intended));
         let deadline = intended + self.timeout;
-        let mut gaps = Vec::with_capacity(self.expected_tokens);
+        let (body, expected) = match &self.workload {
+            Some(w) => {
+                let g = w.request(k);
+                (g.body, (g.max_tokens as usize).min(4096))
+            }
+            None => (self.target.body.clone(), self.expected_tokens),
+        };
+        let mut gaps = Vec::with_capacity(expected);
         let result = tokio::select! {
-            r = client::execute(&self.target, intended, deadline, &mut gaps) => r,
+            r = client::execute_body(&self.target, body, intended, deadline, &mut gaps) => r,
             () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
         };
         match result {
@@ -181,8 +194,16 @@ pub async fn run_phase(
         first_token_timeout: (request.first_token_timeout_ms > 0)
             .then(|| Duration::from_millis(request.first_token_timeout_ms)),
     };
+    let workload = request
+        .workload
+        .as_ref()
+        .map(|w| WorkloadGen::from_proto(w, &request))
+        .transpose()
+        .map_err(EngineError::Invalid)?;
     let ctx = Arc::new(Ctx {
         target,
+        workload,
+        closed_count: AtomicU64::new(0),
         expected_tokens: (request.max_tokens as usize).min(4096),
         rec: Recorder::new(spec.start, spec.window),
         timeout: spec.timeout,
@@ -293,7 +314,7 @@ async fn open_loop(
             } else {
                 usize::try_from(max_requests).unwrap_or(usize::MAX)
             };
-            for (_, at) in arrivals.take(limit) {
+            for (k, at) in arrivals.take(limit) {
                 let Some(due) = Duration::try_from_secs_f64(at)
                     .ok()
                     .and_then(|d| start.checked_add(d))
@@ -311,7 +332,7 @@ async fn open_loop(
                 let ctx = ctx.clone();
                 tracker.spawn_on(
                     async move {
-                        ctx.one_request(due).await;
+                        ctx.one_request(due, k).await;
                         ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
                     },
                     &runtime,
@@ -350,6 +371,7 @@ fn closed_loop(
 ) {
     let n = spec.shard.count;
     let mine = users / n + u32::from(spec.shard.index < users % n);
+    let (count, index) = (u64::from(n), u64::from(spec.shard.index));
     let budget = Arc::new(AtomicU64::new(if spec.max_requests == 0 {
         u64::MAX
     } else {
@@ -373,7 +395,9 @@ fn closed_loop(
                 }
                 // Not raced against `stop`: a request once sent is always
                 // recorded (the drain deadline cancels it as `cancelled`).
-                ctx.one_request(now).await;
+                // Request j of this agent is number j·n + i of the phase.
+                let j = ctx.closed_count.fetch_add(1, Ordering::Relaxed);
+                ctx.one_request(now, j * count + index).await;
             }
         });
     }

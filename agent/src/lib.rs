@@ -14,6 +14,7 @@ pub mod recorder;
 pub mod session;
 pub mod sse;
 pub mod telemetry;
+pub mod workload;
 
 pub use engine::AgentClock;
 pub use session::{AgentConfig, AgentError, run};

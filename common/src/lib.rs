@@ -8,6 +8,8 @@ pub mod duration;
 pub mod histogram;
 pub mod metric;
 pub mod plan;
+pub mod prompt;
+pub mod workload;
 
 /// Generated protocol types (`stampede.v1`).
 pub mod proto {

@@ -62,6 +62,9 @@ pub struct RawPlan {
     /// Load phases, run in order.
     #[serde(default)]
     pub phase: Vec<RawPhase>,
+    /// Request mix (replaces `request.prompt_tokens` / `request.max_tokens`).
+    #[serde(default)]
+    pub workload: Vec<crate::workload::RawWorkloadEntry>,
 }
 
 /// `[run]`: run-wide settings.
@@ -208,6 +211,8 @@ pub struct Plan {
     pub request: RequestSpec,
     /// Phases in order.
     pub phases: Vec<Phase>,
+    /// Request mix; empty: every request uses `request.prompt_tokens` / `max_tokens`.
+    pub workload: Vec<crate::workload::WorkloadEntry>,
 }
 
 /// Where the agents come from.
@@ -519,7 +524,34 @@ impl RawPlan {
             .map(|(i, p)| p.validate(&cx, i, &request))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let workload = self
+            .workload
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                w.validate(i)
+                    .map_err(|(key, value, reason)| cx.invalid(key, value, reason))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !workload.is_empty() {
+            for (key, set) in [
+                (
+                    "request.prompt_tokens",
+                    self.request.prompt_tokens.is_some(),
+                ),
+                ("request.max_tokens", self.request.max_tokens.is_some()),
+            ] {
+                if set {
+                    return Err(cx.invalid(
+                        key,
+                        "(set)",
+                        "a [[workload]] mix sets request lengths; remove this key or the mix",
+                    ));
+                }
+            }
+        }
         Ok(Plan {
+            workload,
             name,
             window,
             output_dir,

@@ -7,7 +7,6 @@ pub mod embedded;
 pub mod error;
 pub mod merge;
 pub mod progress;
-pub mod prompt;
 pub mod report;
 pub mod run;
 pub mod runner;

@@ -128,7 +128,7 @@ pub async fn run(
 
     let target = ResolvedTarget {
         base_url: base_url.clone(),
-        prompt: crate::prompt::synthetic(plan.request.prompt_tokens),
+        prompt: stampede_common::prompt::synthetic(plan.request.prompt_tokens),
     };
     let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
     let mut phases: Vec<PhaseSummary> = Vec::new();

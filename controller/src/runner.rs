@@ -444,6 +444,12 @@ impl Orchestrator {
                 connect_timeout_ms: millis(plan.request.connect_timeout),
                 ca_pem: plan.target.ca_pem.clone().unwrap_or_default(),
                 insecure_tls: plan.target.insecure_tls,
+                workload: (!plan.workload.is_empty()).then(|| {
+                    stampede_common::workload::to_proto(
+                        &plan.workload,
+                        plan.seed ^ u64::from(index),
+                    )
+                }),
             }),
             max_in_flight: plan.agents.max_in_flight,
         })

@@ -12,6 +12,25 @@ const WORDS: [&str; 32] = [
     "had", "they", "you", "were", "their",
 ];
 
+/// Append `n` words chosen by a seeded stream to `out` (space-separated, with a
+/// leading space when `out` is not empty). Different seeds give different
+/// texts from the first word on, so distinct prompts share no prefix.
+pub fn push_words(out: &mut String, n: u32, seed: u64) {
+    let mut x = seed;
+    for _ in 0..n {
+        // SplitMix64: cheap, well mixed, reproducible.
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(WORDS[(z % WORDS.len() as u64) as usize]);
+    }
+}
+
 /// A prompt of `tokens` words.
 pub fn synthetic(tokens: u32) -> String {
     let mut s = String::with_capacity(tokens as usize * 4);
@@ -27,6 +46,17 @@ pub fn synthetic(tokens: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn seeded_words_are_reproducible_and_distinct() {
+        let (mut a, mut b, mut c) = (String::new(), String::new(), String::new());
+        super::push_words(&mut a, 50, 1);
+        super::push_words(&mut b, 50, 1);
+        super::push_words(&mut c, 50, 2);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.split_whitespace().count(), 50);
+    }
+
     #[test]
     fn has_the_requested_word_count() {
         assert_eq!(super::synthetic(128).split_whitespace().count(), 128);

@@ -1,0 +1,397 @@
+//! Per-request variation: which kind of request, how long a prompt, how many
+//! output tokens, which shared prefix.
+//!
+//! Request k's content depends only on (seed, k) — not on the agent that
+//! sends it or on timing — so a sharded run sends exactly the requests an
+//! unsharded one would. Prompts are synthetic one-token words (see
+//! `stampede_common::prompt`): a shared prefix is the same words for every
+//! request of its group, and the rest is drawn from k's own stream, so
+//! requests share no more prefix than the workload says.
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal, Normal};
+use serde_json::json;
+use stampede_common::prompt::push_words;
+use stampede_common::proto::{self, Api, RequestTemplate, length_distribution::Kind};
+
+/// A length distribution, ready to sample.
+#[derive(Debug, Clone)]
+pub enum Length {
+    /// Always n.
+    Fixed(u32),
+    /// Uniform over [min, max].
+    Uniform(u32, u32),
+    /// Normal, clamped.
+    Normal(Normal<f64>, u32, u32),
+    /// Log-normal, clamped.
+    LogNormal(LogNormal<f64>, u32, u32),
+    /// Drawn from observed values.
+    Empirical(Vec<u32>),
+}
+
+impl Length {
+    fn from_proto(d: Option<&proto::LengthDistribution>, what: &str) -> Result<Self, String> {
+        let bounds = |b: Option<&proto::LengthBounds>| -> Result<(u32, u32), String> {
+            let b = b.ok_or_else(|| format!("{what}: bounds missing"))?;
+            if b.min == 0 || b.max < b.min {
+                return Err(format!(
+                    "{what}: bounds [{}, {}] (need 1 ≤ min ≤ max)",
+                    b.min, b.max
+                ));
+            }
+            Ok((b.min, b.max))
+        };
+        let normal_params = |n: &proto::LengthNormal| -> Result<(), String> {
+            if !(n.mean.is_finite() && n.mean > 0.0 && n.stddev.is_finite() && n.stddev >= 0.0) {
+                return Err(format!("{what}: mean {} / stddev {}", n.mean, n.stddev));
+            }
+            Ok(())
+        };
+        match d.and_then(|d| d.kind.as_ref()) {
+            Some(Kind::Fixed(n)) if *n > 0 => Ok(Length::Fixed(*n)),
+            Some(Kind::Fixed(n)) => Err(format!("{what}: fixed length {n}")),
+            Some(Kind::Uniform(b)) => {
+                let (lo, hi) = bounds(Some(b))?;
+                Ok(Length::Uniform(lo, hi))
+            }
+            Some(Kind::Normal(n)) => {
+                normal_params(n)?;
+                let (lo, hi) = bounds(n.bounds.as_ref())?;
+                let dist = Normal::new(n.mean, n.stddev).map_err(|e| format!("{what}: {e}"))?;
+                Ok(Length::Normal(dist, lo, hi))
+            }
+            Some(Kind::LogNormal(n)) => {
+                normal_params(n)?;
+                let (lo, hi) = bounds(n.bounds.as_ref())?;
+                // Parameters of the underlying normal from the lengths' mean and stddev.
+                let sigma2 = (1.0 + (n.stddev / n.mean).powi(2)).ln();
+                let mu = n.mean.ln() - sigma2 / 2.0;
+                let dist = LogNormal::new(mu, sigma2.sqrt()).map_err(|e| format!("{what}: {e}"))?;
+                Ok(Length::LogNormal(dist, lo, hi))
+            }
+            Some(Kind::Empirical(e)) if !e.values.is_empty() && e.values.iter().all(|v| *v > 0) => {
+                Ok(Length::Empirical(e.values.clone()))
+            }
+            Some(Kind::Empirical(_)) => Err(format!(
+                "{what}: empirical values must be non-empty and ≥ 1"
+            )),
+            None => Err(format!("{what}: no distribution")),
+        }
+    }
+
+    /// One sample.
+    pub fn sample(&self, rng: &mut SmallRng) -> u32 {
+        let clamp =
+            |x: f64, lo: u32, hi: u32| (x.round().max(f64::from(lo)).min(f64::from(hi))) as u32;
+        match self {
+            Length::Fixed(n) => *n,
+            Length::Uniform(lo, hi) => rng.random_range(*lo..=*hi),
+            Length::Normal(d, lo, hi) => clamp(d.sample(rng), *lo, *hi),
+            Length::LogNormal(d, lo, hi) => clamp(d.sample(rng), *lo, *hi),
+            Length::Empirical(v) => v[rng.random_range(0..v.len())],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    weight: f64,
+    input: Length,
+    output: Length,
+    prefix: Option<(u32, u32)>,
+    ignore_eos: bool,
+    temperature: Option<f64>,
+}
+
+/// One generated request.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The JSON body.
+    pub body: Bytes,
+    /// Its `max_tokens`.
+    pub max_tokens: u32,
+    /// Which workload entry it came from.
+    pub entry: usize,
+}
+
+/// Generates request k of a phase.
+#[derive(Debug, Clone)]
+pub struct WorkloadGen {
+    entries: Vec<Entry>,
+    total_weight: f64,
+    seed: u64,
+    api: Api,
+    model: String,
+    stream: bool,
+}
+
+impl WorkloadGen {
+    /// From the wire form; `t` gives the API, model and streaming.
+    pub fn from_proto(w: &proto::Workload, t: &RequestTemplate) -> Result<Self, String> {
+        if w.entries.is_empty() {
+            return Err("workload has no entries".into());
+        }
+        let mut entries = Vec::with_capacity(w.entries.len());
+        for e in &w.entries {
+            if !(e.weight.is_finite() && e.weight > 0.0) {
+                return Err(format!("workload {:?}: weight {}", e.name, e.weight));
+            }
+            let prefix = match &e.shared_prefix {
+                Some(p) if p.groups == 0 || p.prefix_tokens == 0 => {
+                    return Err(format!(
+                        "workload {:?}: shared prefix needs groups and tokens",
+                        e.name
+                    ));
+                }
+                Some(p) => Some((p.groups, p.prefix_tokens)),
+                None => None,
+            };
+            entries.push(Entry {
+                weight: e.weight,
+                input: Length::from_proto(e.input_tokens.as_ref(), &format!("{} input", e.name))?,
+                output: Length::from_proto(
+                    e.output_tokens.as_ref(),
+                    &format!("{} output", e.name),
+                )?,
+                prefix,
+                ignore_eos: e.ignore_eos,
+                temperature: e.temperature,
+            });
+        }
+        Ok(Self {
+            total_weight: entries.iter().map(|e| e.weight).sum(),
+            entries,
+            seed: w.seed,
+            api: Api::try_from(t.api).unwrap_or(Api::Chat),
+            model: t.model.clone(),
+            stream: t.stream,
+        })
+    }
+
+    /// Request `k` of the phase.
+    pub fn request(&self, k: u64) -> Generated {
+        let mut rng = SmallRng::seed_from_u64(self.seed ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut pick = rng.random::<f64>() * self.total_weight;
+        let mut index = self.entries.len() - 1;
+        for (i, e) in self.entries.iter().enumerate() {
+            if pick < e.weight {
+                index = i;
+                break;
+            }
+            pick -= e.weight;
+        }
+        let e = &self.entries[index];
+        let input = e.input.sample(&mut rng);
+        let max_tokens = e.output.sample(&mut rng);
+        let mut prefix = String::new();
+        if let Some((groups, tokens)) = e.prefix {
+            let group = k % u64::from(groups);
+            push_words(
+                &mut prefix,
+                tokens,
+                self.seed ^ 0x5EED ^ (group + 1).wrapping_mul(0x9E37_79B9),
+            );
+        }
+        let mut question = String::with_capacity(input as usize * 4);
+        push_words(&mut question, input, rng.random());
+        let mut v = match self.api {
+            Api::Completions => {
+                let prompt = if prefix.is_empty() {
+                    question
+                } else {
+                    format!("{prefix} {question}")
+                };
+                json!({ "model": self.model, "prompt": prompt })
+            }
+            Api::Chat | Api::Unspecified => {
+                let mut messages = Vec::with_capacity(2);
+                if !prefix.is_empty() {
+                    messages.push(json!({ "role": "system", "content": prefix }));
+                }
+                messages.push(json!({ "role": "user", "content": question }));
+                json!({ "model": self.model, "messages": messages })
+            }
+        };
+        v["max_tokens"] = json!(max_tokens);
+        v["stream"] = json!(self.stream);
+        if self.stream {
+            v["stream_options"] = json!({ "include_usage": true });
+        }
+        if e.ignore_eos {
+            v["ignore_eos"] = json!(true);
+        }
+        if let Some(t) = e.temperature {
+            v["temperature"] = json!(t);
+        }
+        Generated {
+            body: serde_json::to_vec(&v).unwrap_or_default().into(),
+            max_tokens,
+            entry: index,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dist(kind: Kind) -> Option<proto::LengthDistribution> {
+        Some(proto::LengthDistribution { kind: Some(kind) })
+    }
+
+    fn bounds(min: u32, max: u32) -> Option<proto::LengthBounds> {
+        Some(proto::LengthBounds { min, max })
+    }
+
+    fn generator(entries: Vec<proto::WorkloadEntry>) -> WorkloadGen {
+        let t = RequestTemplate {
+            api: Api::Chat as i32,
+            model: "m".into(),
+            stream: true,
+            ..Default::default()
+        };
+        WorkloadGen::from_proto(&proto::Workload { entries, seed: 9 }, &t).unwrap()
+    }
+
+    fn words(body: &Bytes) -> (usize, usize) {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let m = v["messages"].as_array().unwrap();
+        let count = |i: usize| {
+            m.get(i).map_or(0, |x| {
+                x["content"].as_str().unwrap().split_whitespace().count()
+            })
+        };
+        if m.len() == 2 {
+            (count(0), count(1))
+        } else {
+            (0, count(0))
+        }
+    }
+
+    #[test]
+    fn lognormal_lengths_have_the_requested_mean() {
+        let g = generator(vec![proto::WorkloadEntry {
+            name: "s".into(),
+            weight: 1.0,
+            input_tokens: dist(Kind::LogNormal(proto::LengthNormal {
+                mean: 1000.0,
+                stddev: 300.0,
+                bounds: bounds(1, 100_000),
+            })),
+            output_tokens: dist(Kind::Normal(proto::LengthNormal {
+                mean: 200.0,
+                stddev: 50.0,
+                bounds: bounds(1, 10_000),
+            })),
+            ..Default::default()
+        }]);
+        let n = 4000;
+        let (mut inp, mut out) = (0.0, 0.0);
+        for k in 0..n {
+            let r = g.request(k);
+            inp += words(&r.body).1 as f64;
+            out += f64::from(r.max_tokens);
+        }
+        assert!(
+            (inp / n as f64 / 1000.0 - 1.0).abs() < 0.02,
+            "input mean {}",
+            inp / n as f64
+        );
+        assert!(
+            (out / n as f64 / 200.0 - 1.0).abs() < 0.02,
+            "output mean {}",
+            out / n as f64
+        );
+    }
+
+    #[test]
+    fn requests_depend_only_on_their_index() {
+        let g = generator(vec![proto::WorkloadEntry {
+            name: "u".into(),
+            weight: 1.0,
+            input_tokens: dist(Kind::Uniform(proto::LengthBounds { min: 5, max: 50 })),
+            output_tokens: dist(Kind::Fixed(8)),
+            ..Default::default()
+        }]);
+        assert_eq!(g.request(17).body, g.clone().request(17).body);
+        assert_ne!(g.request(17).body, g.request(18).body);
+    }
+
+    #[test]
+    fn mixes_follow_weights_and_prefix_groups_share_exactly_their_prefix() {
+        let g = generator(vec![
+            proto::WorkloadEntry {
+                name: "a".into(),
+                weight: 3.0,
+                input_tokens: dist(Kind::Fixed(10)),
+                output_tokens: dist(Kind::Fixed(1)),
+                shared_prefix: Some(proto::SharedPrefix {
+                    groups: 4,
+                    prefix_tokens: 64,
+                }),
+                ..Default::default()
+            },
+            proto::WorkloadEntry {
+                name: "b".into(),
+                weight: 1.0,
+                input_tokens: dist(Kind::Fixed(10)),
+                output_tokens: dist(Kind::Fixed(1)),
+                ..Default::default()
+            },
+        ]);
+        let picks: Vec<usize> = (0..4000).map(|k| g.request(k).entry).collect();
+        let share_a = picks.iter().filter(|e| **e == 0).count() as f64 / 4000.0;
+        assert!((share_a - 0.75).abs() < 0.03, "{share_a}");
+        let system = |k: u64| {
+            let v: serde_json::Value = serde_json::from_slice(&g.request(k).body).unwrap();
+            v["messages"][0]["content"].as_str().map(str::to_string)
+        };
+        let with_prefix: Vec<u64> = (0..200).filter(|k| g.request(*k).entry == 0).collect();
+        let (k0, rest) = with_prefix.split_first().unwrap();
+        for k in rest {
+            let same_group = k % 4 == k0 % 4;
+            assert_eq!(
+                system(*k) == system(*k0),
+                same_group,
+                "requests {k0} and {k}"
+            );
+        }
+        assert_eq!(words(&g.request(*k0).body), (64, 10));
+    }
+
+    #[test]
+    fn bad_distributions_are_errors() {
+        for bad in [
+            Kind::Fixed(0),
+            Kind::Uniform(proto::LengthBounds { min: 5, max: 2 }),
+            Kind::Normal(proto::LengthNormal {
+                mean: -1.0,
+                stddev: 1.0,
+                bounds: bounds(1, 10),
+            }),
+            Kind::Empirical(proto::LengthEmpirical { values: vec![] }),
+        ] {
+            let e = proto::WorkloadEntry {
+                name: "x".into(),
+                weight: 1.0,
+                input_tokens: dist(bad.clone()),
+                output_tokens: dist(Kind::Fixed(1)),
+                ..Default::default()
+            };
+            let t = RequestTemplate::default();
+            assert!(
+                WorkloadGen::from_proto(
+                    &proto::Workload {
+                        entries: vec![e],
+                        seed: 0
+                    },
+                    &t
+                )
+                .is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}

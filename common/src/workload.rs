@@ -1,0 +1,462 @@
+//! Workloads in plans: the built-in profiles of the five workload categories,
+//! length distributions, and weighted mixes — parsed and validated like the
+//! rest of the plan, then sent to agents as `proto::Workload`.
+
+use crate::proto;
+use serde::{Deserialize, Serialize};
+
+/// `[[workload]]`: one entry of the request mix, as written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkloadEntry {
+    /// Built-in profile to start from: "chat", "classification",
+    /// "summarization", "code" or "translation".
+    pub profile: Option<String>,
+    /// Name in reports. Default: the profile's name, or `entry-<i>`.
+    pub name: Option<String>,
+    /// Relative weight in the mix. Default 1.
+    pub weight: Option<f64>,
+    /// Prompt length distribution (overrides the profile's).
+    pub input: Option<RawLength>,
+    /// Output length (`max_tokens`) distribution (overrides the profile's).
+    pub output: Option<RawLength>,
+    /// Shared system-prompt prefixes, to exercise prefix caching.
+    pub shared_prefix: Option<RawSharedPrefix>,
+    /// Ask the server to ignore end-of-sequence. Default true (lengths as planned).
+    pub ignore_eos: Option<bool>,
+    /// Sampling temperature. Default: the server's.
+    pub temperature: Option<f64>,
+}
+
+/// A length distribution as written, e.g. `{ dist = "lognormal", mean = 800, stddev = 300, min = 16, max = 8192 }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLength {
+    /// "fixed", "uniform", "normal", "lognormal" or "empirical".
+    pub dist: Option<String>,
+    /// The length of a "fixed" distribution.
+    pub value: Option<u32>,
+    /// Lower clamp (≥ 1). Default 1.
+    pub min: Option<u32>,
+    /// Upper clamp. Default 1000000 (normal, lognormal); required for uniform.
+    pub max: Option<u32>,
+    /// Mean (normal, lognormal).
+    pub mean: Option<f64>,
+    /// Standard deviation of the lengths (normal, lognormal).
+    pub stddev: Option<f64>,
+    /// Observed lengths to draw from ("empirical").
+    pub values: Option<Vec<u32>>,
+}
+
+/// `shared_prefix = { groups = 8, tokens = 1024 }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSharedPrefix {
+    /// Number of distinct prefixes; request k uses prefix k mod groups.
+    pub groups: Option<u32>,
+    /// Length of each prefix in tokens.
+    pub tokens: Option<u32>,
+}
+
+/// A validated length distribution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Length {
+    /// Always this.
+    Fixed(u32),
+    /// Uniform over [min, max].
+    Uniform { min: u32, max: u32 },
+    /// Normal, clamped to [min, max].
+    Normal {
+        mean: f64,
+        stddev: f64,
+        min: u32,
+        max: u32,
+    },
+    /// Log-normal with this mean and stddev of the lengths, clamped.
+    LogNormal {
+        mean: f64,
+        stddev: f64,
+        min: u32,
+        max: u32,
+    },
+    /// Drawn from these values.
+    Empirical(Vec<u32>),
+}
+
+/// A validated workload entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadEntry {
+    /// Name in reports.
+    pub name: String,
+    /// Relative weight.
+    pub weight: f64,
+    /// Prompt lengths.
+    pub input: Length,
+    /// Output lengths.
+    pub output: Length,
+    /// (groups, tokens) of shared prefixes.
+    pub shared_prefix: Option<(u32, u32)>,
+    /// Ask the server to ignore end-of-sequence.
+    pub ignore_eos: bool,
+    /// Temperature.
+    pub temperature: Option<f64>,
+}
+
+const UNBOUNDED: u32 = 1_000_000;
+
+/// The built-in profiles: (name, input, output). Means and shapes are
+/// documented in `docs/workloads.md`.
+pub fn profile(name: &str) -> Option<(Length, Length)> {
+    let ln = |mean: f64, stddev: f64, min: u32, max: u32| Length::LogNormal {
+        mean,
+        stddev,
+        min,
+        max,
+    };
+    let n = |mean: f64, stddev: f64, min: u32, max: u32| Length::Normal {
+        mean,
+        stddev,
+        min,
+        max,
+    };
+    Some(match name {
+        // Conversational turns: medium prompts, medium answers, long tails.
+        "chat" => (ln(512.0, 256.0, 16, 8192), ln(256.0, 128.0, 16, 4096)),
+        // Long input, a label out.
+        "classification" => (
+            ln(1024.0, 512.0, 64, 16384),
+            Length::Uniform { min: 1, max: 8 },
+        ),
+        // Long input, medium output.
+        "summarization" => (ln(2048.0, 768.0, 256, 32768), n(256.0, 64.0, 32, 1024)),
+        // Medium input, long output.
+        "code" => (n(512.0, 128.0, 64, 4096), ln(768.0, 256.0, 64, 8192)),
+        // Output about as long as the input.
+        "translation" => (n(256.0, 96.0, 16, 2048), n(256.0, 96.0, 16, 2048)),
+        _ => return None,
+    })
+}
+
+/// Names of the built-in profiles.
+pub const PROFILES: [&str; 5] = [
+    "chat",
+    "classification",
+    "summarization",
+    "code",
+    "translation",
+];
+
+/// A validation failure: (key under the entry, value shown, reason).
+pub type Problem = (String, String, String);
+
+fn problem(
+    key: impl Into<String>,
+    value: impl std::fmt::Display,
+    reason: impl Into<String>,
+) -> Problem {
+    (key.into(), value.to_string(), reason.into())
+}
+
+impl RawLength {
+    fn validate(&self, key: &str) -> Result<Length, Problem> {
+        let k = |f: &str| format!("{key}.{f}");
+        let dist = self.dist.as_deref().ok_or_else(|| {
+            problem(
+                k("dist"),
+                "(missing)",
+                "expected \"fixed\", \"uniform\", \"normal\", \"lognormal\" or \"empirical\"",
+            )
+        })?;
+        let min = self.min.unwrap_or(1);
+        if min == 0 {
+            return Err(problem(k("min"), 0, "lengths are at least 1"));
+        }
+        let max = self.max.unwrap_or(UNBOUNDED);
+        if max < min {
+            return Err(problem(k("max"), max, format!("must be ≥ min ({min})")));
+        }
+        let normal = |log: bool| -> Result<Length, Problem> {
+            let mean = self.mean.ok_or_else(|| {
+                problem(k("mean"), "(missing)", format!("\"{dist}\" needs a mean"))
+            })?;
+            let stddev = self.stddev.ok_or_else(|| {
+                problem(
+                    k("stddev"),
+                    "(missing)",
+                    format!("\"{dist}\" needs a stddev"),
+                )
+            })?;
+            if !(mean.is_finite() && mean > 0.0) {
+                return Err(problem(k("mean"), mean, "must be positive"));
+            }
+            if !(stddev.is_finite() && stddev >= 0.0) {
+                return Err(problem(k("stddev"), stddev, "must be ≥ 0"));
+            }
+            Ok(if log {
+                Length::LogNormal {
+                    mean,
+                    stddev,
+                    min,
+                    max,
+                }
+            } else {
+                Length::Normal {
+                    mean,
+                    stddev,
+                    min,
+                    max,
+                }
+            })
+        };
+        match dist {
+            "fixed" => match self.value {
+                Some(v) if v > 0 => Ok(Length::Fixed(v)),
+                Some(v) => Err(problem(k("value"), v, "must be at least 1")),
+                None => Err(problem(k("value"), "(missing)", "\"fixed\" needs a value")),
+            },
+            "uniform" => {
+                if self.max.is_none() {
+                    return Err(problem(
+                        k("max"),
+                        "(missing)",
+                        "\"uniform\" needs min and max",
+                    ));
+                }
+                Ok(Length::Uniform { min, max })
+            }
+            "normal" => normal(false),
+            "lognormal" => normal(true),
+            "empirical" => match &self.values {
+                Some(v) if !v.is_empty() && v.iter().all(|x| *x > 0) => {
+                    Ok(Length::Empirical(v.clone()))
+                }
+                Some(_) => Err(problem(
+                    k("values"),
+                    "(list)",
+                    "needs at least one value, each ≥ 1",
+                )),
+                None => Err(problem(
+                    k("values"),
+                    "(missing)",
+                    "\"empirical\" needs values",
+                )),
+            },
+            other => Err(problem(
+                k("dist"),
+                format!("{other:?}"),
+                "expected \"fixed\", \"uniform\", \"normal\", \"lognormal\" or \"empirical\"",
+            )),
+        }
+    }
+}
+
+impl RawWorkloadEntry {
+    /// Validate entry `i` (keys in problems are relative to `workload[i]`).
+    pub fn validate(&self, i: usize) -> Result<WorkloadEntry, Problem> {
+        let key = |f: &str| format!("workload[{i}].{f}");
+        let base = match self.profile.as_deref() {
+            Some(p) => Some(profile(p).ok_or_else(|| {
+                problem(
+                    key("profile"),
+                    format!("{p:?}"),
+                    format!("expected one of {}", PROFILES.join(", ")),
+                )
+            })?),
+            None => None,
+        };
+        let input = match (&self.input, &base) {
+            (Some(raw), _) => raw.validate(&key("input"))?,
+            (None, Some((inp, _))) => inp.clone(),
+            (None, None) => {
+                return Err(problem(
+                    key("input"),
+                    "(missing)",
+                    "give a `profile` or an `input` distribution",
+                ));
+            }
+        };
+        let output = match (&self.output, &base) {
+            (Some(raw), _) => raw.validate(&key("output"))?,
+            (None, Some((_, out))) => out.clone(),
+            (None, None) => {
+                return Err(problem(
+                    key("output"),
+                    "(missing)",
+                    "give a `profile` or an `output` distribution",
+                ));
+            }
+        };
+        let weight = self.weight.unwrap_or(1.0);
+        if !(weight.is_finite() && weight > 0.0) {
+            return Err(problem(key("weight"), weight, "must be positive"));
+        }
+        let shared_prefix = match &self.shared_prefix {
+            None => None,
+            Some(p) => {
+                let groups = p.groups.filter(|g| *g > 0).ok_or_else(|| {
+                    problem(
+                        key("shared_prefix.groups"),
+                        p.groups.map_or("(missing)".into(), |g| g.to_string()),
+                        "must be at least 1",
+                    )
+                })?;
+                let tokens = p.tokens.filter(|t| *t > 0).ok_or_else(|| {
+                    problem(
+                        key("shared_prefix.tokens"),
+                        p.tokens.map_or("(missing)".into(), |t| t.to_string()),
+                        "must be at least 1",
+                    )
+                })?;
+                Some((groups, tokens))
+            }
+        };
+        if let Some(t) = self.temperature
+            && !(t.is_finite() && (0.0..=2.0).contains(&t))
+        {
+            return Err(problem(key("temperature"), t, "must be between 0 and 2"));
+        }
+        Ok(WorkloadEntry {
+            name: self
+                .name
+                .clone()
+                .or_else(|| self.profile.clone())
+                .unwrap_or_else(|| format!("entry-{i}")),
+            weight,
+            input,
+            output,
+            shared_prefix,
+            ignore_eos: self.ignore_eos.unwrap_or(true),
+            temperature: self.temperature,
+        })
+    }
+}
+
+impl Length {
+    /// The wire form.
+    pub fn to_proto(&self) -> proto::LengthDistribution {
+        use proto::length_distribution::Kind;
+        let bounds = |min: u32, max: u32| Some(proto::LengthBounds { min, max });
+        let kind = match self {
+            Length::Fixed(v) => Kind::Fixed(*v),
+            Length::Uniform { min, max } => Kind::Uniform(proto::LengthBounds {
+                min: *min,
+                max: *max,
+            }),
+            Length::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            } => Kind::Normal(proto::LengthNormal {
+                mean: *mean,
+                stddev: *stddev,
+                bounds: bounds(*min, *max),
+            }),
+            Length::LogNormal {
+                mean,
+                stddev,
+                min,
+                max,
+            } => Kind::LogNormal(proto::LengthNormal {
+                mean: *mean,
+                stddev: *stddev,
+                bounds: bounds(*min, *max),
+            }),
+            Length::Empirical(v) => Kind::Empirical(proto::LengthEmpirical { values: v.clone() }),
+        };
+        proto::LengthDistribution { kind: Some(kind) }
+    }
+}
+
+/// The wire form of a validated mix.
+pub fn to_proto(entries: &[WorkloadEntry], seed: u64) -> proto::Workload {
+    proto::Workload {
+        entries: entries
+            .iter()
+            .map(|e| proto::WorkloadEntry {
+                name: e.name.clone(),
+                weight: e.weight,
+                input_tokens: Some(e.input.to_proto()),
+                output_tokens: Some(e.output.to_proto()),
+                shared_prefix: e
+                    .shared_prefix
+                    .map(|(groups, prefix_tokens)| proto::SharedPrefix {
+                        groups,
+                        prefix_tokens,
+                    }),
+                ignore_eos: e.ignore_eos,
+                temperature: e.temperature,
+            })
+            .collect(),
+        seed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_exists_and_overrides_apply() {
+        for p in PROFILES {
+            let e = RawWorkloadEntry {
+                profile: Some(p.into()),
+                ..Default::default()
+            }
+            .validate(0)
+            .unwrap();
+            assert_eq!(e.name, p);
+            assert!(e.ignore_eos);
+        }
+        let e = RawWorkloadEntry {
+            profile: Some("chat".into()),
+            output: Some(RawLength {
+                dist: Some("fixed".into()),
+                value: Some(7),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .validate(0)
+        .unwrap();
+        assert_eq!(e.output, Length::Fixed(7));
+    }
+
+    #[test]
+    fn problems_name_the_key() {
+        let bad = |e: RawWorkloadEntry| e.validate(2).unwrap_err().0;
+        assert_eq!(
+            bad(RawWorkloadEntry {
+                profile: Some("poetry".into()),
+                ..Default::default()
+            }),
+            "workload[2].profile"
+        );
+        assert_eq!(bad(RawWorkloadEntry::default()), "workload[2].input");
+        let no_mean = RawLength {
+            dist: Some("normal".into()),
+            stddev: Some(1.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad(RawWorkloadEntry {
+                profile: Some("chat".into()),
+                input: Some(no_mean),
+                ..Default::default()
+            }),
+            "workload[2].input.mean"
+        );
+        let prefix = RawSharedPrefix {
+            groups: Some(0),
+            tokens: Some(5),
+        };
+        assert_eq!(
+            bad(RawWorkloadEntry {
+                profile: Some("chat".into()),
+                shared_prefix: Some(prefix),
+                ..Default::default()
+            }),
+            "workload[2].shared_prefix.groups"
+        );
+    }
+}
