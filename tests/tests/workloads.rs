@@ -46,14 +46,23 @@ duration = "120s"
         let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(180));
         assert_eq!(code, Some(0), "{profile}: {output}");
         let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
         let phase = &summary["phases"][0];
         let ok = phase["requests"]["ok"].as_u64().unwrap() as f64;
         assert_eq!(ok, 1200.0, "{profile}: {phase}");
         let got_in = phase["input_tokens"].as_u64().unwrap() as f64 / ok;
         let got_out = phase["output_tokens"].as_u64().unwrap() as f64 / ok;
-        eprintln!("{profile}: input {got_in:.1} (profile {input_mean}), output {got_out:.1} (profile {output_mean})");
-        assert!((got_in / input_mean - 1.0).abs() < 0.05, "{profile}: mean input {got_in} vs {input_mean}");
-        assert!((got_out / output_mean - 1.0).abs() < 0.05, "{profile}: mean output {got_out} vs {output_mean}");
+        eprintln!(
+            "{profile}: input {got_in:.1} (profile {input_mean}), output {got_out:.1} (profile {output_mean})"
+        );
+        assert!(
+            (got_in / input_mean - 1.0).abs() < 0.05,
+            "{profile}: mean input {got_in} vs {input_mean}"
+        );
+        assert!(
+            (got_out / output_mean - 1.0).abs() < 0.05,
+            "{profile}: mean output {got_out} vs {output_mean}"
+        );
     }
 }
