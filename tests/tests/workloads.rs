@@ -66,3 +66,79 @@ duration = "120s"
         );
     }
 }
+
+/// The value of a Prometheus counter (summed over label sets) in `text`.
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn get_text(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn shared_prefixes_give_the_expected_prefix_cache_hit_rate() {
+    // Batching engine with prefix caching (16-token blocks).
+    let (_sim, url) = stampede_tests::start_sim(&[
+        "--max-num-seqs",
+        "8",
+        "--step-base",
+        "1ms",
+        "--output-tokens",
+        "4",
+    ]);
+    let (n, groups, prefix, question) = (160u64, 4u64, 256u64, 32u64);
+    let plan = format!(
+        r#"
+[run]
+name = "prefix"
+seed = 3
+[agents]
+local = 1
+[target]
+url = "{url}"
+model = "stampede-sim"
+[[workload]]
+input = {{ dist = "fixed", value = {question} }}
+output = {{ dist = "fixed", value = 1 }}
+shared_prefix = {{ groups = {groups}, tokens = {prefix} }}
+[[phase]]
+kind = "baseline"
+requests = {n}
+duration = "120s"
+"#
+    );
+    let (dir, path) = plan_file(&plan);
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("run"));
+    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(180));
+    assert_eq!(code, Some(0), "{output}");
+    let metrics = get_text(&format!("{url}/metrics"));
+    let hits = counter(&metrics, "vllm:prefix_cache_hits_total");
+    let queries = counter(&metrics, "vllm:prefix_cache_queries_total");
+    // Every request queries its whole prompt; all but the first of each group
+    // hit the whole (block-aligned) prefix, and nothing else is shared.
+    assert_eq!(queries, (n * (prefix + question)) as f64, "{metrics}");
+    let expected = ((n - groups) * prefix) as f64 / (n * (prefix + question)) as f64;
+    let rate = hits / queries;
+    eprintln!("prefix-cache hit rate {rate:.4}, expected {expected:.4}");
+    assert!(
+        (rate - expected).abs() < 0.02,
+        "hit rate {rate} vs expected {expected}"
+    );
+}
