@@ -236,7 +236,7 @@ pub struct SimulatorSpec {
 }
 
 /// OpenAI-compatible API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {
     /// `/v1/chat/completions`.

@@ -5,10 +5,13 @@
 pub mod clock;
 pub mod embedded;
 pub mod error;
+pub mod manifest;
 pub mod merge;
 pub mod progress;
 pub mod prompt;
+pub mod rawlog;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod runner;
 pub mod service;

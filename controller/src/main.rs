@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use stampede_agent::telemetry::{self, LogFormat};
 use stampede_common::plan;
 use stampede_controller::error::{ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK};
-use stampede_controller::report;
 use stampede_controller::run::{self, RunOptions};
+use stampede_controller::{report, results};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,10 +40,18 @@ enum Command {
         /// The plan file (TOML).
         plan: PathBuf,
     },
+    /// Regenerate every output of a run directory from its raw files
+    /// (plan.toml, manifest.json, windows.jsonl) without re-running.
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any reqwest client is built (the /v1/models lookup, local agents).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init(cli.log_format);
     match cli.command {
         Command::Validate { plan: path } => match plan::load(&path) {
@@ -67,6 +75,23 @@ fn main() -> ExitCode {
             out,
             listen,
         } => run_command(path, RunOptions { out, listen }),
+        Command::Report { run_dir } => report_command(&run_dir),
+    }
+}
+
+fn report_command(run_dir: &std::path::Path) -> ExitCode {
+    let done = results::rebuild(run_dir).and_then(|data| {
+        results::write_all(run_dir, &data)?;
+        Ok(data)
+    });
+    match done {
+        Ok(data) => {
+            print!("{}", report::stats_text(&data.summary));
+            println!();
+            println!("results regenerated in {}", run_dir.display());
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => report_error(&ControllerError::Results(e)),
     }
 }
 

@@ -154,12 +154,31 @@ pub struct PhaseAccumulator {
     pub finished_micros: u64,
 }
 
+/// What became of a report handed to [`PhaseAccumulator::offer`].
+#[derive(Debug)]
+pub enum Offered {
+    /// Merged into this window index.
+    Merged(u32),
+    /// Already seen (same agent and sequence); ignored.
+    Duplicate,
+    /// Malformed; counted, not merged.
+    Rejected(ReportError),
+}
+
 impl PhaseAccumulator {
     /// Take one report from `agent`; returns the window index when it was new and valid.
     pub fn add(&mut self, agent: &str, w: &proto::WindowReport) -> Option<u32> {
+        match self.offer(agent, w) {
+            Offered::Merged(i) => Some(i),
+            Offered::Duplicate | Offered::Rejected(_) => None,
+        }
+    }
+
+    /// Take one report from `agent` and say what became of it.
+    pub fn offer(&mut self, agent: &str, w: &proto::WindowReport) -> Offered {
         if !self.seen.insert((agent.to_string(), w.sequence)) {
             self.duplicates += 1;
-            return None;
+            return Offered::Duplicate;
         }
         match decode(w) {
             Ok(d) => {
@@ -167,12 +186,12 @@ impl PhaseAccumulator {
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);
                 entry.1 += 1;
-                Some(w.window_index)
+                Offered::Merged(w.window_index)
             }
             Err(e) => {
                 tracing::warn!(agent, sequence = w.sequence, "window report rejected: {e}");
                 *self.rejected.entry(agent.to_string()).or_default() += 1;
-                None
+                Offered::Rejected(e)
             }
         }
     }

@@ -2,7 +2,7 @@
 //! `stats.txt` (the human summary, also printed at the end of a run).
 
 use crate::merge::MetricSummary;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stampede_common::metric::Metric;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,8 +17,8 @@ pub struct RunSummary {
     pub run_id: String,
     /// Start (RFC 3339, UTC).
     pub started_at: String,
-    /// End (RFC 3339, UTC).
-    pub finished_at: String,
+    /// End (RFC 3339, UTC); `None` when the controller stopped before the end.
+    pub finished_at: Option<String>,
     /// Endpoint under test.
     pub target: TargetInfo,
     /// Agents that took part.
@@ -30,7 +30,7 @@ pub struct RunSummary {
 }
 
 /// Endpoint under test.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TargetInfo {
     /// Base URL.
     pub url: String,
@@ -43,7 +43,7 @@ pub struct TargetInfo {
 }
 
 /// An agent of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AgentInfo {
     /// Agent id.
     pub id: String,
@@ -119,6 +119,9 @@ pub struct PhaseSummary {
     pub duplicate_reports: u64,
     /// The phase was stopped before its planned end.
     pub stopped_early: bool,
+    /// The phase's end was recorded; `false` when the controller stopped
+    /// mid-phase and the results cover only the windows received until then.
+    pub complete: bool,
 }
 
 /// Write `summary.json` and `stats.txt` into `dir`.
@@ -136,7 +139,9 @@ pub fn stats_text(run: &RunSummary) -> String {
     let _ = writeln!(
         s,
         "finished  {}{}",
-        run.finished_at,
+        run.finished_at
+            .as_deref()
+            .unwrap_or("(not recorded: the controller stopped before the end of the run)"),
         if run.interrupted {
             " (interrupted)"
         } else {
@@ -184,10 +189,10 @@ fn phase_text(s: &mut String, p: &PhaseSummary) {
         "phase {} ({}, {load}){}",
         p.name,
         p.kind,
-        if p.stopped_early {
-            " — stopped early"
-        } else {
-            ""
+        match (p.complete, p.stopped_early) {
+            (false, _) => " — incomplete: the controller stopped mid-phase",
+            (true, true) => " — stopped early",
+            (true, false) => "",
         }
     );
     let _ = writeln!(
