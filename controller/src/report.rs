@@ -259,3 +259,116 @@ fn phase_text(s: &mut String, p: &PhaseSummary) {
     }
     let _ = writeln!(s, "  agent cpu   {:.2} s", p.agent_cpu_s);
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn metric(unit: &'static str, count: u64, base: f64) -> MetricSummary {
+        MetricSummary {
+            unit,
+            count,
+            mean: base * 1.1,
+            stddev: base * 0.2,
+            min: base * 0.5,
+            p50: base,
+            p90: base * 1.5,
+            p95: base * 1.75,
+            p99: base * 2.0,
+            p999: base * 3.0,
+            max: base * 4.0,
+        }
+    }
+
+    /// A fixed run summary with every kind of line stats.txt can hold.
+    pub(crate) fn sample_run() -> RunSummary {
+        let mut metrics = BTreeMap::new();
+        metrics.insert("ttft".to_string(), metric("ms", 1200, 20.0));
+        metrics.insert("itl".to_string(), metric("ms", 18_000, 5.0));
+        metrics.insert("e2e".to_string(), metric("ms", 1200, 100.0));
+        metrics.insert("output_tokens".to_string(), metric("tokens", 1200, 16.0));
+        let mut errors = BTreeMap::new();
+        errors.insert("http_5xx:503".to_string(), 3);
+        errors.insert("timeout_first_token".to_string(), 1);
+        RunSummary {
+            stampede_version: "9.9.9".into(),
+            run_id: "sample-20260101T000000Z".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            target: TargetInfo {
+                url: "http://127.0.0.1:8000".into(),
+                model: "m".into(),
+                api: stampede_common::plan::Api::Chat,
+                simulator: false,
+            },
+            agents: vec![AgentInfo {
+                id: "a0".into(),
+                node: "n0".into(),
+                cores: 4,
+                version: "9.9.9".into(),
+                clock_offset_ms: -0.25,
+                clock_rtt_ms: 0.5,
+            }],
+            phases: vec![PhaseSummary {
+                name: "steady, 20/s".into(),
+                kind: "constant".into(),
+                offered_rate: Some(20.0),
+                users: None,
+                planned_duration_s: 60.0,
+                arrivals_s: 59.95,
+                finished_s: 60.2,
+                agents: vec!["a0".into()],
+                lost_agents: vec!["a1".into()],
+                requests: RequestCounts {
+                    sent: 1204,
+                    ok: 1200,
+                    failed: 4,
+                    skipped: 0,
+                },
+                errors,
+                achieved_rate: 20.08,
+                request_throughput: 19.93,
+                output_tokens: 19_200,
+                input_tokens: 153_600,
+                output_token_throughput: 318.9,
+                usage_reported: 1200,
+                metrics,
+                agent_cpu_s: 1.5,
+                rejected_reports: 2,
+                duplicate_reports: 0,
+                stopped_early: false,
+                complete: false,
+            }],
+            interrupted: false,
+        }
+    }
+
+    #[test]
+    fn stats_text_snapshot() {
+        let expected = "\
+stampede 9.9.9 — run sample-20260101T000000Z
+started   2026-01-01T00:00:00Z
+finished  (not recorded: the controller stopped before the end of the run)
+target    http://127.0.0.1:8000 (model m, api chat)
+agents    1
+  a0                   node n0               cores 4   clock offset -0.250 ms (rtt 0.500 ms)
+
+phase steady, 20/s (constant, open loop, offered 20.00 req/s) — incomplete: the controller stopped mid-phase
+  time        planned 60.0 s, arrivals 59.95 s, last completion 60.20 s
+  requests    sent 1204  ok 1200  failed 4  skipped 0
+  rate        achieved 20.08 req/s of 20.00 offered (100.4%)
+  throughput  19.93 req/s ok, 318.9 output tok/s (19200 output tokens, 1200 from usage)
+  errors      http_5xx:503 3, timeout_first_token 1
+  lost agents a1
+  rejected    2 malformed window reports
+  metric          unit     count      mean       p50       p90       p99     p99.9       max
+  ttft              ms      1200     22.00     20.00     30.00     40.00     60.00     80.00
+  itl               ms     18000      5.50      5.00      7.50     10.00     15.00     20.00
+  e2e               ms      1200    110.00    100.00    150.00    200.00    300.00    400.00
+  output_tokens tokens      1200     17.60     16.00     24.00     32.00     48.00     64.00
+  agent cpu   1.50 s
+";
+        let got = stats_text(&sample_run());
+        assert_eq!(got, expected, "got:\n{got}");
+    }
+}

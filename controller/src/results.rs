@@ -269,5 +269,6 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
 /// Write every output derived from `data` into `dir`.
 pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     crate::report::write(dir, &data.summary).map_err(|e| write_error(dir, e))?;
+    crate::tables::write(dir, data).map_err(|e| write_error(&dir.join("*.csv"), e))?;
     Ok(())
 }
