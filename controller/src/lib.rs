@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod embedded;
 pub mod error;
+pub mod hlog;
 pub mod manifest;
 pub mod merge;
 pub mod progress;

@@ -270,5 +270,6 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
 pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     crate::report::write(dir, &data.summary).map_err(|e| write_error(dir, e))?;
     crate::tables::write(dir, data).map_err(|e| write_error(&dir.join("*.csv"), e))?;
+    crate::hlog::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     Ok(())
 }

