@@ -6,6 +6,7 @@ pub mod clock;
 pub mod embedded;
 pub mod error;
 pub mod hlog;
+pub mod llmd;
 pub mod manifest;
 pub mod merge;
 pub mod progress;

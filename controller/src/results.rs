@@ -76,6 +76,8 @@ pub struct PhaseData {
 /// Everything the outputs are made from.
 #[derive(Debug)]
 pub struct RunData {
+    /// The plan as run.
+    pub plan: plan::Plan,
     /// The summary (`summary.json`, `stats.txt`).
     pub summary: RunSummary,
     /// Per phase, in the order run; aligned with `summary.phases`.
@@ -252,6 +254,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         out.push(b.data);
     }
     Ok(RunData {
+        plan,
         summary: RunSummary {
             stampede_version: manifest.stampede_version,
             run_id: manifest.run_id,
@@ -271,5 +274,6 @@ pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     crate::report::write(dir, &data.summary).map_err(|e| write_error(dir, e))?;
     crate::tables::write(dir, data).map_err(|e| write_error(&dir.join("*.csv"), e))?;
     crate::hlog::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
+    crate::llmd::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     Ok(())
 }

@@ -133,3 +133,53 @@ fn base64_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The published llm-d Benchmark Report v0.2 JSON Schema (reference data
+/// kept beside the repository, never copied into it).
+fn llmd_schema() -> serde_json::Value {
+    let path = std::env::var_os("STAMPEDE_LLMD_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            stampede_tests::workspace_root()
+                .join("../shared/reference/llmd-benchmark-report-v0.2/br_v0_2_json_schema.json")
+        });
+    json(&path)
+}
+
+#[test]
+fn every_llmd_report_passes_the_published_schema() {
+    let dir = run_dir();
+    let validator = jsonschema::validator_for(&llmd_schema()).expect("schema compiles");
+    let summary = json(&dir.join("summary.json"));
+    let mut reports: Vec<PathBuf> = std::fs::read_dir(dir.join("llmd"))
+        .expect("llmd/ directory")
+        .map(|e| e.unwrap().path())
+        .collect();
+    reports.sort();
+    assert_eq!(reports.len(), summary["phases"].as_array().unwrap().len());
+    for path in &reports {
+        let report = json(path);
+        let errors: Vec<String> = validator
+            .iter_errors(&report)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+    }
+    // The schema is a real bar: a report without its run id fails it.
+    let mut broken = json(&reports[0]);
+    broken["run"].as_object_mut().unwrap().remove("uid");
+    assert!(!validator.is_valid(&broken));
+
+    // Same numbers as summary.json, in seconds.
+    let first = json(&reports[1]);
+    let phase = &summary["phases"][1];
+    let ttft =
+        &first["results"]["request_performance"]["aggregate"]["latency"]["time_to_first_token"];
+    assert_eq!(ttft["units"], "s");
+    let p99_ms = phase["metrics"]["ttft"]["p99"].as_f64().unwrap();
+    assert!((ttft["p99"].as_f64().unwrap() * 1e3 - p99_ms).abs() < 1e-9);
+    assert_eq!(
+        first["results"]["request_performance"]["aggregate"]["requests"]["total"],
+        phase["requests"]["sent"]
+    );
+}
