@@ -2,6 +2,7 @@
 //! estimation, the phase run loop, exact merging of agents' histograms, and
 //! the reports. The `controller` binary is a thin CLI over [`run::run`].
 
+pub mod charts;
 pub mod clock;
 pub mod embedded;
 pub mod error;

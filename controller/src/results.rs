@@ -275,5 +275,6 @@ pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     crate::tables::write(dir, data).map_err(|e| write_error(&dir.join("*.csv"), e))?;
     crate::hlog::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     crate::llmd::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
+    crate::charts::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     Ok(())
 }

@@ -183,3 +183,29 @@ fn every_llmd_report_passes_the_published_schema() {
         phase["requests"]["sent"]
     );
 }
+
+#[test]
+fn charts_are_real_images() {
+    let dir = run_dir();
+    for name in ["latency_analysis.png", "throughput_analysis.png"] {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(bytes.len() > 50_000, "{name}: only {} bytes", bytes.len());
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert!(info.width >= 1000 && info.height >= 700, "{name}: {info:?}");
+        let channels = info.color_type.samples();
+        let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+        let non_white = pixels
+            .iter()
+            .filter(|p| p[..3].iter().any(|&c| c < 240))
+            .count();
+        let share = non_white as f64 / pixels.len() as f64;
+        assert!(share > 0.02, "{name}: {share:.4} of pixels drawn — blank?");
+        let colors: std::collections::BTreeSet<[u8; 3]> =
+            pixels.iter().map(|p| [p[0], p[1], p[2]]).collect();
+        assert!(colors.len() > 20, "{name}: only {} colours", colors.len());
+    }
+}
