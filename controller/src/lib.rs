@@ -4,6 +4,7 @@
 
 pub mod charts;
 pub mod clock;
+pub mod compare;
 pub mod embedded;
 pub mod error;
 pub mod hlog;

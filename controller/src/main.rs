@@ -46,6 +46,16 @@ enum Command {
         /// The run directory.
         run_dir: PathBuf,
     },
+    /// Compare runs phase by phase against the first: values, deltas and a
+    /// better / worse / within-noise call per metric.
+    Compare {
+        /// Run directories; the first is the reference.
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// Smallest relative change (percent) called better or worse.
+        #[arg(long, default_value_t = 5.0)]
+        min_change: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,7 +86,28 @@ fn main() -> ExitCode {
             listen,
         } => run_command(path, RunOptions { out, listen }),
         Command::Report { run_dir } => report_command(&run_dir),
+        Command::Compare { runs, min_change } => compare_command(&runs, min_change),
     }
+}
+
+fn compare_command(runs: &[PathBuf], min_change: f64) -> ExitCode {
+    if !(min_change.is_finite() && min_change >= 0.0) {
+        eprintln!("error: --min-change {min_change}: must be a percentage ≥ 0");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let mut data = Vec::with_capacity(runs.len());
+    for dir in runs {
+        match results::rebuild(dir) {
+            Ok(d) => data.push(d),
+            Err(e) => return report_error(&ControllerError::Results(e)),
+        }
+    }
+    let labels: Vec<String> = runs.iter().map(|p| p.display().to_string()).collect();
+    print!(
+        "{}",
+        stampede_controller::compare::table(&labels, &data, min_change / 100.0)
+    );
+    ExitCode::from(EXIT_OK)
 }
 
 fn report_command(run_dir: &std::path::Path) -> ExitCode {
