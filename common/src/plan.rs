@@ -62,6 +62,20 @@ pub struct RawPlan {
     /// Load phases, run in order.
     #[serde(default)]
     pub phase: Vec<RawPhase>,
+    /// What the serving hardware costs (optional): adds cost per token to reports.
+    pub cost: Option<RawCost>,
+}
+
+/// `[cost]`: the price of the hardware serving the target.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCost {
+    /// Price of one GPU for one hour, in `currency`. Required.
+    pub gpu_hour_price: Option<f64>,
+    /// Number of GPUs serving the target. Required.
+    pub gpus: Option<u32>,
+    /// Currency label shown in reports. Default "USD".
+    pub currency: Option<String>,
 }
 
 /// `[run]`: run-wide settings.
@@ -176,6 +190,19 @@ pub struct Plan {
     pub request: RequestSpec,
     /// Phases in order.
     pub phases: Vec<Phase>,
+    /// Hardware cost, when given.
+    pub cost: Option<Cost>,
+}
+
+/// Validated hardware cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cost {
+    /// Price of one GPU-hour.
+    pub gpu_hour_price: f64,
+    /// GPUs serving the target.
+    pub gpus: u32,
+    /// Currency label.
+    pub currency: String,
 }
 
 /// Where the agents come from.
@@ -416,6 +443,12 @@ impl RawPlan {
             .map(|(i, p)| p.validate(&cx, i, &request))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let cost = self
+            .cost
+            .as_ref()
+            .map(|c| validate_cost(&cx, c))
+            .transpose()?;
+
         Ok(Plan {
             name,
             window,
@@ -424,6 +457,7 @@ impl RawPlan {
             target,
             request,
             phases,
+            cost,
         })
     }
 
@@ -579,6 +613,49 @@ impl RawPlan {
             timeout,
         })
     }
+}
+
+fn validate_cost(cx: &Ctx<'_>, c: &RawCost) -> Result<Cost, PlanError> {
+    let Some(gpu_hour_price) = c.gpu_hour_price else {
+        return Err(cx.invalid(
+            "cost.gpu_hour_price",
+            MISSING,
+            "the price of one GPU-hour, e.g. 2.5",
+        ));
+    };
+    if !gpu_hour_price.is_finite() || gpu_hour_price <= 0.0 {
+        return Err(cx.invalid(
+            "cost.gpu_hour_price",
+            gpu_hour_price,
+            "must be a positive number",
+        ));
+    }
+    let Some(gpus) = c.gpus else {
+        return Err(cx.invalid(
+            "cost.gpus",
+            MISSING,
+            "the number of GPUs serving the target",
+        ));
+    };
+    if gpus == 0 {
+        return Err(cx.invalid("cost.gpus", 0, "must be at least 1"));
+    }
+    let currency = c.currency.clone().unwrap_or_else(|| "USD".to_string());
+    if currency.is_empty()
+        || currency.len() > 8
+        || !currency.chars().all(|ch| ch.is_ascii_alphanumeric())
+    {
+        return Err(cx.invalid(
+            "cost.currency",
+            format!("{currency:?}"),
+            "1 to 8 letters or digits, e.g. \"USD\"",
+        ));
+    }
+    Ok(Cost {
+        gpu_hour_price,
+        gpus,
+        currency,
+    })
 }
 
 impl RawPhase {
@@ -748,6 +825,22 @@ duration = "3s"
     fn bad_duration_is_named() {
         let e = err(&GOOD.replace("duration = \"3s\"", "duration = \"3 parsecs\""));
         assert!(e.contains("duration") && e.contains("3 parsecs"), "{e}");
+    }
+
+    #[test]
+    fn cost_is_validated() {
+        let plan = check(&format!("{GOOD}\n[cost]\ngpu_hour_price = 2.5\ngpus = 4\n")).unwrap();
+        let cost = plan.cost.unwrap();
+        assert_eq!(
+            (cost.gpu_hour_price, cost.gpus, cost.currency.as_str()),
+            (2.5, 4, "USD")
+        );
+        let e = err(&format!(
+            "{GOOD}\n[cost]\ngpu_hour_price = -1.0\ngpus = 4\n"
+        ));
+        assert!(e.contains("cost.gpu_hour_price") && e.contains("-1"), "{e}");
+        let e = err(&format!("{GOOD}\n[cost]\ngpu_hour_price = 1.0\n"));
+        assert!(e.contains("cost.gpus"), "{e}");
     }
 
     #[test]

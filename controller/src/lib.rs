@@ -5,6 +5,7 @@
 pub mod charts;
 pub mod clock;
 pub mod compare;
+pub mod cost;
 pub mod embedded;
 pub mod error;
 pub mod hlog;

@@ -122,6 +122,8 @@ pub struct PhaseSummary {
     /// The phase's end was recorded; `false` when the controller stopped
     /// mid-phase and the results cover only the windows received until then.
     pub complete: bool,
+    /// Cost figures, when the plan has a `[cost]` table.
+    pub cost: Option<crate::cost::PhaseCost>,
 }
 
 /// Write `summary.json` and `stats.txt` into `dir`.
@@ -257,6 +259,20 @@ fn phase_text(s: &mut String, p: &PhaseSummary) {
             );
         }
     }
+    if let Some(c) = &p.cost {
+        let _ = writeln!(
+            s,
+            "  cost        {:.4} {cur} ({} GPU × {:.2} {cur}/h over {:.2} s): {} per million output tokens, {:.0} output tokens per {cur}",
+            c.cost,
+            c.gpus,
+            c.gpu_hour_price,
+            p.finished_s,
+            c.per_million_output_tokens
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.4} {}", c.currency)),
+            c.output_tokens_per_unit,
+            cur = c.currency,
+        );
+    }
     let _ = writeln!(s, "  agent cpu   {:.2} s", p.agent_cpu_s);
 }
 
@@ -338,6 +354,7 @@ pub(crate) mod tests {
                 duplicate_reports: 0,
                 stopped_early: false,
                 complete: false,
+                cost: None,
             }],
             interrupted: false,
         }

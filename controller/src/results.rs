@@ -250,6 +250,10 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             b.stopped_early,
         );
         s.complete = b.ended;
+        s.cost = plan
+            .cost
+            .as_ref()
+            .map(|c| crate::cost::PhaseCost::of(c, &s));
         summaries.push(s);
         out.push(b.data);
     }

@@ -577,5 +577,6 @@ pub fn summarize(
         duplicate_reports: acc.duplicates,
         stopped_early,
         complete: true,
+        cost: None,
     }
 }

@@ -111,6 +111,14 @@ const STATS: [&str; 10] = [
     "count", "mean", "stddev", "min", "p50", "p90", "p95", "p99", "p999", "max",
 ];
 
+/// Cost columns of `phases.csv` (empty without a plan `[cost]`).
+const COST_COLUMNS: [&str; 4] = [
+    "currency",
+    "cost",
+    "cost_per_million_output_tokens",
+    "output_tokens_per_currency_unit",
+];
+
 /// Header of `phases.csv`.
 pub fn phases_header() -> String {
     let mut cols: Vec<String> = [
@@ -151,6 +159,7 @@ pub fn phases_header() -> String {
             }
         }
     }
+    cols.extend(COST_COLUMNS.map(String::from));
     cols.join(",")
 }
 
@@ -202,6 +211,17 @@ pub fn phase_row(p: &PhaseSummary) -> String {
     for m in Metric::ALL {
         row.extend(stat_cells(p.metrics.get(m.name())));
     }
+    match &p.cost {
+        Some(c) => row.extend([
+            field(&c.currency),
+            format!("{:.6}", c.cost),
+            c.per_million_output_tokens
+                .map(|v| format!("{v:.6}"))
+                .unwrap_or_default(),
+            format!("{:.3}", c.output_tokens_per_unit),
+        ]),
+        None => row.extend(COST_COLUMNS.map(|_| String::new())),
+    }
     row.join(",")
 }
 
@@ -252,11 +272,12 @@ mod tests {
                 "output_tokens_count,output_tokens_mean_tokens,output_tokens_stddev_tokens,\
                  output_tokens_min_tokens,output_tokens_p50_tokens,output_tokens_p90_tokens,\
                  output_tokens_p95_tokens,output_tokens_p99_tokens,output_tokens_p999_tokens,\
-                 output_tokens_max_tokens"
+                 output_tokens_max_tokens,currency,cost,cost_per_million_output_tokens,\
+                 output_tokens_per_currency_unit"
             ),
             "{h}"
         );
-        assert_eq!(h.split(',').count(), 25 + 10 * Metric::ALL.len());
+        assert_eq!(h.split(',').count(), 25 + 10 * Metric::ALL.len() + 4);
     }
 
     #[test]
