@@ -88,6 +88,10 @@ pub struct RawRun {
     pub window: Option<HumanDuration>,
     /// Directory under which run directories are created. Default "results".
     pub output_dir: Option<PathBuf>,
+    /// Run all phases this many times in a row; reports give each metric's
+    /// mean, standard deviation and 95% confidence interval across repeats.
+    /// Default 1.
+    pub repeat: Option<u32>,
 }
 
 /// `[agents]`: local agents started by the controller, or remote ones that dial in.
@@ -182,6 +186,8 @@ pub struct Plan {
     pub window: Duration,
     /// Results parent directory.
     pub output_dir: PathBuf,
+    /// Times the phases run (≥ 1).
+    pub repeat: u32,
     /// Agent placement.
     pub agents: Agents,
     /// Endpoint under test.
@@ -339,6 +345,9 @@ impl PhaseKind {
 /// Default model name of the built-in simulator.
 pub const SIMULATOR_MODEL: &str = "stampede-sim";
 
+/// Largest `run.repeat`.
+const MAX_REPEAT: u32 = 1000;
+
 /// Largest number of agents a plan may ask for.
 const MAX_AGENTS: u32 = 10_000;
 
@@ -429,6 +438,15 @@ impl RawPlan {
             .clone()
             .unwrap_or_else(|| PathBuf::from("results"));
 
+        let repeat = self.run.repeat.unwrap_or(1);
+        if !(1..=MAX_REPEAT).contains(&repeat) {
+            return Err(cx.invalid(
+                "run.repeat",
+                repeat,
+                format!("must be between 1 and {MAX_REPEAT}"),
+            ));
+        }
+
         let agents = self.validate_agents(&cx)?;
         let target = self.validate_target(&cx)?;
         let request = self.validate_request(&cx)?;
@@ -453,6 +471,7 @@ impl RawPlan {
             name,
             window,
             output_dir,
+            repeat,
             agents,
             target,
             request,

@@ -1,7 +1,7 @@
 //! `controller compare RUN_A RUN_B ...`: the "did this change make it better
 //! or worse?" table — vLLM standalone vs llm-d, one GPU type vs another.
 //!
-//! Phases are matched by name. Every run after the first is compared with
+//! Phases are matched by name (and repeat). Every run after the first is compared with
 //! the first. A difference is called **better** or **worse** only when it is
 //! both larger than `min_change` (relative) and outside the noise: the 95%
 //! confidence intervals of the two values do not overlap. Latency
@@ -200,7 +200,12 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
     };
     for (ia, sa) in reference.summary.phases.iter().enumerate() {
         let _ = writeln!(s);
-        let _ = writeln!(s, "phase {} ({})", sa.name, sa.kind);
+        let _ = writeln!(
+            s,
+            "phase {} ({})",
+            sa.label(reference.summary.repeat),
+            sa.kind
+        );
         let mut header = format!("  {:<16}{:>12}", "metric", "reference");
         for l in labels.iter().skip(1) {
             let short: String = l
@@ -226,7 +231,7 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
                     .summary
                     .phases
                     .iter()
-                    .position(|p| p.name == sa.name)
+                    .position(|p| p.name == sa.name && p.repeat == sa.repeat)
                     .and_then(|ib| (row.get)(&other.summary.phases[ib], &other.phases[ib]))
                     .map_or_else(
                         || "(no such phase or no data)".to_string(),

@@ -24,8 +24,9 @@ pub fn file_name(m: Metric) -> String {
     format!("{}.hlog", m.name())
 }
 
-/// The interval tag of a phase: its name with the characters the format
-/// forbids in tags (`,`, space, CR, LF) replaced by `_`.
+/// The interval tag of a phase: its name (with `#<repeat>` when phases
+/// repeat), the characters the format forbids in tags (`,`, space, CR, LF)
+/// replaced by `_`.
 pub fn tag_of(phase_name: &str) -> String {
     phase_name
         .chars()
@@ -76,8 +77,14 @@ pub fn log_text(data: &RunData, m: Metric) -> Result<Vec<u8>, String> {
     let mut writer = IntervalLogWriterBuilder::new()
         .begin_log_with(&mut out, &mut ser)
         .map_err(|e| e.to_string())?;
-    for p in &data.phases {
-        let tag = tag_of(&p.phase.name);
+    for (i, p) in data.phases.iter().enumerate() {
+        let tag = tag_of(
+            &data
+                .summary
+                .phases
+                .get(i)
+                .map_or_else(|| p.phase.name.clone(), |s| s.label(data.summary.repeat)),
+        );
         let phase_offset =
             Duration::from_nanos(u64::try_from(p.start_unix_nanos - base).unwrap_or(0));
         for (w, (agg, _)) in &p.acc.windows {

@@ -15,6 +15,7 @@ pub mod merge;
 pub mod progress;
 pub mod prompt;
 pub mod rawlog;
+pub mod repeats;
 pub mod report;
 pub mod results;
 pub mod run;

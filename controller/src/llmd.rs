@@ -111,7 +111,7 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
                 s.name, s.kind, run.run_id,
                 if s.complete { "" } else { " — incomplete: the controller stopped mid-phase" }
             ),
-            "keywords": ["stampede", s.kind],
+            "keywords": ["stampede", s.kind, format!("repeat-{}", s.repeat + 1)],
         },
         "scenario": {
             "load": {

@@ -104,6 +104,9 @@ pub enum Record {
     PhaseStart {
         /// Index of the phase in the plan.
         phase: u32,
+        /// Repeat of the plan's phases this run belongs to (0-based).
+        #[serde(default)]
+        repeat: u32,
         /// Its name.
         name: String,
         /// Common start instant, controller clock (ns since the Unix epoch).

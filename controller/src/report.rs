@@ -27,6 +27,10 @@ pub struct RunSummary {
     pub phases: Vec<PhaseSummary>,
     /// The run was cut short by a stop signal.
     pub interrupted: bool,
+    /// Times the plan's phases were to run.
+    pub repeat: u32,
+    /// Per planned phase, key metrics across repeats (empty without repeats).
+    pub repeats: Vec<crate::repeats::RepeatSummary>,
 }
 
 /// Endpoint under test.
@@ -122,8 +126,22 @@ pub struct PhaseSummary {
     /// The phase's end was recorded; `false` when the controller stopped
     /// mid-phase and the results cover only the windows received until then.
     pub complete: bool,
+    /// Repeat of the plan's phases this phase ran in (0-based).
+    pub repeat: u32,
     /// Cost figures, when the plan has a `[cost]` table.
     pub cost: Option<crate::cost::PhaseCost>,
+}
+
+impl PhaseSummary {
+    /// Name for charts and tables: the phase name, plus the repeat when the
+    /// run repeats its phases.
+    pub fn label(&self, repeats: u32) -> String {
+        if repeats > 1 {
+            format!("{} #{}", self.name, self.repeat + 1)
+        } else {
+            self.name.clone()
+        }
+    }
 }
 
 /// Write `summary.json` and `stats.txt` into `dir`.
@@ -174,12 +192,15 @@ pub fn stats_text(run: &RunSummary) -> String {
         );
     }
     for p in &run.phases {
-        phase_text(&mut s, p);
+        phase_text(&mut s, p, run.repeat);
+    }
+    if !run.repeats.is_empty() {
+        crate::repeats::text(&mut s, &run.repeats);
     }
     s
 }
 
-fn phase_text(s: &mut String, p: &PhaseSummary) {
+fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     let load = match (p.offered_rate, p.users) {
         (Some(r), _) => format!("open loop, offered {r:.2} req/s"),
         (None, Some(u)) => format!("closed loop, {u} user{}", if u == 1 { "" } else { "s" }),
@@ -188,8 +209,13 @@ fn phase_text(s: &mut String, p: &PhaseSummary) {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "phase {} ({}, {load}){}",
+        "phase {}{} ({}, {load}){}",
         p.name,
+        if repeats > 1 {
+            format!(" [repeat {} of {repeats}]", p.repeat + 1)
+        } else {
+            String::new()
+        },
         p.kind,
         match (p.complete, p.stopped_early) {
             (false, _) => " — incomplete: the controller stopped mid-phase",
@@ -354,9 +380,12 @@ pub(crate) mod tests {
                 duplicate_reports: 0,
                 stopped_early: false,
                 complete: false,
+                repeat: 0,
                 cost: None,
             }],
             interrupted: false,
+            repeat: 1,
+            repeats: Vec::new(),
         }
     }
 

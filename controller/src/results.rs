@@ -86,6 +86,7 @@ pub struct RunData {
 
 struct Building {
     index: u32,
+    repeat: u32,
     data: PhaseData,
     agents: Vec<String>,
     lost: Vec<String>,
@@ -113,6 +114,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
     for (line, record) in records {
         if let Record::PhaseStart {
             phase,
+            repeat,
             name,
             start_unix_nanos,
             window_ms,
@@ -142,6 +144,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             }
             phases.push(Building {
                 index: phase,
+                repeat,
                 data: PhaseData {
                     phase: planned.clone(),
                     acc: PhaseAccumulator::default(),
@@ -250,6 +253,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             b.stopped_early,
         );
         s.complete = b.ended;
+        s.repeat = b.repeat;
         s.cost = plan
             .cost
             .as_ref()
@@ -257,6 +261,15 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         summaries.push(s);
         out.push(b.data);
     }
+    let repeat = plan.repeat;
+    let repeats = crate::repeats::summarize(
+        &plan
+            .phases
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>(),
+        &summaries,
+    );
     Ok(RunData {
         plan,
         summary: RunSummary {
@@ -268,6 +281,8 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             agents: manifest.agents,
             phases: summaries,
             interrupted: manifest.interrupted,
+            repeat,
+            repeats,
         },
         phases: out,
     })

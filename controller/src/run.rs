@@ -145,14 +145,19 @@ pub async fn run(
     orch.record_to(raw);
     let result = async {
         orch.wait_for_agents().await?;
-        for i in 0..plan.phases.len() {
-            if orch.interrupted() {
-                break;
+        'repeats: for repeat in 0..plan.repeat {
+            if plan.repeat > 1 {
+                progress.line(&format!("repeat {} of {}", repeat + 1, plan.repeat));
             }
-            orch.estimate_clocks().await?;
-            manifest.agents = orch.agent_infos();
-            manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
-            orch.run_phase(i).await?;
+            for i in 0..plan.phases.len() {
+                if orch.interrupted() {
+                    break 'repeats;
+                }
+                orch.estimate_clocks().await?;
+                manifest.agents = orch.agent_infos();
+                manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
+                orch.run_phase(i, repeat).await?;
+            }
         }
         Ok::<(), ControllerError>(())
     }

@@ -262,8 +262,8 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Run phase `index` and summarize it.
-    pub async fn run_phase(&mut self, index: usize) -> Result<PhaseSummary, RunError> {
+    /// Run phase `index` (in repeat `repeat`, 0-based) and summarize it.
+    pub async fn run_phase(&mut self, index: usize, repeat: u32) -> Result<PhaseSummary, RunError> {
         self.estimate_clocks().await?;
         let phase = self.plan.phases[index].clone();
         let active: Vec<String> = self
@@ -304,6 +304,7 @@ impl Orchestrator {
         let assigned: Vec<String> = pending.iter().cloned().collect();
         self.record(&Record::PhaseStart {
             phase: index as u32,
+            repeat,
             name: phase.name.clone(),
             start_unix_nanos: start_unix,
             window_ms: millis(self.plan.window),
@@ -577,6 +578,7 @@ pub fn summarize(
         duplicate_reports: acc.duplicates,
         stopped_early,
         complete: true,
+        repeat: 0,
         cost: None,
     }
 }

@@ -40,6 +40,7 @@ pub fn windows_header() -> String {
     let mut cols: Vec<String> = [
         "phase",
         "phase_index",
+        "repeat",
         "window",
         "start_s",
         "start_unix_s",
@@ -67,7 +68,7 @@ pub fn windows_header() -> String {
 }
 
 /// Rows of `windows.csv` for one phase.
-fn window_rows(out: &mut String, index: usize, p: &PhaseData) {
+fn window_rows(out: &mut String, index: usize, repeat: u32, p: &PhaseData) {
     let secs = p.window.as_secs_f64();
     for (w, (agg, reports)) in &p.acc.windows {
         let c = &agg.counters;
@@ -76,6 +77,7 @@ fn window_rows(out: &mut String, index: usize, p: &PhaseData) {
         let mut row = vec![
             field(&p.phase.name),
             index.to_string(),
+            (repeat + 1).to_string(),
             w.to_string(),
             format!("{start:.3}"),
             format!("{start_unix:.3}"),
@@ -124,6 +126,7 @@ pub fn phases_header() -> String {
     let mut cols: Vec<String> = [
         "phase",
         "kind",
+        "repeat",
         "offered_rate_per_s",
         "users",
         "planned_duration_s",
@@ -184,6 +187,7 @@ pub fn phase_row(p: &PhaseSummary) -> String {
     let mut row = vec![
         field(&p.name),
         p.kind.clone(),
+        (p.repeat + 1).to_string(),
         opt(p.offered_rate),
         opt(p.users),
         format!("{:.3}", p.planned_duration_s),
@@ -229,7 +233,8 @@ pub fn phase_row(p: &PhaseSummary) -> String {
 pub fn write(dir: &Path, data: &RunData) -> std::io::Result<()> {
     let mut w = windows_header() + "\n";
     for (i, p) in data.phases.iter().enumerate() {
-        window_rows(&mut w, i, p);
+        let repeat = data.summary.phases.get(i).map_or(0, |s| s.repeat);
+        window_rows(&mut w, i, repeat, p);
     }
     std::fs::write(dir.join("windows.csv"), w)?;
     let mut p = phases_header() + "\n";
@@ -249,7 +254,7 @@ mod tests {
     fn windows_header_snapshot() {
         assert_eq!(
             windows_header(),
-            "phase,phase_index,window,start_s,start_unix_s,window_s,agents_reporting,\
+            "phase,phase_index,repeat,window,start_s,start_unix_s,window_s,agents_reporting,\
              offered_rate_per_s,sent,ok,failed,skipped,sent_per_s,ok_per_s,output_tokens,\
              output_tokens_per_s,input_tokens,ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,itl_p50_ms,\
              itl_p90_ms,itl_p99_ms,e2e_p50_ms,e2e_p90_ms,e2e_p99_ms,tpot_p50_ms,tpot_p90_ms,\
@@ -259,7 +264,7 @@ mod tests {
 
     #[test]
     fn phases_header_snapshot() {
-        let expected_start = "phase,kind,offered_rate_per_s,users,planned_duration_s,arrivals_s,\
+        let expected_start = "phase,kind,repeat,offered_rate_per_s,users,planned_duration_s,arrivals_s,\
              finished_s,agents,lost_agents,sent,ok,failed,skipped,achieved_rate_per_s,\
              request_throughput_per_s,output_tokens,input_tokens,output_token_throughput_per_s,\
              usage_reported,errors,agent_cpu_s,rejected_reports,duplicate_reports,stopped_early,\
@@ -277,7 +282,7 @@ mod tests {
             ),
             "{h}"
         );
-        assert_eq!(h.split(',').count(), 25 + 10 * Metric::ALL.len() + 4);
+        assert_eq!(h.split(',').count(), 26 + 10 * Metric::ALL.len() + 4);
     }
 
     #[test]

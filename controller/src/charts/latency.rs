@@ -152,7 +152,7 @@ fn cdf(
         chart
             .draw_series(LineSeries::new(points, c.stroke_width(2)))
             .map_err(err)?
-            .label(data.summary.phases[i].name.clone())
+            .label(data.summary.phases[i].label(data.summary.repeat))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
     }
     chart
