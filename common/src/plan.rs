@@ -65,6 +65,20 @@ pub struct RawPlan {
     /// Request mix (replaces `request.prompt_tokens` / `request.max_tokens`).
     #[serde(default)]
     pub workload: Vec<crate::workload::RawWorkloadEntry>,
+    /// What the serving hardware costs (optional): adds cost per token to reports.
+    pub cost: Option<RawCost>,
+}
+
+/// `[cost]`: the price of the hardware serving the target.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCost {
+    /// Price of one GPU for one hour, in `currency`. Required.
+    pub gpu_hour_price: Option<f64>,
+    /// Number of GPUs serving the target. Required.
+    pub gpus: Option<u32>,
+    /// Currency label shown in reports. Default "USD".
+    pub currency: Option<String>,
 }
 
 /// `[run]`: run-wide settings.
@@ -79,6 +93,10 @@ pub struct RawRun {
     pub output_dir: Option<PathBuf>,
     /// Seed of every random choice (arrival spacing); same seed, same run. Default 0.
     pub seed: Option<u64>,
+    /// Run all phases this many times in a row; reports give each metric's
+    /// mean, standard deviation and 95% confidence interval across repeats.
+    /// Default 1.
+    pub repeat: Option<u32>,
 }
 
 /// `[agents]`: local agents started by the controller, or remote ones that dial in.
@@ -203,6 +221,8 @@ pub struct Plan {
     pub output_dir: PathBuf,
     /// Seed of random choices.
     pub seed: u64,
+    /// Times the phases run (≥ 1).
+    pub repeat: u32,
     /// Agent placement.
     pub agents: Agents,
     /// Endpoint under test.
@@ -213,6 +233,19 @@ pub struct Plan {
     pub phases: Vec<Phase>,
     /// Request mix; empty: every request uses `request.prompt_tokens` / `max_tokens`.
     pub workload: Vec<crate::workload::WorkloadEntry>,
+    /// Hardware cost, when given.
+    pub cost: Option<Cost>,
+}
+
+/// Validated hardware cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cost {
+    /// Price of one GPU-hour.
+    pub gpu_hour_price: f64,
+    /// GPUs serving the target.
+    pub gpus: u32,
+    /// Currency label.
+    pub currency: String,
 }
 
 /// Where the agents come from.
@@ -283,7 +316,7 @@ pub struct SimulatorSpec {
 }
 
 /// OpenAI-compatible API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {
     /// `/v1/chat/completions`.
@@ -420,6 +453,9 @@ impl PhaseKind {
 /// Default model name of the built-in simulator.
 pub const SIMULATOR_MODEL: &str = "stampede-sim";
 
+/// Largest `run.repeat`.
+const MAX_REPEAT: u32 = 1000;
+
 /// Largest number of agents a plan may ask for.
 const MAX_AGENTS: u32 = 10_000;
 
@@ -510,6 +546,15 @@ impl RawPlan {
             .clone()
             .unwrap_or_else(|| PathBuf::from("results"));
 
+        let repeat = self.run.repeat.unwrap_or(1);
+        if !(1..=MAX_REPEAT).contains(&repeat) {
+            return Err(cx.invalid(
+                "run.repeat",
+                repeat,
+                format!("must be between 1 and {MAX_REPEAT}"),
+            ));
+        }
+
         let agents = self.validate_agents(&cx)?;
         let target = self.validate_target(&cx)?;
         let request = self.validate_request(&cx)?;
@@ -550,16 +595,24 @@ impl RawPlan {
                 }
             }
         }
+        let cost = self
+            .cost
+            .as_ref()
+            .map(|c| validate_cost(&cx, c))
+            .transpose()?;
+
         Ok(Plan {
             workload,
             name,
             window,
             output_dir,
             seed: self.run.seed.unwrap_or(0),
+            repeat,
             agents,
             target,
             request,
             phases,
+            cost,
         })
     }
 
@@ -799,6 +852,49 @@ impl RawPlan {
             connect_timeout,
         })
     }
+}
+
+fn validate_cost(cx: &Ctx<'_>, c: &RawCost) -> Result<Cost, PlanError> {
+    let Some(gpu_hour_price) = c.gpu_hour_price else {
+        return Err(cx.invalid(
+            "cost.gpu_hour_price",
+            MISSING,
+            "the price of one GPU-hour, e.g. 2.5",
+        ));
+    };
+    if !gpu_hour_price.is_finite() || gpu_hour_price <= 0.0 {
+        return Err(cx.invalid(
+            "cost.gpu_hour_price",
+            gpu_hour_price,
+            "must be a positive number",
+        ));
+    }
+    let Some(gpus) = c.gpus else {
+        return Err(cx.invalid(
+            "cost.gpus",
+            MISSING,
+            "the number of GPUs serving the target",
+        ));
+    };
+    if gpus == 0 {
+        return Err(cx.invalid("cost.gpus", 0, "must be at least 1"));
+    }
+    let currency = c.currency.clone().unwrap_or_else(|| "USD".to_string());
+    if currency.is_empty()
+        || currency.len() > 8
+        || !currency.chars().all(|ch| ch.is_ascii_alphanumeric())
+    {
+        return Err(cx.invalid(
+            "cost.currency",
+            format!("{currency:?}"),
+            "1 to 8 letters or digits, e.g. \"USD\"",
+        ));
+    }
+    Ok(Cost {
+        gpu_hour_price,
+        gpus,
+        currency,
+    })
 }
 
 impl RawPhase {
@@ -1132,6 +1228,22 @@ duration = "3s"
             1,
         ));
         assert!(e.contains("request.first_token_timeout"), "{e}");
+    }
+
+    #[test]
+    fn cost_is_validated() {
+        let plan = check(&format!("{GOOD}\n[cost]\ngpu_hour_price = 2.5\ngpus = 4\n")).unwrap();
+        let cost = plan.cost.unwrap();
+        assert_eq!(
+            (cost.gpu_hour_price, cost.gpus, cost.currency.as_str()),
+            (2.5, 4, "USD")
+        );
+        let e = err(&format!(
+            "{GOOD}\n[cost]\ngpu_hour_price = -1.0\ngpus = 4\n"
+        ));
+        assert!(e.contains("cost.gpu_hour_price") && e.contains("-1"), "{e}");
+        let e = err(&format!("{GOOD}\n[cost]\ngpu_hour_price = 1.0\n"));
+        assert!(e.contains("cost.gpus"), "{e}");
     }
 
     #[test]

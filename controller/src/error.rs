@@ -45,6 +45,9 @@ pub enum ControllerError {
         /// Cause.
         source: std::io::Error,
     },
+    /// Results could not be recorded, read back or written.
+    #[error(transparent)]
+    Results(#[from] crate::results::ResultsError),
     /// The run loop failed.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -55,6 +58,16 @@ impl ControllerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ControllerError::Plan(_) => EXIT_BAD_INPUT,
+            // `controller report` on a missing or damaged run directory.
+            ControllerError::Results(
+                crate::results::ResultsError::NoRunDir(_)
+                | crate::results::ResultsError::Plan(_)
+                | crate::results::ResultsError::Manifest(_)
+                | crate::results::ResultsError::RawLog(crate::rawlog::RawLogError::Corrupt {
+                    ..
+                })
+                | crate::results::ResultsError::Inconsistent { .. },
+            ) => EXIT_BAD_INPUT,
             _ => EXIT_RUN_FAILED,
         }
     }

@@ -2,12 +2,22 @@
 //! estimation, the phase run loop, exact merging of agents' histograms, and
 //! the reports. The `controller` binary is a thin CLI over [`run::run`].
 
+pub mod charts;
 pub mod clock;
+pub mod compare;
+pub mod cost;
 pub mod embedded;
 pub mod error;
+pub mod hlog;
+pub mod llmd;
+pub mod manifest;
 pub mod merge;
 pub mod progress;
+pub mod rawlog;
+pub mod repeats;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod runner;
 pub mod service;
+pub mod tables;

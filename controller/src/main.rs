@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use stampede_agent::telemetry::{self, LogFormat};
 use stampede_common::plan;
 use stampede_controller::error::{ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK};
-use stampede_controller::report;
 use stampede_controller::run::{self, RunOptions};
+use stampede_controller::{report, results};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,10 +40,28 @@ enum Command {
         /// The plan file (TOML).
         plan: PathBuf,
     },
+    /// Regenerate every output of a run directory from its raw files
+    /// (plan.toml, manifest.json, windows.jsonl) without re-running.
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// Compare runs phase by phase against the first: values, deltas and a
+    /// better / worse / within-noise call per metric.
+    Compare {
+        /// Run directories; the first is the reference.
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// Smallest relative change (percent) called better or worse.
+        #[arg(long, default_value_t = 5.0)]
+        min_change: f64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any reqwest client is built (the /v1/models lookup, local agents).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init(cli.log_format);
     match cli.command {
         Command::Validate { plan: path } => match plan::load(&path) {
@@ -70,6 +88,44 @@ fn main() -> ExitCode {
             out,
             listen,
         } => run_command(path, RunOptions { out, listen }),
+        Command::Report { run_dir } => report_command(&run_dir),
+        Command::Compare { runs, min_change } => compare_command(&runs, min_change),
+    }
+}
+
+fn compare_command(runs: &[PathBuf], min_change: f64) -> ExitCode {
+    if !(min_change.is_finite() && min_change >= 0.0) {
+        eprintln!("error: --min-change {min_change}: must be a percentage ≥ 0");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let mut data = Vec::with_capacity(runs.len());
+    for dir in runs {
+        match results::rebuild(dir) {
+            Ok(d) => data.push(d),
+            Err(e) => return report_error(&ControllerError::Results(e)),
+        }
+    }
+    let labels: Vec<String> = runs.iter().map(|p| p.display().to_string()).collect();
+    print!(
+        "{}",
+        stampede_controller::compare::table(&labels, &data, min_change / 100.0)
+    );
+    ExitCode::from(EXIT_OK)
+}
+
+fn report_command(run_dir: &std::path::Path) -> ExitCode {
+    let done = results::rebuild(run_dir).and_then(|data| {
+        results::write_all(run_dir, &data)?;
+        Ok(data)
+    });
+    match done {
+        Ok(data) => {
+            print!("{}", report::stats_text(&data.summary));
+            println!();
+            println!("results regenerated in {}", run_dir.display());
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => report_error(&ControllerError::Results(e)),
     }
 }
 

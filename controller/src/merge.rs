@@ -150,21 +150,46 @@ pub struct PhaseAccumulator {
     pub duplicates: u64,
     /// Windows in which an agent reported itself saturated: count and last reason, by agent.
     pub saturated: BTreeMap<String, (u64, String)>,
+    /// Reports each agent dropped unacknowledged (its latest cumulative count).
+    pub reports_dropped: BTreeMap<String, u64>,
     /// Longest arrival span reported by an agent (µs).
     pub arrivals_micros: u64,
     /// Latest completion reported by an agent (µs from phase start).
     pub finished_micros: u64,
 }
 
+/// What became of a report handed to [`PhaseAccumulator::offer`].
+#[derive(Debug)]
+pub enum Offered {
+    /// Merged into this window index.
+    Merged(u32),
+    /// Already seen (same agent and sequence); ignored.
+    Duplicate,
+    /// Malformed; counted, not merged.
+    Rejected(ReportError),
+}
+
 impl PhaseAccumulator {
     /// Take one report from `agent`; returns the window index when it was new and valid.
     pub fn add(&mut self, agent: &str, w: &proto::WindowReport) -> Option<u32> {
+        match self.offer(agent, w) {
+            Offered::Merged(i) => Some(i),
+            Offered::Duplicate | Offered::Rejected(_) => None,
+        }
+    }
+
+    /// Take one report from `agent` and say what became of it.
+    pub fn offer(&mut self, agent: &str, w: &proto::WindowReport) -> Offered {
         if !self.seen.insert((agent.to_string(), w.sequence)) {
             self.duplicates += 1;
-            return None;
+            return Offered::Duplicate;
         }
         match decode(w) {
             Ok(d) => {
+                if w.reports_dropped > 0 {
+                    let d = self.reports_dropped.entry(agent.to_string()).or_default();
+                    *d = (*d).max(w.reports_dropped);
+                }
                 if !w.saturation.is_empty() {
                     let e = self.saturated.entry(agent.to_string()).or_default();
                     e.0 += 1;
@@ -174,12 +199,12 @@ impl PhaseAccumulator {
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);
                 entry.1 += 1;
-                Some(w.window_index)
+                Offered::Merged(w.window_index)
             }
             Err(e) => {
                 tracing::warn!(agent, sequence = w.sequence, "window report rejected: {e}");
                 *self.rejected.entry(agent.to_string()).or_default() += 1;
-                None
+                Offered::Rejected(e)
             }
         }
     }

@@ -2,7 +2,7 @@
 //! `stats.txt` (the human summary, also printed at the end of a run).
 
 use crate::merge::MetricSummary;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stampede_common::metric::Metric;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,8 +17,8 @@ pub struct RunSummary {
     pub run_id: String,
     /// Start (RFC 3339, UTC).
     pub started_at: String,
-    /// End (RFC 3339, UTC).
-    pub finished_at: String,
+    /// End (RFC 3339, UTC); `None` when the controller stopped before the end.
+    pub finished_at: Option<String>,
     /// Endpoint under test.
     pub target: TargetInfo,
     /// Agents that took part.
@@ -27,10 +27,14 @@ pub struct RunSummary {
     pub phases: Vec<PhaseSummary>,
     /// The run was cut short by a stop signal.
     pub interrupted: bool,
+    /// Times the plan's phases were to run.
+    pub repeat: u32,
+    /// Per planned phase, key metrics across repeats (empty without repeats).
+    pub repeats: Vec<crate::repeats::RepeatSummary>,
 }
 
 /// Endpoint under test.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TargetInfo {
     /// Base URL.
     pub url: String,
@@ -43,7 +47,7 @@ pub struct TargetInfo {
 }
 
 /// An agent of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AgentInfo {
     /// Agent id.
     pub id: String,
@@ -123,6 +127,29 @@ pub struct PhaseSummary {
     /// CPU beyond a bound), by agent: latencies there may include the load
     /// generator's delay.
     pub saturated_windows: BTreeMap<String, u64>,
+    /// Window reports agents dropped from their unacknowledged buffers during
+    /// long disconnections (lost data), summed over agents.
+    #[serde(default)]
+    pub reports_dropped: u64,
+    /// The phase's end was recorded; `false` when the controller stopped
+    /// mid-phase and the results cover only the windows received until then.
+    pub complete: bool,
+    /// Repeat of the plan's phases this phase ran in (0-based).
+    pub repeat: u32,
+    /// Cost figures, when the plan has a `[cost]` table.
+    pub cost: Option<crate::cost::PhaseCost>,
+}
+
+impl PhaseSummary {
+    /// Name for charts and tables: the phase name, plus the repeat when the
+    /// run repeats its phases.
+    pub fn label(&self, repeats: u32) -> String {
+        if repeats > 1 {
+            format!("{} #{}", self.name, self.repeat + 1)
+        } else {
+            self.name.clone()
+        }
+    }
 }
 
 /// Write `summary.json` and `stats.txt` into `dir`.
@@ -140,7 +167,9 @@ pub fn stats_text(run: &RunSummary) -> String {
     let _ = writeln!(
         s,
         "finished  {}{}",
-        run.finished_at,
+        run.finished_at
+            .as_deref()
+            .unwrap_or("(not recorded: the controller stopped before the end of the run)"),
         if run.interrupted {
             " (interrupted)"
         } else {
@@ -171,12 +200,15 @@ pub fn stats_text(run: &RunSummary) -> String {
         );
     }
     for p in &run.phases {
-        phase_text(&mut s, p);
+        phase_text(&mut s, p, run.repeat);
+    }
+    if !run.repeats.is_empty() {
+        crate::repeats::text(&mut s, &run.repeats);
     }
     s
 }
 
-fn phase_text(s: &mut String, p: &PhaseSummary) {
+fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     let load = match (p.offered_rate, p.users) {
         (Some(r), _) => format!("open loop, offered {r:.2} req/s"),
         (None, Some(u)) => format!("closed loop, {u} user{}", if u == 1 { "" } else { "s" }),
@@ -185,13 +217,18 @@ fn phase_text(s: &mut String, p: &PhaseSummary) {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "phase {} ({}, {load}){}",
+        "phase {}{} ({}, {load}){}",
         p.name,
-        p.kind,
-        if p.stopped_early {
-            " — stopped early"
+        if repeats > 1 {
+            format!(" [repeat {} of {repeats}]", p.repeat + 1)
         } else {
-            ""
+            String::new()
+        },
+        p.kind,
+        match (p.complete, p.stopped_early) {
+            (false, _) => " — incomplete: the controller stopped mid-phase",
+            (true, true) => " — stopped early",
+            (true, false) => "",
         }
     );
     let _ = writeln!(
@@ -226,6 +263,13 @@ fn phase_text(s: &mut String, p: &PhaseSummary) {
     }
     if !p.lost_agents.is_empty() {
         let _ = writeln!(s, "  lost agents {}", p.lost_agents.join(", "));
+    }
+    if p.reports_dropped > 0 {
+        let _ = writeln!(
+            s,
+            "  lost data   {} window reports dropped by agents while disconnected",
+            p.reports_dropped
+        );
     }
     if !p.saturated_windows.is_empty() {
         let list: Vec<String> = p
@@ -268,5 +312,138 @@ fn phase_text(s: &mut String, p: &PhaseSummary) {
             );
         }
     }
+    if let Some(c) = &p.cost {
+        let _ = writeln!(
+            s,
+            "  cost        {:.4} {cur} ({} GPU × {:.2} {cur}/h over {:.2} s): {} per million output tokens, {:.0} output tokens per {cur}",
+            c.cost,
+            c.gpus,
+            c.gpu_hour_price,
+            p.finished_s,
+            c.per_million_output_tokens
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.4} {}", c.currency)),
+            c.output_tokens_per_unit,
+            cur = c.currency,
+        );
+    }
     let _ = writeln!(s, "  agent cpu   {:.2} s", p.agent_cpu_s);
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn metric(unit: &'static str, count: u64, base: f64) -> MetricSummary {
+        MetricSummary {
+            unit,
+            count,
+            mean: base * 1.1,
+            stddev: base * 0.2,
+            min: base * 0.5,
+            p50: base,
+            p90: base * 1.5,
+            p95: base * 1.75,
+            p99: base * 2.0,
+            p999: base * 3.0,
+            max: base * 4.0,
+        }
+    }
+
+    /// A fixed run summary with every kind of line stats.txt can hold.
+    pub(crate) fn sample_run() -> RunSummary {
+        let mut metrics = BTreeMap::new();
+        metrics.insert("ttft".to_string(), metric("ms", 1200, 20.0));
+        metrics.insert("itl".to_string(), metric("ms", 18_000, 5.0));
+        metrics.insert("e2e".to_string(), metric("ms", 1200, 100.0));
+        metrics.insert("output_tokens".to_string(), metric("tokens", 1200, 16.0));
+        let mut errors = BTreeMap::new();
+        errors.insert("http_5xx:503".to_string(), 3);
+        errors.insert("timeout_first_token".to_string(), 1);
+        RunSummary {
+            stampede_version: "9.9.9".into(),
+            run_id: "sample-20260101T000000Z".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            target: TargetInfo {
+                url: "http://127.0.0.1:8000".into(),
+                model: "m".into(),
+                api: stampede_common::plan::Api::Chat,
+                simulator: false,
+            },
+            agents: vec![AgentInfo {
+                id: "a0".into(),
+                node: "n0".into(),
+                cores: 4,
+                version: "9.9.9".into(),
+                clock_offset_ms: -0.25,
+                clock_rtt_ms: 0.5,
+            }],
+            phases: vec![PhaseSummary {
+                name: "steady, 20/s".into(),
+                kind: "constant".into(),
+                offered_rate: Some(20.0),
+                users: None,
+                planned_duration_s: 60.0,
+                arrivals_s: 59.95,
+                finished_s: 60.2,
+                agents: vec!["a0".into()],
+                lost_agents: vec!["a1".into()],
+                requests: RequestCounts {
+                    sent: 1204,
+                    ok: 1200,
+                    failed: 4,
+                    skipped: 0,
+                },
+                errors,
+                achieved_rate: 20.08,
+                request_throughput: 19.93,
+                output_tokens: 19_200,
+                input_tokens: 153_600,
+                output_token_throughput: 318.9,
+                usage_reported: 1200,
+                metrics,
+                agent_cpu_s: 1.5,
+                rejected_reports: 2,
+                duplicate_reports: 0,
+                stopped_early: false,
+                complete: false,
+                saturated_windows: BTreeMap::new(),
+                reports_dropped: 0,
+                repeat: 0,
+                cost: None,
+            }],
+            interrupted: false,
+            repeat: 1,
+            repeats: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn stats_text_snapshot() {
+        let expected = "\
+stampede 9.9.9 — run sample-20260101T000000Z
+started   2026-01-01T00:00:00Z
+finished  (not recorded: the controller stopped before the end of the run)
+target    http://127.0.0.1:8000 (model m, api chat)
+agents    1
+  a0                   node n0               cores 4   clock offset -0.250 ms (rtt 0.500 ms)
+
+phase steady, 20/s (constant, open loop, offered 20.00 req/s) — incomplete: the controller stopped mid-phase
+  time        planned 60.0 s, arrivals 59.95 s, last completion 60.20 s
+  requests    sent 1204  ok 1200  failed 4  skipped 0
+  rate        achieved 20.08 req/s of 20.00 offered (100.4%)
+  throughput  19.93 req/s ok, 318.9 output tok/s (19200 output tokens, 1200 from usage)
+  errors      http_5xx:503 3, timeout_first_token 1
+  lost agents a1
+  rejected    2 malformed window reports
+  metric          unit     count      mean       p50       p90       p99     p99.9       max
+  ttft              ms      1200     22.00     20.00     30.00     40.00     60.00     80.00
+  itl               ms     18000      5.50      5.00      7.50     10.00     15.00     20.00
+  e2e               ms      1200    110.00    100.00    150.00    200.00    300.00    400.00
+  output_tokens tokens      1200     17.60     16.00     24.00     32.00     48.00     64.00
+  agent cpu   1.50 s
+";
+        let got = stats_text(&sample_run());
+        assert_eq!(got, expected, "got:\n{got}");
+    }
 }

@@ -4,8 +4,11 @@
 
 use crate::embedded;
 use crate::error::ControllerError;
+use crate::manifest::{self, Manifest};
 use crate::progress::Progress;
-use crate::report::{self, PhaseSummary, RunSummary, TargetInfo};
+use crate::rawlog::RawLog;
+use crate::report::{RunSummary, TargetInfo};
+use crate::results;
 use crate::runner::{Orchestrator, ResolvedTarget};
 use crate::service::Coordinator;
 use stampede_common::MAX_MESSAGE_BYTES;
@@ -94,6 +97,27 @@ pub async fn run(
         Endpoint::Url(url) => (url.clone(), false),
     };
 
+    let mut manifest = Manifest {
+        stampede_version: stampede_common::VERSION.to_string(),
+        git_revision: manifest::GIT_REVISION.to_string(),
+        run_id: run_id.clone(),
+        host: stampede_agent::host_name(),
+        started_at: rfc3339(started),
+        finished_at: None,
+        interrupted: false,
+        target: TargetInfo {
+            url: base_url.clone(),
+            model: plan.target.model.clone(),
+            api: plan.target.api,
+            simulator,
+        },
+        target_models: manifest::fetch_models(&base_url).await,
+        agents: Vec::new(),
+        environment: manifest::redacted_environment(std::env::vars()),
+    };
+    manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
+    let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;
+
     let listen = opts.listen.unwrap_or(plan.agents.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -131,14 +155,22 @@ pub async fn run(
         prompt: stampede_common::prompt::synthetic(plan.request.prompt_tokens),
     };
     let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
-    let mut phases: Vec<PhaseSummary> = Vec::new();
+    orch.record_to(raw);
     let result = async {
         orch.wait_for_agents().await?;
-        for i in 0..plan.phases.len() {
-            if orch.interrupted() {
-                break;
+        'repeats: for repeat in 0..plan.repeat {
+            if plan.repeat > 1 {
+                progress.line(&format!("repeat {} of {}", repeat + 1, plan.repeat));
             }
-            phases.push(orch.run_phase(i).await?);
+            for i in 0..plan.phases.len() {
+                if orch.interrupted() {
+                    break 'repeats;
+                }
+                orch.estimate_clocks().await?;
+                manifest.agents = orch.agent_infos();
+                manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
+                orch.run_phase(i, repeat).await?;
+            }
         }
         Ok::<(), ControllerError>(())
     }
@@ -156,23 +188,22 @@ pub async fn run(
     services.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
 
-    let summary = RunSummary {
-        stampede_version: stampede_common::VERSION.to_string(),
-        run_id,
-        started_at: rfc3339(started),
-        finished_at: rfc3339(SystemTime::now()),
-        target: TargetInfo {
-            url: base_url,
-            model: plan.target.model.clone(),
-            api: plan.target.api,
-            simulator,
-        },
-        agents: orch.agent_infos(),
-        phases,
-        interrupted: orch.interrupted(),
-    };
-    // Whatever ran is written, even when the run failed part-way.
-    report::write(&run_dir, &summary).map_err(write_err(&run_dir))?;
+    manifest.agents = orch.agent_infos();
+    manifest.finished_at = Some(rfc3339(SystemTime::now()));
+    manifest.interrupted = orch.interrupted();
+    manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
+    drop(orch);
+    // Whatever ran is written, even when the run failed part-way; the
+    // outputs come from the raw files, exactly as `controller report` does.
+    let data = results::rebuild(&run_dir).map_err(ControllerError::Results)?;
+    results::write_all(&run_dir, &data).map_err(ControllerError::Results)?;
     result?;
-    Ok(RunOutcome { run_dir, summary })
+    Ok(RunOutcome {
+        run_dir,
+        summary: data.summary,
+    })
+}
+
+fn results_err(e: results::ResultsError) -> ControllerError {
+    ControllerError::Results(e)
 }

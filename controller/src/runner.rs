@@ -4,8 +4,9 @@
 //! they stream in, and summarize.
 
 use crate::clock::{self, ClockEstimate, ProbeSample};
-use crate::merge::{MetricSummary, PhaseAccumulator};
+use crate::merge::{MetricSummary, Offered, PhaseAccumulator};
 use crate::progress::Progress;
+use crate::rawlog::{RawLog, RawLogError, Record};
 use crate::report::{AgentInfo, PhaseSummary, RequestCounts};
 use crate::service::{AgentTx, Event};
 use stampede_common::metric::Metric;
@@ -49,6 +50,9 @@ pub enum RunError {
     /// The session service stopped.
     #[error("the agent session service stopped unexpectedly")]
     ServiceGone,
+    /// The raw results could not be written.
+    #[error("cannot record results: {0}")]
+    RawLog(#[from] RawLogError),
 }
 
 struct AgentState {
@@ -75,6 +79,7 @@ pub struct Orchestrator {
     agents: BTreeMap<String, AgentState>,
     interrupt: CancellationToken,
     progress: Progress,
+    raw: Option<RawLog>,
 }
 
 impl Orchestrator {
@@ -92,6 +97,19 @@ impl Orchestrator {
             agents: BTreeMap::new(),
             interrupt,
             progress: Progress::new(),
+            raw: None,
+        }
+    }
+
+    /// Append every accepted report and phase event to `raw` as it happens.
+    pub fn record_to(&mut self, raw: RawLog) {
+        self.raw = Some(raw);
+    }
+
+    fn record(&mut self, r: &Record) -> Result<(), RunError> {
+        match &mut self.raw {
+            Some(raw) => Ok(raw.append(r)?),
+            None => Ok(()),
         }
     }
 
@@ -244,8 +262,8 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Run phase `index` and summarize it.
-    pub async fn run_phase(&mut self, index: usize) -> Result<PhaseSummary, RunError> {
+    /// Run phase `index` (in repeat `repeat`, 0-based) and summarize it.
+    pub async fn run_phase(&mut self, index: usize, repeat: u32) -> Result<PhaseSummary, RunError> {
         self.estimate_clocks().await?;
         let phase = self.plan.phases[index].clone();
         let active: Vec<String> = self
@@ -284,6 +302,14 @@ impl Orchestrator {
             }
         }
         let assigned: Vec<String> = pending.iter().cloned().collect();
+        self.record(&Record::PhaseStart {
+            phase: index as u32,
+            repeat,
+            name: phase.name.clone(),
+            start_unix_nanos: start_unix,
+            window_ms: millis(self.plan.window),
+            agents: assigned.clone(),
+        })?;
         self.progress.phase_start(&phase, assigned.len());
 
         let mut acc = PhaseAccumulator::default();
@@ -329,11 +355,20 @@ impl Orchestrator {
                     if !w.saturation.is_empty() && !acc.saturated.contains_key(&agent) {
                         self.progress.line(&format!("  warning: agent {agent} is saturated ({}): its latencies may include its own delay", w.saturation));
                     }
-                    if let Some(widx) = acc.add(&agent, &w) {
-                        let expected =
-                            assigned.iter().filter(|id| !lost.contains(id)).count() as u32;
-                        self.progress
-                            .window(&phase, widx, &acc, expected, self.plan.window);
+                    match acc.offer(&agent, &w) {
+                        Offered::Merged(widx) => {
+                            self.record(&Record::window(index as u32, &agent, &w))?;
+                            let expected =
+                                assigned.iter().filter(|id| !lost.contains(id)).count() as u32;
+                            self.progress
+                                .window(&phase, widx, &acc, expected, self.plan.window);
+                        }
+                        Offered::Rejected(e) => self.record(&Record::Rejected {
+                            phase: index as u32,
+                            agent,
+                            reason: e.to_string(),
+                        })?,
+                        Offered::Duplicate => {}
                     }
                 }
                 Event::Message {
@@ -342,6 +377,12 @@ impl Orchestrator {
                     ..
                 } if d.phase_index == index as u32 => {
                     acc.done(&d);
+                    self.record(&Record::PhaseDone {
+                        phase: index as u32,
+                        agent: agent.clone(),
+                        arrivals_micros: d.arrivals_micros,
+                        finished_micros: d.finished_micros,
+                    })?;
                     pending.remove(&agent);
                 }
                 Event::Message { .. } => {}
@@ -358,6 +399,15 @@ impl Orchestrator {
                     }
                 }
             }
+        }
+        self.record(&Record::PhaseEnd {
+            phase: index as u32,
+            lost_agents: lost.clone(),
+            stopped_early,
+            duplicates: acc.duplicates,
+        })?;
+        if let Some(raw) = &mut self.raw {
+            raw.sync()?;
         }
         Ok(summarize(&phase, &acc, assigned, lost, stopped_early))
     }
@@ -606,10 +656,14 @@ pub fn summarize(
         rejected_reports: acc.rejected.values().sum(),
         duplicate_reports: acc.duplicates,
         stopped_early,
+        reports_dropped: acc.reports_dropped.values().sum(),
         saturated_windows: acc
             .saturated
             .iter()
             .map(|(a, (n, _))| (a.clone(), *n))
             .collect(),
+        complete: true,
+        repeat: 0,
+        cost: None,
     }
 }

@@ -1,0 +1,201 @@
+//! llm-d Benchmark Report (v0.2), one per phase, so llm-d tooling can read
+//! stampede's results next to its own harnesses'.
+//!
+//! llm-d-benchmark writes this report per load pod with fixed percentiles
+//! that later get averaged; ours is one report per phase, built from the
+//! histograms merged exactly across agents. Only the parts stampede measures
+//! are filled in: `run`, `scenario.load`, `results.request_performance`.
+//! Latencies are in seconds (`s`, `s/token`), as in llm-d's own reports.
+
+use crate::results::{PhaseData, RunData};
+use hdrhistogram::Histogram;
+use serde_json::{Map, Value, json};
+use stampede_common::metric::{Metric, Unit};
+use stampede_common::plan::Plan;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Report schema version written.
+pub const VERSION: &str = "0.2";
+
+/// Directory (inside the run directory) holding the reports.
+pub const DIR: &str = "llmd";
+
+/// Percentile fields of the schema's `Statistics`, with their quantiles.
+const PERCENTILES: [(&str, f64); 11] = [
+    ("p0p1", 0.001),
+    ("p1", 0.01),
+    ("p5", 0.05),
+    ("p10", 0.10),
+    ("p25", 0.25),
+    ("p50", 0.50),
+    ("p75", 0.75),
+    ("p90", 0.90),
+    ("p95", 0.95),
+    ("p99", 0.99),
+    ("p99p9", 0.999),
+];
+
+/// `Statistics` of a histogram: values divided by `divisor`, in `units`.
+/// `None` when the histogram is empty.
+pub fn statistics(h: &Histogram<u64>, units: &str, divisor: f64) -> Option<Value> {
+    if h.is_empty() {
+        return None;
+    }
+    let mut m = Map::new();
+    m.insert("units".into(), json!(units));
+    m.insert("mean".into(), json!(h.mean() / divisor));
+    m.insert("stddev".into(), json!(h.stdev() / divisor));
+    m.insert("min".into(), json!(h.min() as f64 / divisor));
+    for (key, q) in PERCENTILES {
+        m.insert(key.into(), json!(h.value_at_quantile(q) as f64 / divisor));
+    }
+    m.insert("max".into(), json!(h.max() as f64 / divisor));
+    Some(Value::Object(m))
+}
+
+fn rfc3339(nanos: i64) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Seconds → ISO-8601 duration (`PT12.345S`).
+fn iso_duration(seconds: f64) -> String {
+    format!("PT{seconds:.3}S")
+}
+
+/// The report of phase `index` of `data`.
+pub fn phase_report(data: &RunData, index: usize) -> Value {
+    let plan: &Plan = &data.plan;
+    let run = &data.summary;
+    let s = &run.phases[index];
+    let p: &PhaseData = &data.phases[index];
+    let total = &p.acc.total;
+    let hist = |m: Metric| total.hist(m);
+    let latency = |m: Metric| -> Value {
+        let (units, divisor) = match (m, m.unit()) {
+            (Metric::Itl | Metric::Tpot, _) => ("s/token", 1e6),
+            (_, Unit::Micros) => ("s", 1e6),
+            (_, Unit::Tokens) => ("count", 1.0),
+        };
+        statistics(hist(m), units, divisor).unwrap_or(Value::Null)
+    };
+    let end_nanos = p.start_unix_nanos + (s.finished_s * 1e9) as i64;
+    let input_mean = if s.requests.ok > 0 {
+        s.input_tokens as f64 / s.requests.ok as f64
+    } else {
+        0.0
+    };
+    let total_token_rate = if s.finished_s > 0.0 {
+        (s.input_tokens + s.output_tokens) as f64 / s.finished_s
+    } else {
+        0.0
+    };
+    let input_token_rate = if s.finished_s > 0.0 {
+        s.input_tokens as f64 / s.finished_s
+    } else {
+        0.0
+    };
+    json!({
+        "version": VERSION,
+        "run": {
+            "uid": format!("{}/{}", run.run_id, index),
+            "eid": run.run_id,
+            "time": {
+                "start": rfc3339(p.start_unix_nanos),
+                "end": rfc3339(end_nanos),
+                "duration": iso_duration(s.finished_s),
+            },
+            "description": format!(
+                "stampede phase {:?} ({}) of run {}{}",
+                s.name, s.kind, run.run_id,
+                if s.complete { "" } else { " — incomplete: the controller stopped mid-phase" }
+            ),
+            "keywords": ["stampede", s.kind, format!("repeat-{}", s.repeat + 1)],
+        },
+        "scenario": {
+            "load": {
+                "metadata": {
+                    "schema_version": "0.0.1",
+                    "description": format!("stampede {} phase, {} agent(s)", s.kind, s.agents.len()),
+                },
+                "standardized": {
+                    "tool": "stampede",
+                    "tool_version": run.stampede_version,
+                    "parallelism": s.agents.len().max(1),
+                    "source": "random",
+                    "stage": index,
+                    "input_seq_len": { "distribution": "fixed", "value": plan.request.prompt_tokens },
+                    "output_seq_len": { "distribution": "fixed", "value": plan.request.max_tokens },
+                    "rate_qps": s.offered_rate,
+                    "concurrency": s.users,
+                },
+                "native": {
+                    "config": {
+                        "target": run.target,
+                        "phase": {
+                            "name": s.name,
+                            "kind": s.kind,
+                            "offered_rate": s.offered_rate,
+                            "users": s.users,
+                            "planned_duration_s": s.planned_duration_s,
+                        },
+                        "window_s": p.window.as_secs_f64(),
+                    },
+                },
+            },
+        },
+        "results": {
+            "request_performance": {
+                "aggregate": {
+                    "requests": {
+                        "total": s.requests.sent,
+                        "failures": s.requests.failed,
+                        "input_length": { "units": "count", "mean": input_mean },
+                        "output_length": latency(Metric::OutputTokens),
+                    },
+                    "latency": {
+                        "time_to_first_token": latency(Metric::Ttft),
+                        "inter_token_latency": latency(Metric::Itl),
+                        "time_per_output_token": latency(Metric::Tpot),
+                        "request_latency": latency(Metric::E2e),
+                    },
+                    "throughput": {
+                        "request_rate": { "units": "queries/s", "mean": s.request_throughput },
+                        "output_token_rate": { "units": "tokens/s", "mean": s.output_token_throughput },
+                        "input_token_rate": { "units": "tokens/s", "mean": input_token_rate },
+                        "total_token_rate": { "units": "tokens/s", "mean": total_token_rate },
+                    },
+                },
+            },
+        },
+    })
+}
+
+/// File name of phase `index`'s report.
+pub fn file_name(index: usize, phase: &str) -> String {
+    let safe: String = phase
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("benchmark_report_{index:02}_{safe}.json")
+}
+
+/// Write one report per phase into `dir/llmd/`; on failure, the file and why.
+pub fn write(dir: &Path, data: &RunData) -> Result<(), (PathBuf, String)> {
+    let out = dir.join(DIR);
+    std::fs::create_dir_all(&out).map_err(|e| (out.clone(), e.to_string()))?;
+    for (i, s) in data.summary.phases.iter().enumerate() {
+        let path = out.join(file_name(i, &s.name));
+        let text = serde_json::to_string_pretty(&phase_report(data, i))
+            .map_err(|e| (path.clone(), e.to_string()))?;
+        std::fs::write(&path, text + "\n").map_err(|e| (path.clone(), e.to_string()))?;
+    }
+    Ok(())
+}

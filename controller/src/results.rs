@@ -1,0 +1,284 @@
+//! Rebuild a run's results from its raw files, and write every output.
+//!
+//! A run directory's source of truth is `plan.toml` + `manifest.json` +
+//! `windows.jsonl`. Both `controller run` (at the end of a run) and
+//! `controller report RUN_DIR` (any time later, or after a crash) go through
+//! [`rebuild`] then [`write_all`], so the two can never disagree. A phase
+//! whose end was never recorded is reported as incomplete, covering the
+//! windows that arrived.
+
+use crate::manifest::{self, ManifestError};
+use crate::merge::PhaseAccumulator;
+use crate::rawlog::{self, RawLogError, Record};
+use crate::report::{PhaseSummary, RunSummary};
+use crate::runner::summarize;
+use stampede_common::plan::{self, Phase, PlanError};
+use stampede_common::proto;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors rebuilding or writing results.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// The run directory does not exist.
+    #[error("{0}: no such run directory")]
+    NoRunDir(PathBuf),
+    /// The plan copy is unreadable or invalid.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The manifest is unreadable or invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The raw log is unreadable or invalid.
+    #[error(transparent)]
+    RawLog(#[from] RawLogError),
+    /// The raw log contradicts the plan or itself.
+    #[error("{path}:{line}: {message}")]
+    Inconsistent {
+        /// The raw log.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// An output could not be written.
+    #[error("cannot write {path}: {message}")]
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// Cause.
+        message: String,
+    },
+}
+
+/// A `Write` error for `path`.
+pub fn write_error(path: &Path, e: impl std::fmt::Display) -> ResultsError {
+    ResultsError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Raw merged state of one phase, beside its summary.
+#[derive(Debug)]
+pub struct PhaseData {
+    /// The phase as planned.
+    pub phase: Phase,
+    /// Whole-phase and per-window merged histograms and counters.
+    pub acc: PhaseAccumulator,
+    /// Common start instant (ns since the Unix epoch, controller clock).
+    pub start_unix_nanos: i64,
+    /// Window length.
+    pub window: Duration,
+}
+
+/// Everything the outputs are made from.
+#[derive(Debug)]
+pub struct RunData {
+    /// The plan as run.
+    pub plan: plan::Plan,
+    /// The summary (`summary.json`, `stats.txt`).
+    pub summary: RunSummary,
+    /// Per phase, in the order run; aligned with `summary.phases`.
+    pub phases: Vec<PhaseData>,
+}
+
+struct Building {
+    index: u32,
+    repeat: u32,
+    data: PhaseData,
+    agents: Vec<String>,
+    lost: Vec<String>,
+    stopped_early: bool,
+    ended: bool,
+    done: bool,
+}
+
+/// Rebuild a run's results from the raw files in `dir`.
+pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
+    if !dir.is_dir() {
+        return Err(ResultsError::NoRunDir(dir.to_path_buf()));
+    }
+    let plan = plan::load(&dir.join("plan.toml"))?;
+    let manifest = manifest::read(dir)?;
+    let raw_path = dir.join(rawlog::FILE_NAME);
+    let records = rawlog::read(&raw_path)?;
+    let bad = |line: usize, message: String| ResultsError::Inconsistent {
+        path: raw_path.clone(),
+        line,
+        message,
+    };
+
+    let mut phases: Vec<Building> = Vec::new();
+    for (line, record) in records {
+        if let Record::PhaseStart {
+            phase,
+            repeat,
+            name,
+            start_unix_nanos,
+            window_ms,
+            agents,
+        } = record
+        {
+            let planned = plan.phases.get(phase as usize).ok_or_else(|| {
+                bad(
+                    line,
+                    format!(
+                        "phase {phase} is not in plan.toml ({} phases)",
+                        plan.phases.len()
+                    ),
+                )
+            })?;
+            if planned.name != name {
+                return Err(bad(
+                    line,
+                    format!(
+                        "phase {phase} is {name:?} here but {:?} in plan.toml",
+                        planned.name
+                    ),
+                ));
+            }
+            if window_ms == 0 {
+                return Err(bad(line, "window_ms is 0".into()));
+            }
+            phases.push(Building {
+                index: phase,
+                repeat,
+                data: PhaseData {
+                    phase: planned.clone(),
+                    acc: PhaseAccumulator::default(),
+                    start_unix_nanos,
+                    window: Duration::from_millis(window_ms),
+                },
+                agents,
+                lost: Vec::new(),
+                stopped_early: false,
+                ended: false,
+                done: false,
+            });
+            continue;
+        }
+        let phase = match &record {
+            Record::Window { phase, .. }
+            | Record::Rejected { phase, .. }
+            | Record::PhaseDone { phase, .. }
+            | Record::PhaseEnd { phase, .. } => *phase,
+            Record::PhaseStart { .. } => unreachable!("handled above"),
+        };
+        let Some(b) = phases.iter_mut().rev().find(|b| b.index == phase) else {
+            return Err(bad(
+                line,
+                format!("record of phase {phase} before its phase_start"),
+            ));
+        };
+        match record {
+            Record::Window { ref agent, .. } => {
+                let report = record
+                    .to_report()
+                    .map_err(|m| bad(line, m))?
+                    .ok_or_else(|| bad(line, "not a window record".to_string()))?;
+                if let crate::merge::Offered::Rejected(e) = b.data.acc.offer(agent, &report) {
+                    return Err(bad(line, format!("window report of {agent}: {e}")));
+                }
+            }
+            Record::Rejected { agent, .. } => {
+                *b.data.acc.rejected.entry(agent).or_default() += 1;
+            }
+            Record::PhaseDone {
+                arrivals_micros,
+                finished_micros,
+                ..
+            } => {
+                b.done = true;
+                b.data.acc.done(&proto::PhaseDone {
+                    phase_index: phase,
+                    windows: 0,
+                    arrivals_micros,
+                    finished_micros,
+                });
+            }
+            Record::PhaseEnd {
+                lost_agents,
+                stopped_early,
+                duplicates,
+                ..
+            } => {
+                b.ended = true;
+                b.lost = lost_agents;
+                b.stopped_early = stopped_early;
+                b.data.acc.duplicates = duplicates;
+            }
+            Record::PhaseStart { .. } => unreachable!("handled above"),
+        }
+    }
+
+    let mut summaries: Vec<PhaseSummary> = Vec::with_capacity(phases.len());
+    let mut out: Vec<PhaseData> = Vec::with_capacity(phases.len());
+    for mut b in phases {
+        if !b.done {
+            // No agent said when its arrivals ended: the windows received are
+            // the best measure of the time covered.
+            let span = b
+                .data
+                .acc
+                .windows
+                .keys()
+                .next_back()
+                .map_or(Duration::ZERO, |last| b.data.window * (last + 1));
+            let micros = u64::try_from(span.min(b.data.phase.duration).as_micros()).unwrap_or(0);
+            b.data.acc.arrivals_micros = micros;
+            b.data.acc.finished_micros = u64::try_from(span.as_micros()).unwrap_or(0);
+        }
+        let mut s = summarize(
+            &b.data.phase,
+            &b.data.acc,
+            b.agents,
+            b.lost,
+            b.stopped_early,
+        );
+        s.complete = b.ended;
+        s.repeat = b.repeat;
+        s.cost = plan
+            .cost
+            .as_ref()
+            .map(|c| crate::cost::PhaseCost::of(c, &s));
+        summaries.push(s);
+        out.push(b.data);
+    }
+    let repeat = plan.repeat;
+    let repeats = crate::repeats::summarize(
+        &plan
+            .phases
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>(),
+        &summaries,
+    );
+    Ok(RunData {
+        plan,
+        summary: RunSummary {
+            stampede_version: manifest.stampede_version,
+            run_id: manifest.run_id,
+            started_at: manifest.started_at,
+            finished_at: manifest.finished_at,
+            target: manifest.target,
+            agents: manifest.agents,
+            phases: summaries,
+            interrupted: manifest.interrupted,
+            repeat,
+            repeats,
+        },
+        phases: out,
+    })
+}
+
+/// Write every output derived from `data` into `dir`.
+pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
+    crate::report::write(dir, &data.summary).map_err(|e| write_error(dir, e))?;
+    crate::tables::write(dir, data).map_err(|e| write_error(&dir.join("*.csv"), e))?;
+    crate::hlog::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
+    crate::llmd::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
+    crate::charts::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
+    Ok(())
+}

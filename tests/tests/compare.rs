@@ -1,0 +1,82 @@
+//! `controller compare` on two runs against simulators of different speed
+//! calls the faster one better on TTFT, and the slower one worse.
+
+use stampede_tests::{Proc, bin, plan_file};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn plan(ttft: &str) -> String {
+    format!(
+        r#"
+[run]
+name = "cmp"
+window = "500ms"
+[agents]
+local = 1
+[target.simulator]
+ttft = "{ttft}"
+itl = "2ms"
+output_tokens = 8
+[request]
+max_tokens = 8
+timeout = "5s"
+[[phase]]
+name = "steady"
+kind = "constant"
+rate = 25.0
+duration = "2s"
+"#
+    )
+}
+
+fn run(dir: &Path, ttft: &str) -> PathBuf {
+    let (_plan_dir, path) = plan_file(&plan(ttft));
+    let out = dir.join(format!("run-{ttft}"));
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run").arg(&path).arg("--out").arg(&out);
+    let (code, text) = Proc::spawn(cmd).wait_exit(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{text}");
+    out
+}
+
+fn compare(a: &Path, b: &Path) -> String {
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("compare").arg(a).arg(b);
+    let (code, text) = Proc::spawn(cmd).wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{text}");
+    text
+}
+
+fn row<'a>(table: &'a str, metric: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.trim_start().starts_with(metric))
+        .unwrap_or_else(|| panic!("no {metric:?} row in:\n{table}"))
+}
+
+#[test]
+fn faster_simulator_is_better_on_ttft() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = run(dir.path(), "60ms");
+    let fast = run(dir.path(), "10ms");
+
+    let table = compare(&slow, &fast);
+    for metric in ["ttft p50", "ttft p90"] {
+        let r = row(&table, metric);
+        assert!(r.trim_end().ends_with("better"), "{r}\n{table}");
+        assert!(r.contains("-"), "a negative delta expected: {r}");
+    }
+    let table = compare(&fast, &slow);
+    let r = row(&table, "ttft p50");
+    assert!(r.trim_end().ends_with("worse"), "{r}\n{table}");
+}
+
+#[test]
+fn compare_needs_existing_runs() {
+    let mut cmd = Command::new(bin("controller"));
+    cmd.args(["compare", "/nonexistent/a", "/nonexistent/b"]);
+    let (code, text) = Proc::spawn(cmd).wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("/nonexistent/a"), "{text}");
+}
