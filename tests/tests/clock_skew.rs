@@ -60,7 +60,10 @@ fn serve(conn: TcpStream, log: &Arrivals) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        log.lock().unwrap().push((at, agent));
+        // Only completions count (the controller also asks for /v1/models).
+        if line.starts_with("POST ") && line.contains("/v1/chat/completions") {
+            log.lock().unwrap().push((at, agent));
+        }
         let reply = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}],"usage":{"prompt_tokens":4,"completion_tokens":1}}"#;
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
