@@ -240,7 +240,9 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
                 .windows
                 .keys()
                 .next_back()
-                .map_or(Duration::ZERO, |last| b.data.window * (last + 1));
+                .map_or(Duration::ZERO, |last| {
+                    b.data.window.saturating_mul(last.saturating_add(1))
+                });
             let micros = u64::try_from(span.min(b.data.phase.duration).as_micros()).unwrap_or(0);
             b.data.acc.arrivals_micros = micros;
             b.data.acc.finished_micros = u64::try_from(span.as_micros()).unwrap_or(0);
@@ -366,6 +368,23 @@ mod tests {
         let data = rebuild(dir.path()).unwrap();
         assert!(data.summary.phases[0].complete);
         assert!((data.summary.phases[0].finished_s - 1.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn absurd_but_parseable_values_do_not_panic() {
+        let start = START
+            .replace("\"window_ms\":1000", &format!("\"window_ms\":{}", u64::MAX))
+            .replace(
+                "\"start_unix_nanos\":0",
+                &format!("\"start_unix_nanos\":{}", i64::MIN),
+            );
+        let window = format!(
+            r#"{{"record":"window","phase":0,"agent":"a","sequence":1,"window":{},"counters":{{"sent":1,"ok":0,"failed":0,"skipped":0,"output_tokens":0,"input_tokens":0,"usage_reported":0}},"errors":{{}},"cpu_micros":0,"histograms":{{}}}}"#,
+            u32::MAX
+        );
+        let dir = run_dir(&format!("{start}\n{window}\n"));
+        let data = rebuild(dir.path()).unwrap();
+        write_all(dir.path(), &data).unwrap();
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn offset_s(data: &RunData, p: &PhaseData) -> f64 {
         .map(|p| p.start_unix_nanos)
         .min()
         .unwrap_or(0);
-    (p.start_unix_nanos - base) as f64 / 1e9
+    p.start_unix_nanos.saturating_sub(base) as f64 / 1e9
 }
 
 /// An axis range covering `values` with some head room (never empty).
