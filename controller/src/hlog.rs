@@ -85,13 +85,14 @@ pub fn log_text(data: &RunData, m: Metric) -> Result<Vec<u8>, String> {
                 .get(i)
                 .map_or_else(|| p.phase.name.clone(), |s| s.label(data.summary.repeat)),
         );
-        let phase_offset =
-            Duration::from_nanos(u64::try_from(p.start_unix_nanos - base).unwrap_or(0));
+        let phase_offset = Duration::from_nanos(
+            u64::try_from(p.start_unix_nanos.saturating_sub(base)).unwrap_or(0),
+        );
         for (w, (agg, _)) in &p.acc.windows {
             writer
                 .write_histogram(
                     agg.hist(m),
-                    phase_offset + p.window * *w,
+                    phase_offset.saturating_add(p.window.saturating_mul(*w)),
                     p.window,
                     Tag::new(&tag),
                 )

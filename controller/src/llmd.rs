@@ -80,7 +80,9 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
         };
         statistics(hist(m), units, divisor).unwrap_or(Value::Null)
     };
-    let end_nanos = p.start_unix_nanos + (s.finished_s * 1e9) as i64;
+    let end_nanos = p
+        .start_unix_nanos
+        .saturating_add((s.finished_s * 1e9) as i64);
     let input_mean = if s.requests.ok > 0 {
         s.input_tokens as f64 / s.requests.ok as f64
     } else {

@@ -3,7 +3,9 @@
 use clap::{Parser, Subcommand};
 use stampede_agent::telemetry::{self, LogFormat};
 use stampede_common::plan;
-use stampede_controller::error::{ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK};
+use stampede_controller::error::{
+    ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED,
+};
 use stampede_controller::run::{self, RunOptions};
 use stampede_controller::{report, results};
 use std::net::SocketAddr;
@@ -55,6 +57,9 @@ enum Command {
         /// Smallest relative change (percent) called better or worse.
         #[arg(long, default_value_t = 5.0)]
         min_change: f64,
+        /// Also draw the comparison as a PNG chart into this file.
+        #[arg(long)]
+        png: Option<PathBuf>,
     },
 }
 
@@ -89,11 +94,15 @@ fn main() -> ExitCode {
             listen,
         } => run_command(path, RunOptions { out, listen }),
         Command::Report { run_dir } => report_command(&run_dir),
-        Command::Compare { runs, min_change } => compare_command(&runs, min_change),
+        Command::Compare {
+            runs,
+            min_change,
+            png,
+        } => compare_command(&runs, min_change, png.as_deref()),
     }
 }
 
-fn compare_command(runs: &[PathBuf], min_change: f64) -> ExitCode {
+fn compare_command(runs: &[PathBuf], min_change: f64, png: Option<&std::path::Path>) -> ExitCode {
     if !(min_change.is_finite() && min_change >= 0.0) {
         eprintln!("error: --min-change {min_change}: must be a percentage ≥ 0");
         return ExitCode::from(EXIT_BAD_INPUT);
@@ -110,6 +119,13 @@ fn compare_command(runs: &[PathBuf], min_change: f64) -> ExitCode {
         "{}",
         stampede_controller::compare::table(&labels, &data, min_change / 100.0)
     );
+    if let Some(path) = png {
+        if let Err(e) = stampede_controller::charts::write_compare(path, &labels, &data) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(EXIT_RUN_FAILED);
+        }
+        println!("\nchart in {}", path.display());
+    }
     ExitCode::from(EXIT_OK)
 }
 

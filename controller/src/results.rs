@@ -225,7 +225,9 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
                 .windows
                 .keys()
                 .next_back()
-                .map_or(Duration::ZERO, |last| b.data.window * (last + 1));
+                .map_or(Duration::ZERO, |last| {
+                    b.data.window.saturating_mul(last.saturating_add(1))
+                });
             let micros = u64::try_from(span.min(b.data.phase.duration).as_micros()).unwrap_or(0);
             b.data.acc.arrivals_micros = micros;
             b.data.acc.finished_micros = u64::try_from(span.as_micros()).unwrap_or(0);
@@ -281,4 +283,100 @@ pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     crate::llmd::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     crate::charts::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use crate::report::TargetInfo;
+
+    const PLAN: &str =
+        "[target.simulator]\n[[phase]]\nname = \"p\"\nkind = \"baseline\"\nduration = \"1s\"\n";
+
+    fn run_dir(raw: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plan.toml"), PLAN).unwrap();
+        let m = Manifest {
+            stampede_version: "0".into(),
+            git_revision: "x".into(),
+            run_id: "r".into(),
+            host: "h".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            interrupted: false,
+            target: TargetInfo {
+                url: "http://127.0.0.1:1".into(),
+                model: "m".into(),
+                api: stampede_common::plan::Api::Chat,
+                simulator: true,
+            },
+            target_models: serde_json::Value::Null,
+            agents: Vec::new(),
+            environment: Default::default(),
+        };
+        crate::manifest::write(dir.path(), &m).unwrap();
+        std::fs::write(dir.path().join(rawlog::FILE_NAME), raw).unwrap();
+        dir
+    }
+
+    const START: &str = r#"{"record":"phase_start","phase":0,"name":"p","start_unix_nanos":0,"window_ms":1000,"agents":["a"]}"#;
+    const DONE: &str = r#"{"record":"phase_done","phase":0,"agent":"a","arrivals_micros":1000000,"finished_micros":1200000}"#;
+
+    #[test]
+    fn records_before_their_phase_start_are_named() {
+        let dir = run_dir(&format!("{DONE}\n{START}\n"));
+        let e = rebuild(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("windows.jsonl:1") && e.contains("phase_start"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_phase_unknown_to_the_plan_is_named() {
+        let dir = run_dir(&format!(
+            "{}\n",
+            START.replace("\"name\":\"p\"", "\"name\":\"q\"")
+        ));
+        let e = rebuild(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("windows.jsonl:1") && e.contains("\"q\""), "{e}");
+    }
+
+    #[test]
+    fn a_phase_without_its_end_is_incomplete() {
+        let dir = run_dir(&format!("{START}\n{DONE}\n"));
+        let data = rebuild(dir.path()).unwrap();
+        assert!(!data.summary.phases[0].complete);
+        let end = r#"{"record":"phase_end","phase":0,"lost_agents":[],"stopped_early":false,"duplicates":0}"#;
+        let dir = run_dir(&format!("{START}\n{DONE}\n{end}\n"));
+        let data = rebuild(dir.path()).unwrap();
+        assert!(data.summary.phases[0].complete);
+        assert!((data.summary.phases[0].finished_s - 1.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn absurd_but_parseable_values_do_not_panic() {
+        let start = START
+            .replace("\"window_ms\":1000", &format!("\"window_ms\":{}", u64::MAX))
+            .replace(
+                "\"start_unix_nanos\":0",
+                &format!("\"start_unix_nanos\":{}", i64::MIN),
+            );
+        let window = format!(
+            r#"{{"record":"window","phase":0,"agent":"a","sequence":1,"window":{},"counters":{{"sent":1,"ok":0,"failed":0,"skipped":0,"output_tokens":0,"input_tokens":0,"usage_reported":0}},"errors":{{}},"cpu_micros":0,"histograms":{{}}}}"#,
+            u32::MAX
+        );
+        let dir = run_dir(&format!("{start}\n{window}\n"));
+        let data = rebuild(dir.path()).unwrap();
+        write_all(dir.path(), &data).unwrap();
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let dir = run_dir("");
+        std::fs::remove_file(dir.path().join("manifest.json")).unwrap();
+        let e = rebuild(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("manifest.json"), "{e}");
+    }
 }

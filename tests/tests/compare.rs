@@ -40,9 +40,9 @@ fn run(dir: &Path, ttft: &str) -> PathBuf {
     out
 }
 
-fn compare(a: &Path, b: &Path) -> String {
+fn compare(a: &Path, b: &Path, png: &Path) -> String {
     let mut cmd = Command::new(bin("controller"));
-    cmd.arg("compare").arg(a).arg(b);
+    cmd.arg("compare").arg(a).arg(b).arg("--png").arg(png);
     let (code, text) = Proc::spawn(cmd).wait_exit(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{text}");
     text
@@ -61,13 +61,20 @@ fn faster_simulator_is_better_on_ttft() {
     let slow = run(dir.path(), "60ms");
     let fast = run(dir.path(), "10ms");
 
-    let table = compare(&slow, &fast);
+    let png = dir.path().join("compare.png");
+    let table = compare(&slow, &fast, &png);
+    let bytes = std::fs::read(&png).expect("compare chart written");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 30_000,
+        "{} bytes",
+        bytes.len()
+    );
     for metric in ["ttft p50", "ttft p90"] {
         let r = row(&table, metric);
         assert!(r.trim_end().ends_with("better"), "{r}\n{table}");
         assert!(r.contains("-"), "a negative delta expected: {r}");
     }
-    let table = compare(&fast, &slow);
+    let table = compare(&fast, &slow, &png);
     let r = row(&table, "ttft p50");
     assert!(r.trim_end().ends_with("worse"), "{r}\n{table}");
 }

@@ -6,6 +6,7 @@
 //! fonts or libraries are needed. Every panel has a title, axes with units
 //! and a legend; a phase without samples is simply left out of a panel.
 
+mod compare;
 mod latency;
 mod throughput;
 
@@ -85,7 +86,7 @@ fn offset_s(data: &RunData, p: &PhaseData) -> f64 {
         .map(|p| p.start_unix_nanos)
         .min()
         .unwrap_or(0);
-    (p.start_unix_nanos - base) as f64 / 1e9
+    p.start_unix_nanos.saturating_sub(base) as f64 / 1e9
 }
 
 /// An axis range covering `values` with some head room (never empty).
@@ -156,6 +157,13 @@ pub fn write(dir: &Path, data: &RunData) -> Result<(), (PathBuf, String)> {
     let path = dir.join(THROUGHPUT_FILE);
     throughput::draw(&path, data).map_err(|e| (path.clone(), e))?;
     Ok(())
+}
+
+/// Draw the comparison chart of `runs` (labelled by `labels`, the first is
+/// the reference) into `path`.
+pub fn write_compare(path: &Path, labels: &[String], runs: &[RunData]) -> Result<(), String> {
+    fonts();
+    compare::draw(path, labels, runs)
 }
 
 /// Lay out a chart image: white background, a title, and a 2×2 grid.
