@@ -115,6 +115,9 @@ pub struct RawAgents {
     pub join_timeout: Option<HumanDuration>,
     /// Upper bound on requests in flight per agent. Default 10000.
     pub max_in_flight: Option<u32>,
+    /// How long an agent whose connection dropped mid-phase keeps its share
+    /// while it reconnects, before it is declared lost. Default "30s".
+    pub reconnect_grace: Option<HumanDuration>,
 }
 
 /// `[target]`: the endpoint under test — a URL, or the built-in simulator.
@@ -261,6 +264,8 @@ pub struct Agents {
     pub join_timeout: Duration,
     /// Per-agent in-flight bound.
     pub max_in_flight: u32,
+    /// Reconnect grace period.
+    pub reconnect_grace: Duration,
 }
 
 /// Local agents (started by the controller) or remote ones.
@@ -656,6 +661,9 @@ impl RawPlan {
             listen,
             join_timeout,
             max_in_flight,
+            reconnect_grace: a
+                .reconnect_grace
+                .map_or(Duration::from_secs(30), HumanDuration::get),
         })
     }
 

@@ -140,6 +140,15 @@ impl Orchestrator {
     }
 
     fn on_join(&mut self, hello: Hello, tx: AgentTx) {
+        if let Some(a) = self.agents.get_mut(&hello.agent_id) {
+            // A known agent reconnecting: it keeps its clock estimate.
+            self.progress
+                .line(&format!("agent {} reconnected", hello.agent_id));
+            a.hello = hello;
+            a.tx = tx;
+            a.connected = true;
+            return;
+        }
         self.progress.line(&format!(
             "agent {} joined (node {}, {} cores, v{})",
             hello.agent_id, hello.node_name, hello.cores, hello.version
@@ -314,6 +323,10 @@ impl Orchestrator {
 
         let mut acc = PhaseAccumulator::default();
         let mut lost: Vec<String> = Vec::new();
+        // Assigned agents whose session dropped, and when: they keep their
+        // share (their load goes on) until `reconnect_grace` has passed.
+        let mut away: BTreeMap<String, Instant> = BTreeMap::new();
+        let grace = self.plan.agents.reconnect_grace;
         let mut stopped_early = false;
         let mut deadline = start + phase.duration + phase.drain + REPORT_GRACE;
         let interrupt = self.interrupt.clone();
@@ -326,6 +339,18 @@ impl Orchestrator {
                         lost.push(id);
                     }
                     break;
+                }
+                () = tokio::time::sleep_until(away.values().min().map_or(deadline, |t| *t + grace)), if !away.is_empty() => {
+                    let now = Instant::now();
+                    let gone: Vec<String> = away.iter().filter(|(_, t)| **t + grace <= now).map(|(id, _)| id.clone()).collect();
+                    for id in gone {
+                        away.remove(&id);
+                        if pending.remove(&id) {
+                            self.progress.line(&format!("agent {id} did not come back within {}s: lost", grace.as_secs()));
+                            lost.push(id);
+                        }
+                    }
+                    continue;
                 }
                 () = interrupt.cancelled(), if !stopped_early => {
                     stopped_early = true;
@@ -389,13 +414,19 @@ impl Orchestrator {
                 Event::Joined { hello, tx } => {
                     let id = hello.agent_id.clone();
                     self.on_join(hello, tx);
-                    self.progress
-                        .line(&format!("agent {id} will take part from the next phase"));
+                    if away.remove(&id).is_none() && !pending.contains(&id) {
+                        self.progress
+                            .line(&format!("agent {id} will take part from the next phase"));
+                    }
                 }
                 Event::Left { agent, reason } => {
                     self.on_left(&agent, &reason);
-                    if pending.remove(&agent) {
-                        lost.push(agent);
+                    if pending.contains(&agent) {
+                        self.progress.line(&format!(
+                            "agent {agent} keeps its share for up to {}s while it reconnects",
+                            grace.as_secs()
+                        ));
+                        away.insert(agent, Instant::now());
                     }
                 }
             }
