@@ -70,8 +70,11 @@ async fn cut_stream_ends_without_done_and_with_a_body_error() {
         assert!(err.is_body() || err.is_decode(), "{err:?}");
         let text = String::from_utf8_lossy(&body);
         assert!(!text.contains("[DONE]"), "{text}");
-        // Role chunk + half of the 8 tokens.
-        assert_eq!(text.matches("\n\n").count(), 1 + 4, "{text}");
+        // The cut comes after the role chunk + half of the 8 tokens. The connection
+        // is reset, and a reset may discard bytes still in flight to the client, so
+        // the client sees at most those events — never more, and never [DONE].
+        let events = text.matches("\n\n").count();
+        assert!(events <= 1 + 4, "{events} events: {text}");
         assert_eq!(sim.sim.stats.snapshot().faults_injected.stream_cut, 1);
         assert_eq!(sim.sim.stats.requests_served(), 0);
 
