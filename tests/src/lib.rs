@@ -225,3 +225,18 @@ pub fn plan_file(text: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&path, text).expect("write plan");
     (dir, path)
 }
+
+/// Start `controller run PLAN --out OUT` listening on an ephemeral loopback
+/// port for remote agents; returns it and the URL agents dial.
+pub fn start_remote_controller(plan: &Path, out: &Path) -> (Proc, String) {
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run")
+        .arg(plan)
+        .arg("--out")
+        .arg(out)
+        .args(["--listen", "127.0.0.1:0"]);
+    let mut controller = Proc::spawn(cmd);
+    let line = controller.wait_for_line("controller listening on", Duration::from_secs(60));
+    let url = url_in(&line);
+    (controller, url)
+}

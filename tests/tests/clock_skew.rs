@@ -3,7 +3,7 @@
 //! in its own clock. The spread is observed independently, by a server that
 //! timestamps every request's arrival with the one real clock of this machine.
 
-use stampede_tests::{Proc, bin, plan_file, url_in};
+use stampede_tests::{Proc, bin, plan_file};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -105,16 +105,7 @@ duration = "2s"
     );
     let (dir, path) = plan_file(&plan);
     let out = dir.path().join("run");
-    let mut controller = Command::new(bin("controller"));
-    controller
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&out)
-        .args(["--listen", "127.0.0.1:0"]);
-    let mut controller = Proc::spawn(controller);
-    let addr =
-        url_in(&controller.wait_for_line("controller listening on", Duration::from_secs(60)));
+    let (mut controller, addr) = stampede_tests::start_remote_controller(&path, &out);
     // Shard order follows agent ids: "a-ahead" is shard 0, "b-behind" shard 1.
     let mut agents: Vec<Proc> = [("a-ahead", "200"), ("b-behind", "-200")]
         .iter()

@@ -1,7 +1,7 @@
 //! The whole path with separate processes on loopback: a simulator, a
 //! controller expecting remote agents, and three `agent` processes.
 
-use stampede_tests::{Proc, bin, get_json, plan_file, start_sim, url_in};
+use stampede_tests::{Proc, bin, get_json, plan_file, start_sim};
 use std::process::Command;
 use std::time::Duration;
 
@@ -38,16 +38,7 @@ duration = "4s"
     );
     let (dir, path) = plan_file(&plan);
     let out = dir.path().join("run");
-    let mut controller = Command::new(bin("controller"));
-    controller
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&out)
-        .args(["--listen", "127.0.0.1:0"]);
-    let mut controller = Proc::spawn(controller);
-    let addr =
-        url_in(&controller.wait_for_line("controller listening on", Duration::from_secs(30)));
+    let (mut controller, addr) = stampede_tests::start_remote_controller(&path, &out);
 
     let mut agents: Vec<Proc> = (0..3)
         .map(|i| {

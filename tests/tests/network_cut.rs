@@ -3,7 +3,7 @@
 //! acknowledged, and the run ends with nothing lost or counted twice —
 //! sent = ok + Σ errors, and ok equals what the simulator served.
 
-use stampede_tests::{Proc, bin, get_json, plan_file, start_sim, url_in};
+use stampede_tests::{Proc, bin, get_json, plan_file, start_sim};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::Command;
@@ -95,16 +95,7 @@ duration = "16s"
     );
     let (dir, path) = plan_file(&plan);
     let out = dir.path().join("run");
-    let mut controller = Command::new(bin("controller"));
-    controller
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&out)
-        .args(["--listen", "127.0.0.1:0"]);
-    let mut controller = Proc::spawn(controller);
-    let addr =
-        url_in(&controller.wait_for_line("controller listening on", Duration::from_secs(60)));
+    let (mut controller, addr) = stampede_tests::start_remote_controller(&path, &out);
     let upstream = addr.trim_start_matches("http://").to_string();
     // Agent "a" goes through the proxy; agent "b" dials directly.
     let proxy = Proxy::start(upstream);
