@@ -23,7 +23,7 @@
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use stampede_agent::engine::{self, AgentClock, Report, cpu_micros};
+use stampede_agent::engine::{self, AgentClock, Report, cpu_micros, cpu_micros_of};
 use stampede_agent::session::http_client;
 use stampede_common::histogram::{decode, new_histogram};
 use stampede_common::metric::Metric;
@@ -104,12 +104,7 @@ impl Sim {
     }
 
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        (get(11) + get(12)) / 100.0
+        cpu_micros_of(&self.child.id().to_string()) as f64 / 1e6
     }
 }
 

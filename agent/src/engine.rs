@@ -452,8 +452,14 @@ async fn flush_loop(
 /// CPU time (user + system) used by this process so far, in microseconds
 /// (0 where `/proc` is unavailable).
 pub fn cpu_micros() -> u64 {
-    // Fields 14 and 15 of /proc/self/stat, in clock ticks (USER_HZ = 100 on Linux).
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    cpu_micros_of("self")
+}
+
+/// CPU time (user + system) of process `pid` (or `"self"`) so far, in
+/// microseconds; 0 where `/proc` is unavailable.
+pub fn cpu_micros_of(pid: &str) -> u64 {
+    // Fields 14 and 15 of /proc/<pid>/stat, in clock ticks (USER_HZ = 100 on Linux).
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };
     let Some(after_name) = stat.rfind(')').map(|i| &stat[i + 1..]) else {

@@ -145,16 +145,21 @@ impl Recorder {
         u32::try_from(since.as_nanos() / self.window.as_nanos().max(1)).unwrap_or(u32::MAX)
     }
 
-    fn with_window<R>(&self, f: impl FnOnce(&mut WindowData, Instant) -> R) -> R {
+    /// Run `f` on the window open now (under the lock, with the flusher's
+    /// clock); `completion` also records the time as the last completion.
+    fn with_window<R>(&self, completion: bool, f: impl FnOnce(&mut WindowData) -> R) -> R {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let idx = self.index_at(now).max(inner.next_unflushed);
-        f(inner.open.entry(idx).or_default(), now)
+        if completion {
+            inner.last_completion = Some(now);
+        }
+        f(inner.open.entry(idx).or_default())
     }
 
     /// A request was sent `lag` after its intended time.
     pub fn sent(&self, lag: Duration) {
-        self.with_window(|w, _| {
+        self.with_window(false, |w| {
             w.counters.sent += 1;
             w.record(Metric::ScheduleLag, micros(lag));
         });
@@ -162,45 +167,39 @@ impl Recorder {
 
     /// `n` due arrivals could not be sent.
     pub fn skipped(&self, n: u64) {
-        self.with_window(|w, _| w.counters.skipped += n);
+        self.with_window(false, |w| w.counters.skipped += n);
     }
 
     /// A request intended at `intended` succeeded.
     pub fn success(&self, intended: Instant, s: &Success, itl_gaps: &[u64]) {
         let ttft = micros(s.first_token.saturating_duration_since(intended));
         let e2e = micros(s.last_token.saturating_duration_since(intended));
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let idx = self.index_at(now).max(inner.next_unflushed);
-        inner.last_completion = Some(now);
-        let w = inner.open.entry(idx).or_default();
-        w.counters.ok += 1;
-        w.counters.output_tokens += s.output_tokens;
-        w.counters.input_tokens += s.prompt_tokens.unwrap_or(0);
-        w.counters.usage_reported += u64::from(s.usage_reported);
-        w.record(Metric::Ttft, ttft);
-        w.record(Metric::E2e, e2e);
-        w.record(Metric::OutputTokens, s.output_tokens);
-        if s.output_tokens > 1 {
-            w.record(
-                Metric::Tpot,
-                e2e.saturating_sub(ttft) / (s.output_tokens - 1),
-            );
-        }
-        for &gap in itl_gaps {
-            w.record(Metric::Itl, gap);
-        }
+        self.with_window(true, |w| {
+            w.counters.ok += 1;
+            w.counters.output_tokens += s.output_tokens;
+            w.counters.input_tokens += s.prompt_tokens.unwrap_or(0);
+            w.counters.usage_reported += u64::from(s.usage_reported);
+            w.record(Metric::Ttft, ttft);
+            w.record(Metric::E2e, e2e);
+            w.record(Metric::OutputTokens, s.output_tokens);
+            if s.output_tokens > 1 {
+                w.record(
+                    Metric::Tpot,
+                    e2e.saturating_sub(ttft) / (s.output_tokens - 1),
+                );
+            }
+            for &gap in itl_gaps {
+                w.record(Metric::Itl, gap);
+            }
+        });
     }
 
     /// A request failed.
     pub fn failure(&self, class: FailureClass) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let idx = self.index_at(now).max(inner.next_unflushed);
-        inner.last_completion = Some(now);
-        let w = inner.open.entry(idx).or_default();
-        w.counters.failed += 1;
-        *w.errors.entry(class).or_default() += 1;
+        self.with_window(true, |w| {
+            w.counters.failed += 1;
+            *w.errors.entry(class).or_default() += 1;
+        });
     }
 
     /// Take every window before `end` (exclusive), including empty ones, in order.
