@@ -228,14 +228,17 @@ async fn agent(url: &str, rate: f64, secs: u64) -> AgentRun {
             ..Default::default()
         }),
         max_in_flight: 20_000,
+        ..Default::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (_reshard, reshards) = tokio::sync::watch::channel(Vec::new());
     let phase = tokio::spawn(engine::run_phase(
         assignment,
         http_client(),
         clock,
         tx,
         CancellationToken::new(),
+        reshards,
     ));
     let mut run = AgentRun {
         ttft: Some(new_histogram()),

@@ -10,8 +10,14 @@
 //!
 //! Closed loop: cluster-wide user u runs on shard u mod n; each user sends its
 //! next request when the previous one ends (intended = actual send).
+//!
+//! Resharding: when the controller loses an agent mid-phase it hands every
+//! remaining agent a new slice (index, count) from a window boundary on.
+//! Open loop: arrivals intended from then on follow the new slice, so the
+//! survivors again send the whole sequence. Closed loop: the agent starts the
+//! extra users its new slice gives it.
 
-use crate::arrivals::{self, Schedule};
+use crate::arrivals::Schedule;
 use crate::client::{self, Target};
 use crate::failure::FailureClass;
 use crate::recorder::Recorder;
@@ -20,7 +26,7 @@ use stampede_common::proto::{self, load_shape::Shape};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -82,6 +88,7 @@ struct Spec {
     drain: Duration,
     window: Duration,
     max_requests: u64,
+    max_arrivals: u64,
     shard: proto::Shard,
     shape: Shape,
     /// The cluster-wide open-loop sequence (open-loop phases only).
@@ -121,6 +128,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
         drain: Duration::from_millis(a.drain_ms),
         window: Duration::from_millis(a.window_ms),
         max_requests: a.max_requests,
+        max_arrivals: a.max_arrivals,
         shard,
         shape,
         schedule,
@@ -180,6 +188,7 @@ pub async fn run_phase(
     clock: AgentClock,
     reports: mpsc::Sender<Report>,
     stop: CancellationToken,
+    reshards: watch::Receiver<Vec<proto::Reshard>>,
 ) -> Result<(), EngineError> {
     let spec = validate(&assignment, &clock)?;
     let request = assignment.request.unwrap_or_default();
@@ -205,7 +214,7 @@ pub async fn run_phase(
         workload,
         closed_count: AtomicU64::new(0),
         expected_tokens: (request.max_tokens as usize).min(4096),
-        rec: Recorder::new(spec.start, spec.window),
+        rec: Recorder::new(spec.start, spec.window).with_goodput(assignment.goodput),
         timeout: spec.timeout,
         in_flight: AtomicU32::new(0),
         abandon: CancellationToken::new(),
@@ -225,8 +234,8 @@ pub async fn run_phase(
     tokio::select! {
         () = tokio::time::sleep_until(spec.start) => {
             match (&spec.shape, &spec.schedule) {
-                (Shape::Concurrency(c), _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop),
-                (_, Some(schedule)) => open_loop(&ctx, &spec, schedule.clone(), &tracker, &stop).await,
+                (Shape::Concurrency(c), _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop, reshards),
+                (_, Some(schedule)) => open_loop(&ctx, &spec, schedule.clone(), &tracker, &stop, reshards).await,
                 (Shape::OpenLoop(_), None) => {}
             }
         }
@@ -300,21 +309,32 @@ async fn open_loop(
     schedule: Schedule,
     tracker: &TaskTracker,
     stop: &CancellationToken,
+    mut reshards: watch::Receiver<Vec<proto::Reshard>>,
 ) {
-    let arrivals = arrivals::shard(schedule, spec.shard.index, spec.shard.count);
     let runtime = tokio::runtime::Handle::current();
     let (ctx, tracker, stop) = (ctx.clone(), tracker.clone(), stop.clone());
-    let (start, end, max_requests, max_in_flight) =
-        (spec.start, spec.end, spec.max_requests, spec.max_in_flight);
+    let (start, end, max_in_flight, phase_index) =
+        (spec.start, spec.end, spec.max_in_flight, spec.phase_index);
+    let mut slices = Slices::new(spec.shard);
+    // Without a global bound, the per-agent one (older controllers).
+    let (max_arrivals, mut mine_left) = match (spec.max_arrivals, spec.max_requests) {
+        (0, 0) => (u64::MAX, u64::MAX),
+        (0, m) => (u64::MAX, m),
+        (m, _) => (m, u64::MAX),
+    };
     let pacer = std::thread::Builder::new()
         .name("stampede-pacer".into())
         .spawn(move || {
-            let limit = if max_requests == 0 {
-                usize::MAX
-            } else {
-                usize::try_from(max_requests).unwrap_or(usize::MAX)
-            };
-            for (k, at) in arrivals.take(limit) {
+            for (k, at) in schedule {
+                if k >= max_arrivals || mine_left == 0 {
+                    break;
+                }
+                if reshards.has_changed().unwrap_or(false) {
+                    slices.update(&reshards.borrow_and_update(), phase_index);
+                }
+                if !slices.owns(k, at) {
+                    continue;
+                }
                 let Some(due) = Duration::try_from_secs_f64(at)
                     .ok()
                     .and_then(|d| start.checked_add(d))
@@ -324,6 +344,7 @@ async fn open_loop(
                 if due >= end || !sleep_until_precise(due, &stop) {
                     break;
                 }
+                mine_left -= 1;
                 if ctx.in_flight.load(Ordering::Relaxed) >= max_in_flight {
                     ctx.rec.skipped(1);
                     continue;
@@ -344,6 +365,54 @@ async fn open_loop(
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         Err(e) => tracing::error!("cannot start the pacing thread: {e}"),
+    }
+}
+
+/// This agent's slices of a phase over time: the assigned one, then one per reshard.
+struct Slices {
+    /// (from, in seconds since the phase start; index; count), by `from`.
+    slices: Vec<(f64, u64, u64)>,
+}
+
+impl Slices {
+    fn new(shard: proto::Shard) -> Self {
+        Self {
+            slices: vec![(0.0, u64::from(shard.index), u64::from(shard.count.max(1)))],
+        }
+    }
+
+    /// Take every reshard of `phase` (the watched list holds all of them).
+    fn update(&mut self, reshards: &[proto::Reshard], phase: u32) {
+        let mut slices = vec![self.slices[0]];
+        for r in reshards.iter().filter(|r| r.phase_index == phase) {
+            let shard = r.shard.unwrap_or_default();
+            if shard.count == 0 || shard.index >= shard.count {
+                tracing::warn!(
+                    index = shard.index,
+                    count = shard.count,
+                    "invalid reshard ignored"
+                );
+                continue;
+            }
+            slices.push((
+                r.from_ms as f64 / 1e3,
+                u64::from(shard.index),
+                u64::from(shard.count),
+            ));
+        }
+        slices.sort_by(|a, b| a.0.total_cmp(&b.0));
+        self.slices = slices;
+    }
+
+    /// Whether arrival `k`, intended `at` seconds into the phase, is this agent's.
+    fn owns(&self, k: u64, at: f64) -> bool {
+        let (_, index, count) = self
+            .slices
+            .iter()
+            .rev()
+            .find(|s| s.0 <= at)
+            .unwrap_or(&self.slices[0]);
+        k % count == *index
     }
 }
 
@@ -368,6 +437,7 @@ fn closed_loop(
     users: u32,
     tracker: &TaskTracker,
     stop: &CancellationToken,
+    mut reshards: watch::Receiver<Vec<proto::Reshard>>,
 ) {
     let n = spec.shard.count;
     let mine = users / n + u32::from(spec.shard.index < users % n);
@@ -377,37 +447,76 @@ fn closed_loop(
     } else {
         spec.max_requests
     }));
-    for _ in 0..mine.min(spec.max_in_flight) {
-        let ctx = ctx.clone();
-        let stop = stop.clone();
-        let budget = budget.clone();
-        let end = spec.end;
-        tracker.spawn(async move {
-            loop {
-                let now = Instant::now();
-                if now >= end || stop.is_cancelled() {
-                    break;
+    let max_in_flight = spec.max_in_flight;
+    let user = {
+        let (ctx, stop, end) = (ctx.clone(), stop.clone(), spec.end);
+        move |tracker: &TaskTracker, from: Instant| {
+            let (ctx, stop, budget) = (ctx.clone(), stop.clone(), budget.clone());
+            tracker.spawn(async move {
+                tokio::select! {
+                    () = tokio::time::sleep_until(from) => {}
+                    () = stop.cancelled() => return,
                 }
-                let took =
-                    budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1));
-                if took.is_err() {
-                    break;
+                loop {
+                    let now = Instant::now();
+                    if now >= end || stop.is_cancelled() {
+                        break;
+                    }
+                    let took = budget
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1));
+                    if took.is_err() {
+                        break;
+                    }
+                    // Not raced against `stop`: a request once sent is always
+                    // recorded (the drain deadline cancels it as `cancelled`).
+                    // Request j of this agent is number j·n + i of the phase.
+                    let j = ctx.closed_count.fetch_add(1, Ordering::Relaxed);
+                    ctx.one_request(now, j * count + index).await;
                 }
-                // Not raced against `stop`: a request once sent is always
-                // recorded (the drain deadline cancels it as `cancelled`).
-                // Request j of this agent is number j·n + i of the phase.
-                let j = ctx.closed_count.fetch_add(1, Ordering::Relaxed);
-                ctx.one_request(now, j * count + index).await;
-            }
-        });
+            });
+        }
+    };
+    let started = mine.min(max_in_flight);
+    for _ in 0..started {
+        user(tracker, spec.start);
     }
-    if mine > spec.max_in_flight {
+    if mine > max_in_flight {
         tracing::warn!(
             users = mine,
-            max_in_flight = spec.max_in_flight,
+            max_in_flight,
             "more users than the in-flight bound; extra users not started"
         );
     }
+    // Reshards give this agent more users (never fewer: its own keep going).
+    let (stop, end, start, phase) = (stop.clone(), spec.end, spec.start, spec.phase_index);
+    let spawner = tracker.clone();
+    tracker.spawn(async move {
+        let mut running = started;
+        loop {
+            tokio::select! {
+                changed = reshards.changed() => if changed.is_err() { break },
+                () = tokio::time::sleep_until(end) => break,
+                () = stop.cancelled() => break,
+            }
+            let latest = reshards
+                .borrow_and_update()
+                .iter()
+                .rfind(|r| r.phase_index == phase)
+                .copied();
+            let Some(r) = latest else { continue };
+            let s = r.shard.unwrap_or_default();
+            if s.count == 0 || s.index >= s.count {
+                continue;
+            }
+            let want =
+                (r.users / s.count + u32::from(s.index < r.users % s.count)).min(max_in_flight);
+            let from = start + Duration::from_millis(r.from_ms);
+            while running < want {
+                user(&spawner, from);
+                running += 1;
+            }
+        }
+    });
 }
 
 /// Emit every window as soon as it has elapsed; returns (windows sent, CPU reading at the last one).

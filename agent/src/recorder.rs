@@ -128,6 +128,8 @@ pub struct Recorder {
     start: Instant,
     window: Duration,
     inner: Mutex<Inner>,
+    /// Per-request bounds for goodput (µs; 0 = none), when the phase has any.
+    goodput: Option<proto::GoodputBounds>,
 }
 
 impl Recorder {
@@ -137,7 +139,16 @@ impl Recorder {
             start,
             window,
             inner: Mutex::new(Inner::default()),
+            goodput: None,
         }
+    }
+
+    /// Count successful requests within `bounds` as good.
+    #[must_use]
+    pub fn with_goodput(mut self, bounds: Option<proto::GoodputBounds>) -> Self {
+        self.goodput =
+            bounds.filter(|b| b.ttft_micros > 0 || b.tpot_micros > 0 || b.e2e_micros > 0);
+        self
     }
 
     fn index_at(&self, now: Instant) -> u32 {
@@ -174,19 +185,24 @@ impl Recorder {
     pub fn success(&self, intended: Instant, s: &Success, itl_gaps: &[u64]) {
         let ttft = micros(s.first_token.saturating_duration_since(intended));
         let e2e = micros(s.last_token.saturating_duration_since(intended));
+        let tpot = (s.output_tokens > 1).then(|| e2e.saturating_sub(ttft) / (s.output_tokens - 1));
+        let good = self.goodput.is_some_and(|b| {
+            let within = |bound: u64, v: u64| bound == 0 || v <= bound;
+            within(b.ttft_micros, ttft)
+                && within(b.e2e_micros, e2e)
+                && within(b.tpot_micros, tpot.unwrap_or(0))
+        });
         self.with_window(true, |w| {
             w.counters.ok += 1;
+            w.counters.good += u64::from(good);
             w.counters.output_tokens += s.output_tokens;
             w.counters.input_tokens += s.prompt_tokens.unwrap_or(0);
             w.counters.usage_reported += u64::from(s.usage_reported);
             w.record(Metric::Ttft, ttft);
             w.record(Metric::E2e, e2e);
             w.record(Metric::OutputTokens, s.output_tokens);
-            if s.output_tokens > 1 {
-                w.record(
-                    Metric::Tpot,
-                    e2e.saturating_sub(ttft) / (s.output_tokens - 1),
-                );
+            if let Some(tpot) = tpot {
+                w.record(Metric::Tpot, tpot);
             }
             for &gap in itl_gaps {
                 w.record(Metric::Itl, gap);

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -192,7 +192,7 @@ struct Carry {
     http: crate::http::ClientCache,
     report_tx: mpsc::Sender<Report>,
     report_rx: mpsc::Receiver<Report>,
-    phase: Option<(JoinHandle<()>, CancellationToken)>,
+    phase: Option<RunningPhase>,
     sequence: u64,
     unacked: VecDeque<proto::WindowReport>,
     dropped: u64,
@@ -249,9 +249,9 @@ impl Carry {
     }
 
     fn stop_phase(&mut self) {
-        if let Some((task, stop)) = self.phase.take() {
-            stop.cancel();
-            task.abort();
+        if let Some(p) = self.phase.take() {
+            p.stop.cancel();
+            p.task.abort();
         }
     }
 }
@@ -378,8 +378,8 @@ async fn session(
                         }
                     }
                     Some(Down::PhaseAssignment(a)) => {
-                        if let Some((task, _)) = &carry.phase
-                            && !task.is_finished()
+                        if let Some(p) = &carry.phase
+                            && !p.task.is_finished()
                         {
                                 tracing::warn!(phase = a.phase_index, "assignment while a phase runs; ignored");
                                 continue;
@@ -396,11 +396,18 @@ async fn session(
                         }
                     }
                     Some(Down::Ack(a)) => carry.ack(a.sequence),
+                    Some(Down::Reshard(r)) => match &carry.phase {
+                        Some(p) if !p.task.is_finished() => {
+                            tracing::info!(phase = r.phase_index, from_ms = r.from_ms, "taking a new slice of the phase");
+                            p.reshards.send_modify(|all| all.push(r));
+                        }
+                        _ => tracing::debug!(phase = r.phase_index, "reshard for a phase not running; ignored"),
+                    },
                     Some(Down::Welcome(_)) | None => {}
                     Some(Down::Stop(s)) => {
                         tracing::debug!(reason = %s.reason, abort = s.abort, "stop order");
-                        if let Some((_, stop)) = &carry.phase {
-                            stop.cancel();
+                        if let Some(p) = &carry.phase {
+                            p.stop.cancel();
                         }
                         if s.abort {
                             return SessionEnd::Finished;
@@ -421,18 +428,29 @@ async fn session(
     }
 }
 
+/// The phase this agent is running.
+struct RunningPhase {
+    task: JoinHandle<()>,
+    stop: CancellationToken,
+    /// Every reshard of the phase so far.
+    reshards: watch::Sender<Vec<proto::Reshard>>,
+}
+
 fn start_phase(
     a: proto::PhaseAssignment,
     http: reqwest::Client,
     clock: AgentClock,
     reports: mpsc::Sender<Report>,
-) -> (JoinHandle<()>, CancellationToken) {
+) -> RunningPhase {
     let stop = CancellationToken::new();
+    let (reshards, reshards_rx) = watch::channel(Vec::new());
     let phase_index = a.phase_index;
     let task = tokio::spawn({
         let stop = stop.clone();
         async move {
-            if let Err(e) = engine::run_phase(a, http, clock, reports.clone(), stop).await {
+            if let Err(e) =
+                engine::run_phase(a, http, clock, reports.clone(), stop, reshards_rx).await
+            {
                 tracing::error!(phase = phase_index, "{e}");
                 let _ = reports
                     .send(Report::Done(proto::PhaseDone {
@@ -443,7 +461,11 @@ fn start_phase(
             }
         }
     });
-    (task, stop)
+    RunningPhase {
+        task,
+        stop,
+        reshards,
+    }
 }
 
 #[cfg(test)]

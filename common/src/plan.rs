@@ -6,6 +6,7 @@
 //! key and the offending value, and is produced before any socket is bound.
 
 use crate::duration::HumanDuration;
+use crate::slo::Slo;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,9 @@ pub struct RawRun {
     /// mean, standard deviation and 95% confidence interval across repeats.
     /// Default 1.
     pub repeat: Option<u32>,
+    /// Service-level objectives of every phase, e.g. `["ttft.p99 < 500ms",
+    /// "error_rate < 1%"]`; a phase's own `slo` replaces one on the same statistic.
+    pub slo: Option<Vec<String>>,
 }
 
 /// `[agents]`: local agents started by the controller, or remote ones that dial in.
@@ -159,6 +163,32 @@ pub struct RawSimulator {
     pub output_tokens: Option<u32>,
     /// Listen address. Default an ephemeral loopback port.
     pub listen: Option<String>,
+    /// `[target.simulator.engine]`: model a continuous-batching server with a
+    /// finite capacity (see docs/simulator.md) instead of a fixed timeline.
+    pub engine: Option<SimEngine>,
+}
+
+/// `[target.simulator.engine]`: the simulator's batching engine; unset keys
+/// keep the simulator's defaults (docs/simulator.md).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimEngine {
+    /// Most requests in the running batch.
+    pub max_num_seqs: Option<u32>,
+    /// Most requests waiting for a slot (then refused).
+    pub max_waiting: Option<u32>,
+    /// Fixed cost of one engine step.
+    pub step_base: Option<HumanDuration>,
+    /// Added to a step per running request.
+    pub step_per_seq: Option<HumanDuration>,
+    /// Added to a step per prefilled prompt token.
+    pub prefill_per_token: Option<HumanDuration>,
+    /// Tokens per KV-cache block.
+    pub block_size: Option<u32>,
+    /// KV-cache capacity in blocks.
+    pub num_blocks: Option<u32>,
+    /// Prefix caching on/off.
+    pub prefix_caching: Option<bool>,
 }
 
 /// `[request]`: what each request asks for.
@@ -211,6 +241,35 @@ pub struct RawPhase {
     /// Grace period for in-flight requests after the phase ends. Default: the
     /// request timeout.
     pub drain: Option<HumanDuration>,
+    /// Service-level objectives of this phase (added to `run.slo`).
+    pub slo: Option<Vec<String>>,
+    /// Length of each step (kind "stress").
+    pub step_duration: Option<HumanDuration>,
+    /// Stress search: "adaptive" (multiply by `factor` until a step fails,
+    /// then bisect) or "linear" (add `step` each time). Default "adaptive".
+    pub search: Option<String>,
+    /// Growth factor of an adaptive stress search. Default 2.
+    pub factor: Option<f64>,
+    /// Rate added per step of a linear stress search (requests per second).
+    pub step: Option<f64>,
+    /// An adaptive search stops bisecting when the bracket is this narrow,
+    /// relative to the passing rate. Default 0.05.
+    pub precision: Option<f64>,
+    /// Most steps a stress phase runs. Default 12.
+    pub max_steps: Option<u32>,
+    /// A stress step fails above this error rate. Default 0.01.
+    pub max_error_rate: Option<f64>,
+    /// A stress step fails when achieved/offered falls below this. Default 0.95.
+    pub min_achieved: Option<f64>,
+    /// A stress step fails when more than this share of agent windows were
+    /// saturated (the load generator could not keep up). Default 0.25.
+    pub max_saturated: Option<f64>,
+    /// Windows compared at each end of a soak for its drift report. Default:
+    /// a tenth of the phase's windows (at least 1).
+    pub drift_windows: Option<u32>,
+    /// A soak fails its objectives when TTFT or E2E p99 grows by more than
+    /// this fraction from its first to its last windows (e.g. 0.2).
+    pub max_drift: Option<f64>,
 }
 
 /// A validated plan, ready to run.
@@ -318,6 +377,8 @@ pub struct SimulatorSpec {
     pub output_tokens: u32,
     /// Listen address.
     pub listen: SocketAddr,
+    /// Batching engine, when the plan enables it.
+    pub engine: Option<SimEngine>,
 }
 
 /// OpenAI-compatible API.
@@ -360,6 +421,8 @@ pub struct Phase {
     pub max_requests: Option<u64>,
     /// Grace period for in-flight requests.
     pub drain: Duration,
+    /// Service-level objectives (run-wide ones merged with the phase's own).
+    pub slo: Vec<Slo>,
 }
 
 /// Kind of phase with its parameters.
@@ -390,6 +453,59 @@ pub enum PhaseKind {
         /// Users across all agents.
         users: u32,
     },
+    /// Open-loop steps of rising rate until one fails its objectives; the
+    /// phase's duration is each step's. Reports the knee.
+    Stress(Stress),
+    /// A long constant-rate phase with a drift report.
+    Soak {
+        /// Arrivals per second.
+        rate: f64,
+        /// Spacing of arrivals.
+        arrival: Arrival,
+        /// Windows compared at each end (`None`: a tenth of them).
+        drift_windows: Option<u32>,
+        /// Largest allowed relative growth of TTFT/E2E p99.
+        max_drift: Option<f64>,
+    },
+}
+
+/// Parameters of a stress search.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stress {
+    /// First step's rate.
+    pub from: f64,
+    /// Highest rate tried.
+    pub to: f64,
+    /// How the next rate is chosen.
+    pub search: Search,
+    /// Most steps.
+    pub max_steps: u32,
+    /// Spacing of arrivals.
+    pub arrival: Arrival,
+    /// A step fails above this error rate.
+    pub max_error_rate: f64,
+    /// A step fails when achieved/offered falls below this.
+    pub min_achieved: f64,
+    /// A step fails when more than this share of agent windows were saturated.
+    pub max_saturated: f64,
+}
+
+/// How a stress phase picks its next rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Search {
+    /// Multiply by `factor` until a step fails, then bisect until the bracket
+    /// is within `precision` of the passing rate.
+    Adaptive {
+        /// Growth factor (> 1).
+        factor: f64,
+        /// Relative width at which bisection stops.
+        precision: f64,
+    },
+    /// Add `step` each time until a step fails.
+    Linear {
+        /// Rate increment.
+        step: f64,
+    },
 }
 
 /// Spacing of open-loop arrivals.
@@ -414,6 +530,8 @@ impl PhaseKind {
             PhaseKind::Constant { .. } => "constant",
             PhaseKind::Ramp { .. } => "ramp",
             PhaseKind::Concurrency { .. } => "concurrency",
+            PhaseKind::Stress(_) => "stress",
+            PhaseKind::Soak { .. } => "soak",
         }
     }
 
@@ -421,7 +539,7 @@ impl PhaseKind {
     pub fn offered_rate_at(&self, t: Duration, duration: Duration) -> Option<f64> {
         let frac = (t.as_secs_f64() / duration.as_secs_f64().max(1e-9)).clamp(0.0, 1.0);
         match *self {
-            PhaseKind::Constant { rate, .. } => Some(rate),
+            PhaseKind::Constant { rate, .. } | PhaseKind::Soak { rate, .. } => Some(rate),
             PhaseKind::Ramp {
                 from,
                 to,
@@ -448,9 +566,23 @@ impl PhaseKind {
     /// Mean offered rate for open-loop kinds (a ramp's average).
     pub fn offered_rate(&self) -> Option<f64> {
         match self {
-            PhaseKind::Constant { rate, .. } => Some(*rate),
+            PhaseKind::Constant { rate, .. } | PhaseKind::Soak { rate, .. } => Some(*rate),
             PhaseKind::Ramp { from, to, .. } => Some((from + to) / 2.0),
             _ => None,
+        }
+    }
+}
+
+impl Phase {
+    /// One step of a stress phase: the same phase at a constant `rate`.
+    pub fn stress_step(&self, rate: f64) -> Phase {
+        let arrival = match self.kind {
+            PhaseKind::Stress(s) => s.arrival,
+            _ => Arrival::Uniform,
+        };
+        Phase {
+            kind: PhaseKind::Constant { rate, arrival },
+            ..self.clone()
         }
     }
 }
@@ -567,11 +699,12 @@ impl RawPlan {
         if self.phase.is_empty() {
             return Err(cx.invalid("phase", MISSING, "a plan needs at least one [[phase]]"));
         }
+        let run_slo = parse_slos(&cx, "run.slo", self.run.slo.as_deref())?;
         let phases = self
             .phase
             .iter()
             .enumerate()
-            .map(|(i, p)| p.validate(&cx, i, &request))
+            .map(|(i, p)| p.validate(&cx, i, &request, &run_slo))
             .collect::<Result<Vec<_>, _>>()?;
 
         let workload = self
@@ -725,7 +858,23 @@ impl RawPlan {
                         "target.simulator.listen",
                         s.listen.as_deref().unwrap_or("127.0.0.1:0"),
                     )?,
+                    engine: s.engine.clone(),
                 };
+                if let Some(e) = &spec.engine {
+                    for (key, v) in [
+                        ("max_num_seqs", e.max_num_seqs),
+                        ("block_size", e.block_size),
+                        ("num_blocks", e.num_blocks),
+                    ] {
+                        if v == Some(0) {
+                            return Err(cx.invalid(
+                                format!("target.simulator.engine.{key}"),
+                                0,
+                                "must be at least 1",
+                            ));
+                        }
+                    }
+                }
                 if spec.output_tokens == 0 {
                     return Err(cx.invalid(
                         "target.simulator.output_tokens",
@@ -905,15 +1054,32 @@ fn validate_cost(cx: &Ctx<'_>, c: &RawCost) -> Result<Cost, PlanError> {
     })
 }
 
+/// Parse a list of objectives at `key`.
+fn parse_slos(cx: &Ctx<'_>, key: &str, list: Option<&[String]>) -> Result<Vec<Slo>, PlanError> {
+    list.unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(j, text)| {
+            Slo::parse(text)
+                .map_err(|e| cx.invalid(format!("{key}[{j}]"), format!("{text:?}"), e.0))
+        })
+        .collect()
+}
+
+const KINDS: &str =
+    "expected \"baseline\", \"constant\", \"ramp\", \"concurrency\", \"stress\" or \"soak\"";
+
 impl RawPhase {
-    fn validate(&self, cx: &Ctx<'_>, i: usize, request: &RequestSpec) -> Result<Phase, PlanError> {
+    fn validate(
+        &self,
+        cx: &Ctx<'_>,
+        i: usize,
+        request: &RequestSpec,
+        run_slo: &[Slo],
+    ) -> Result<Phase, PlanError> {
         let key = |field: &str| format!("phase[{i}].{field}");
         let Some(kind_name) = self.kind.as_deref() else {
-            return Err(cx.invalid(
-                key("kind"),
-                MISSING,
-                "expected \"baseline\", \"constant\" or \"concurrency\"",
-            ));
+            return Err(cx.invalid(key("kind"), MISSING, KINDS));
         };
         let unused = |field: &str, present: bool| -> Result<(), PlanError> {
             if present {
@@ -926,39 +1092,76 @@ impl RawPhase {
                 Ok(())
             }
         };
-        let open_loop = matches!(kind_name, "constant" | "ramp");
-        unused("arrival", !open_loop && self.arrival.is_some())?;
-        unused("burstiness", !open_loop && self.burstiness.is_some())?;
+        // Keys that belong to one kind only, checked once for all.
+        let only = |field: &str, present: bool, kinds: &[&str]| -> Result<(), PlanError> {
+            unused(field, present && !kinds.contains(&kind_name))
+        };
+        let open_loop = ["constant", "ramp", "stress", "soak"];
+        only("arrival", self.arrival.is_some(), &open_loop)?;
+        only("burstiness", self.burstiness.is_some(), &open_loop)?;
+        only("rate", self.rate.is_some(), &["constant", "soak"])?;
+        only("users", self.users.is_some(), &["concurrency"])?;
+        only("from", self.from.is_some(), &["ramp", "stress"])?;
+        only("to", self.to.is_some(), &["ramp", "stress"])?;
+        only("steps", self.steps.is_some(), &["ramp"])?;
+        for (field, present) in [
+            ("step_duration", self.step_duration.is_some()),
+            ("search", self.search.is_some()),
+            ("factor", self.factor.is_some()),
+            ("step", self.step.is_some()),
+            ("precision", self.precision.is_some()),
+            ("max_steps", self.max_steps.is_some()),
+            ("max_error_rate", self.max_error_rate.is_some()),
+            ("min_achieved", self.min_achieved.is_some()),
+            ("max_saturated", self.max_saturated.is_some()),
+        ] {
+            only(field, present, &["stress"])?;
+        }
+        only("drift_windows", self.drift_windows.is_some(), &["soak"])?;
+        only("max_drift", self.max_drift.is_some(), &["soak"])?;
+        only(
+            "duration",
+            self.duration.is_some(),
+            &["baseline", "constant", "ramp", "concurrency", "soak"],
+        )?;
+        let need_rate = |what: &str| -> Result<f64, PlanError> {
+            let Some(rate) = self.rate else {
+                return Err(cx.invalid(
+                    key("rate"),
+                    MISSING,
+                    format!("kind {what:?} needs a rate in requests per second"),
+                ));
+            };
+            check_rate(cx, &key("rate"), rate, false)?;
+            Ok(rate)
+        };
         let kind = match kind_name {
-            "baseline" => {
-                unused("rate", self.rate.is_some())?;
-                unused("users", self.users.is_some())?;
-                unused("from", self.from.is_some())?;
-                unused("to", self.to.is_some())?;
-                unused("steps", self.steps.is_some())?;
-                PhaseKind::Baseline
-            }
-            "constant" => {
-                unused("users", self.users.is_some())?;
-                unused("from", self.from.is_some())?;
-                unused("to", self.to.is_some())?;
-                unused("steps", self.steps.is_some())?;
-                let Some(rate) = self.rate else {
+            "baseline" => PhaseKind::Baseline,
+            "constant" => PhaseKind::Constant {
+                rate: need_rate("constant")?,
+                arrival: self.arrival(cx, i)?,
+            },
+            "soak" => {
+                if self.drift_windows == Some(0) {
+                    return Err(cx.invalid(key("drift_windows"), 0, "must be at least 1"));
+                }
+                if let Some(d) = self.max_drift
+                    && !(d.is_finite() && d > 0.0)
+                {
                     return Err(cx.invalid(
-                        key("rate"),
-                        MISSING,
-                        "kind \"constant\" needs a rate in requests per second",
+                        key("max_drift"),
+                        d,
+                        "must be a positive fraction, e.g. 0.2",
                     ));
-                };
-                check_rate(cx, &key("rate"), rate, false)?;
-                PhaseKind::Constant {
-                    rate,
+                }
+                PhaseKind::Soak {
+                    rate: need_rate("soak")?,
                     arrival: self.arrival(cx, i)?,
+                    drift_windows: self.drift_windows,
+                    max_drift: self.max_drift,
                 }
             }
             "ramp" => {
-                unused("users", self.users.is_some())?;
-                unused("rate", self.rate.is_some())?;
                 let (Some(from), Some(to)) = (self.from, self.to) else {
                     let missing = if self.from.is_none() { "from" } else { "to" };
                     return Err(cx.invalid(
@@ -984,11 +1187,8 @@ impl RawPhase {
                     arrival: self.arrival(cx, i)?,
                 }
             }
+            "stress" => PhaseKind::Stress(self.stress(cx, i)?),
             "concurrency" => {
-                unused("rate", self.rate.is_some())?;
-                unused("from", self.from.is_some())?;
-                unused("to", self.to.is_some())?;
-                unused("steps", self.steps.is_some())?;
                 let Some(users) = self.users else {
                     return Err(cx.invalid(
                         key("users"),
@@ -1002,21 +1202,26 @@ impl RawPhase {
                 PhaseKind::Concurrency { users }
             }
             other => {
-                return Err(cx.invalid(
-                    key("kind"),
-                    format!("{other:?}"),
-                    "expected \"baseline\", \"constant\", \"ramp\" or \"concurrency\"",
-                ));
+                return Err(cx.invalid(key("kind"), format!("{other:?}"), KINDS));
             }
         };
-        let Some(duration) = self.duration else {
+        let (duration_key, duration) = if kind_name == "stress" {
+            ("step_duration", self.step_duration)
+        } else {
+            ("duration", self.duration)
+        };
+        let Some(duration) = duration else {
             return Err(cx.invalid(
-                key("duration"),
+                key(duration_key),
                 MISSING,
-                "every phase needs a duration, e.g. \"30s\"",
+                if kind_name == "stress" {
+                    "a stress phase needs the length of each step, e.g. \"20s\""
+                } else {
+                    "every phase needs a duration, e.g. \"30s\""
+                },
             ));
         };
-        let duration = cx.positive(&key("duration"), duration.get())?;
+        let duration = cx.positive(&key(duration_key), duration.get())?;
         if self.requests == Some(0) {
             return Err(cx.invalid(key("requests"), 0, "must be at least 1 (or left out)"));
         }
@@ -1024,19 +1229,114 @@ impl RawPhase {
             .name
             .clone()
             .unwrap_or_else(|| format!("{kind_name}-{i}"));
-        if name.is_empty() || name.contains(['/', '\\', '\n']) {
+        if name.is_empty() || name.contains(['/', '\\', '\n', '@']) {
             return Err(cx.invalid(
                 key("name"),
                 format!("{name:?}"),
-                "must be non-empty, without slashes or newlines",
+                "must be non-empty, without slashes, '@' or newlines",
             ));
         }
+        let own_slo = parse_slos(cx, &key("slo"), self.slo.as_deref())?;
         Ok(Phase {
             name,
             kind,
             duration,
             max_requests: self.requests,
             drain: self.drain.map_or(request.timeout, HumanDuration::get),
+            slo: crate::slo::combine(run_slo, &own_slo),
+        })
+    }
+
+    fn stress(&self, cx: &Ctx<'_>, i: usize) -> Result<Stress, PlanError> {
+        let key = |field: &str| format!("phase[{i}].{field}");
+        let (Some(from), Some(to)) = (self.from, self.to) else {
+            let missing = if self.from.is_none() { "from" } else { "to" };
+            return Err(cx.invalid(
+                key(missing),
+                MISSING,
+                "kind \"stress\" needs `from` (first rate) and `to` (highest rate tried)",
+            ));
+        };
+        check_rate(cx, &key("from"), from, false)?;
+        check_rate(cx, &key("to"), to, false)?;
+        if to < from {
+            return Err(cx.invalid(key("to"), to, format!("must be at least `from` ({from})")));
+        }
+        let search = match self.search.as_deref().unwrap_or("adaptive") {
+            "adaptive" => {
+                if self.step.is_some() {
+                    return Err(cx.invalid(key("step"), "(set)", "applies to search = \"linear\""));
+                }
+                let factor = self.factor.unwrap_or(2.0);
+                if !(factor.is_finite() && factor > 1.0 && factor <= 100.0) {
+                    return Err(cx.invalid(
+                        key("factor"),
+                        factor,
+                        "must be above 1 (and at most 100)",
+                    ));
+                }
+                let precision = self.precision.unwrap_or(0.05);
+                if !(0.001..1.0).contains(&precision) {
+                    return Err(cx.invalid(
+                        key("precision"),
+                        precision,
+                        "must be between 0.001 and 1",
+                    ));
+                }
+                Search::Adaptive { factor, precision }
+            }
+            "linear" => {
+                for (field, set) in [
+                    ("factor", self.factor.is_some()),
+                    ("precision", self.precision.is_some()),
+                ] {
+                    if set {
+                        return Err(cx.invalid(
+                            key(field),
+                            "(set)",
+                            "applies to search = \"adaptive\"",
+                        ));
+                    }
+                }
+                let Some(step) = self.step else {
+                    return Err(cx.invalid(
+                        key("step"),
+                        MISSING,
+                        "a linear search needs the rate added per step",
+                    ));
+                };
+                check_rate(cx, &key("step"), step, false)?;
+                Search::Linear { step }
+            }
+            other => {
+                return Err(cx.invalid(
+                    key("search"),
+                    format!("{other:?}"),
+                    "expected \"adaptive\" or \"linear\"",
+                ));
+            }
+        };
+        let max_steps = self.max_steps.unwrap_or(12);
+        if !(1..=100).contains(&max_steps) {
+            return Err(cx.invalid(key("max_steps"), max_steps, "must be between 1 and 100"));
+        }
+        let fraction = |field: &str, v: Option<f64>, default: f64| -> Result<f64, PlanError> {
+            let v = v.unwrap_or(default);
+            if (0.0..=1.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(cx.invalid(key(field), v, "must be a fraction between 0 and 1"))
+            }
+        };
+        Ok(Stress {
+            from,
+            to,
+            search,
+            max_steps,
+            arrival: self.arrival(cx, i)?,
+            max_error_rate: fraction("max_error_rate", self.max_error_rate, 0.01)?,
+            min_achieved: fraction("min_achieved", self.min_achieved, 0.95)?,
+            max_saturated: fraction("max_saturated", self.max_saturated, 0.25)?,
         })
     }
 }
@@ -1123,6 +1423,140 @@ duration = "3s"
 
     fn check(text: &str) -> Result<Plan, PlanError> {
         parse(text, Path::new("p.toml"))?.validate(Path::new("p.toml"))
+    }
+
+    const PHASES: &str = r#"
+[run]
+slo = ["ttft.p99 < 1s", "error_rate < 2%"]
+[target.simulator]
+[[phase]]
+name = "knee"
+kind = "stress"
+from = 10.0
+to = 500.0
+step_duration = "5s"
+slo = ["ttft.p99 < 200ms"]
+[[phase]]
+kind = "soak"
+rate = 30.0
+duration = "10m"
+drift_windows = 30
+max_drift = 0.25
+"#;
+
+    #[test]
+    fn stress_and_soak_phases_validate_with_their_objectives() {
+        let plan = check(PHASES).unwrap();
+        let PhaseKind::Stress(s) = plan.phases[0].kind else {
+            panic!("{:?}", plan.phases[0].kind)
+        };
+        assert_eq!((s.from, s.to, s.max_steps), (10.0, 500.0, 12));
+        assert_eq!(
+            s.search,
+            Search::Adaptive {
+                factor: 2.0,
+                precision: 0.05
+            }
+        );
+        assert_eq!(plan.phases[0].duration, Duration::from_secs(5));
+        let slo: Vec<&str> = plan.phases[0].slo.iter().map(|o| o.text.as_str()).collect();
+        assert_eq!(slo, ["error_rate < 2%", "ttft.p99 < 200ms"]);
+        assert_eq!(
+            plan.phases[1].kind,
+            PhaseKind::Soak {
+                rate: 30.0,
+                arrival: Arrival::Uniform,
+                drift_windows: Some(30),
+                max_drift: Some(0.25)
+            }
+        );
+        assert_eq!(plan.phases[1].slo.len(), 2);
+        assert_eq!(plan.phases[1].name, "soak-1");
+        let step = plan.phases[0].stress_step(42.0);
+        assert_eq!(
+            step.kind,
+            PhaseKind::Constant {
+                rate: 42.0,
+                arrival: Arrival::Uniform
+            }
+        );
+    }
+
+    #[test]
+    fn stress_and_soak_mistakes_name_the_key() {
+        for (from, to, key, needle) in [
+            (
+                "step_duration = \"5s\"",
+                "duration = \"5s\"",
+                "phase[0].duration",
+                "does not apply to kind \"stress\"",
+            ),
+            (
+                "step_duration = \"5s\"\n",
+                "",
+                "phase[0].step_duration",
+                "length of each step",
+            ),
+            ("to = 500.0", "to = 5.0", "phase[0].to", "at least `from`"),
+            (
+                "to = 500.0",
+                "to = 500.0\nsearch = \"linear\"",
+                "phase[0].step",
+                "rate added per step",
+            ),
+            (
+                "to = 500.0",
+                "to = 500.0\nfactor = 1.0",
+                "phase[0].factor",
+                "above 1",
+            ),
+            (
+                "to = 500.0",
+                "to = 500.0\nsearch = \"bisect\"",
+                "phase[0].search",
+                "\"adaptive\" or \"linear\"",
+            ),
+            (
+                "to = 500.0",
+                "to = 500.0\nmin_achieved = 1.5",
+                "phase[0].min_achieved",
+                "fraction",
+            ),
+            (
+                "drift_windows = 30",
+                "drift_windows = 0",
+                "phase[1].drift_windows",
+                "at least 1",
+            ),
+            (
+                "max_drift = 0.25",
+                "max_drift = -1.0",
+                "phase[1].max_drift",
+                "positive",
+            ),
+            (
+                "rate = 30.0",
+                "rate = 30.0\nfrom = 1.0",
+                "phase[1].from",
+                "does not apply to kind \"soak\"",
+            ),
+            (
+                "slo = [\"ttft.p99 < 200ms\"]",
+                "slo = [\"ttft.p99 < soon\"]",
+                "phase[0].slo[0]",
+                "not a duration",
+            ),
+            (
+                "\"error_rate < 2%\"",
+                "\"errors < 2%\"",
+                "run.slo[1]",
+                "not <metric>.<statistic>",
+            ),
+        ] {
+            let text = PHASES.replacen(from, to, 1);
+            let e = check(&text).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(needle), "{from} -> {to}: {e}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The controller's error type and the exit codes it maps to: a bad plan or
-//! flag (2) is told apart from a run that could not complete (1).
+//! flag (2) is told apart from a run that could not complete (1) and from a
+//! run that completed but failed its service-level objectives (3).
 
 use crate::runner::RunError;
 use stampede_common::plan::PlanError;
@@ -12,6 +13,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_RUN_FAILED: u8 = 1;
 /// Exit code: invalid plan or command line.
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// The run completed but a phase failed its service-level objectives.
+pub const EXIT_SLO_FAILED: u8 = 3;
 /// Exit code: aborted by a second stop signal.
 pub const EXIT_ABORTED: u8 = 130;
 

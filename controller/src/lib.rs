@@ -20,4 +20,6 @@ pub mod results;
 pub mod run;
 pub mod runner;
 pub mod service;
+pub mod stress;
 pub mod tables;
+pub mod verdict;

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use stampede_agent::telemetry::{self, LogFormat};
 use stampede_common::plan;
 use stampede_controller::error::{
-    ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED,
+    ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED,
 };
 use stampede_controller::run::{self, RunOptions};
 use stampede_controller::{report, results};
@@ -176,7 +176,12 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
                 print!("{}", report::stats_text(&outcome.summary));
                 println!();
                 println!("results in {}", outcome.run_dir.display());
-                ExitCode::from(EXIT_OK)
+                if outcome.summary.slo_failed {
+                    eprintln!("service-level objectives failed (see stats.txt)");
+                    ExitCode::from(EXIT_SLO_FAILED)
+                } else {
+                    ExitCode::from(EXIT_OK)
+                }
             }
             Err(e) => report_error(&e),
         }

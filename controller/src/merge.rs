@@ -124,10 +124,32 @@ impl Aggregate {
         c.output_tokens += o.output_tokens;
         c.input_tokens += o.input_tokens;
         c.usage_reported += o.usage_reported;
+        c.good += o.good;
         for (class, n) in &w.errors {
             *self.errors.entry(class.clone()).or_default() += n;
         }
         self.cpu_micros += w.cpu_micros;
+    }
+
+    /// Add another aggregate (e.g. to merge a range of windows).
+    pub fn merge(&mut self, other: &Aggregate) {
+        for (mine, theirs) in self.hists.iter_mut().zip(&other.hists) {
+            let _ = histogram::merge(mine, theirs);
+        }
+        let c = &mut self.counters;
+        let o = &other.counters;
+        c.sent += o.sent;
+        c.ok += o.ok;
+        c.failed += o.failed;
+        c.skipped += o.skipped;
+        c.output_tokens += o.output_tokens;
+        c.input_tokens += o.input_tokens;
+        c.usage_reported += o.usage_reported;
+        c.good += o.good;
+        for (class, n) in &other.errors {
+            *self.errors.entry(class.clone()).or_default() += n;
+        }
+        self.cpu_micros += other.cpu_micros;
     }
 
     /// The histogram of a metric.

@@ -4,6 +4,8 @@
 //! terminal and in CI logs.
 
 use crate::merge::PhaseAccumulator;
+use crate::rawlog::StepRecord;
+use crate::report::PhaseSummary;
 use stampede_common::metric::Metric;
 use stampede_common::plan::Phase;
 use std::collections::BTreeSet;
@@ -29,18 +31,47 @@ impl Progress {
         let _ = out.flush();
     }
 
-    /// A phase starts.
-    pub fn phase_start(&mut self, phase: &Phase, agents: usize) {
+    /// A phase (or a step of a stress phase) starts.
+    pub fn phase_start(&mut self, phase: &Phase, agents: usize, step: Option<StepRecord>) {
         self.printed.clear();
         let load = match phase.kind.offered_rate() {
             Some(r) => format!("{r:.2} req/s"),
             None => phase.kind.name().to_string(),
         };
+        let kind = match step {
+            Some(s) => format!("stress step {}", s.index + 1),
+            None => phase.kind.name().to_string(),
+        };
         self.line(&format!(
-            "phase {} ({}, {load}) for {:.1} s on {agents} agent(s)",
+            "phase {} ({kind}, {load}) for {:.1} s on {agents} agent(s)",
             phase.name,
-            phase.kind.name(),
             phase.duration.as_secs_f64()
+        ));
+    }
+
+    /// A phase's objectives were evaluated.
+    pub fn verdict(&self, summary: &PhaseSummary) {
+        let Some(passed) = summary.slo_passed else {
+            return;
+        };
+        let failed: Vec<&str> = summary
+            .slo
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.objective.as_str())
+            .collect();
+        let goodput = summary
+            .goodput
+            .map(|g| format!(", goodput {g:.2} req/s"))
+            .unwrap_or_default();
+        self.line(&format!(
+            "  {}: objectives {}{goodput}",
+            summary.label(1),
+            if passed {
+                "held".to_string()
+            } else {
+                format!("FAILED ({})", failed.join("; "))
+            }
         ));
     }
 

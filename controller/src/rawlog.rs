@@ -66,6 +66,9 @@ pub struct RawCounters {
     pub input_tokens: u64,
     /// Successful requests whose token count came from `usage`.
     pub usage_reported: u64,
+    /// Successful requests within every goodput bound.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub good: u64,
 }
 
 impl From<proto::Counters> for RawCounters {
@@ -78,6 +81,7 @@ impl From<proto::Counters> for RawCounters {
             output_tokens: c.output_tokens,
             input_tokens: c.input_tokens,
             usage_reported: c.usage_reported,
+            good: c.good,
         }
     }
 }
@@ -92,8 +96,19 @@ impl From<RawCounters> for proto::Counters {
             output_tokens: c.output_tokens,
             input_tokens: c.input_tokens,
             usage_reported: c.usage_reported,
+            good: c.good,
         }
     }
+}
+
+/// Which step of a stress phase an assignment ran.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StepRecord {
+    /// Step number (0-based).
+    pub index: u32,
+    /// Its offered rate (requests per second).
+    pub rate: f64,
 }
 
 /// One line of the raw log.
@@ -115,6 +130,20 @@ pub enum Record {
         window_ms: u64,
         /// Agents assigned.
         agents: Vec<String>,
+        /// The step of a stress phase this assignment runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<StepRecord>,
+    },
+    /// A lost agent's share was handed to the remaining agents.
+    Reshard {
+        /// Phase index.
+        phase: u32,
+        /// The agent declared lost.
+        lost: String,
+        /// The agents now sharing the phase, in slice order.
+        agents: Vec<String>,
+        /// From this offset into the phase (ms).
+        from_ms: u64,
     },
     /// An accepted window report of one agent.
     Window {

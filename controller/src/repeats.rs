@@ -106,7 +106,11 @@ pub fn summarize(planned: &[String], phases: &[PhaseSummary]) -> Vec<RepeatSumma
     planned
         .iter()
         .filter_map(|name| {
-            let runs: Vec<&PhaseSummary> = phases.iter().filter(|p| &p.name == name).collect();
+            // A stress phase's steps differ by design; its knee is compared instead.
+            let runs: Vec<&PhaseSummary> = phases
+                .iter()
+                .filter(|p| &p.name == name && p.step.is_none())
+                .collect();
             if runs.len() < 2 {
                 return None;
             }

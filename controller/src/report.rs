@@ -31,6 +31,59 @@ pub struct RunSummary {
     pub repeat: u32,
     /// Per planned phase, key metrics across repeats (empty without repeats).
     pub repeats: Vec<crate::repeats::RepeatSummary>,
+    /// Each stress phase's search: its steps and its knee.
+    pub stress: Vec<StressResult>,
+    /// Some phase failed its objectives (a stress phase: no step held them).
+    pub slo_failed: bool,
+}
+
+/// A stress phase's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct StressResult {
+    /// Phase name.
+    pub phase: String,
+    /// Repeat it ran in (0-based).
+    pub repeat: u32,
+    /// Highest offered rate whose step held every objective and check.
+    pub knee_rate: Option<f64>,
+    /// Why the search ended.
+    pub stopped: crate::stress::StopReason,
+    /// The same, as a sentence.
+    pub reason: String,
+    /// Every step, in the order run.
+    pub steps: Vec<StressStep>,
+}
+
+/// One row of a stress phase's step table.
+#[derive(Debug, Clone, Serialize)]
+pub struct StressStep {
+    /// Offered rate (requests per second).
+    pub rate: f64,
+    /// Achieved rate.
+    pub achieved_rate: f64,
+    /// TTFT p99 (ms).
+    pub ttft_p99_ms: Option<f64>,
+    /// E2E p99 (ms).
+    pub e2e_p99_ms: Option<f64>,
+    /// Failed / (ok + failed).
+    pub error_rate: f64,
+    /// Good requests per second, when the phase has latency objectives.
+    pub goodput: Option<f64>,
+    /// Every objective and check held.
+    pub passed: bool,
+    /// The objectives and checks that failed.
+    pub failed: Vec<String>,
+}
+
+/// A lost agent's share handed to the others.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Redistribution {
+    /// The agent declared lost.
+    pub lost: String,
+    /// The agents that took its share.
+    pub to: Vec<String>,
+    /// From this many seconds into the phase.
+    pub from_s: f64,
 }
 
 /// Endpoint under test.
@@ -138,17 +191,46 @@ pub struct PhaseSummary {
     pub repeat: u32,
     /// Cost figures, when the plan has a `[cost]` table.
     pub cost: Option<crate::cost::PhaseCost>,
+    /// Objectives and checks, evaluated.
+    pub slo: Vec<crate::verdict::Check>,
+    /// Whether every objective and check held (`None`: the phase has none).
+    pub slo_passed: Option<bool>,
+    /// Good requests per second (vLLM's goodput: successful requests within
+    /// every TTFT / TPOT / E2E objective's threshold), when the phase has such
+    /// objectives.
+    pub goodput: Option<f64>,
+    /// Requests counted in `goodput`.
+    pub good_requests: Option<u64>,
+    /// The stress step this summary covers.
+    pub step: Option<crate::rawlog::StepRecord>,
+    /// A soak's drift between its first and last windows.
+    pub drift: Option<crate::verdict::Drift>,
+    /// Lost agents' shares handed to the remaining agents.
+    pub redistributed: Vec<Redistribution>,
 }
 
 impl PhaseSummary {
     /// Name for charts and tables: the phase name, plus the repeat when the
     /// run repeats its phases.
     pub fn label(&self, repeats: u32) -> String {
+        let name = match self.step {
+            Some(step) => format!("{}@{}", self.name, rate_text(step.rate)),
+            None => self.name.clone(),
+        };
         if repeats > 1 {
-            format!("{} #{}", self.name, self.repeat + 1)
+            format!("{name} #{}", self.repeat + 1)
         } else {
-            self.name.clone()
+            name
         }
+    }
+}
+
+/// A rate for labels: whole numbers without decimals.
+pub fn rate_text(rate: f64) -> String {
+    if rate.fract() == 0.0 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate:.2}")
     }
 }
 
@@ -202,10 +284,58 @@ pub fn stats_text(run: &RunSummary) -> String {
     for p in &run.phases {
         phase_text(&mut s, p, run.repeat);
     }
+    for r in &run.stress {
+        stress_text(&mut s, r, run.repeat);
+    }
+    if run.slo_failed {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "service-level objectives: FAILED");
+    }
     if !run.repeats.is_empty() {
         crate::repeats::text(&mut s, &run.repeats);
     }
     s
+}
+
+fn stress_text(s: &mut String, r: &StressResult, repeats: u32) {
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "stress {}{}: knee {} — {}",
+        r.phase,
+        if repeats > 1 {
+            format!(" [repeat {} of {repeats}]", r.repeat + 1)
+        } else {
+            String::new()
+        },
+        r.knee_rate
+            .map_or_else(|| "not found".to_string(), |k| format!("{k:.2} req/s")),
+        r.reason
+    );
+    let _ = writeln!(
+        s,
+        "  {:>4} {:>10} {:>10} {:>11} {:>11} {:>8} {:>10}  verdict",
+        "step", "offered/s", "achieved/s", "ttft p99 ms", "e2e p99 ms", "errors", "goodput/s"
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for (i, st) in r.steps.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  {:>4} {:>10.2} {:>10.2} {:>11} {:>11} {:>7.2}% {:>10}  {}",
+            i + 1,
+            st.rate,
+            st.achieved_rate,
+            ms(st.ttft_p99_ms),
+            ms(st.e2e_p99_ms),
+            st.error_rate * 100.0,
+            st.goodput.map_or("-".to_string(), |g| format!("{g:.2}")),
+            if st.passed {
+                "held".to_string()
+            } else {
+                format!("failed: {}", st.failed.join("; "))
+            }
+        );
+    }
 }
 
 fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
@@ -218,7 +348,10 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     let _ = writeln!(
         s,
         "phase {}{} ({}, {load}){}",
-        p.name,
+        match p.step {
+            Some(st) => format!("{} step {}", p.name, st.index + 1),
+            None => p.name.clone(),
+        },
         if repeats > 1 {
             format!(" [repeat {} of {repeats}]", p.repeat + 1)
         } else {
@@ -263,6 +396,65 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     }
     if !p.lost_agents.is_empty() {
         let _ = writeln!(s, "  lost agents {}", p.lost_agents.join(", "));
+    }
+    for r in &p.redistributed {
+        let _ = writeln!(
+            s,
+            "  reshard     {}'s share went to {} from {:.1} s",
+            r.lost,
+            r.to.join(", "),
+            r.from_s
+        );
+    }
+    if let (Some(g), Some(n)) = (p.goodput, p.good_requests) {
+        let _ = writeln!(
+            s,
+            "  goodput     {g:.2} req/s ({n} requests within every TTFT/TPOT/E2E objective)"
+        );
+    }
+    if let Some(passed) = p.slo_passed {
+        let _ = writeln!(
+            s,
+            "  objectives  {}",
+            if passed { "held" } else { "FAILED" }
+        );
+        for c in &p.slo {
+            let observed = match (c.observed, c.unit) {
+                (None, _) => "nothing measured".to_string(),
+                (Some(v), "ms") => format!("{v:.2} ms"),
+                (Some(v), "fraction") => format!("{:.2}%", v * 100.0),
+                (Some(v), unit) => format!("{v} {unit}"),
+            };
+            let _ = writeln!(
+                s,
+                "    {} {:<32} observed {observed}",
+                if c.passed { "ok  " } else { "FAIL" },
+                c.objective
+            );
+        }
+    }
+    if let Some(d) = &p.drift {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:+.1}%", v * 100.0));
+        let _ = writeln!(
+            s,
+            "  drift       windows {} vs the last {}: ttft p99 {} → {} ms ({}), e2e p99 {} → {} ms ({}), \
+             throughput {:.2} → {:.2} req/s ({}), error rate {:.2}% → {:.2}% (slope {:+.4}%/min)",
+            format_args!("{}..{}", d.skipped + 1, d.skipped + d.windows),
+            d.windows,
+            ms(d.first.ttft_p99_ms),
+            ms(d.last.ttft_p99_ms),
+            pct(d.ttft_p99_change),
+            ms(d.first.e2e_p99_ms),
+            ms(d.last.e2e_p99_ms),
+            pct(d.e2e_p99_change),
+            d.first.throughput,
+            d.last.throughput,
+            pct(d.throughput_change),
+            d.first.error_rate * 100.0,
+            d.last.error_rate * 100.0,
+            d.error_rate_slope_per_min * 100.0
+        );
     }
     if p.reports_dropped > 0 {
         let _ = writeln!(
@@ -411,10 +603,19 @@ pub(crate) mod tests {
                 reports_dropped: 0,
                 repeat: 0,
                 cost: None,
+                slo: Vec::new(),
+                slo_passed: None,
+                goodput: None,
+                good_requests: None,
+                step: None,
+                drift: None,
+                redistributed: Vec::new(),
             }],
             interrupted: false,
             repeat: 1,
             repeats: Vec::new(),
+            stress: Vec::new(),
+            slo_failed: false,
         }
     }
 

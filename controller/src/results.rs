@@ -10,7 +10,7 @@
 use crate::manifest::{self, ManifestError};
 use crate::merge::PhaseAccumulator;
 use crate::rawlog::{self, RawLogError, Record};
-use crate::report::{PhaseSummary, RunSummary};
+use crate::report::{PhaseSummary, RunSummary, StressResult, StressStep};
 use crate::runner::summarize;
 use stampede_common::plan::{self, Phase, PlanError};
 use stampede_common::proto;
@@ -86,6 +86,10 @@ pub struct RunData {
 
 struct Building {
     index: u32,
+    /// The phase as planned (a stress phase, for a step).
+    planned: Phase,
+    step: Option<rawlog::StepRecord>,
+    redistributed: Vec<crate::report::Redistribution>,
     repeat: u32,
     data: PhaseData,
     agents: Vec<String>,
@@ -119,6 +123,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             start_unix_nanos,
             window_ms,
             agents,
+            step,
         } = record
         {
             let planned = plan.phases.get(phase as usize).ok_or_else(|| {
@@ -142,11 +147,30 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             if window_ms == 0 {
                 return Err(bad(line, "window_ms is 0".into()));
             }
+            let run_as = match (planned.kind, step) {
+                (plan::PhaseKind::Stress(_), Some(step)) => planned.stress_step(step.rate),
+                (plan::PhaseKind::Stress(_), None) => {
+                    return Err(bad(
+                        line,
+                        format!("stress phase {name:?} started without a step"),
+                    ));
+                }
+                (_, Some(_)) => {
+                    return Err(bad(
+                        line,
+                        format!("phase {name:?} is not a stress phase but has a step"),
+                    ));
+                }
+                (_, None) => planned.clone(),
+            };
             phases.push(Building {
                 index: phase,
+                planned: planned.clone(),
+                step,
+                redistributed: Vec::new(),
                 repeat,
                 data: PhaseData {
-                    phase: planned.clone(),
+                    phase: run_as,
                     acc: PhaseAccumulator::default(),
                     start_unix_nanos,
                     window: Duration::from_millis(window_ms),
@@ -161,6 +185,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         }
         let phase = match &record {
             Record::Window { phase, .. }
+            | Record::Reshard { phase, .. }
             | Record::Rejected { phase, .. }
             | Record::PhaseDone { phase, .. }
             | Record::PhaseEnd { phase, .. } => *phase,
@@ -185,6 +210,16 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             Record::Rejected { agent, .. } => {
                 *b.data.acc.rejected.entry(agent).or_default() += 1;
             }
+            Record::Reshard {
+                lost,
+                agents,
+                from_ms,
+                ..
+            } => b.redistributed.push(crate::report::Redistribution {
+                lost,
+                to: agents,
+                from_s: from_ms as f64 / 1e3,
+            }),
             Record::PhaseDone {
                 arrivals_micros,
                 finished_micros,
@@ -241,6 +276,12 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         );
         s.complete = b.ended;
         s.repeat = b.repeat;
+        s.step = b.step;
+        s.redistributed = b.redistributed;
+        if b.step.is_some() {
+            s.kind = "stress".into();
+        }
+        crate::verdict::apply(&b.planned, &mut s, &b.data.acc, b.data.window);
         s.cost = plan
             .cost
             .as_ref()
@@ -248,6 +289,8 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         summaries.push(s);
         out.push(b.data);
     }
+    let stress = stress_results(&plan, &summaries);
+    let slo_failed = slo_failed(&summaries, &stress);
     let repeat = plan.repeat;
     let repeats = crate::repeats::summarize(
         &plan
@@ -270,9 +313,83 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             interrupted: manifest.interrupted,
             repeat,
             repeats,
+            slo_failed,
+            stress,
         },
         phases: out,
     })
+}
+
+/// Each stress phase's step table and knee, replayed from its steps' verdicts.
+fn stress_results(plan: &plan::Plan, summaries: &[PhaseSummary]) -> Vec<StressResult> {
+    let mut out: Vec<StressResult> = Vec::new();
+    let mut verdicts: Vec<Vec<(f64, bool)>> = Vec::new();
+    for s in summaries {
+        let Some(step) = s.step else { continue };
+        let Some(plan::PhaseKind::Stress(cfg)) = plan
+            .phases
+            .iter()
+            .find(|p| p.name == s.name)
+            .map(|p| p.kind)
+        else {
+            continue;
+        };
+        let new_phase = out
+            .last()
+            .is_none_or(|r| r.phase != s.name || r.repeat != s.repeat || step.index == 0);
+        if new_phase {
+            out.push(StressResult {
+                phase: s.name.clone(),
+                repeat: s.repeat,
+                knee_rate: None,
+                stopped: crate::stress::StopReason::Interrupted,
+                reason: String::new(),
+                steps: Vec::new(),
+            });
+            verdicts.push(Vec::new());
+        }
+        let (r, v) = (out.last_mut(), verdicts.last_mut());
+        let (Some(r), Some(v)) = (r, v) else { continue };
+        let passed = s.slo_passed.unwrap_or(true);
+        if s.complete && !s.stopped_early {
+            v.push((step.rate, passed));
+        }
+        let c = &s.requests;
+        r.steps.push(StressStep {
+            rate: step.rate,
+            achieved_rate: s.achieved_rate,
+            ttft_p99_ms: s.metrics.get("ttft").map(|m| m.p99),
+            e2e_p99_ms: s.metrics.get("e2e").map(|m| m.p99),
+            error_rate: if c.ok + c.failed > 0 {
+                c.failed as f64 / (c.ok + c.failed) as f64
+            } else {
+                0.0
+            },
+            goodput: s.goodput,
+            passed,
+            failed: s
+                .slo
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.objective.clone())
+                .collect(),
+        });
+        let (knee, reason) = crate::stress::replay(cfg, v);
+        r.knee_rate = knee;
+        r.stopped = reason;
+        r.reason = reason.describe().to_string();
+    }
+    out
+}
+
+/// Whether the run failed an objective: a phase whose objectives failed, or a
+/// stress phase with no step that held them (a stress phase's failing last
+/// step is how its search ends, not a failure).
+fn slo_failed(summaries: &[PhaseSummary], stress: &[StressResult]) -> bool {
+    summaries
+        .iter()
+        .any(|s| s.step.is_none() && s.slo_passed == Some(false))
+        || stress.iter().any(|r| r.knee_rate.is_none())
 }
 
 /// Write every output derived from `data` into `dir`.

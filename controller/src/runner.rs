@@ -6,8 +6,8 @@
 use crate::clock::{self, ClockEstimate, ProbeSample};
 use crate::merge::{MetricSummary, Offered, PhaseAccumulator};
 use crate::progress::Progress;
-use crate::rawlog::{RawLog, RawLogError, Record};
-use crate::report::{AgentInfo, PhaseSummary, RequestCounts};
+use crate::rawlog::{RawLog, RawLogError, Record, StepRecord};
+use crate::report::{AgentInfo, PhaseSummary, Redistribution, RequestCounts};
 use crate::service::{AgentTx, Event};
 use stampede_common::metric::Metric;
 use stampede_common::plan::{Api, Arrival, Phase, PhaseKind, Plan};
@@ -80,6 +80,8 @@ pub struct Orchestrator {
     interrupt: CancellationToken,
     progress: Progress,
     raw: Option<RawLog>,
+    /// Wire number of the next assignment.
+    next_slot: u32,
 }
 
 impl Orchestrator {
@@ -98,6 +100,7 @@ impl Orchestrator {
             interrupt,
             progress: Progress::new(),
             raw: None,
+            next_slot: 0,
         }
     }
 
@@ -271,10 +274,70 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Run phase `index` (in repeat `repeat`, 0-based) and summarize it.
-    pub async fn run_phase(&mut self, index: usize, repeat: u32) -> Result<PhaseSummary, RunError> {
+    /// Run phase `index` (in repeat `repeat`, 0-based) and summarize it: one
+    /// summary, or one per step of a stress phase.
+    pub async fn run_phase(
+        &mut self,
+        index: usize,
+        repeat: u32,
+    ) -> Result<Vec<PhaseSummary>, RunError> {
+        let planned = self.plan.phases[index].clone();
+        let window = self.plan.window;
+        let PhaseKind::Stress(cfg) = planned.kind else {
+            let (mut summary, acc) = self.run_assignment(index, repeat, &planned, None).await?;
+            crate::verdict::apply(&planned, &mut summary, &acc, window);
+            self.progress.verdict(&summary);
+            return Ok(vec![summary]);
+        };
+        let mut search = crate::stress::StressSearch::new(cfg);
+        let mut out = Vec::new();
+        let reason = loop {
+            if self.interrupted() {
+                break crate::stress::StopReason::Interrupted;
+            }
+            let rate = match search.next_rate() {
+                Ok(rate) => rate,
+                Err(reason) => break reason,
+            };
+            let step = StepRecord {
+                index: out.len() as u32,
+                rate,
+            };
+            let (mut summary, acc) = self
+                .run_assignment(index, repeat, &planned.stress_step(rate), Some(step))
+                .await?;
+            crate::verdict::apply(&planned, &mut summary, &acc, window);
+            self.progress.verdict(&summary);
+            let cut = summary.stopped_early;
+            if !cut {
+                search.record(rate, summary.slo_passed.unwrap_or(true));
+            }
+            out.push(summary);
+            if cut {
+                break crate::stress::StopReason::Interrupted;
+            }
+        };
+        self.progress.line(&format!(
+            "phase {}: knee {} ({})",
+            planned.name,
+            search
+                .knee()
+                .map_or_else(|| "not found".to_string(), |k| format!("{k:.2} req/s")),
+            reason.describe()
+        ));
+        Ok(out)
+    }
+
+    /// Assign `phase` (planned as phase `index`) to the connected agents, merge
+    /// their reports until all are done or lost, and summarize it.
+    async fn run_assignment(
+        &mut self,
+        index: usize,
+        repeat: u32,
+        phase: &Phase,
+        step: Option<StepRecord>,
+    ) -> Result<(PhaseSummary, PhaseAccumulator), RunError> {
         self.estimate_clocks().await?;
-        let phase = self.plan.phases[index].clone();
         let active: Vec<String> = self
             .connected()
             .into_iter()
@@ -283,6 +346,10 @@ impl Orchestrator {
         if active.is_empty() {
             return Err(RunError::NoAgents(phase.name.clone()));
         }
+        // Every assignment has its own wire number, so a late report of one
+        // step can never be merged into the next.
+        let slot = self.next_slot;
+        self.next_slot += 1;
         let n = active.len() as u32;
         let max_rtt = active
             .iter()
@@ -298,7 +365,7 @@ impl Orchestrator {
         let mut pending: BTreeSet<String> = BTreeSet::new();
         for (i, id) in active.iter().enumerate() {
             let Some(assignment) =
-                self.assignment(index as u32, &phase, i as u32, n, start_unix, id)
+                self.assignment(slot, index as u32, phase, i as u32, n, start_unix, id)
             else {
                 continue;
             };
@@ -310,7 +377,12 @@ impl Orchestrator {
                 pending.insert(id.clone());
             }
         }
-        let assigned: Vec<String> = pending.iter().cloned().collect();
+        // In assignment order: the order slices are handed out again in.
+        let assigned: Vec<String> = active
+            .iter()
+            .filter(|id| pending.contains(*id))
+            .cloned()
+            .collect();
         self.record(&Record::PhaseStart {
             phase: index as u32,
             repeat,
@@ -318,14 +390,18 @@ impl Orchestrator {
             start_unix_nanos: start_unix,
             window_ms: millis(self.plan.window),
             agents: assigned.clone(),
+            step,
         })?;
-        self.progress.phase_start(&phase, assigned.len());
+        self.progress.phase_start(phase, assigned.len(), step);
 
         let mut acc = PhaseAccumulator::default();
         let mut lost: Vec<String> = Vec::new();
         // Assigned agents whose session dropped, and when: they keep their
         // share (their load goes on) until `reconnect_grace` has passed.
         let mut away: BTreeMap<String, Instant> = BTreeMap::new();
+        // Reshards sent, by agent: sent again when the agent reconnects.
+        let mut reshards: BTreeMap<String, Vec<proto::Reshard>> = BTreeMap::new();
+        let mut redistributed = Vec::new();
         let grace = self.plan.agents.reconnect_grace;
         let mut stopped_early = false;
         let mut deadline = start + phase.duration + phase.drain + REPORT_GRACE;
@@ -347,7 +423,11 @@ impl Orchestrator {
                         away.remove(&id);
                         if pending.remove(&id) {
                             self.progress.line(&format!("agent {id} did not come back within {}s: lost", grace.as_secs()));
-                            lost.push(id);
+                            lost.push(id.clone());
+                            let survivors: Vec<String> = assigned.iter().filter(|a| pending.contains(*a)).cloned().collect();
+                            if let Some(r) = self.redistribute(slot, index as u32, phase, start, &id, &survivors, &mut reshards).await? {
+                                redistributed.push(r);
+                            }
                         }
                     }
                     continue;
@@ -368,7 +448,7 @@ impl Orchestrator {
                     agent,
                     kind: Up::WindowReport(w),
                     ..
-                } if w.phase_index == index as u32 => {
+                } if w.phase_index == slot => {
                     let ack = SessionResponse {
                         kind: Some(Down::Ack(proto::Ack {
                             sequence: w.sequence,
@@ -386,7 +466,7 @@ impl Orchestrator {
                             let expected =
                                 assigned.iter().filter(|id| !lost.contains(id)).count() as u32;
                             self.progress
-                                .window(&phase, widx, &acc, expected, self.plan.window);
+                                .window(phase, widx, &acc, expected, self.plan.window);
                         }
                         Offered::Rejected(e) => self.record(&Record::Rejected {
                             phase: index as u32,
@@ -400,7 +480,7 @@ impl Orchestrator {
                     agent,
                     kind: Up::PhaseDone(d),
                     ..
-                } if d.phase_index == index as u32 => {
+                } if d.phase_index == slot => {
                     acc.done(&d);
                     self.record(&Record::PhaseDone {
                         phase: index as u32,
@@ -414,7 +494,29 @@ impl Orchestrator {
                 Event::Joined { hello, tx } => {
                     let id = hello.agent_id.clone();
                     self.on_join(hello, tx);
-                    if away.remove(&id).is_none() && !pending.contains(&id) {
+                    if lost.contains(&id) {
+                        // Its share went to others: it must not send it too.
+                        self.progress.line(&format!("agent {id} came back after its share was handed on; stopping its part of phase {}", phase.name));
+                        let stop = Stop {
+                            reason: "declared lost; share handed to other agents".into(),
+                            abort: false,
+                        };
+                        let _ = self.agents[&id]
+                            .tx
+                            .send(Ok(SessionResponse {
+                                kind: Some(Down::Stop(stop)),
+                            }))
+                            .await;
+                    } else if away.remove(&id).is_some() || pending.contains(&id) {
+                        for r in reshards.get(&id).into_iter().flatten() {
+                            let _ = self.agents[&id]
+                                .tx
+                                .send(Ok(SessionResponse {
+                                    kind: Some(Down::Reshard(*r)),
+                                }))
+                                .await;
+                        }
+                    } else {
                         self.progress
                             .line(&format!("agent {id} will take part from the next phase"));
                     }
@@ -440,11 +542,83 @@ impl Orchestrator {
         if let Some(raw) = &mut self.raw {
             raw.sync()?;
         }
-        Ok(summarize(&phase, &acc, assigned, lost, stopped_early))
+        let mut summary = summarize(phase, &acc, assigned, lost, stopped_early);
+        summary.step = step;
+        summary.redistributed = redistributed;
+        if step.is_some() {
+            summary.kind = "stress".into();
+        }
+        Ok((summary, acc))
     }
 
+    /// Hand lost agent `lost`'s share of the running phase to `survivors`
+    /// from the next window boundary on; record and announce it.
+    #[allow(clippy::too_many_arguments)]
+    async fn redistribute(
+        &mut self,
+        slot: u32,
+        index: u32,
+        phase: &Phase,
+        start: Instant,
+        lost: &str,
+        survivors: &[String],
+        sent: &mut BTreeMap<String, Vec<proto::Reshard>>,
+    ) -> Result<Option<Redistribution>, RunError> {
+        let window = millis(self.plan.window).max(1);
+        // Far enough ahead for the message to arrive before the boundary.
+        let soon = millis(Instant::now().saturating_duration_since(start)) + 100;
+        let from_ms = soon.div_ceil(window) * window;
+        if survivors.is_empty() || from_ms >= millis(phase.duration) {
+            return Ok(None);
+        }
+        let n = survivors.len() as u32;
+        let users = match phase.kind {
+            PhaseKind::Baseline => 1,
+            PhaseKind::Concurrency { users } => users,
+            _ => 0,
+        };
+        for (i, id) in survivors.iter().enumerate() {
+            let r = proto::Reshard {
+                phase_index: slot,
+                shard: Some(proto::Shard {
+                    index: i as u32,
+                    count: n,
+                }),
+                from_ms,
+                users,
+            };
+            sent.entry(id.clone()).or_default().push(r);
+            if let Some(a) = self.agents.get(id) {
+                let _ =
+                    a.tx.send(Ok(SessionResponse {
+                        kind: Some(Down::Reshard(r)),
+                    }))
+                    .await;
+            }
+        }
+        self.record(&Record::Reshard {
+            phase: index,
+            lost: lost.to_string(),
+            agents: survivors.to_vec(),
+            from_ms,
+        })?;
+        self.progress.line(&format!(
+            "agent {lost}'s share goes to {} from {:.1} s into phase {}",
+            survivors.join(", "),
+            from_ms as f64 / 1e3,
+            phase.name
+        ));
+        Ok(Some(Redistribution {
+            lost: lost.to_string(),
+            to: survivors.to_vec(),
+            from_s: from_ms as f64 / 1e3,
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn assignment(
         &self,
+        slot: u32,
         index: u32,
         phase: &Phase,
         i: u32,
@@ -453,7 +627,10 @@ impl Orchestrator {
         id: &str,
     ) -> Option<PhaseAssignment> {
         let (shape, max_requests) = match phase.kind {
-            PhaseKind::Constant { .. } | PhaseKind::Ramp { .. } => {
+            PhaseKind::Constant { .. }
+            | PhaseKind::Ramp { .. }
+            | PhaseKind::Soak { .. }
+            | PhaseKind::Stress(_) => {
                 // Arrival k goes to shard k mod n; a global bound M leaves
                 // shard i the arrivals i, i+n, … below M.
                 let share = phase
@@ -489,6 +666,11 @@ impl Orchestrator {
         if max_requests == Some(0) {
             return None;
         }
+        // Open loop: the bound is on arrival numbers, so it holds across reshards.
+        let (max_requests, max_arrivals) = match shape {
+            Shape::OpenLoop(_) => (None, phase.max_requests),
+            Shape::Concurrency(_) => (max_requests, None),
+        };
         let offset = self
             .agents
             .get(id)
@@ -497,7 +679,7 @@ impl Orchestrator {
             .offset_nanos;
         let plan = &self.plan;
         Some(PhaseAssignment {
-            phase_index: index,
+            phase_index: slot,
             phase_name: phase.name.clone(),
             start_unix_nanos: start_unix + offset,
             duration_ms: millis(phase.duration),
@@ -533,6 +715,8 @@ impl Orchestrator {
                 }),
             }),
             max_in_flight: plan.agents.max_in_flight,
+            goodput: crate::verdict::goodput_bounds(phase),
+            max_arrivals: max_arrivals.unwrap_or(0),
         })
     }
 
@@ -561,7 +745,7 @@ impl Orchestrator {
 fn open_loop(phase: &Phase, seed: u64, index: u32) -> proto::OpenLoop {
     use proto::rate_profile::Profile as P;
     let (profile, arrival) = match phase.kind {
-        PhaseKind::Constant { rate, arrival } => (
+        PhaseKind::Constant { rate, arrival } | PhaseKind::Soak { rate, arrival, .. } => (
             P::Constant(proto::ConstantRate {
                 requests_per_second: rate,
             }),
@@ -599,6 +783,13 @@ fn open_loop(phase: &Phase, seed: u64, index: u32) -> proto::OpenLoop {
                 .collect();
             (P::Steps(proto::RateSteps { steps }), arrival)
         }
+        // A stress phase runs as constant-rate steps; this shape is its first.
+        PhaseKind::Stress(s) => (
+            P::Constant(proto::ConstantRate {
+                requests_per_second: s.from,
+            }),
+            s.arrival,
+        ),
         PhaseKind::Baseline | PhaseKind::Concurrency { .. } => (
             P::Constant(proto::ConstantRate {
                 requests_per_second: 1.0,
@@ -662,7 +853,7 @@ pub fn summarize(
         users: match phase.kind {
             PhaseKind::Baseline => Some(1),
             PhaseKind::Concurrency { users } => Some(users),
-            PhaseKind::Constant { .. } | PhaseKind::Ramp { .. } => None,
+            _ => None,
         },
         planned_duration_s: phase.duration.as_secs_f64(),
         arrivals_s,
@@ -696,5 +887,12 @@ pub fn summarize(
         complete: true,
         repeat: 0,
         cost: None,
+        slo: Vec::new(),
+        slo_passed: None,
+        goodput: None,
+        good_requests: None,
+        step: None,
+        drift: None,
+        redistributed: Vec::new(),
     }
 }

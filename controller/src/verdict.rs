@@ -1,0 +1,284 @@
+//! Verdicts on a phase's merged results: its service-level objectives, the
+//! extra checks of a stress step (errors, achieved rate, saturated agents),
+//! a soak's drift between its first and last windows, and goodput.
+//!
+//! The run loop (to steer a stress search) and the reports (rebuilt from the
+//! raw log) both call [`apply`] on the same merged data, so a rebuilt run
+//! reaches the same verdicts as the live one.
+
+use crate::merge::{Aggregate, PhaseAccumulator};
+use crate::report::PhaseSummary;
+use serde::Serialize;
+use stampede_common::metric::Metric;
+use stampede_common::plan::{Phase, PhaseKind, Stress};
+use stampede_common::slo::{Slo, Stat, Subject};
+use std::time::Duration;
+
+/// One evaluated objective or check.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    /// What was checked, e.g. `ttft.p99 < 500ms`.
+    pub objective: String,
+    /// The measured value (ms for latencies, a fraction for rates); `None`
+    /// when there was nothing to measure (no successful request).
+    pub observed: Option<f64>,
+    /// Unit of `observed`: "ms" or "fraction".
+    pub unit: &'static str,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// A soak's drift: its first windows against its last.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Drift {
+    /// Windows merged at each end.
+    pub windows: u32,
+    /// Windows skipped at the start (completions not yet at their steady rate).
+    pub skipped: u32,
+    /// The first windows.
+    pub first: DriftEnd,
+    /// The last windows.
+    pub last: DriftEnd,
+    /// Relative change of TTFT p99 (last / first − 1).
+    pub ttft_p99_change: Option<f64>,
+    /// Relative change of E2E p99.
+    pub e2e_p99_change: Option<f64>,
+    /// Relative change of successful requests per second.
+    pub throughput_change: Option<f64>,
+    /// Least-squares slope of the per-window error rate, per minute.
+    pub error_rate_slope_per_min: f64,
+}
+
+/// Figures of one end of a soak.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DriftEnd {
+    /// TTFT p99 (ms), when any request succeeded.
+    pub ttft_p99_ms: Option<f64>,
+    /// E2E p99 (ms).
+    pub e2e_p99_ms: Option<f64>,
+    /// Successful requests per second.
+    pub throughput: f64,
+    /// Failed / (ok + failed).
+    pub error_rate: f64,
+}
+
+fn p(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1e3)
+}
+
+fn error_rate(c: &stampede_common::proto::Counters) -> f64 {
+    let done = c.ok + c.failed;
+    if done == 0 {
+        0.0
+    } else {
+        c.failed as f64 / done as f64
+    }
+}
+
+/// Evaluate one objective on merged results.
+pub fn check(slo: &Slo, total: &Aggregate) -> Check {
+    let (observed, unit) = match slo.subject {
+        Subject::Latency { metric, stat } => {
+            let h = total.hist(metric);
+            let v = match stat {
+                Stat::Quantile(q) => p(h, q),
+                Stat::Mean => (!h.is_empty()).then(|| h.mean() / 1e3),
+                Stat::Max => (!h.is_empty()).then(|| h.max() as f64 / 1e3),
+            };
+            (v, "ms")
+        }
+        Subject::ErrorRate => {
+            let c = &total.counters;
+            ((c.ok + c.failed > 0).then(|| error_rate(c)), "fraction")
+        }
+    };
+    Check {
+        objective: slo.text.clone(),
+        observed,
+        unit,
+        passed: observed.is_some_and(|v| slo.op.holds(v, slo.threshold)),
+    }
+}
+
+/// The extra checks that end a stress search.
+fn stress_checks(s: &Stress, summary: &PhaseSummary, acc: &PhaseAccumulator) -> Vec<Check> {
+    let c = &acc.total.counters;
+    let done = c.ok + c.failed;
+    let mut out = vec![Check {
+        objective: format!("error_rate <= {}%", s.max_error_rate * 100.0),
+        observed: (done > 0).then(|| error_rate(c)),
+        unit: "fraction",
+        passed: done > 0 && error_rate(c) <= s.max_error_rate,
+    }];
+    if let Some(offered) = summary.offered_rate.filter(|o| *o > 0.0) {
+        let ratio = summary.achieved_rate / offered;
+        out.push(Check {
+            objective: format!("achieved/offered >= {}%", s.min_achieved * 100.0),
+            observed: Some(ratio),
+            unit: "fraction",
+            passed: ratio >= s.min_achieved,
+        });
+    }
+    // A single slow window is scheduling noise; a share of them is an agent
+    // that cannot keep up.
+    let saturated: u64 = summary.saturated_windows.values().sum();
+    let reported: u64 = acc.windows.values().map(|(_, n)| u64::from(*n)).sum();
+    let share = if reported == 0 {
+        0.0
+    } else {
+        saturated as f64 / reported as f64
+    };
+    out.push(Check {
+        objective: format!("saturated agent windows <= {}%", s.max_saturated * 100.0),
+        observed: Some(share),
+        unit: "fraction",
+        passed: share <= s.max_saturated,
+    });
+    out
+}
+
+/// Windows of the arrival period (completions in the drain are not steady state).
+fn steady_windows(duration: Duration, window: Duration) -> u32 {
+    let n = duration.as_nanos().div_ceil(window.as_nanos().max(1));
+    u32::try_from(n).unwrap_or(u32::MAX).max(1)
+}
+
+/// A soak's drift report, from its per-window results.
+pub fn drift(
+    acc: &PhaseAccumulator,
+    duration: Duration,
+    window: Duration,
+    wanted: Option<u32>,
+) -> Option<Drift> {
+    let n = steady_windows(duration, window);
+    // Completions reach their steady rate one request latency after the
+    // start: windows before that are skipped (at least the first).
+    let e2e = acc.total.hist(Metric::E2e);
+    let settle_micros = if e2e.is_empty() {
+        0
+    } else {
+        e2e.value_at_quantile(0.5)
+    };
+    let skip = u32::try_from(u128::from(settle_micros).div_ceil(window.as_micros().max(1)))
+        .unwrap_or(u32::MAX)
+        .max(1)
+        .min(n / 2);
+    let k = wanted
+        .unwrap_or(n / 10)
+        .clamp(1, (n - skip).div_ceil(2).max(1));
+    let merged = |range: std::ops::Range<u32>| {
+        let mut a = Aggregate::default();
+        for (_, (w, _)) in acc.windows.range(range) {
+            a.merge(w);
+        }
+        let secs = window.as_secs_f64() * f64::from(k);
+        DriftEnd {
+            ttft_p99_ms: p(a.hist(Metric::Ttft), 0.99),
+            e2e_p99_ms: p(a.hist(Metric::E2e), 0.99),
+            throughput: a.counters.ok as f64 / secs,
+            error_rate: error_rate(&a.counters),
+        }
+    };
+    if acc.windows.is_empty() {
+        return None;
+    }
+    let first = merged(skip..skip + k);
+    let last = merged(n - k..n);
+    let change = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if a > 0.0 => Some(b / a - 1.0),
+        _ => None,
+    };
+    // Least squares over (minutes, error rate) of every steady window.
+    let pts: Vec<(f64, f64)> = (skip..n)
+        .map(|i| {
+            let c = acc
+                .windows
+                .get(&i)
+                .map(|(a, _)| a.counters)
+                .unwrap_or_default();
+            (window.as_secs_f64() * f64::from(i) / 60.0, error_rate(&c))
+        })
+        .collect();
+    let m = pts.len() as f64;
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / m,
+        pts.iter().map(|p| p.1).sum::<f64>() / m,
+    );
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    Some(Drift {
+        windows: k,
+        skipped: skip,
+        ttft_p99_change: change(first.ttft_p99_ms, last.ttft_p99_ms),
+        e2e_p99_change: change(first.e2e_p99_ms, last.e2e_p99_ms),
+        throughput_change: (first.throughput > 0.0)
+            .then(|| last.throughput / first.throughput - 1.0),
+        error_rate_slope_per_min: if sxx > 0.0 { sxy / sxx } else { 0.0 },
+        first,
+        last,
+    })
+}
+
+/// Fill `summary`'s verdict fields: objectives (plus stress / drift checks),
+/// goodput, and a soak's drift. `planned` is the phase as planned (a stress
+/// step's summary is built from a constant-rate copy of it).
+pub fn apply(
+    planned: &Phase,
+    summary: &mut PhaseSummary,
+    acc: &PhaseAccumulator,
+    window: Duration,
+) {
+    let mut checks: Vec<Check> = planned.slo.iter().map(|s| check(s, &acc.total)).collect();
+    match planned.kind {
+        PhaseKind::Stress(s) => {
+            let mut extra = stress_checks(&s, summary, acc);
+            // An error-rate objective of the phase replaces the default bound.
+            if planned.slo.iter().any(|o| o.subject == Subject::ErrorRate) {
+                extra.remove(0);
+            }
+            checks.extend(extra);
+        }
+        PhaseKind::Soak {
+            drift_windows,
+            max_drift,
+            ..
+        } => {
+            summary.drift = drift(acc, planned.duration, window, drift_windows);
+            if let (Some(limit), Some(d)) = (max_drift, &summary.drift) {
+                for (name, change) in [
+                    ("ttft.p99", d.ttft_p99_change),
+                    ("e2e.p99", d.e2e_p99_change),
+                ] {
+                    checks.push(Check {
+                        objective: format!("{name} drift <= {}%", limit * 100.0),
+                        observed: change,
+                        unit: "fraction",
+                        passed: change.is_some_and(|c| c <= limit),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    summary.slo_passed = (!checks.is_empty()).then(|| checks.iter().all(|c| c.passed));
+    summary.slo = checks;
+    let bounded = !stampede_common::slo::request_bounds(&planned.slo).is_empty();
+    summary.goodput = (bounded && summary.finished_s > 0.0)
+        .then(|| acc.total.counters.good as f64 / summary.finished_s);
+    summary.good_requests = bounded.then_some(acc.total.counters.good);
+}
+
+/// The goodput bounds to send agents for `phase` (`None`: it has none).
+pub fn goodput_bounds(phase: &Phase) -> Option<stampede_common::proto::GoodputBounds> {
+    let bounds = stampede_common::slo::request_bounds(&phase.slo);
+    let micros = |m: Metric| {
+        bounds.iter().find(|(x, _)| *x == m).map_or(0, |(_, d)| {
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+        })
+    };
+    (!bounds.is_empty()).then(|| stampede_common::proto::GoodputBounds {
+        ttft_micros: micros(Metric::Ttft),
+        tpot_micros: micros(Metric::Tpot),
+        e2e_micros: micros(Metric::E2e),
+    })
+}
