@@ -163,8 +163,12 @@ pub fn phases_header() -> String {
         }
     }
     cols.extend(COST_COLUMNS.map(String::from));
+    cols.extend(VERDICT_COLUMNS.map(String::from));
     cols.join(",")
 }
+
+/// Objective columns of `phases.csv` (empty when the phase has no objectives).
+const VERDICT_COLUMNS: [&str; 4] = ["slo_passed", "slo_failed", "good_requests", "goodput_per_s"];
 
 fn stat_cells(x: Option<&MetricSummary>) -> Vec<String> {
     match x {
@@ -226,6 +230,18 @@ pub fn phase_row(p: &PhaseSummary) -> String {
         ]),
         None => row.extend(COST_COLUMNS.map(|_| String::new())),
     }
+    let failed: Vec<&str> = p
+        .slo
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.objective.as_str())
+        .collect();
+    row.extend([
+        opt(p.slo_passed),
+        field(&failed.join(";")),
+        opt(p.good_requests),
+        p.goodput.map(|g| format!("{g:.3}")).unwrap_or_default(),
+    ]);
     row.join(",")
 }
 
@@ -278,11 +294,11 @@ mod tests {
                  output_tokens_min_tokens,output_tokens_p50_tokens,output_tokens_p90_tokens,\
                  output_tokens_p95_tokens,output_tokens_p99_tokens,output_tokens_p999_tokens,\
                  output_tokens_max_tokens,currency,cost,cost_per_million_output_tokens,\
-                 output_tokens_per_currency_unit"
+                 output_tokens_per_currency_unit,slo_passed,slo_failed,good_requests,goodput_per_s"
             ),
             "{h}"
         );
-        assert_eq!(h.split(',').count(), 26 + 10 * Metric::ALL.len() + 4);
+        assert_eq!(h.split(',').count(), 26 + 10 * Metric::ALL.len() + 4 + 4);
     }
 
     #[test]

@@ -282,3 +282,163 @@ pub fn goodput_bounds(phase: &Phase) -> Option<stampede_common::proto::GoodputBo
         e2e_micros: micros(Metric::E2e),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stampede_common::plan::{Arrival, Search};
+
+    /// A window whose requests all took `ttft_ms` to first token and
+    /// `e2e_ms` in all, `ok` of them succeeding and `failed` failing.
+    fn window(ttft_ms: u64, e2e_ms: u64, ok: u64, failed: u64) -> Aggregate {
+        let mut a = Aggregate::default();
+        a.hists[Metric::Ttft.index()]
+            .record_n(ttft_ms * 1000, ok)
+            .unwrap();
+        a.hists[Metric::E2e.index()]
+            .record_n(e2e_ms * 1000, ok)
+            .unwrap();
+        a.counters.ok = ok;
+        a.counters.failed = failed;
+        a.counters.sent = ok + failed;
+        if failed > 0 {
+            a.errors.insert("http_5xx:503".into(), failed);
+        }
+        a
+    }
+
+    fn accumulate(windows: Vec<Aggregate>) -> PhaseAccumulator {
+        let mut acc = PhaseAccumulator::default();
+        for (i, w) in windows.into_iter().enumerate() {
+            acc.total.merge(&w);
+            acc.windows.insert(i as u32, (w, 1));
+        }
+        acc
+    }
+
+    #[test]
+    fn drift_compares_steady_first_windows_with_the_last() {
+        // 20 one-second windows; E2E 1.5 s, so the first two are settling.
+        let windows = (0..20)
+            .map(|i| {
+                let ok = if i < 2 { 5 } else { 10 };
+                window(10 + i, 1500, ok, u64::from(i >= 18))
+            })
+            .collect();
+        let acc = accumulate(windows);
+        let d = drift(
+            &acc,
+            Duration::from_secs(20),
+            Duration::from_secs(1),
+            Some(3),
+        )
+        .unwrap();
+        assert_eq!((d.skipped, d.windows), (2, 3));
+        // First: windows 2..5 (TTFT 12–14 ms); last: 17..20 (27–29 ms).
+        let first = d.first.ttft_p99_ms.unwrap();
+        let last = d.last.ttft_p99_ms.unwrap();
+        assert!(
+            (first - 14.0).abs() < 0.1 && (last - 29.0).abs() < 0.1,
+            "{d:?}"
+        );
+        assert!((d.ttft_p99_change.unwrap() - (last / first - 1.0)).abs() < 1e-12);
+        assert_eq!(d.e2e_p99_change.map(|c| c.abs() < 0.01), Some(true));
+        assert_eq!((d.first.throughput, d.last.throughput), (10.0, 10.0));
+        assert!(d.last.error_rate > 0.0 && d.first.error_rate == 0.0);
+        assert!(d.error_rate_slope_per_min > 0.0, "{d:?}");
+    }
+
+    #[test]
+    fn a_soak_fails_its_objectives_when_latency_drifts_beyond_the_bound() {
+        let acc = accumulate((0..10).map(|i| window(10 + 5 * i, 100, 10, 0)).collect());
+        let phase = Phase {
+            name: "soak".into(),
+            kind: PhaseKind::Soak {
+                rate: 10.0,
+                arrival: Arrival::Uniform,
+                drift_windows: Some(2),
+                max_drift: Some(0.5),
+            },
+            duration: Duration::from_secs(10),
+            max_requests: None,
+            drain: Duration::from_secs(1),
+            slo: Vec::new(),
+        };
+        let mut s = crate::runner::summarize(&phase, &acc, Vec::new(), Vec::new(), false);
+        apply(&phase, &mut s, &acc, Duration::from_secs(1));
+        assert_eq!(s.slo_passed, Some(false), "{:?}", s.slo);
+        let ttft = s
+            .slo
+            .iter()
+            .find(|c| c.objective.starts_with("ttft.p99 drift"))
+            .unwrap();
+        assert!(!ttft.passed && ttft.observed.unwrap() > 0.5, "{ttft:?}");
+        let e2e = s
+            .slo
+            .iter()
+            .find(|c| c.objective.starts_with("e2e.p99 drift"))
+            .unwrap();
+        assert!(e2e.passed, "{e2e:?}");
+    }
+
+    #[test]
+    fn a_stress_step_fails_on_errors_lag_behind_or_saturated_agents() {
+        let phase = Phase {
+            name: "knee".into(),
+            kind: PhaseKind::Stress(Stress {
+                from: 10.0,
+                to: 100.0,
+                search: Search::Linear { step: 10.0 },
+                max_steps: 10,
+                arrival: Arrival::Uniform,
+                max_error_rate: 0.01,
+                min_achieved: 0.95,
+                max_saturated: 0.25,
+            }),
+            duration: Duration::from_secs(4),
+            max_requests: None,
+            drain: Duration::from_secs(1),
+            slo: vec![Slo::parse("ttft.p99 < 100ms").unwrap()],
+        };
+        let step = phase.stress_step(10.0);
+        let verdict = |acc: &PhaseAccumulator, tweak: &dyn Fn(&mut PhaseSummary)| {
+            let mut s = crate::runner::summarize(&step, acc, Vec::new(), Vec::new(), false);
+            tweak(&mut s);
+            apply(&phase, &mut s, acc, Duration::from_secs(1));
+            let failed: Vec<String> = s
+                .slo
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.objective.clone())
+                .collect();
+            (s.slo_passed, failed)
+        };
+        let healthy = accumulate((0..4).map(|_| window(20, 200, 10, 0)).collect());
+        let arrivals = |s: &mut PhaseSummary| s.achieved_rate = 10.0;
+        assert_eq!(verdict(&healthy, &arrivals), (Some(true), vec![]));
+
+        let errors = accumulate((0..4).map(|_| window(20, 200, 10, 1)).collect());
+        assert_eq!(
+            verdict(&errors, &arrivals).1,
+            vec!["error_rate <= 1%".to_string()]
+        );
+        let behind = |s: &mut PhaseSummary| s.achieved_rate = 9.0;
+        assert_eq!(
+            verdict(&healthy, &behind).1,
+            vec!["achieved/offered >= 95%".to_string()]
+        );
+        // 1 of 4 agent windows saturated is within 25%; 2 of 4 is not.
+        for (n, ok) in [(1, true), (2, false)] {
+            let saturated = |s: &mut PhaseSummary| {
+                s.achieved_rate = 10.0;
+                s.saturated_windows.insert("a".into(), n);
+            };
+            assert_eq!(verdict(&healthy, &saturated).0, Some(ok), "{n}");
+        }
+        let slow = accumulate((0..4).map(|_| window(200, 400, 10, 0)).collect());
+        assert_eq!(
+            verdict(&slow, &arrivals).1,
+            vec!["ttft.p99 < 100ms".to_string()]
+        );
+    }
+}

@@ -240,3 +240,27 @@ pub fn start_remote_controller(plan: &Path, out: &Path) -> (Proc, String) {
     let url = url_in(&line);
     (controller, url)
 }
+
+/// Read and parse a JSON file (e.g. a run's `summary.json`).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// Check a phase of `summary.json` accounts for every request:
+/// sent = ok + Σ errors by class, and failed = Σ errors. Returns (sent, ok).
+pub fn assert_reconciles(phase: &serde_json::Value) -> (u64, u64) {
+    let r = &phase["requests"];
+    let count = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("count in {phase}"));
+    let (sent, ok, failed) = (count(&r["sent"]), count(&r["ok"]), count(&r["failed"]));
+    let errors: u64 = phase["errors"]
+        .as_object()
+        .unwrap_or_else(|| panic!("errors in {phase}"))
+        .values()
+        .map(count)
+        .sum();
+    assert_eq!(sent, ok + errors, "sent = ok + Σ errors: {phase}");
+    assert_eq!(failed, errors, "failed = Σ errors: {phase}");
+    (sent, ok)
+}

@@ -1,0 +1,338 @@
+//! The run loop's timing and transitions, in paused time: fake agents answer
+//! clock probes and assignments through the same events the gRPC service
+//! produces, so whole stress searches and agent losses run in milliseconds
+//! of real time and their timing is exact.
+
+use stampede_common::histogram::{encode, new_histogram};
+use stampede_common::plan;
+use stampede_common::proto::{
+    self, ClockProbeReply, Hello, SessionResponse, load_shape::Shape, rate_profile::Profile,
+    session_request::Kind as Up, session_response::Kind as Down,
+};
+use stampede_controller::report::PhaseSummary;
+use stampede_controller::runner::{Orchestrator, ResolvedTarget};
+use stampede_controller::service::Event;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What a fake agent saw: (when, message).
+type Seen = Arc<Mutex<Vec<(Instant, Down)>>>;
+
+/// How a fake agent behaves.
+#[derive(Clone, Copy)]
+struct Behaviour {
+    /// Requests above this rate (cluster-wide) get a 1 s TTFT, below it 10 ms.
+    capacity: f64,
+    /// Drop the session this long after the first assignment arrives.
+    leave_after: Option<Duration>,
+}
+
+fn load(text: &str) -> plan::Plan {
+    let path = Path::new("plan.toml");
+    plan::parse(text, path).unwrap().validate(path).unwrap()
+}
+
+fn now_nanos() -> i64 {
+    stampede_controller::clock::now_unix_nanos()
+}
+
+/// Join `ids` to an orchestrator for `plan`, each answering as `behaviour(id)` says.
+fn setup(
+    plan: plan::Plan,
+    ids: &[&str],
+    behaviour: impl Fn(&str) -> Behaviour,
+) -> (Orchestrator, Vec<(String, Seen)>) {
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let target = ResolvedTarget {
+        base_url: "http://127.0.0.1:9".into(),
+        prompt: "hi".into(),
+    };
+    let orch = Orchestrator::new(plan, target, events_rx, CancellationToken::new());
+    let mut seen = Vec::new();
+    for id in ids {
+        let (tx, rx) = mpsc::channel(256);
+        let log: Seen = Arc::default();
+        seen.push((id.to_string(), log.clone()));
+        let events = events_tx.clone();
+        let hello = Hello {
+            agent_id: id.to_string(),
+            node_name: "node".into(),
+            cores: 1,
+            ..Default::default()
+        };
+        events
+            .try_send(Event::Joined { hello, tx })
+            .expect("event queue");
+        tokio::spawn(fake_agent(id.to_string(), rx, events, behaviour(id), log));
+    }
+    (orch, seen)
+}
+
+async fn fake_agent(
+    id: String,
+    mut rx: mpsc::Receiver<Result<SessionResponse, tonic::Status>>,
+    events: mpsc::Sender<Event>,
+    b: Behaviour,
+    seen: Seen,
+) {
+    let mut sequence = 0;
+    let mut first_assignment: Option<Instant> = None;
+    loop {
+        let leave = first_assignment
+            .zip(b.leave_after)
+            .map(|(t, after)| t + after);
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            () = async { tokio::time::sleep_until(leave.unwrap()).await }, if leave.is_some() => {
+                let _ = events.send(Event::Left { agent: id.clone(), reason: "killed".into() }).await;
+                return;
+            }
+        };
+        let Some(Ok(SessionResponse { kind: Some(kind) })) = msg else {
+            return;
+        };
+        seen.lock().unwrap().push((Instant::now(), kind.clone()));
+        let up = |kind: Up| Event::Message {
+            agent: id.clone(),
+            kind,
+            at_unix_nanos: now_nanos(),
+        };
+        match kind {
+            Down::ClockProbe(p) => {
+                let t = now_nanos();
+                let reply = ClockProbeReply {
+                    probe_id: p.probe_id,
+                    agent_receive_unix_nanos: t,
+                    agent_send_unix_nanos: t,
+                };
+                let _ = events.send(up(Up::ClockProbeReply(reply))).await;
+            }
+            Down::PhaseAssignment(a) => {
+                first_assignment.get_or_insert_with(Instant::now);
+                sequence += 1;
+                tokio::spawn(finish_phase(a, sequence, b, events.clone(), id.clone()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Report one window for the whole share at the phase's end, then done.
+async fn finish_phase(
+    a: proto::PhaseAssignment,
+    sequence: u64,
+    b: Behaviour,
+    events: mpsc::Sender<Event>,
+    id: String,
+) {
+    let lead = Duration::from_nanos((a.start_unix_nanos - now_nanos()).max(0).unsigned_abs());
+    let duration = Duration::from_millis(a.duration_ms);
+    tokio::time::sleep(lead + duration).await;
+    let Some(Shape::OpenLoop(o)) = a.load.and_then(|l| l.shape) else {
+        panic!("open loop expected")
+    };
+    let Some(Profile::Constant(c)) = o.profile.and_then(|p| p.profile) else {
+        panic!("constant rate expected")
+    };
+    let shard = a.shard.unwrap();
+    let sent = (c.requests_per_second * duration.as_secs_f64() / f64::from(shard.count)) as u64;
+    let ttft_micros = if c.requests_per_second <= b.capacity {
+        10_000
+    } else {
+        1_000_000
+    };
+    let mut h = new_histogram();
+    h.record_n(ttft_micros, sent).unwrap();
+    let report = proto::WindowReport {
+        sequence,
+        phase_index: a.phase_index,
+        window_index: 0,
+        histograms: vec![proto::MetricHistogram {
+            metric: proto::Metric::Ttft as i32,
+            encoding: Some(proto::metric_histogram::Encoding::HdrV2(
+                encode(&h).unwrap(),
+            )),
+        }],
+        counters: Some(proto::Counters {
+            sent,
+            ok: sent,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let micros = u64::try_from(duration.as_micros()).unwrap();
+    let done = proto::PhaseDone {
+        phase_index: a.phase_index,
+        windows: 1,
+        arrivals_micros: micros,
+        finished_micros: micros,
+    };
+    for kind in [Up::WindowReport(report), Up::PhaseDone(done)] {
+        let _ = events
+            .send(Event::Message {
+                agent: id.clone(),
+                kind,
+                at_unix_nanos: now_nanos(),
+            })
+            .await;
+    }
+}
+
+const STRESS: &str = r#"
+[agents]
+remote = 2
+[target]
+url = "http://127.0.0.1:9"
+model = "m"
+[[phase]]
+name = "knee"
+kind = "stress"
+from = 10.0
+to = 1000.0
+step_duration = "10s"
+precision = 0.05
+slo = ["ttft.p99 < 100ms"]
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_stress_phase_steps_to_the_fake_capacity_and_stops() {
+    let capacity = 137.0;
+    let (mut orch, seen) = setup(load(STRESS), &["a", "b"], |_| Behaviour {
+        capacity,
+        leave_after: None,
+    });
+    orch.wait_for_agents().await.unwrap();
+    let began = Instant::now();
+    let steps: Vec<PhaseSummary> = orch.run_phase(0, 0).await.unwrap();
+    let took = began.elapsed();
+
+    let rates: Vec<f64> = steps.iter().map(|s| s.step.unwrap().rate).collect();
+    // Doubling to the first failure, then bisection.
+    assert_eq!(&rates[..5], &[10.0, 20.0, 40.0, 80.0, 160.0]);
+    assert_eq!(rates[5], 120.0);
+    let passed: Vec<f64> = steps
+        .iter()
+        .filter(|s| s.slo_passed == Some(true))
+        .map(|s| s.step.unwrap().rate)
+        .collect();
+    let knee = passed.iter().copied().fold(0.0, f64::max);
+    assert!(
+        knee <= capacity && knee >= capacity / 1.05,
+        "knee {knee}, steps {rates:?}"
+    );
+    for s in &steps {
+        let rate = s.step.unwrap().rate;
+        assert_eq!(s.slo_passed, Some(rate <= capacity), "step at {rate}");
+        assert_eq!(s.offered_rate, Some(rate));
+        assert_eq!(s.requests.sent, (rate * 10.0) as u64 / 2 * 2);
+    }
+    // Each step lasts its 10 s plus the start lead (clock probes are instant
+    // here), and steps follow each other without overlap.
+    let n = steps.len() as u32;
+    assert!(
+        took >= Duration::from_secs(10) * n,
+        "{took:?} for {n} steps"
+    );
+    assert!(
+        took < (Duration::from_secs(10) + Duration::from_millis(400)) * n,
+        "{took:?} for {n} steps"
+    );
+    for (_, log) in &seen {
+        let starts: Vec<Instant> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, m)| matches!(m, Down::PhaseAssignment(_)))
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(starts.len(), steps.len());
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_secs(10), "{:?}", w[1] - w[0]);
+        }
+        // Every step is its own assignment number.
+        let slots: Vec<u32> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Down::PhaseAssignment(a) => Some(a.phase_index),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(slots, (0..n).collect::<Vec<_>>());
+    }
+}
+
+const CONSTANT: &str = r#"
+[run]
+window = "1s"
+[agents]
+remote = 3
+reconnect_grace = "2s"
+[target]
+url = "http://127.0.0.1:9"
+model = "m"
+[[phase]]
+name = "steady"
+kind = "constant"
+rate = 30.0
+duration = "20s"
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_agent_is_declared_after_its_grace_and_its_share_handed_on() {
+    let (mut orch, seen) = setup(load(CONSTANT), &["a", "b", "c"], |id| Behaviour {
+        capacity: 1e9,
+        leave_after: (id == "c").then_some(Duration::from_secs(3)),
+    });
+    orch.wait_for_agents().await.unwrap();
+    let began = Instant::now();
+    let summary = orch.run_phase(0, 0).await.unwrap().remove(0);
+    // The survivors finish at the phase's planned end: nothing waited on c.
+    assert!(
+        began.elapsed() < Duration::from_secs(21),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(summary.lost_agents, vec!["c".to_string()]);
+    assert_eq!(summary.redistributed.len(), 1);
+    let r = &summary.redistributed[0];
+    assert_eq!(
+        (r.lost.as_str(), r.to.clone()),
+        ("c", vec!["a".into(), "b".into()])
+    );
+    // c left 2.7 s into the phase (3 s after its assignment, which came 0.3 s
+    // before the start), was lost 2 s later, and the share moves at the next
+    // window boundary at least 100 ms ahead: 5 s.
+    assert_eq!(r.from_s, 5.0);
+    for (id, log) in &seen {
+        let reshards: Vec<(Instant, proto::Reshard)> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(t, m)| match m {
+                Down::Reshard(r) => Some((*t, *r)),
+                _ => None,
+            })
+            .collect();
+        if id == "c" {
+            assert!(reshards.is_empty());
+            continue;
+        }
+        assert_eq!(reshards.len(), 1, "{id}");
+        let (at, r) = reshards[0];
+        let index = if id == "a" { 0 } else { 1 };
+        assert_eq!(r.shard, Some(proto::Shard { index, count: 2 }), "{id}");
+        assert_eq!((r.from_ms, r.phase_index, r.users), (5000, 0, 0));
+        // Sent when c was declared lost: 0.3 s lead + 2.7 s + 2 s grace.
+        let sent_at = at - began;
+        assert!(
+            (Duration::from_millis(4990)..Duration::from_millis(5100)).contains(&sent_at),
+            "{sent_at:?}"
+        );
+    }
+}
