@@ -231,8 +231,10 @@ pub async fn run_phase(
     ));
 
     let tracker = TaskTracker::new();
+    let mut started_unix_nanos = 0;
     tokio::select! {
         () = tokio::time::sleep_until(spec.start) => {
+            started_unix_nanos = clock.now_unix_nanos();
             match (&spec.shape, &spec.schedule) {
                 (Shape::Concurrency(c), _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop, reshards),
                 (_, Some(schedule)) => open_loop(&ctx, &spec, schedule.clone(), &tracker, &stop, reshards).await,
@@ -290,6 +292,7 @@ pub async fn run_phase(
             windows,
             arrivals_micros: since_start(arrivals_end.min(spec.end.max(spec.start))),
             finished_micros: ctx.rec.last_completion().map_or(0, since_start),
+            started_unix_nanos,
         }))
         .await;
     Ok(())

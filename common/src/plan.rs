@@ -243,6 +243,11 @@ pub struct RawPhase {
     pub drain: Option<HumanDuration>,
     /// Service-level objectives of this phase (added to `run.slo`).
     pub slo: Option<Vec<String>>,
+    /// Leave this much of the start out of the phase's results (whole
+    /// windows; they stay in the time series).
+    pub warmup: Option<HumanDuration>,
+    /// Leave this much of the end out of the phase's results, and the drain.
+    pub cooldown: Option<HumanDuration>,
     /// Length of each step (kind "stress").
     pub step_duration: Option<HumanDuration>,
     /// Stress search: "adaptive" (multiply by `factor` until a step fails,
@@ -423,6 +428,25 @@ pub struct Phase {
     pub drain: Duration,
     /// Service-level objectives (run-wide ones merged with the phase's own).
     pub slo: Vec<Slo>,
+    /// Start left out of the results.
+    pub warmup: Duration,
+    /// End left out of the results (with the drain), when non-zero.
+    pub cooldown: Duration,
+}
+
+impl Phase {
+    /// Windows `first..end` whose results count (after warm-up, before cool-down).
+    pub fn measured_windows(&self, window: Duration) -> (u32, u32) {
+        let w = window.as_nanos().max(1);
+        let first = u32::try_from(self.warmup.as_nanos().div_ceil(w)).unwrap_or(u32::MAX);
+        let end = if self.cooldown.is_zero() {
+            u32::MAX
+        } else {
+            u32::try_from(self.duration.saturating_sub(self.cooldown).as_nanos() / w)
+                .unwrap_or(u32::MAX)
+        };
+        (first, end)
+    }
 }
 
 /// Kind of phase with its parameters.
@@ -1237,7 +1261,30 @@ impl RawPhase {
             ));
         }
         let own_slo = parse_slos(cx, &key("slo"), self.slo.as_deref())?;
+        let warmup = self.warmup.map_or(Duration::ZERO, HumanDuration::get);
+        let cooldown = self.cooldown.map_or(Duration::ZERO, HumanDuration::get);
+        if warmup + cooldown >= duration {
+            return Err(cx.invalid(
+                key(if self.cooldown.is_some() {
+                    "cooldown"
+                } else {
+                    "warmup"
+                }),
+                format!("{:?}", warmup + cooldown),
+                format!(
+                    "warm-up plus cool-down must leave part of the {:?} {} measured",
+                    duration,
+                    if kind_name == "stress" {
+                        "step"
+                    } else {
+                        "phase"
+                    }
+                ),
+            ));
+        }
         Ok(Phase {
+            warmup,
+            cooldown,
             name,
             kind,
             duration,
@@ -1471,6 +1518,13 @@ max_drift = 0.25
             }
         );
         assert_eq!(plan.phases[1].slo.len(), 2);
+        assert_eq!(
+            plan.phases[1].measured_windows(Duration::from_secs(1)),
+            (0, u32::MAX)
+        );
+        let mut soak = plan.phases[1].clone();
+        (soak.warmup, soak.cooldown) = (Duration::from_millis(2500), Duration::from_secs(30));
+        assert_eq!(soak.measured_windows(Duration::from_secs(1)), (3, 570));
         assert_eq!(plan.phases[1].name, "soak-1");
         let step = plan.phases[0].stress_step(42.0);
         assert_eq!(

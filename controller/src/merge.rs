@@ -178,6 +178,8 @@ pub struct PhaseAccumulator {
     pub arrivals_micros: u64,
     /// Latest completion reported by an agent (µs from phase start).
     pub finished_micros: u64,
+    /// When each agent actually began the phase (Unix ns, controller clock).
+    pub starts: Vec<i64>,
 }
 
 /// What became of a report handed to [`PhaseAccumulator::offer`].
@@ -231,8 +233,27 @@ impl PhaseAccumulator {
         }
     }
 
-    /// An agent finished its share.
+    /// Keep only windows `first..end` in the phase totals (warm-up and
+    /// cool-down exclusion); the per-window data stays whole for time series.
+    /// Arrival and completion spans are cut to the same interval.
+    pub fn restrict(&mut self, first: u32, end: u32, window: std::time::Duration) {
+        let mut total = Aggregate::default();
+        for (_, (w, _)) in self.windows.range(first..end) {
+            total.merge(w);
+        }
+        self.total = total;
+        let at = |i: u32| u64::try_from(window.as_micros() * u128::from(i)).unwrap_or(u64::MAX);
+        let (from, to) = (at(first), at(end));
+        self.arrivals_micros = self.arrivals_micros.min(to).saturating_sub(from);
+        self.finished_micros = self.finished_micros.min(to).saturating_sub(from);
+    }
+
+    /// An agent finished its share;
+    /// `d.started_unix_nanos` must already be in the controller's clock.
     pub fn done(&mut self, d: &proto::PhaseDone) {
+        if d.started_unix_nanos != 0 {
+            self.starts.push(d.started_unix_nanos);
+        }
         self.arrivals_micros = self.arrivals_micros.max(d.arrivals_micros);
         self.finished_micros = self.finished_micros.max(d.finished_micros);
     }
@@ -338,6 +359,41 @@ mod tests {
         for q in [0.5, 0.9, 0.99, 0.999] {
             assert_eq!(merged.value_at_quantile(q), single.value_at_quantile(q));
         }
+    }
+
+    #[test]
+    fn warm_up_and_cool_down_windows_leave_the_totals_but_not_the_series() {
+        let mut acc = PhaseAccumulator::default();
+        for i in 0..10u32 {
+            let mut h = new_histogram();
+            h.record_n(1000 * u64::from(i + 1), 10).unwrap();
+            let mut r = report(u64::from(i) + 1, &h);
+            r.window_index = i;
+            acc.add("a", &r);
+        }
+        acc.arrivals_micros = 9_500_000;
+        acc.finished_micros = 10_000_000;
+        acc.restrict(2, 8, std::time::Duration::from_secs(1));
+        let t = acc.total.hist(Metric::Ttft);
+        assert_eq!(t.len(), 60);
+        assert_eq!((t.min(), t.max() / 1000), (3000, 8));
+        assert_eq!(acc.total.counters.ok, 60);
+        assert_eq!(acc.windows.len(), 10);
+        assert_eq!(
+            (acc.arrivals_micros, acc.finished_micros),
+            (6_000_000, 6_000_000)
+        );
+        // Warm-up only: completions in the drain still count.
+        let mut acc2 = PhaseAccumulator {
+            finished_micros: 10_400_000,
+            arrivals_micros: 10_000_000,
+            ..Default::default()
+        };
+        acc2.restrict(3, u32::MAX, std::time::Duration::from_secs(1));
+        assert_eq!(
+            (acc2.arrivals_micros, acc2.finished_micros),
+            (7_000_000, 7_400_000)
+        );
     }
 
     #[test]

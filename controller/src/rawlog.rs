@@ -189,6 +189,9 @@ pub enum Record {
         arrivals_micros: u64,
         /// Phase start to its last completion (µs).
         finished_micros: u64,
+        /// When it actually began the phase (Unix ns, controller clock; 0: unknown).
+        #[serde(default, skip_serializing_if = "is_zero_i64")]
+        started_unix_nanos: i64,
     },
     /// A phase ended.
     PhaseEnd {
@@ -237,6 +240,10 @@ impl Record {
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_i64(n: &i64) -> bool {
     *n == 0
 }
 

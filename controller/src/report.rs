@@ -207,6 +207,12 @@ pub struct PhaseSummary {
     pub drift: Option<crate::verdict::Drift>,
     /// Lost agents' shares handed to the remaining agents.
     pub redistributed: Vec<Redistribution>,
+    /// Spread of the agents' actual phase starts (controller clock), ms.
+    pub start_spread_ms: Option<f64>,
+    /// Start of the phase left out of its results (s).
+    pub warmup_s: f64,
+    /// End of the phase left out of its results, with the drain (s; 0: none).
+    pub cooldown_s: f64,
 }
 
 impl PhaseSummary {
@@ -366,9 +372,26 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     );
     let _ = writeln!(
         s,
-        "  time        planned {:.1} s, arrivals {:.2} s, last completion {:.2} s",
-        p.planned_duration_s, p.arrivals_s, p.finished_s
+        "  time        planned {:.1} s, arrivals {:.2} s, last completion {:.2} s{}",
+        p.planned_duration_s,
+        p.arrivals_s,
+        p.finished_s,
+        p.start_spread_ms
+            .map(|ms| format!(", start spread {ms:.3} ms"))
+            .unwrap_or_default()
     );
+    if p.warmup_s > 0.0 || p.cooldown_s > 0.0 {
+        let _ = writeln!(
+            s,
+            "  measured    without the first {:.1} s{}",
+            p.warmup_s,
+            if p.cooldown_s > 0.0 {
+                format!(", the last {:.1} s and the drain", p.cooldown_s)
+            } else {
+                String::new()
+            }
+        );
+    }
     let r = &p.requests;
     let _ = writeln!(
         s,
@@ -610,6 +633,9 @@ pub(crate) mod tests {
                 step: None,
                 drift: None,
                 redistributed: Vec::new(),
+                start_spread_ms: None,
+                warmup_s: 0.0,
+                cooldown_s: 0.0,
             }],
             interrupted: false,
             repeat: 1,

@@ -223,6 +223,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             Record::PhaseDone {
                 arrivals_micros,
                 finished_micros,
+                started_unix_nanos,
                 ..
             } => {
                 b.done = true;
@@ -231,6 +232,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
                     windows: 0,
                     arrivals_micros,
                     finished_micros,
+                    started_unix_nanos,
                 });
             }
             Record::PhaseEnd {
@@ -266,6 +268,10 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             let micros = u64::try_from(span.min(b.data.phase.duration).as_micros()).unwrap_or(0);
             b.data.acc.arrivals_micros = micros;
             b.data.acc.finished_micros = u64::try_from(span.as_micros()).unwrap_or(0);
+        }
+        let (first, end) = b.data.phase.measured_windows(b.data.window);
+        if (first, end) != (0, u32::MAX) {
+            b.data.acc.restrict(first, end, b.data.window);
         }
         let mut s = summarize(
             &b.data.phase,

@@ -481,12 +481,28 @@ impl Orchestrator {
                     kind: Up::PhaseDone(d),
                     ..
                 } if d.phase_index == slot => {
-                    acc.done(&d);
+                    // The agent's start, in the controller's clock.
+                    let offset = self
+                        .agents
+                        .get(&agent)
+                        .and_then(|a| a.clock)
+                        .unwrap_or_default()
+                        .offset_nanos;
+                    let started = if d.started_unix_nanos == 0 {
+                        0
+                    } else {
+                        d.started_unix_nanos - offset
+                    };
+                    acc.done(&proto::PhaseDone {
+                        started_unix_nanos: started,
+                        ..d
+                    });
                     self.record(&Record::PhaseDone {
                         phase: index as u32,
                         agent: agent.clone(),
                         arrivals_micros: d.arrivals_micros,
                         finished_micros: d.finished_micros,
+                        started_unix_nanos: started,
                     })?;
                     pending.remove(&agent);
                 }
@@ -541,6 +557,10 @@ impl Orchestrator {
         })?;
         if let Some(raw) = &mut self.raw {
             raw.sync()?;
+        }
+        let (first, end) = phase.measured_windows(self.plan.window);
+        if (first, end) != (0, u32::MAX) {
+            acc.restrict(first, end, self.plan.window);
         }
         let mut summary = summarize(phase, &acc, assigned, lost, stopped_early);
         summary.step = step;
@@ -894,5 +914,14 @@ pub fn summarize(
         step: None,
         drift: None,
         redistributed: Vec::new(),
+        start_spread_ms: (!acc.starts.is_empty()).then(|| {
+            let (lo, hi) = acc
+                .starts
+                .iter()
+                .fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+            (hi - lo) as f64 / 1e6
+        }),
+        warmup_s: phase.warmup.as_secs_f64(),
+        cooldown_s: phase.cooldown.as_secs_f64(),
     }
 }

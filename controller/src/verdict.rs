@@ -149,6 +149,7 @@ pub fn drift(
     duration: Duration,
     window: Duration,
     wanted: Option<u32>,
+    first_window: u32,
 ) -> Option<Drift> {
     let n = steady_windows(duration, window);
     // Completions reach their steady rate one request latency after the
@@ -162,6 +163,7 @@ pub fn drift(
     let skip = u32::try_from(u128::from(settle_micros).div_ceil(window.as_micros().max(1)))
         .unwrap_or(u32::MAX)
         .max(1)
+        .max(first_window)
         .min(n / 2);
     let k = wanted
         .unwrap_or(n / 10)
@@ -243,7 +245,9 @@ pub fn apply(
             max_drift,
             ..
         } => {
-            summary.drift = drift(acc, planned.duration, window, drift_windows);
+            let (first, end) = planned.measured_windows(window);
+            let steady = planned.duration.min(window * end.min(u32::MAX / 2));
+            summary.drift = drift(acc, steady, window, drift_windows, first);
             if let (Some(limit), Some(d)) = (max_drift, &summary.drift) {
                 for (name, change) in [
                     ("ttft.p99", d.ttft_p99_change),
@@ -331,6 +335,7 @@ mod tests {
             Duration::from_secs(20),
             Duration::from_secs(1),
             Some(3),
+            0,
         )
         .unwrap();
         assert_eq!((d.skipped, d.windows), (2, 3));
@@ -363,6 +368,8 @@ mod tests {
             max_requests: None,
             drain: Duration::from_secs(1),
             slo: Vec::new(),
+            warmup: Duration::ZERO,
+            cooldown: Duration::ZERO,
         };
         let mut s = crate::runner::summarize(&phase, &acc, Vec::new(), Vec::new(), false);
         apply(&phase, &mut s, &acc, Duration::from_secs(1));
@@ -399,6 +406,8 @@ mod tests {
             max_requests: None,
             drain: Duration::from_secs(1),
             slo: vec![Slo::parse("ttft.p99 < 100ms").unwrap()],
+            warmup: Duration::ZERO,
+            cooldown: Duration::ZERO,
         };
         let step = phase.stress_step(10.0);
         let verdict = |acc: &PhaseAccumulator, tweak: &dyn Fn(&mut PhaseSummary)| {

@@ -170,6 +170,8 @@ async fn finish_phase(
         windows: 1,
         arrivals_micros: micros,
         finished_micros: micros,
+        // Began exactly on time, in its own clock.
+        started_unix_nanos: a.start_unix_nanos,
     };
     for kind in [Up::WindowReport(report), Up::PhaseDone(done)] {
         let _ = events
@@ -229,6 +231,8 @@ async fn a_stress_phase_steps_to_the_fake_capacity_and_stops() {
         assert_eq!(s.slo_passed, Some(rate <= capacity), "step at {rate}");
         assert_eq!(s.offered_rate, Some(rate));
         assert_eq!(s.requests.sent, (rate * 10.0) as u64 / 2 * 2);
+        // Both agents began on time; only the offset estimates' error is left.
+        assert!(s.start_spread_ms.unwrap() < 1.0, "{:?}", s.start_spread_ms);
     }
     // Each step lasts its 10 s plus the start lead (clock probes are instant
     // here), and steps follow each other without overlap.

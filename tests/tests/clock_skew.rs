@@ -165,4 +165,10 @@ duration = "2s"
     };
     eprintln!("start spread {spread:?}; estimated offsets {offsets:?}");
     assert!(spread < Duration::from_millis(5), "start spread {spread:?}");
+    // The spread the run records (agents' own start instants, translated
+    // with the estimated offsets) agrees with the one observed here.
+    let recorded = summary["phases"][0]["start_spread_ms"].as_f64().unwrap();
+    assert!(recorded < 5.0, "recorded start spread {recorded} ms");
+    let stats = std::fs::read_to_string(out.join("stats.txt")).unwrap();
+    assert!(stats.contains("start spread"), "{stats}");
 }
