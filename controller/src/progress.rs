@@ -101,7 +101,7 @@ impl Progress {
             .map(|r| format!(" offered {r:.1}/s"))
             .unwrap_or_default();
         self.line(&format!(
-            "  {} [{:>5.1}s/{:.0}s]{offered} sent {:.1}/s ok {} err {} skip {} | ttft p50 {:.1}ms p99 {:.1}ms | {:.0} tok/s",
+            "  {} [{:>5.1}s/{:.0}s]{offered} sent {:.1}/s ok {} err {} skip {} | ttft p50 {:.1}ms p99 {:.1}ms | {:.0} tok/s | agents {reports}",
             phase.name,
             (f64::from(index) + 1.0) * secs,
             phase.duration.as_secs_f64(),
