@@ -68,6 +68,22 @@ pub struct RawPlan {
     pub workload: Vec<crate::workload::RawWorkloadEntry>,
     /// What the serving hardware costs (optional): adds cost per token to reports.
     pub cost: Option<RawCost>,
+    /// Scrape the target's Prometheus metrics during each phase (optional).
+    pub server_metrics: Option<RawServerMetrics>,
+}
+
+/// `[server_metrics]`: the serving stack's own metrics, scraped per phase.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerMetrics {
+    /// `/metrics` URLs to scrape. Default with the built-in simulator: its own.
+    pub urls: Option<Vec<String>>,
+    /// Time between scrapes. Default "1s".
+    pub interval: Option<HumanDuration>,
+    /// Keep the metric families whose names start with one of these. Default `["vllm:"]`.
+    pub families: Option<Vec<String>>,
+    /// Timeout of one scrape. Default "2s".
+    pub timeout: Option<HumanDuration>,
 }
 
 /// `[cost]`: the price of the hardware serving the target.
@@ -302,6 +318,21 @@ pub struct Plan {
     pub workload: Vec<crate::workload::WorkloadEntry>,
     /// Hardware cost, when given.
     pub cost: Option<Cost>,
+    /// Server-metrics scraping, when enabled.
+    pub server_metrics: Option<ServerMetrics>,
+}
+
+/// Validated `[server_metrics]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerMetrics {
+    /// Pages to scrape; empty: the built-in simulator's (resolved at run time).
+    pub urls: Vec<String>,
+    /// Time between scrapes.
+    pub interval: Duration,
+    /// Family-name prefixes kept (empty: all).
+    pub families: Vec<String>,
+    /// Timeout of one scrape.
+    pub timeout: Duration,
 }
 
 /// Validated hardware cost.
@@ -762,6 +793,11 @@ impl RawPlan {
             .as_ref()
             .map(|c| validate_cost(&cx, c))
             .transpose()?;
+        let server_metrics = self
+            .server_metrics
+            .as_ref()
+            .map(|m| validate_server_metrics(&cx, m, &target))
+            .transpose()?;
 
         Ok(Plan {
             workload,
@@ -775,6 +811,7 @@ impl RawPlan {
             request,
             phases,
             cost,
+            server_metrics,
         })
     }
 
@@ -1033,6 +1070,55 @@ impl RawPlan {
             connect_timeout,
         })
     }
+}
+
+fn validate_server_metrics(
+    cx: &Ctx<'_>,
+    m: &RawServerMetrics,
+    target: &Target,
+) -> Result<ServerMetrics, PlanError> {
+    let urls = m.urls.clone().unwrap_or_default();
+    for (i, url) in urls.iter().enumerate() {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(cx.invalid(
+                format!("server_metrics.urls[{i}]"),
+                format!("{url:?}"),
+                "expected an http:// or https:// URL of a /metrics page",
+            ));
+        }
+    }
+    if urls.is_empty() && !matches!(target.endpoint, Endpoint::Simulator(_)) {
+        return Err(cx.invalid(
+            "server_metrics.urls",
+            MISSING,
+            "list the serving pods' /metrics URLs (only the built-in simulator's is known)",
+        ));
+    }
+    let interval = cx.positive(
+        "server_metrics.interval",
+        m.interval
+            .map_or(Duration::from_secs(1), HumanDuration::get),
+    )?;
+    if interval < Duration::from_millis(100) {
+        return Err(cx.invalid(
+            "server_metrics.interval",
+            format!("{interval:?}"),
+            "must be at least 100ms",
+        ));
+    }
+    let timeout = cx.positive(
+        "server_metrics.timeout",
+        m.timeout.map_or(Duration::from_secs(2), HumanDuration::get),
+    )?;
+    Ok(ServerMetrics {
+        urls,
+        interval,
+        families: m
+            .families
+            .clone()
+            .unwrap_or_else(|| vec!["vllm:".to_string()]),
+        timeout,
+    })
 }
 
 fn validate_cost(cx: &Ctx<'_>, c: &RawCost) -> Result<Cost, PlanError> {

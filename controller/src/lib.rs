@@ -19,6 +19,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod runner;
+pub mod server_metrics;
 pub mod service;
 pub mod stress;
 pub mod tables;

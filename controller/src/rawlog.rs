@@ -134,6 +134,30 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         step: Option<StepRecord>,
     },
+    /// One scrape of the target's metrics page.
+    Scrape {
+        /// Phase index.
+        phase: u32,
+        /// The page.
+        url: String,
+        /// Milliseconds since the phase's start.
+        at_ms: u64,
+        /// Declared type of each family.
+        types: BTreeMap<String, String>,
+        /// (sample name, labels, value) of the kept families.
+        samples: Vec<(String, crate::server_metrics::Labels, f64)>,
+    },
+    /// A scrape that failed.
+    ScrapeFailed {
+        /// Phase index.
+        phase: u32,
+        /// The page.
+        url: String,
+        /// Milliseconds since the phase's start.
+        at_ms: u64,
+        /// Why.
+        reason: String,
+    },
     /// A lost agent's share was handed to the remaining agents.
     Reshard {
         /// Phase index.

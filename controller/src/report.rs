@@ -209,6 +209,8 @@ pub struct PhaseSummary {
     pub redistributed: Vec<Redistribution>,
     /// Spread of the agents' actual phase starts (controller clock), ms.
     pub start_spread_ms: Option<f64>,
+    /// The serving stack's own metrics over the phase, when scraped.
+    pub server: Option<crate::server_metrics::ServerSummary>,
     /// Start of the phase left out of its results (s).
     pub warmup_s: f64,
     /// End of the phase left out of its results, with the drain (s; 0: none).
@@ -301,6 +303,42 @@ pub fn stats_text(run: &RunSummary) -> String {
         crate::repeats::text(&mut s, &run.repeats);
     }
     s
+}
+
+fn server_text(s: &mut String, m: &crate::server_metrics::ServerSummary) {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+    let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let _ = writeln!(
+        s,
+        "  server      {} scrapes{}: prefix-cache hit rate {}, KV-cache usage mean {} max {}, \
+         running mean {} max {}, waiting mean {} max {}",
+        m.scrapes,
+        if m.failed_scrapes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} failed)", m.failed_scrapes.values().sum::<u32>())
+        },
+        pct(m.prefix_cache_hit_rate),
+        pct(m.kv_cache_usage_mean),
+        pct(m.kv_cache_usage_max),
+        num(m.running_mean),
+        num(m.running_max),
+        num(m.waiting_mean),
+        num(m.waiting_max),
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let _ = writeln!(
+        s,
+        "  server lat  ttft p50 {} p99 {} ms, e2e p50 {} p99 {} ms (bucket-interpolated); \
+         {} requests, {} prompt / {} output tokens",
+        ms(m.ttft_p50_ms),
+        ms(m.ttft_p99_ms),
+        ms(m.e2e_p50_ms),
+        ms(m.e2e_p99_ms),
+        num(m.requests),
+        num(m.prompt_tokens),
+        num(m.generation_tokens),
+    );
 }
 
 fn stress_text(s: &mut String, r: &StressResult, repeats: u32) {
@@ -455,6 +493,9 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
                 c.objective
             );
         }
+    }
+    if let Some(m) = &p.server {
+        server_text(s, m);
     }
     if let Some(d) = &p.drift {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
@@ -634,6 +675,7 @@ pub(crate) mod tests {
                 drift: None,
                 redistributed: Vec::new(),
                 start_spread_ms: None,
+                server: None,
                 warmup_s: 0.0,
                 cooldown_s: 0.0,
             }],

@@ -90,6 +90,9 @@ struct Building {
     planned: Phase,
     step: Option<rawlog::StepRecord>,
     redistributed: Vec<crate::report::Redistribution>,
+    /// Server-metrics scrapes, and failed scrapes by page.
+    scrapes: Vec<crate::server_metrics::Scrape>,
+    failed_scrapes: std::collections::BTreeMap<String, u32>,
     repeat: u32,
     data: PhaseData,
     agents: Vec<String>,
@@ -168,6 +171,8 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
                 planned: planned.clone(),
                 step,
                 redistributed: Vec::new(),
+                scrapes: Vec::new(),
+                failed_scrapes: std::collections::BTreeMap::new(),
                 repeat,
                 data: PhaseData {
                     phase: run_as,
@@ -185,6 +190,8 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         }
         let phase = match &record {
             Record::Window { phase, .. }
+            | Record::Scrape { phase, .. }
+            | Record::ScrapeFailed { phase, .. }
             | Record::Reshard { phase, .. }
             | Record::Rejected { phase, .. }
             | Record::PhaseDone { phase, .. }
@@ -210,6 +217,19 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             Record::Rejected { agent, .. } => {
                 *b.data.acc.rejected.entry(agent).or_default() += 1;
             }
+            Record::Scrape {
+                url,
+                at_ms,
+                types,
+                samples,
+                ..
+            } => b.scrapes.push(crate::server_metrics::Scrape {
+                url,
+                at_ms,
+                types,
+                samples,
+            }),
+            Record::ScrapeFailed { url, .. } => *b.failed_scrapes.entry(url).or_default() += 1,
             Record::Reshard {
                 lost,
                 agents,
@@ -284,6 +304,12 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         s.repeat = b.repeat;
         s.step = b.step;
         s.redistributed = b.redistributed;
+        if !b.scrapes.is_empty() || !b.failed_scrapes.is_empty() {
+            s.server = Some(crate::server_metrics::summarize(
+                &b.scrapes,
+                &b.failed_scrapes,
+            ));
+        }
         if b.step.is_some() {
             s.kind = "stress".into();
         }

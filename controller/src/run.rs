@@ -150,9 +150,15 @@ pub async fn run(
         AgentMode::Remote => Vec::new(),
     };
 
+    let metrics_urls = match &plan.server_metrics {
+        Some(m) if m.urls.is_empty() => vec![format!("{base_url}/metrics")],
+        Some(m) => m.urls.clone(),
+        None => Vec::new(),
+    };
     let target = ResolvedTarget {
         base_url: base_url.clone(),
         prompt: stampede_common::prompt::synthetic(plan.request.prompt_tokens),
+        metrics_urls,
     };
     let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
     orch.record_to(raw);

@@ -69,6 +69,8 @@ pub struct ResolvedTarget {
     pub base_url: String,
     /// Synthetic prompt text.
     pub prompt: String,
+    /// Server-metrics pages to scrape (the plan's, or the built-in simulator's).
+    pub metrics_urls: Vec<String>,
 }
 
 /// Runs a validated plan over the agents that join through `events`.
@@ -82,6 +84,8 @@ pub struct Orchestrator {
     raw: Option<RawLog>,
     /// Wire number of the next assignment.
     next_slot: u32,
+    /// Scrapes the target's metrics during each phase, when the plan asks.
+    scraper: Option<crate::server_metrics::Scraper>,
 }
 
 impl Orchestrator {
@@ -92,7 +96,22 @@ impl Orchestrator {
         events: mpsc::Receiver<Event>,
         interrupt: CancellationToken,
     ) -> Self {
+        let scraper = plan.server_metrics.as_ref().and_then(|m| {
+            let client = reqwest::Client::builder()
+                .timeout(m.timeout)
+                .user_agent(concat!("stampede-controller/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| tracing::error!("cannot build the metrics client: {e}"))
+                .ok()?;
+            Some(crate::server_metrics::Scraper {
+                client,
+                urls: target.metrics_urls.clone(),
+                families: m.families.clone(),
+                interval: m.interval,
+            })
+        });
         Self {
+            scraper,
             plan,
             target,
             events,
@@ -393,6 +412,14 @@ impl Orchestrator {
             step,
         })?;
         self.progress.phase_start(phase, assigned.len(), step);
+        let scrape_stop = CancellationToken::new();
+        let (scrape_tx, mut scrape_rx) = mpsc::channel(256);
+        let scrape_task = self
+            .scraper
+            .as_ref()
+            .map(|s| s.spawn(start, scrape_tx, scrape_stop.clone()));
+        let mut scrapes = Vec::new();
+        let mut failed_scrapes = BTreeMap::new();
 
         let mut acc = PhaseAccumulator::default();
         let mut lost: Vec<String> = Vec::new();
@@ -409,6 +436,10 @@ impl Orchestrator {
         while !pending.is_empty() {
             let ev = tokio::select! {
                 ev = self.next_event() => ev?,
+                Some(scraped) = scrape_rx.recv(), if scrape_task.is_some() => {
+                    self.on_scrape(index as u32, scraped, &mut scrapes, &mut failed_scrapes)?;
+                    continue;
+                }
                 () = tokio::time::sleep_until(deadline) => {
                     for id in std::mem::take(&mut pending) {
                         self.progress.line(&format!("agent {id} did not finish phase {} in time", phase.name));
@@ -549,6 +580,19 @@ impl Orchestrator {
                 }
             }
         }
+        // The last scrape, after every agent is done: the phase's whole increase.
+        scrape_stop.cancel();
+        if let Some(task) = scrape_task {
+            let _ = task.await;
+            while let Ok(scraped) = scrape_rx.try_recv() {
+                self.on_scrape(index as u32, scraped, &mut scrapes, &mut failed_scrapes)?;
+            }
+            if let Some(scraper) = self.scraper.clone() {
+                for scraped in scraper.scrape_all(start).await {
+                    self.on_scrape(index as u32, scraped, &mut scrapes, &mut failed_scrapes)?;
+                }
+            }
+        }
         self.record(&Record::PhaseEnd {
             phase: index as u32,
             lost_agents: lost.clone(),
@@ -565,10 +609,51 @@ impl Orchestrator {
         let mut summary = summarize(phase, &acc, assigned, lost, stopped_early);
         summary.step = step;
         summary.redistributed = redistributed;
+        if self.scraper.is_some() {
+            summary.server = Some(crate::server_metrics::summarize(&scrapes, &failed_scrapes));
+        }
         if step.is_some() {
             summary.kind = "stress".into();
         }
         Ok((summary, acc))
+    }
+
+    /// Record a scrape and keep it for the phase's summary.
+    fn on_scrape(
+        &mut self,
+        phase: u32,
+        scraped: crate::server_metrics::Scraped,
+        scrapes: &mut Vec<crate::server_metrics::Scrape>,
+        failed: &mut BTreeMap<String, u32>,
+    ) -> Result<(), RunError> {
+        use crate::server_metrics::Scraped;
+        match scraped {
+            Scraped::Page(page) => {
+                self.record(&Record::Scrape {
+                    phase,
+                    url: page.url.clone(),
+                    at_ms: page.at_ms,
+                    types: page.types.clone(),
+                    samples: page.samples.clone(),
+                })?;
+                scrapes.push(page);
+            }
+            Scraped::Failed { url, at_ms, reason } => {
+                let n = failed.entry(url.clone()).or_default();
+                if *n == 0 {
+                    self.progress
+                        .line(&format!("  warning: cannot scrape {url}: {reason}"));
+                }
+                *n += 1;
+                self.record(&Record::ScrapeFailed {
+                    phase,
+                    url,
+                    at_ms,
+                    reason,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Hand lost agent `lost`'s share of the running phase to `survivors`
@@ -914,6 +999,7 @@ pub fn summarize(
         step: None,
         drift: None,
         redistributed: Vec::new(),
+        server: None,
         start_spread_ms: (!acc.starts.is_empty()).then(|| {
             let (lo, hi) = acc
                 .starts

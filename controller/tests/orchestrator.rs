@@ -50,6 +50,7 @@ fn setup(
     let target = ResolvedTarget {
         base_url: "http://127.0.0.1:9".into(),
         prompt: "hi".into(),
+        metrics_urls: Vec::new(),
     };
     let orch = Orchestrator::new(plan, target, events_rx, CancellationToken::new());
     let mut seen = Vec::new();

@@ -176,6 +176,12 @@ pub fn start_sim(args: &[&str]) -> (Proc, String) {
 
 /// GET a URL on loopback and parse the JSON body (blocking, std only).
 pub fn get_json(url: &str) -> serde_json::Value {
+    let body = get_text(url);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: bad JSON {body:?}: {e}"))
+}
+
+/// GET a URL on loopback and return the body (blocking, std only).
+pub fn get_text(url: &str) -> String {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
@@ -194,15 +200,14 @@ pub fn get_json(url: &str) -> serde_json::Value {
     stream.read_to_string(&mut resp).expect("read");
     let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
-    let body = if head
+    if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
         dechunk(body)
     } else {
         body.to_string()
-    };
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: bad JSON {body:?}: {e}"))
+    }
 }
 
 fn dechunk(mut body: &str) -> String {
