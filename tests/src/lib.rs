@@ -156,10 +156,10 @@ impl Drop for Proc {
     }
 }
 
-/// The URL at the end of a "... listening on http://ADDR" line.
+/// The URL at the end of a "... listening on http://ADDR" (or https://) line.
 pub fn url_in(line: &str) -> String {
     line.split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string()
 }
