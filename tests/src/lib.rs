@@ -240,3 +240,102 @@ pub fn start_remote_controller(plan: &Path, out: &Path) -> (Proc, String) {
     let url = url_in(&line);
     (controller, url)
 }
+
+/// POST a JSON body to a URL on loopback and parse the JSON answer
+/// (blocking, std only); panics unless the status is 200.
+pub fn post_json(url: &str, body: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).expect("read");
+    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "POST {url}: {head}\n{body}"
+    );
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("POST {url}: bad JSON {body:?}: {e}"))
+}
+
+/// Check a finished run directory's books: for every phase of `summary.json`,
+/// sent = ok + Σ errors by class and failed = Σ errors; no window report was
+/// merged twice (no repeated (phase, agent, sequence) in `windows.jsonl`),
+/// none was rejected or dropped, and the summary's sent count is exactly the
+/// sum over the raw window records. Returns the summary.
+pub fn check_books(run_dir: &Path) -> serde_json::Value {
+    use std::collections::{BTreeMap, BTreeSet};
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("summary.json")).expect("summary.json"),
+    )
+    .expect("summary.json is JSON");
+    let raw = std::fs::read_to_string(run_dir.join("windows.jsonl")).expect("windows.jsonl");
+    let mut seen = BTreeSet::new();
+    let mut raw_sent: BTreeMap<u64, u64> = BTreeMap::new();
+    for line in raw.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("windows.jsonl line");
+        if v["record"] == "window" {
+            let key = (
+                v["phase"].as_u64().unwrap(),
+                v["agent"].as_str().unwrap().to_string(),
+                v["sequence"].as_u64().unwrap(),
+            );
+            assert!(seen.insert(key.clone()), "window {key:?} recorded twice");
+            *raw_sent.entry(key.0).or_default() += v["counters"]["sent"].as_u64().unwrap();
+        }
+        assert_ne!(v["record"], "rejected", "a report was rejected: {v}");
+    }
+    for (i, phase) in summary["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .enumerate()
+    {
+        let r = &phase["requests"];
+        let (sent, ok, failed) = (
+            r["sent"].as_u64().unwrap(),
+            r["ok"].as_u64().unwrap(),
+            r["failed"].as_u64().unwrap(),
+        );
+        let errors: u64 = phase["errors"]
+            .as_object()
+            .expect("errors")
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            sent,
+            ok + errors,
+            "phase {i}: sent ≠ ok + Σ errors\n{phase:#}"
+        );
+        assert_eq!(failed, errors, "phase {i}\n{phase:#}");
+        assert_eq!(
+            raw_sent.get(&(i as u64)).copied().unwrap_or(0),
+            sent,
+            "phase {i}: summary vs windows.jsonl"
+        );
+        for key in ["rejected_reports", "reports_dropped"] {
+            assert_eq!(phase[key].as_u64(), Some(0), "phase {i} {key}\n{phase:#}");
+        }
+    }
+    summary
+}
