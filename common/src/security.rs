@@ -269,6 +269,17 @@ pub fn validate(plan: &Path, raw: RawSecurity<'_>) -> Result<Security, PlanError
         }
         (Some(var), None) => {
             let shown = format!("{var:?}");
+            let name_ok = !var.is_empty()
+                && !var.starts_with(|c: char| c.is_ascii_digit())
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok {
+                return Err(invalid(
+                    plan,
+                    "agents.join_token_env",
+                    &shown,
+                    "not an environment variable name",
+                ));
+            }
             let value = std::env::var_os(var).ok_or_else(|| {
                 invalid(
                     plan,
