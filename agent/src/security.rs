@@ -56,10 +56,17 @@ pub fn endpoint(url: &str, sec: &ClientSecurity) -> Result<Endpoint, ConfigError
     let host = uri.host().unwrap_or_default();
     match (uri.scheme_str(), &sec.tls) {
         (Some("http"), None) => {
-            if !sec.allow_plaintext && !is_loopback_host(host) {
-                return Err(ConfigError(format!(
-                    "refusing to dial {url} in plaintext: {host} is not a loopback address. Use https:// with --ca, --cert and --key (see `controller certs`), or pass --allow-plaintext to send unencrypted"
-                )));
+            if !is_loopback_host(host) {
+                if !sec.allow_plaintext {
+                    return Err(ConfigError(format!(
+                        "refusing to dial {url} in plaintext: {host} is not a loopback address. Use https:// with --ca, --cert and --key (see `controller certs`), or pass --allow-plaintext to send unencrypted"
+                    )));
+                }
+                if sec.join_token.is_some() {
+                    tracing::warn!(
+                        "the join token is sent in plaintext to {host} (--allow-plaintext): anyone on the path can read it"
+                    );
+                }
             }
             Ok(endpoint)
         }

@@ -44,14 +44,6 @@ pub struct AgentConfig {
 /// Why an agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The controller URL cannot be used.
-    #[error("invalid controller URL {url:?}: {reason}")]
-    BadUrl {
-        /// The URL as given.
-        url: String,
-        /// Why it is invalid.
-        reason: String,
-    },
     /// The controller could not be reached for the whole grace period.
     #[error("controller {url} unreachable for {}s (last error: {last_error}); giving up", after.as_secs())]
     Unreachable {
@@ -83,7 +75,7 @@ impl AgentError {
     /// that could not complete (unreachable or refused).
     pub fn exit_code(&self) -> u8 {
         match self {
-            AgentError::BadUrl { .. } | AgentError::Config(_) => 2,
+            AgentError::Config(_) => 2,
             AgentError::Unreachable { .. } | AgentError::Refused { .. } => 1,
         }
     }
