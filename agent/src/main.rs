@@ -1,17 +1,24 @@
 //! `agent`: join a stampede controller and generate the load it assigns.
 
 use clap::Parser;
+use stampede_agent::security::{ClientSecurity, ClientTls};
 use stampede_agent::telemetry::{self, LogFormat};
 use stampede_agent::{AgentClock, AgentConfig};
+use stampede_common::security::{MAX_PEM_BYTES, Secret, check_token};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Exit code: the security flags or files cannot be used.
+const EXIT_BAD_INPUT: u8 = 2;
 
 /// Join a stampede controller and generate the load it assigns.
 #[derive(Debug, Parser)]
 #[command(name = "agent", version, about)]
 struct Args {
-    /// Controller gRPC URL, e.g. http://controller:7600.
+    /// Controller gRPC URL: https://controller:7600 (with --ca, --cert, --key),
+    /// or http:// on loopback.
     #[arg(long, env = "STAMPEDE_CONTROLLER")]
     controller: String,
     /// Agent id, unique within a run [default: HOST-PID].
@@ -26,6 +33,23 @@ struct Args {
     /// Give up when the controller has been unreachable this long.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     give_up_after: Duration,
+    /// PEM file of the CA that signed the controller's certificate (for https://).
+    #[arg(long, env = "STAMPEDE_CA")]
+    ca: Option<PathBuf>,
+    /// PEM file of this agent's client certificate (signed by the controller's CA).
+    #[arg(long, env = "STAMPEDE_CERT")]
+    cert: Option<PathBuf>,
+    /// PEM file of this agent's private key.
+    #[arg(long, env = "STAMPEDE_KEY")]
+    key: Option<PathBuf>,
+    /// File holding the join token. The token itself may also come from the
+    /// STAMPEDE_JOIN_TOKEN environment variable; it is never a flag value.
+    #[arg(long, env = "STAMPEDE_JOIN_TOKEN_FILE")]
+    join_token_file: Option<PathBuf>,
+    /// Dial a non-loopback controller over plaintext http:// (unencrypted,
+    /// and the join token travels in clear).
+    #[arg(long)]
+    allow_plaintext: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
@@ -34,9 +58,77 @@ struct Args {
     clock_skew_ms: i64,
 }
 
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(format!(
+            "{flag} {}: larger than {MAX_PEM_BYTES} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The security settings from the flags; files are read here, once.
+fn security(args: &Args) -> Result<ClientSecurity, String> {
+    let tls = match (&args.ca, &args.cert, &args.key) {
+        (None, None, None) => None,
+        (None, _, _) => return Err("--cert/--key need --ca to verify the controller".into()),
+        (Some(ca), cert, key) => {
+            if cert.is_some() != key.is_some() {
+                return Err("--cert and --key must be given together".into());
+            }
+            Some(ClientTls {
+                ca: read_file("--ca", ca)?,
+                cert: cert
+                    .as_deref()
+                    .map(|p| read_file("--cert", p))
+                    .transpose()?,
+                key: key
+                    .as_deref()
+                    .map(|p| read_file("--key", p).map(Secret::new))
+                    .transpose()?,
+            })
+        }
+    };
+    let from_env = std::env::var_os("STAMPEDE_JOIN_TOKEN");
+    let join_token = match (&args.join_token_file, from_env) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give the join token either in --join-token-file or in STAMPEDE_JOIN_TOKEN, not both"
+                    .into(),
+            );
+        }
+        (Some(path), None) => {
+            let bytes = read_file("--join-token-file", path)?;
+            Some(check_token(&bytes, &path.display().to_string())?)
+        }
+        (None, Some(v)) => Some(check_token(v.as_encoded_bytes(), "$STAMPEDE_JOIN_TOKEN")?),
+        (None, None) => None,
+    };
+    Ok(ClientSecurity {
+        tls,
+        join_token,
+        allow_plaintext: args.allow_plaintext,
+    })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    // tonic's TLS and the HTTP client both use the ring provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init(args.log_format);
+    let security = match security(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
     let host = stampede_agent::host_name();
     let cfg = AgentConfig {
         controller: args.controller,
@@ -51,6 +143,7 @@ fn main() -> ExitCode {
         clock: AgentClock {
             skew_nanos: args.clock_skew_ms.saturating_mul(1_000_000),
         },
+        security,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -72,7 +165,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::FAILURE
+                ExitCode::from(e.exit_code())
             }
         }
     })

@@ -4,6 +4,7 @@
 
 use crate::backoff::Backoff;
 use crate::engine::{self, AgentClock, Report};
+use crate::security::{self, ClientSecurity};
 use stampede_common::proto::{
     self, ClockProbeReply, Hello, SessionRequest,
     coordinator_service_client::CoordinatorServiceClient, session_request::Kind as Up,
@@ -36,19 +37,13 @@ pub struct AgentConfig {
     pub give_up_after: Duration,
     /// The agent's clock.
     pub clock: AgentClock,
+    /// TLS, join token and plaintext policy towards the controller.
+    pub security: ClientSecurity,
 }
 
 /// Why an agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The controller URL cannot be used.
-    #[error("invalid controller URL {url:?}: {reason}")]
-    BadUrl {
-        /// The URL as given.
-        url: String,
-        /// Why it is invalid.
-        reason: String,
-    },
     /// The controller could not be reached for the whole grace period.
     #[error("controller {url} unreachable for {}s (last error: {last_error}); giving up", after.as_secs())]
     Unreachable {
@@ -59,6 +54,10 @@ pub enum AgentError {
         /// The last connection error.
         last_error: String,
     },
+    /// The security settings cannot be used (plaintext to a remote host,
+    /// unreadable or mismatched TLS files, a bad token).
+    #[error("{0}")]
+    Config(String),
     /// The controller refused this agent.
     #[error("controller {url} refused this agent: {message} ({code:?})")]
     Refused {
@@ -69,6 +68,17 @@ pub enum AgentError {
         /// The controller's message.
         message: String,
     },
+}
+
+impl AgentError {
+    /// Exit code: 2 for a configuration the agent cannot use, 1 for a run
+    /// that could not complete (unreachable or refused).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AgentError::Config(_) => 2,
+            AgentError::Unreachable { .. } | AgentError::Refused { .. } => 1,
+        }
+    }
 }
 
 enum SessionEnd {
@@ -108,15 +118,14 @@ pub fn http_client() -> reqwest::Client {
 /// Run the agent until the controller ends the run, `shutdown` fires, or the
 /// controller stays unreachable for `give_up_after`.
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
-    let endpoint = Endpoint::from_shared(cfg.controller.clone())
-        .map_err(|e| AgentError::BadUrl {
-            url: cfg.controller.clone(),
-            reason: error_chain(&e),
-        })?
+    let endpoint = security::endpoint(&cfg.controller, &cfg.security)
+        .map_err(|e| AgentError::Config(e.0))?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
+    let credentials =
+        security::Credentials::new(&cfg.security).map_err(|e| AgentError::Config(e.0))?;
     let mut carry = Carry::new(&cfg.agent_id);
-    let result = connect_loop(&cfg, &endpoint, &mut carry, &shutdown).await;
+    let result = connect_loop(&cfg, &endpoint, &credentials, &mut carry, &shutdown).await;
     carry.stop_phase();
     result
 }
@@ -124,6 +133,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
 async fn connect_loop(
     cfg: &AgentConfig,
     endpoint: &Endpoint,
+    credentials: &security::Credentials,
     carry: &mut Carry,
     shutdown: &CancellationToken,
 ) -> Result<(), AgentError> {
@@ -136,26 +146,37 @@ async fn connect_loop(
             () = shutdown.cancelled() => return Ok(()),
         };
         match connected {
-            Ok(channel) => match session(channel, cfg, carry, shutdown).await {
-                SessionEnd::Finished => return Ok(()),
-                SessionEnd::Refused(status) => {
+            Ok(channel) => {
+                match session(channel, credentials.clone(), cfg, carry, shutdown).await {
+                    SessionEnd::Finished => return Ok(()),
+                    SessionEnd::Refused(status) => {
+                        return Err(AgentError::Refused {
+                            url: cfg.controller.clone(),
+                            code: status.code(),
+                            message: status.message().to_string(),
+                        });
+                    }
+                    SessionEnd::Lost { joined, why } => {
+                        if joined {
+                            // A real session existed: start a fresh grace period.
+                            tracing::warn!(controller = %cfg.controller, "session lost: {why}; reconnecting");
+                            unreachable_since = Instant::now();
+                            backoff.reset();
+                        }
+                        last_error = why;
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(why) = security::tls_refusal(&e) {
                     return Err(AgentError::Refused {
                         url: cfg.controller.clone(),
-                        code: status.code(),
-                        message: status.message().to_string(),
+                        code: tonic::Code::Unauthenticated,
+                        message: format!("TLS handshake failed: {why}"),
                     });
                 }
-                SessionEnd::Lost { joined, why } => {
-                    if joined {
-                        // A real session existed: start a fresh grace period.
-                        tracing::warn!(controller = %cfg.controller, "session lost: {why}; reconnecting");
-                        unreachable_since = Instant::now();
-                        backoff.reset();
-                    }
-                    last_error = why;
-                }
-            },
-            Err(e) => last_error = error_chain(&e),
+                last_error = error_chain(&e);
+            }
         }
         let elapsed = unreachable_since.elapsed();
         if elapsed >= cfg.give_up_after {
@@ -305,22 +326,27 @@ fn is_refusal(status: &tonic::Status) -> bool {
 
 fn ended(status: tonic::Status, joined: bool) -> SessionEnd {
     if is_refusal(&status) {
-        SessionEnd::Refused(status)
-    } else {
-        lost(
-            joined,
-            format!("{}: {}", status.code(), error_chain(&status)),
-        )
+        return SessionEnd::Refused(status);
     }
+    if let Some(why) = security::tls_refusal(&status) {
+        return SessionEnd::Refused(tonic::Status::unauthenticated(format!(
+            "TLS handshake failed: {why}"
+        )));
+    }
+    lost(
+        joined,
+        format!("{}: {}", status.code(), error_chain(&status)),
+    )
 }
 
 async fn session(
     channel: Channel,
+    credentials: security::Credentials,
     cfg: &AgentConfig,
     carry: &mut Carry,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
-    let mut client = CoordinatorServiceClient::new(channel)
+    let mut client = CoordinatorServiceClient::with_interceptor(channel, credentials)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let (tx, rx) = mpsc::channel::<SessionRequest>(256);

@@ -43,7 +43,9 @@ impl SseParser {
         mut on_event: impl FnMut(&str) -> bool,
     ) -> Result<(), SseError> {
         let mut rest = chunk;
-        if self.after_cr {
+        // A `\r` ended the last chunk: a `\n` starting this one belongs to
+        // it. An empty chunk says nothing yet, so the flag waits.
+        if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
             if let [b'\n', tail @ ..] = rest {
                 rest = tail;
@@ -171,6 +173,14 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_chunk_between_cr_and_lf_changes_nothing() {
+        assert_eq!(
+            parse_chunks(&[b"data: x\r", b"", b"\ndata: y\n\n"]),
+            vec!["x\ny"]
+        );
+    }
+
+    #[test]
     fn partial_event_is_visible() {
         let mut p = SseParser::new();
         p.feed(b"data: x\n", |_| true).unwrap();
@@ -196,7 +206,65 @@ mod tests {
         proptest::collection::vec(event, 0..20).prop_map(|v| v.concat().into_bytes())
     }
 
+    /// Events (and the first error) of `stream` fed in `chunks`, stopping at an error.
+    fn outcome(chunks: &[&[u8]]) -> (Vec<String>, Option<SseError>) {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            if let Err(e) = p.feed(c, |d| {
+                out.push(d.to_string());
+                true
+            }) {
+                return (out, Some(e));
+            }
+        }
+        (out, None)
+    }
+
+    fn split_at<'a>(stream: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut last = 0;
+        for p in points {
+            chunks.push(&stream[last..p]);
+            last = p;
+        }
+        chunks.push(&stream[last..]);
+        chunks
+    }
+
+    /// Arbitrary bytes, biased towards the bytes SSE framing cares about.
+    fn noisy_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..8),
+            Just(b"data:".to_vec()),
+            Just(b"data: ".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b":".to_vec()),
+            Just(b"[DONE]".to_vec()),
+            Just(vec![0xff, 0xfe]),
+            Just("é".as_bytes().to_vec()),
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_any_chunking_same_events_and_error(
+            stream in noisy_bytes(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..16),
+        ) {
+            let whole = outcome(&[&stream]);
+            prop_assert_eq!(outcome(&split_at(&stream, &cuts)), whole.clone());
+            let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
+            prop_assert_eq!(outcome(&bytewise), whole);
+        }
+
         #[test]
         fn any_chunking_gives_the_same_events(
             stream in stream_strategy(),

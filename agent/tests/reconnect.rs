@@ -180,6 +180,7 @@ async fn unacknowledged_reports_are_resent_after_reconnecting() {
         cores: 1,
         give_up_after: Duration::from_secs(10),
         clock,
+        security: Default::default(),
     };
     let result = tokio::time::timeout(
         Duration::from_secs(30),

@@ -80,10 +80,12 @@ fn check_header(bytes: &[u8]) -> Result<(), CodecError> {
     if payload_len > MAX_ENCODED_BYTES {
         return Err(CodecError::TooLarge(payload_len));
     }
+    // stampede's agents always send SIGNIFICANT_DIGITS; more digits would
+    // let a small message make the decoder allocate megabytes of counts.
     let sigfig = word(12);
-    if sigfig > 5 {
+    if sigfig > u32::from(SIGNIFICANT_DIGITS) {
         return Err(CodecError::Malformed(format!(
-            "{sigfig} significant digits (at most 5)"
+            "{sigfig} significant digits (at most {SIGNIFICANT_DIGITS})"
         )));
     }
     let lowest = long(16);

@@ -9,6 +9,7 @@ pub mod histogram;
 pub mod metric;
 pub mod plan;
 pub mod prompt;
+pub mod security;
 pub mod slo;
 pub mod workload;
 

@@ -138,6 +138,15 @@ pub struct RawAgents {
     /// How long an agent whose connection dropped mid-phase keeps its share
     /// while it reconnects, before it is declared lost. Default "30s".
     pub reconnect_grace: Option<HumanDuration>,
+    /// mTLS for the agents' gRPC endpoint: `{ ca, cert, key }` PEM files
+    /// (relative to the plan file). Remote agents only.
+    pub tls: Option<crate::security::RawTls>,
+    /// Environment variable holding the join token agents must present.
+    pub join_token_env: Option<String>,
+    /// File holding the join token agents must present (relative to the plan file).
+    pub join_token_file: Option<PathBuf>,
+    /// Serve plaintext gRPC on a non-loopback address. Default false.
+    pub allow_plaintext: Option<bool>,
 }
 
 /// `[target]`: the endpoint under test — a URL, or the built-in simulator.
@@ -361,6 +370,8 @@ pub struct Agents {
     pub max_in_flight: u32,
     /// Reconnect grace period.
     pub reconnect_grace: Duration,
+    /// mTLS, join token and plaintext policy of the agents' endpoint.
+    pub security: crate::security::Security,
 }
 
 /// Local agents (started by the controller) or remote ones.
@@ -858,6 +869,16 @@ impl RawPlan {
             reconnect_grace: a
                 .reconnect_grace
                 .map_or(Duration::from_secs(30), HumanDuration::get),
+            security: crate::security::validate(
+                cx.path,
+                crate::security::RawSecurity {
+                    tls: a.tls.as_ref(),
+                    join_token_env: a.join_token_env.as_deref(),
+                    join_token_file: a.join_token_file.as_deref(),
+                    allow_plaintext: a.allow_plaintext,
+                    remote: mode == AgentMode::Remote,
+                },
+            )?,
         })
     }
 

@@ -70,6 +70,7 @@ pub fn start_agents(
                 cores: 1,
                 give_up_after: Duration::from_secs(10),
                 clock: AgentClock::default(),
+                security: Default::default(),
             };
             let shutdown = shutdown.clone();
             tokio::spawn(async move {

@@ -51,6 +51,9 @@ pub enum ControllerError {
     /// Results could not be recorded, read back or written.
     #[error(transparent)]
     Results(#[from] crate::results::ResultsError),
+    /// The agents' endpoint cannot be served as configured.
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     /// The run loop failed.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -60,7 +63,7 @@ impl ControllerError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ControllerError::Plan(_) => EXIT_BAD_INPUT,
+            ControllerError::Plan(_) | ControllerError::Security(_) => EXIT_BAD_INPUT,
             // `controller report` on a missing or damaged run directory.
             ControllerError::Results(
                 crate::results::ResultsError::NoRunDir(_)

@@ -2,6 +2,7 @@
 //! estimation, the phase run loop, exact merging of agents' histograms, and
 //! the reports. The `controller` binary is a thin CLI over [`run::run`].
 
+pub mod certs;
 pub mod charts;
 pub mod clock;
 pub mod compare;
@@ -19,6 +20,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod runner;
+pub mod security;
 pub mod server_metrics;
 pub mod service;
 pub mod stress;

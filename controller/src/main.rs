@@ -7,7 +7,7 @@ use stampede_controller::error::{
     ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED,
 };
 use stampede_controller::run::{self, RunOptions};
-use stampede_controller::{report, results};
+use stampede_controller::{certs, report, results};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +47,26 @@ enum Command {
     Report {
         /// The run directory.
         run_dir: PathBuf,
+    },
+    /// Generate a development CA, controller and agent certificates and a
+    /// join token for mTLS between agents and the controller.
+    Certs {
+        /// Directory to write into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// DNS name or IP address agents dial the controller by; repeat for
+        /// several [default: localhost and 127.0.0.1].
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Also write secrets.yaml with Kubernetes Secrets NAME-controller and NAME-agent.
+        #[arg(long, value_name = "NAME")]
+        k8s_secret: Option<String>,
+        /// Namespace of the Kubernetes Secrets.
+        #[arg(long, default_value = "stampede")]
+        namespace: String,
+        /// Replace existing files (agents trusting the old CA are then refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Compare runs phase by phase against the first: values, deltas and a
     /// better / worse / within-noise call per metric.
@@ -94,6 +114,19 @@ fn main() -> ExitCode {
             listen,
         } => run_command(path, RunOptions { out, listen }),
         Command::Report { run_dir } => report_command(&run_dir),
+        Command::Certs {
+            out,
+            hosts,
+            k8s_secret,
+            namespace,
+            force,
+        } => certs_command(&certs::CertsOptions {
+            out,
+            hosts,
+            k8s_secret,
+            namespace,
+            force,
+        }),
         Command::Compare {
             runs,
             min_change,
@@ -127,6 +160,31 @@ fn compare_command(runs: &[PathBuf], min_change: f64, png: Option<&std::path::Pa
         println!("\nchart in {}", path.display());
     }
     ExitCode::from(EXIT_OK)
+}
+
+fn certs_command(opts: &certs::CertsOptions) -> ExitCode {
+    match certs::run(opts) {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "plan: [agents] tls = {{ ca = \"ca.pem\", cert = \"controller.pem\", key = \"controller.key\" }}, join_token_file = \"join-token\" (paths relative to the plan)"
+            );
+            println!(
+                "agent: --ca ca.pem --cert agent.pem --key agent.key --join-token-file join-token"
+            );
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e @ (certs::CertsError::Generate { .. } | certs::CertsError::Write { .. })) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUN_FAILED)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
 }
 
 fn report_command(run_dir: &std::path::Path) -> ExitCode {

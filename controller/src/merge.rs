@@ -66,6 +66,12 @@ pub enum ReportError {
         /// Codec error.
         source: histogram::CodecError,
     },
+    /// More histograms than metrics, or one metric twice.
+    #[error("histogram of {0} appears more than once")]
+    DuplicateMetric(Metric),
+    /// More error classes than a report may carry.
+    #[error("{0} error classes, more than the limit of {MAX_ERROR_CLASSES}")]
+    TooManyErrorClasses(usize),
     /// The failed count disagrees with the error tallies.
     #[error("counters say {failed} failed but error tallies sum to {tallied}")]
     Inconsistent {
@@ -76,11 +82,23 @@ pub enum ReportError {
     },
 }
 
-/// Decode and check a window report before it touches any aggregate.
+/// Most error classes one window report may carry; the agent's classes are
+/// a few dozen, and each becomes a key in every summary.
+pub const MAX_ERROR_CLASSES: usize = 256;
+
+/// Decode and check a window report before it touches any aggregate. At
+/// most one histogram per metric is decoded, so a report cannot make the
+/// controller allocate more than that many bounded histograms.
 pub fn decode(w: &proto::WindowReport) -> Result<DecodedWindow, ReportError> {
-    let mut hists = Vec::with_capacity(w.histograms.len());
+    if w.errors.len() > MAX_ERROR_CLASSES {
+        return Err(ReportError::TooManyErrorClasses(w.errors.len()));
+    }
+    let mut hists: Vec<(Metric, Histogram<u64>)> = Vec::with_capacity(Metric::ALL.len());
     for h in &w.histograms {
         let metric = Metric::from_proto(h.metric).ok_or(ReportError::UnknownMetric(h.metric))?;
+        if hists.iter().any(|(m, _)| *m == metric) {
+            return Err(ReportError::DuplicateMetric(metric));
+        }
         let Some(Encoding::HdrV2(bytes)) = &h.encoding else {
             return Err(ReportError::NoEncoding(metric));
         };
@@ -115,20 +133,12 @@ impl Aggregate {
             // Both sides are auto-resizing; add cannot fail on range.
             let _ = histogram::merge(&mut self.hists[metric.index()], h);
         }
-        let c = &mut self.counters;
-        let o = &w.counters;
-        c.sent += o.sent;
-        c.ok += o.ok;
-        c.failed += o.failed;
-        c.skipped += o.skipped;
-        c.output_tokens += o.output_tokens;
-        c.input_tokens += o.input_tokens;
-        c.usage_reported += o.usage_reported;
-        c.good += o.good;
+        add_counters(&mut self.counters, &w.counters);
         for (class, n) in &w.errors {
-            *self.errors.entry(class.clone()).or_default() += n;
+            let e = self.errors.entry(class.clone()).or_default();
+            *e = e.saturating_add(*n);
         }
-        self.cpu_micros += w.cpu_micros;
+        self.cpu_micros = self.cpu_micros.saturating_add(w.cpu_micros);
     }
 
     /// Add another aggregate (e.g. to merge a range of windows).
@@ -136,26 +146,31 @@ impl Aggregate {
         for (mine, theirs) in self.hists.iter_mut().zip(&other.hists) {
             let _ = histogram::merge(mine, theirs);
         }
-        let c = &mut self.counters;
-        let o = &other.counters;
-        c.sent += o.sent;
-        c.ok += o.ok;
-        c.failed += o.failed;
-        c.skipped += o.skipped;
-        c.output_tokens += o.output_tokens;
-        c.input_tokens += o.input_tokens;
-        c.usage_reported += o.usage_reported;
-        c.good += o.good;
+        add_counters(&mut self.counters, &other.counters);
         for (class, n) in &other.errors {
-            *self.errors.entry(class.clone()).or_default() += n;
+            let e = self.errors.entry(class.clone()).or_default();
+            *e = e.saturating_add(*n);
         }
-        self.cpu_micros += other.cpu_micros;
+        self.cpu_micros = self.cpu_micros.saturating_add(other.cpu_micros);
     }
 
     /// The histogram of a metric.
     pub fn hist(&self, m: Metric) -> &Histogram<u64> {
         &self.hists[m.index()]
     }
+}
+
+/// `c += o`, field by field, saturating: a corrupt or hostile report must
+/// not panic the merge.
+fn add_counters(c: &mut proto::Counters, o: &proto::Counters) {
+    c.sent = c.sent.saturating_add(o.sent);
+    c.ok = c.ok.saturating_add(o.ok);
+    c.failed = c.failed.saturating_add(o.failed);
+    c.skipped = c.skipped.saturating_add(o.skipped);
+    c.output_tokens = c.output_tokens.saturating_add(o.output_tokens);
+    c.input_tokens = c.input_tokens.saturating_add(o.input_tokens);
+    c.usage_reported = c.usage_reported.saturating_add(o.usage_reported);
+    c.good = c.good.saturating_add(o.good);
 }
 
 /// Per-phase merge state.
@@ -216,13 +231,13 @@ impl PhaseAccumulator {
                 }
                 if !w.saturation.is_empty() {
                     let e = self.saturated.entry(agent.to_string()).or_default();
-                    e.0 += 1;
+                    e.0 = e.0.saturating_add(1);
                     e.1.clone_from(&w.saturation);
                 }
                 self.total.add(&d);
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);
-                entry.1 += 1;
+                entry.1 = entry.1.saturating_add(1);
                 Offered::Merged(w.window_index)
             }
             Err(e) => {

@@ -102,12 +102,31 @@ struct Building {
     done: bool,
 }
 
+/// The plan of a run directory, without the keys that name files or
+/// variables a report does not need (TLS material, join token, target CA):
+/// their relative paths point next to the original plan, not into the run
+/// directory, and a report must not depend on them.
+fn load_plan_for_report(path: &Path) -> Result<plan::Plan, PlanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut raw = plan::parse(&text, path)?;
+    raw.agents.tls = None;
+    raw.agents.join_token_env = None;
+    raw.agents.join_token_file = None;
+    if let Some(t) = &mut raw.target {
+        t.ca_file = None;
+    }
+    raw.validate(path)
+}
+
 /// Rebuild a run's results from the raw files in `dir`.
 pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
     if !dir.is_dir() {
         return Err(ResultsError::NoRunDir(dir.to_path_buf()));
     }
-    let plan = plan::load(&dir.join("plan.toml"))?;
+    let plan = load_plan_for_report(&dir.join("plan.toml"))?;
     let manifest = manifest::read(dir)?;
     let raw_path = dir.join(rawlog::FILE_NAME);
     let records = rawlog::read(&raw_path)?;

@@ -11,14 +11,11 @@ use crate::report::{RunSummary, TargetInfo};
 use crate::results;
 use crate::runner::{Orchestrator, ResolvedTarget};
 use crate::service::Coordinator;
-use stampede_common::MAX_MESSAGE_BYTES;
 use stampede_common::plan::{AgentMode, Endpoint, Plan};
-use stampede_common::proto::coordinator_service_server::CoordinatorServiceServer;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 /// Command-line overrides of a run.
@@ -71,6 +68,15 @@ pub async fn run(
             },
         ));
     }
+    // Who may join is settled before anything is started.
+    let listen = opts.listen.unwrap_or(plan.agents.listen);
+    let security = &plan.agents.security;
+    crate::security::check_listen(listen, security)?;
+    let tls = security
+        .tls
+        .as_ref()
+        .map(crate::security::server_tls)
+        .transpose()?;
     let started = SystemTime::now();
     let stamp: String = rfc3339(started)
         .chars()
@@ -118,7 +124,6 @@ pub async fn run(
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;
 
-    let listen = opts.listen.unwrap_or(plan.agents.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ControllerError::Bind {
@@ -131,19 +136,16 @@ pub async fn run(
             addr: listen,
             source,
         })?;
-    progress.line(&format!("controller listening on http://{addr}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    progress.line(&format!("controller listening on {scheme}://{addr}"));
 
     let (events_tx, events_rx) = mpsc::channel(1024);
-    let service = CoordinatorServiceServer::new(Coordinator::new(run_id.clone(), events_tx))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                services.clone().cancelled_owned(),
-            ),
+    let server = crate::security::spawn_server(
+        listener,
+        Coordinator::new(run_id.clone(), events_tx),
+        security,
+        tls,
+        services.clone(),
     );
     let local_agents = match plan.agents.mode {
         AgentMode::Local => embedded::start_agents(plan.agents.count, addr, &services),

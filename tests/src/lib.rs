@@ -156,10 +156,10 @@ impl Drop for Proc {
     }
 }
 
-/// The URL at the end of a "... listening on http://ADDR" line.
+/// The URL at the end of a "... listening on http://ADDR" (or https://) line.
 pub fn url_in(line: &str) -> String {
     line.split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string()
 }
@@ -182,6 +182,12 @@ pub fn get_json(url: &str) -> serde_json::Value {
 
 /// GET a URL on loopback and return the body (blocking, std only).
 pub fn get_text(url: &str) -> String {
+    request("GET", url, None)
+}
+
+/// One HTTP/1.1 request to loopback (blocking, std only); panics unless the
+/// status is 200, and returns the body.
+fn request(method: &str, url: &str, json_body: Option<&str>) -> String {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
@@ -191,15 +197,25 @@ pub fn get_text(url: &str) -> String {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    let body = json_body.unwrap_or("");
+    let content = json_body.map_or(String::new(), |b| {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        )
+    });
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{content}Connection: close\r\n\r\n{body}"
     )
     .expect("write");
     let mut resp = String::new();
     stream.read_to_string(&mut resp).expect("read");
     let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "{method} {url}: {head}\n{body}"
+    );
     if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
@@ -268,4 +284,54 @@ pub fn assert_reconciles(phase: &serde_json::Value) -> (u64, u64) {
     assert_eq!(sent, ok + errors, "sent = ok + Σ errors: {phase}");
     assert_eq!(failed, errors, "failed = Σ errors: {phase}");
     (sent, ok)
+}
+
+/// POST a JSON body to a URL on loopback and parse the JSON answer
+/// (blocking, std only); panics unless the status is 200.
+pub fn post_json(url: &str, body: &str) -> serde_json::Value {
+    let answer = request("POST", url, Some(body));
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("POST {url}: bad JSON {answer:?}: {e}"))
+}
+
+/// Check a finished run directory's books: for every phase of `summary.json`,
+/// sent = ok + Σ errors by class and failed = Σ errors; no window report was
+/// merged twice (no repeated (phase, agent, sequence) in `windows.jsonl`),
+/// none was rejected or dropped, and the summary's sent count is exactly the
+/// sum over the raw window records. Returns the summary.
+pub fn check_books(run_dir: &Path) -> serde_json::Value {
+    use std::collections::{BTreeMap, BTreeSet};
+    let summary = read_json(&run_dir.join("summary.json"));
+    let raw = std::fs::read_to_string(run_dir.join("windows.jsonl")).expect("windows.jsonl");
+    let mut seen = BTreeSet::new();
+    let mut raw_sent: BTreeMap<u64, u64> = BTreeMap::new();
+    for line in raw.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("windows.jsonl line");
+        if v["record"] == "window" {
+            let key = (
+                v["phase"].as_u64().unwrap(),
+                v["agent"].as_str().unwrap().to_string(),
+                v["sequence"].as_u64().unwrap(),
+            );
+            assert!(seen.insert(key.clone()), "window {key:?} recorded twice");
+            *raw_sent.entry(key.0).or_default() += v["counters"]["sent"].as_u64().unwrap();
+        }
+        assert_ne!(v["record"], "rejected", "a report was rejected: {v}");
+    }
+    for (i, phase) in summary["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .enumerate()
+    {
+        let (sent, _) = assert_reconciles(phase);
+        assert_eq!(
+            raw_sent.get(&(i as u64)).copied().unwrap_or(0),
+            sent,
+            "phase {i}: summary vs windows.jsonl"
+        );
+        for key in ["rejected_reports", "reports_dropped"] {
+            assert_eq!(phase[key].as_u64(), Some(0), "phase {i} {key}\n{phase:#}");
+        }
+    }
+    summary
 }
