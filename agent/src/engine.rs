@@ -158,6 +158,19 @@ struct Ctx {
 impl Ctx {
     /// Send request `k` of the phase, intended at `intended`.
     async fn one_request(&self, intended: Instant, k: u64) {
+        /// Counts the request out of the live in-flight gauge however it ends.
+        struct InFlight;
+        impl Drop for InFlight {
+            fn drop(&mut self) {
+                crate::live::LIVE.in_flight(-1);
+            }
+        }
+        crate::live::LIVE.in_flight(1);
+        let _guard = InFlight;
+        self.one_request_inner(intended, k).await;
+    }
+
+    async fn one_request_inner(&self, intended: Instant, k: u64) {
         let sent = Instant::now();
         self.rec.sent(sent.saturating_duration_since(intended));
         let deadline = intended + self.timeout;
@@ -230,6 +243,7 @@ pub async fn run_phase(
         flusher_stop.clone(),
     ));
 
+    crate::live::LIVE.phase(spec.phase_index, Some(&assignment.phase_name));
     let tracker = TaskTracker::new();
     let mut started_unix_nanos = 0;
     tokio::select! {
@@ -263,6 +277,7 @@ pub async fn run_phase(
         arrivals_end = Instant::now().min(spec.end);
     }
 
+    crate::live::LIVE.phase(spec.phase_index, None);
     flusher_stop.cancel();
     let (mut windows, cpu_at) = flusher.await.unwrap_or((0, cpu_micros()));
     let cpu_now = cpu_micros();

@@ -9,6 +9,7 @@ pub mod client;
 pub mod engine;
 pub mod failure;
 pub mod http;
+pub mod live;
 pub mod openai;
 pub mod recorder;
 pub mod security;

@@ -53,6 +53,9 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
+    /// Serve live Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9464).
+    #[arg(long, env = "STAMPEDE_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Skew this agent's clock by N milliseconds (for testing clock-offset estimation).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true, hide = true)]
     clock_skew_ms: i64,
@@ -152,8 +155,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics_listen = args.metrics_listen;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
+        if let Some(addr) = metrics_listen {
+            let page = || stampede_agent::live::LIVE.render();
+            match stampede_agent::live::serve(addr, page, shutdown.clone()).await {
+                Ok(bound) => eprintln!("metrics on http://{bound}/metrics"),
+                Err(e) => {
+                    eprintln!("error: --metrics-listen {addr}: {e}");
+                    return ExitCode::from(EXIT_BAD_INPUT);
+                }
+            }
+        }
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {

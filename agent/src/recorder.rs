@@ -170,6 +170,7 @@ impl Recorder {
 
     /// A request was sent `lag` after its intended time.
     pub fn sent(&self, lag: Duration) {
+        crate::live::LIVE.sent(lag);
         self.with_window(false, |w| {
             w.counters.sent += 1;
             w.record(Metric::ScheduleLag, micros(lag));
@@ -178,11 +179,13 @@ impl Recorder {
 
     /// `n` due arrivals could not be sent.
     pub fn skipped(&self, n: u64) {
+        crate::live::LIVE.skipped(n);
         self.with_window(false, |w| w.counters.skipped += n);
     }
 
     /// A request intended at `intended` succeeded.
     pub fn success(&self, intended: Instant, s: &Success, itl_gaps: &[u64]) {
+        crate::live::LIVE.ok();
         let ttft = micros(s.first_token.saturating_duration_since(intended));
         let e2e = micros(s.last_token.saturating_duration_since(intended));
         let tpot = (s.output_tokens > 1).then(|| e2e.saturating_sub(ttft) / (s.output_tokens - 1));
@@ -212,6 +215,7 @@ impl Recorder {
 
     /// A request failed.
     pub fn failure(&self, class: FailureClass) {
+        crate::live::LIVE.failed(&class.label());
         self.with_window(true, |w| {
             w.counters.failed += 1;
             *w.errors.entry(class).or_default() += 1;

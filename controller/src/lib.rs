@@ -10,6 +10,7 @@ pub mod cost;
 pub mod embedded;
 pub mod error;
 pub mod hlog;
+pub mod live;
 pub mod llmd;
 pub mod manifest;
 pub mod merge;

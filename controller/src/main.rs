@@ -36,6 +36,9 @@ enum Command {
         /// gRPC address agents dial [default: the plan's agents.listen].
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Serve live Prometheus metrics at http://ADDR/metrics during the run.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Check a plan without running it.
     Validate {
@@ -112,7 +115,15 @@ fn main() -> ExitCode {
             plan: path,
             out,
             listen,
-        } => run_command(path, RunOptions { out, listen }),
+            metrics_listen,
+        } => run_command(
+            path,
+            RunOptions {
+                out,
+                listen,
+                metrics_listen,
+            },
+        ),
         Command::Report { run_dir } => report_command(&run_dir),
         Command::Certs {
             out,

@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// gRPC listen address (default: the plan's `agents.listen`).
     pub listen: Option<SocketAddr>,
+    /// Serve live Prometheus metrics here during the run.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A finished run.
@@ -93,6 +95,12 @@ pub async fn run(
 
     let progress = Progress::new();
     let services = CancellationToken::new();
+    if let Some(addr) = opts.metrics_listen {
+        let bound = stampede_agent::live::serve(addr, crate::live::page, services.clone())
+            .await
+            .map_err(|source| ControllerError::Bind { addr, source })?;
+        progress.line(&format!("metrics on http://{bound}/metrics"));
+    }
     let (base_url, simulator) = match &plan.target.endpoint {
         Endpoint::Simulator(spec) => {
             let sim = embedded::start_simulator(spec, &plan.target.model, services.clone()).await?;

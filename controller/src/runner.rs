@@ -162,6 +162,11 @@ impl Orchestrator {
     }
 
     fn on_join(&mut self, hello: Hello, tx: AgentTx) {
+        self.join(hello, tx);
+        crate::live::LIVE.agents(self.connected().len());
+    }
+
+    fn join(&mut self, hello: Hello, tx: AgentTx) {
         if let Some(a) = self.agents.get_mut(&hello.agent_id) {
             // A known agent reconnecting: it keeps its clock estimate.
             self.progress
@@ -190,6 +195,7 @@ impl Orchestrator {
         if let Some(a) = self.agents.get_mut(agent) {
             a.connected = false;
         }
+        crate::live::LIVE.agents(self.connected().len());
         self.progress.line(&format!("agent {agent} left: {reason}"));
     }
 
@@ -412,6 +418,7 @@ impl Orchestrator {
             step,
         })?;
         self.progress.phase_start(phase, assigned.len(), step);
+        crate::live::LIVE.phase(Some((index as u32, &phase.name, phase.kind.name())));
         let scrape_stop = CancellationToken::new();
         let (scrape_tx, mut scrape_rx) = mpsc::channel(256);
         let scrape_task = self
@@ -493,6 +500,12 @@ impl Orchestrator {
                     }
                     match acc.offer(&agent, &w) {
                         Offered::Merged(widx) => {
+                            let errors: Vec<(String, u64)> = w
+                                .errors
+                                .iter()
+                                .map(|e| (e.class.clone(), e.count))
+                                .collect();
+                            crate::live::LIVE.window(&w.counters.unwrap_or_default(), &errors);
                             self.record(&Record::window(index as u32, &agent, &w))?;
                             let expected =
                                 assigned.iter().filter(|id| !lost.contains(id)).count() as u32;
@@ -593,6 +606,7 @@ impl Orchestrator {
                 }
             }
         }
+        crate::live::LIVE.phase(None);
         self.record(&Record::PhaseEnd {
             phase: index as u32,
             lost_agents: lost.clone(),
