@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Normal};
 use serde_json::json;
 use stampede_common::prompt::push_words;
+use stampede_common::proto::dataset_record::Prompt;
 use stampede_common::proto::{self, Api, RequestTemplate, length_distribution::Kind};
 
 /// A length distribution, ready to sample.
@@ -98,8 +99,12 @@ impl Length {
 #[derive(Debug, Clone)]
 struct Entry {
     weight: f64,
-    input: Length,
-    output: Length,
+    /// Prompt lengths (absent for a dataset entry).
+    input: Option<Length>,
+    /// `max_tokens` (absent for a dataset entry whose records all carry theirs).
+    output: Option<Length>,
+    /// Dataset records sent instead of synthetic prompts.
+    records: Vec<proto::DatasetRecord>,
     prefix: Option<(u32, u32)>,
     ignore_eos: bool,
     temperature: Option<f64>,
@@ -148,13 +153,26 @@ impl WorkloadGen {
                 Some(p) => Some((p.groups, p.prefix_tokens)),
                 None => None,
             };
+            let need_input = e.records.is_empty();
+            let need_output = need_input || e.records.iter().any(|r| r.max_tokens == 0);
+            if e.records.iter().any(|r| r.prompt.is_none()) {
+                return Err(format!(
+                    "workload {:?}: a dataset record has no prompt",
+                    e.name
+                ));
+            }
+            let length = |d: Option<&proto::LengthDistribution>, need: bool, what: &str| {
+                if need || d.is_some() {
+                    Length::from_proto(d, &format!("{} {what}", e.name)).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
             entries.push(Entry {
                 weight: e.weight,
-                input: Length::from_proto(e.input_tokens.as_ref(), &format!("{} input", e.name))?,
-                output: Length::from_proto(
-                    e.output_tokens.as_ref(),
-                    &format!("{} output", e.name),
-                )?,
+                input: length(e.input_tokens.as_ref(), need_input, "input")?,
+                output: length(e.output_tokens.as_ref(), need_output, "output")?,
+                records: e.records.clone(),
                 prefix,
                 ignore_eos: e.ignore_eos,
                 temperature: e.temperature,
@@ -172,6 +190,12 @@ impl WorkloadGen {
 
     /// Request `k` of the phase.
     pub fn request(&self, k: u64) -> Generated {
+        self.request_with(k, None)
+    }
+
+    /// Request `k` of the phase, with (prompt tokens, max_tokens) given
+    /// instead of drawn (a replayed trace record's lengths).
+    pub fn request_with(&self, k: u64, lengths: Option<(u32, u32)>) -> Generated {
         let mut rng = SmallRng::seed_from_u64(self.seed ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03));
         let mut pick = rng.random::<f64>() * self.total_weight;
         let mut index = self.entries.len() - 1;
@@ -183,8 +207,20 @@ impl WorkloadGen {
             pick -= e.weight;
         }
         let e = &self.entries[index];
-        let input = e.input.sample(&mut rng);
-        let max_tokens = e.output.sample(&mut rng);
+        let record = (!e.records.is_empty() && lengths.is_none())
+            .then(|| &e.records[rng.random_range(0..e.records.len())]);
+        let input = match (lengths, &e.input) {
+            (Some((input, _)), _) => input,
+            (None, Some(d)) => d.sample(&mut rng),
+            (None, None) => 0,
+        };
+        let max_tokens = match (lengths, record, &e.output) {
+            (Some((_, out)), _, _) => out,
+            (None, Some(r), _) if r.max_tokens > 0 => r.max_tokens,
+            (None, _, Some(d)) => d.sample(&mut rng),
+            // from_proto refuses this case.
+            (None, _, None) => 1,
+        };
         let mut prefix = String::new();
         if let Some((groups, tokens)) = e.prefix {
             let group = k % u64::from(groups);
@@ -194,24 +230,40 @@ impl WorkloadGen {
                 self.seed ^ 0x5EED ^ (group + 1).wrapping_mul(0x9E37_79B9),
             );
         }
-        let mut question = String::with_capacity(input as usize * 4);
-        push_words(&mut question, input, rng.random());
+        let messages: Vec<(&str, std::borrow::Cow<'_, str>)> =
+            match record.and_then(|r| r.prompt.as_ref()) {
+                Some(Prompt::Text(t)) => vec![("user", t.as_str().into())],
+                Some(Prompt::Chat(c)) => c
+                    .messages
+                    .iter()
+                    .map(|m| (m.role.as_str(), m.content.as_str().into()))
+                    .collect(),
+                None => {
+                    let mut question = String::with_capacity(input as usize * 4);
+                    push_words(&mut question, input, rng.random());
+                    vec![("user", question.into())]
+                }
+            };
         let mut v = match self.api {
             Api::Completions => {
-                let prompt = if prefix.is_empty() {
-                    question
-                } else {
-                    format!("{prefix} {question}")
-                };
+                let mut prompt = prefix;
+                for (_, text) in &messages {
+                    if !prompt.is_empty() {
+                        prompt.push(if messages.len() > 1 { '\n' } else { ' ' });
+                    }
+                    prompt.push_str(text);
+                }
                 json!({ "model": self.model, "prompt": prompt })
             }
             Api::Chat | Api::Unspecified => {
-                let mut messages = Vec::with_capacity(2);
+                let mut list = Vec::with_capacity(messages.len() + 1);
                 if !prefix.is_empty() {
-                    messages.push(json!({ "role": "system", "content": prefix }));
+                    list.push(json!({ "role": "system", "content": prefix }));
                 }
-                messages.push(json!({ "role": "user", "content": question }));
-                json!({ "model": self.model, "messages": messages })
+                for (role, content) in &messages {
+                    list.push(json!({ "role": role, "content": content }));
+                }
+                json!({ "model": self.model, "messages": list })
             }
         };
         v["max_tokens"] = json!(max_tokens);
@@ -359,6 +411,68 @@ mod tests {
             );
         }
         assert_eq!(words(&g.request(*k0).body), (64, 10));
+    }
+
+    #[test]
+    fn dataset_records_are_sent_as_written() {
+        use proto::dataset_record::Prompt as P;
+        let text = |t: &str, max_tokens| proto::DatasetRecord {
+            prompt: Some(P::Text(t.into())),
+            max_tokens,
+        };
+        let chat = proto::DatasetRecord {
+            prompt: Some(P::Chat(proto::ChatMessages {
+                messages: vec![
+                    proto::ChatMessage {
+                        role: "system".into(),
+                        content: "Be brief.".into(),
+                    },
+                    proto::ChatMessage {
+                        role: "user".into(),
+                        content: "Hi there".into(),
+                    },
+                ],
+            })),
+            max_tokens: 0,
+        };
+        let g = generator(vec![proto::WorkloadEntry {
+            name: "d".into(),
+            weight: 1.0,
+            output_tokens: dist(Kind::Fixed(5)),
+            records: vec![text("Name a river.", 9), chat],
+            ..Default::default()
+        }]);
+        let mut seen = std::collections::BTreeSet::new();
+        for k in 0..50 {
+            let r = g.request(k);
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            let m = v["messages"].as_array().unwrap();
+            if m.len() == 1 {
+                assert_eq!(m[0]["content"], "Name a river.");
+                assert_eq!(r.max_tokens, 9);
+            } else {
+                assert_eq!(
+                    (m[0]["role"].as_str(), m[1]["content"].as_str()),
+                    (Some("system"), Some("Hi there"))
+                );
+                // The record has no max_tokens: the entry's output distribution.
+                assert_eq!(r.max_tokens, 5);
+            }
+            seen.insert(m.len());
+        }
+        assert_eq!(seen.len(), 2, "both records drawn");
+        // Without an output distribution, a record lacking max_tokens is refused.
+        let e = proto::WorkloadEntry {
+            name: "d".into(),
+            weight: 1.0,
+            records: vec![text("x", 0)],
+            ..Default::default()
+        };
+        let w = proto::Workload {
+            entries: vec![e],
+            seed: 0,
+        };
+        assert!(WorkloadGen::from_proto(&w, &RequestTemplate::default()).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! This crate depends on nothing else of ours; the agent and controller
 //! binaries depend on it, never the reverse.
 
+pub mod dataset;
 pub mod duration;
 pub mod histogram;
 pub mod metric;

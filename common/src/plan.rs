@@ -473,6 +473,17 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
     parse(&text, path)?.validate(path)
 }
 
+/// Read, parse and validate a plan file without reading the dataset and
+/// trace files it names: for the plan copy in a past run's directory, which
+/// sits away from them.
+pub fn load_without_files(path: &Path) -> Result<Plan, PlanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)?.validate_without_files(path)
+}
+
 /// Parse plan text (`path` is used in messages only).
 pub fn parse(text: &str, path: &Path) -> Result<RawPlan, PlanError> {
     toml::from_str(text).map_err(|e| PlanError::Parse {
@@ -483,6 +494,8 @@ pub fn parse(text: &str, path: &Path) -> Result<RawPlan, PlanError> {
 
 struct Ctx<'a> {
     path: &'a Path,
+    /// Read the dataset and trace files the plan names.
+    files: bool,
 }
 
 impl Ctx<'_> {
@@ -521,9 +534,22 @@ impl Ctx<'_> {
 const MISSING: &str = "(missing)";
 
 impl RawPlan {
-    /// Check every key and build the typed plan.
+    /// Check every key, read the dataset and trace files, and build the typed plan.
     pub fn validate(&self, path: &Path) -> Result<Plan, PlanError> {
-        let cx = Ctx { path };
+        self.validate_with(&Ctx { path, files: true })
+    }
+
+    /// Check every key without reading dataset and trace files (their
+    /// records stay unloaded): see [`load_without_files`].
+    pub fn validate_without_files(&self, path: &Path) -> Result<Plan, PlanError> {
+        self.validate_with(&Ctx { path, files: false })
+    }
+
+    fn validate_with(&self, cx: &Ctx<'_>) -> Result<Plan, PlanError> {
+        let cx = Ctx {
+            path: cx.path,
+            files: cx.files,
+        };
         let name = self.run.name.clone().unwrap_or_else(|| "run".to_string());
         if name.is_empty()
             || !name
@@ -583,6 +609,7 @@ impl RawPlan {
                     .map_err(|(key, value, reason)| cx.invalid(key, value, reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let workload = self.load_datasets(&cx, workload)?;
         if !workload.is_empty() {
             for (key, set) in [
                 (
@@ -859,6 +886,29 @@ impl RawPlan {
             first_token_timeout,
             connect_timeout,
         })
+    }
+}
+
+impl RawPlan {
+    /// Read the workload's datasets (when the context reads files) and check
+    /// that they fit in an assignment.
+    fn load_datasets(
+        &self,
+        cx: &Ctx<'_>,
+        mut workload: Vec<crate::workload::WorkloadEntry>,
+    ) -> Result<Vec<crate::workload::WorkloadEntry>, PlanError> {
+        if !cx.files {
+            return Ok(workload);
+        }
+        let dir = cx.path.parent().unwrap_or(Path::new("."));
+        let seed = self.run.seed.unwrap_or(0);
+        for (i, entry) in workload.iter_mut().enumerate() {
+            crate::workload::load_dataset(entry, i, dir, seed)
+                .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+        }
+        crate::workload::check_wire_size(&workload, 0)
+            .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+        Ok(workload)
     }
 }
 

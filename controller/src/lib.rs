@@ -9,6 +9,7 @@ pub mod cost;
 pub mod embedded;
 pub mod error;
 pub mod hlog;
+pub mod inputs;
 pub mod llmd;
 pub mod manifest;
 pub mod merge;

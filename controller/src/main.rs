@@ -81,6 +81,10 @@ fn main() -> ExitCode {
                     p.phases.len(),
                     p.agents.count,
                 );
+                print!(
+                    "{}",
+                    stampede_controller::inputs::text(&stampede_controller::inputs::datasets(&p))
+                );
                 ExitCode::from(EXIT_OK)
             }
             Err(e) => {

@@ -31,6 +31,9 @@ pub struct RunSummary {
     pub repeat: u32,
     /// Per planned phase, key metrics across repeats (empty without repeats).
     pub repeats: Vec<crate::repeats::RepeatSummary>,
+    /// Datasets the run read, with the records it skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<crate::inputs::DatasetInfo>,
 }
 
 /// Endpoint under test.
@@ -199,6 +202,7 @@ pub fn stats_text(run: &RunSummary) -> String {
             a.id, a.node, a.cores, a.clock_offset_ms, a.clock_rtt_ms
         );
     }
+    s.push_str(&crate::inputs::text(&run.datasets));
     for p in &run.phases {
         phase_text(&mut s, p, run.repeat);
     }
@@ -415,6 +419,7 @@ pub(crate) mod tests {
             interrupted: false,
             repeat: 1,
             repeats: Vec::new(),
+            datasets: Vec::new(),
         }
     }
 

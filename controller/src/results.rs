@@ -100,7 +100,9 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
     if !dir.is_dir() {
         return Err(ResultsError::NoRunDir(dir.to_path_buf()));
     }
-    let plan = plan::load(&dir.join("plan.toml"))?;
+    // The plan copy sits away from the dataset and trace files it names;
+    // what the run read from them is in the manifest.
+    let plan = plan::load_without_files(&dir.join("plan.toml"))?;
     let manifest = manifest::read(dir)?;
     let raw_path = dir.join(rawlog::FILE_NAME);
     let records = rawlog::read(&raw_path)?;
@@ -270,6 +272,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             interrupted: manifest.interrupted,
             repeat,
             repeats,
+            datasets: manifest.datasets,
         },
         phases: out,
     })
@@ -314,6 +317,7 @@ mod tests {
             target_models: serde_json::Value::Null,
             agents: Vec::new(),
             environment: Default::default(),
+            datasets: Vec::new(),
         };
         crate::manifest::write(dir.path(), &m).unwrap();
         std::fs::write(dir.path().join(rawlog::FILE_NAME), raw).unwrap();

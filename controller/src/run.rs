@@ -114,6 +114,7 @@ pub async fn run(
         target_models: manifest::fetch_models(&base_url).await,
         agents: Vec::new(),
         environment: manifest::redacted_environment(std::env::vars()),
+        datasets: crate::inputs::datasets(&plan),
     };
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;
