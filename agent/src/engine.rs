@@ -8,6 +8,9 @@
 //! intended→actual gap is recorded as schedule lag. Arrivals beyond the
 //! in-flight bound are counted as skipped, never queued.
 //!
+//! Replay: a trace's arrival times, sharded the same way, each arrival with
+//! its record's lengths.
+//!
 //! Closed loop: cluster-wide user u runs on shard u mod n; each user sends its
 //! next request when the previous one ends (intended = actual send).
 
@@ -15,6 +18,7 @@ use crate::arrivals::{self, Schedule};
 use crate::client::{self, Target};
 use crate::failure::FailureClass;
 use crate::recorder::Recorder;
+use crate::replay::Replay;
 use crate::workload::WorkloadGen;
 use stampede_common::proto::{self, load_shape::Shape};
 use std::sync::Arc;
@@ -86,6 +90,8 @@ struct Spec {
     shape: Shape,
     /// The cluster-wide open-loop sequence (open-loop phases only).
     schedule: Option<Schedule>,
+    /// The replayed trace (replay phases only).
+    replay: Option<Arc<Replay>>,
     timeout: Duration,
     max_in_flight: u32,
 }
@@ -104,7 +110,11 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
     };
     let schedule = match &shape {
         Shape::OpenLoop(o) => Some(Schedule::from_proto(o).map_err(|e| bad(e.to_string()))?),
-        Shape::Concurrency(_) => None,
+        Shape::Concurrency(_) | Shape::Replay(_) => None,
+    };
+    let replay = match &shape {
+        Shape::Replay(r) => Some(Arc::new(Replay::from_proto(r).map_err(bad)?)),
+        _ => None,
     };
     let request = a
         .request
@@ -124,6 +134,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
         shard,
         shape,
         schedule,
+        replay,
         timeout: Duration::from_millis(request.timeout_ms),
         max_in_flight: if a.max_in_flight == 0 {
             DEFAULT_MAX_IN_FLIGHT
@@ -135,8 +146,13 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
 
 struct Ctx {
     target: Target,
-    /// Per-request variation, when the template has a workload.
+    /// Per-request variation, when the template has a workload (or the phase
+    /// replays a trace).
     workload: Option<WorkloadGen>,
+    /// Per-arrival lengths of a replayed trace.
+    replay: Option<Arc<Replay>>,
+    /// The phase start (intended send times are logged relative to it).
+    start: Instant,
     /// Closed-loop requests sent by this agent (numbers its requests).
     closed_count: AtomicU64,
     /// Output tokens one response is expected to carry (sizes the ITL buffer).
@@ -152,10 +168,18 @@ impl Ctx {
     async fn one_request(&self, intended: Instant, k: u64) {
         let sent = Instant::now();
         self.rec.sent(sent.saturating_duration_since(intended));
+        tracing::trace!(
+            target: "stampede::send",
+            k,
+            intended_us = client::micros(intended.saturating_duration_since(self.start)),
+            sent_us = client::micros(sent.saturating_duration_since(self.start)),
+            "request sent"
+        );
         let deadline = intended + self.timeout;
+        let lengths = self.replay.as_ref().and_then(|r| r.lengths(k));
         let (body, expected) = match &self.workload {
             Some(w) => {
-                let g = w.request(k);
+                let g = w.request_with(k, lengths);
                 (g.body, (g.max_tokens as usize).min(4096))
             }
             None => (self.target.body.clone(), self.expected_tokens),
@@ -194,15 +218,21 @@ pub async fn run_phase(
         first_token_timeout: (request.first_token_timeout_ms > 0)
             .then(|| Duration::from_millis(request.first_token_timeout_ms)),
     };
-    let workload = request
+    let mut workload = request
         .workload
         .as_ref()
         .map(|w| WorkloadGen::from_proto(w, &request))
         .transpose()
         .map_err(EngineError::Invalid)?;
+    if spec.replay.is_some() && workload.is_none() {
+        // A replayed record's lengths need a generated body.
+        workload = Some(WorkloadGen::plain(&request).map_err(EngineError::Invalid)?);
+    }
     let ctx = Arc::new(Ctx {
         target,
         workload,
+        replay: spec.replay.clone(),
+        start: spec.start,
         closed_count: AtomicU64::new(0),
         expected_tokens: (request.max_tokens as usize).min(4096),
         rec: Recorder::new(spec.start, spec.window),
@@ -224,10 +254,18 @@ pub async fn run_phase(
     let tracker = TaskTracker::new();
     tokio::select! {
         () = tokio::time::sleep_until(spec.start) => {
-            match (&spec.shape, &spec.schedule) {
-                (Shape::Concurrency(c), _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop),
-                (_, Some(schedule)) => open_loop(&ctx, &spec, schedule.clone(), &tracker, &stop).await,
-                (Shape::OpenLoop(_), None) => {}
+            let (index, count) = (spec.shard.index, spec.shard.count);
+            match (&spec.shape, &spec.schedule, &spec.replay) {
+                (Shape::Concurrency(c), _, _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop),
+                (_, Some(schedule), _) => {
+                    let arrivals = arrivals::shard(schedule.clone(), index, count);
+                    open_loop(&ctx, &spec, Box::new(arrivals), &tracker, &stop).await;
+                }
+                (_, None, Some(replay)) => {
+                    let arrivals = replay.clone().shard(index, count);
+                    open_loop(&ctx, &spec, Box::new(arrivals), &tracker, &stop).await;
+                }
+                (_, None, None) => {}
             }
         }
         () = stop.cancelled() => {}
@@ -297,11 +335,10 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 async fn open_loop(
     ctx: &Arc<Ctx>,
     spec: &Spec,
-    schedule: Schedule,
+    arrivals: Box<dyn Iterator<Item = (u64, f64)> + Send>,
     tracker: &TaskTracker,
     stop: &CancellationToken,
 ) {
-    let arrivals = arrivals::shard(schedule, spec.shard.index, spec.shard.count);
     let runtime = tokio::runtime::Handle::current();
     let (ctx, tracker, stop) = (ctx.clone(), tracker.clone(), stop.clone());
     let (start, end, max_requests, max_in_flight) =

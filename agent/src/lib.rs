@@ -11,6 +11,7 @@ pub mod failure;
 pub mod http;
 pub mod openai;
 pub mod recorder;
+pub mod replay;
 pub mod session;
 pub mod sse;
 pub mod telemetry;

@@ -188,6 +188,31 @@ impl WorkloadGen {
         })
     }
 
+    /// A one-entry generator with the template's lengths and `ignore_eos`
+    /// (for replayed traces, whose records give each request's lengths).
+    pub fn plain(t: &RequestTemplate) -> Result<Self, String> {
+        let fixed = |n: u32| {
+            Some(proto::LengthDistribution {
+                kind: Some(Kind::Fixed(n.max(1))),
+            })
+        };
+        let entry = proto::WorkloadEntry {
+            name: "replay".into(),
+            weight: 1.0,
+            input_tokens: fixed(t.prompt_tokens_estimate),
+            output_tokens: fixed(t.max_tokens),
+            ignore_eos: true,
+            ..Default::default()
+        };
+        Self::from_proto(
+            &proto::Workload {
+                entries: vec![entry],
+                seed: 0,
+            },
+            t,
+        )
+    }
+
     /// Request `k` of the phase.
     pub fn request(&self, k: u64) -> Generated {
         self.request_with(k, None)

@@ -10,6 +10,7 @@ pub mod histogram;
 pub mod metric;
 pub mod plan;
 pub mod prompt;
+pub mod trace;
 pub mod workload;
 
 /// Generated protocol types (`stampede.v1`).

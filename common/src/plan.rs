@@ -211,6 +211,8 @@ pub struct RawPhase {
     /// Grace period for in-flight requests after the phase ends. Default: the
     /// request timeout.
     pub drain: Option<HumanDuration>,
+    /// The request trace to replay (kind "replay").
+    pub trace: Option<crate::trace::RawTrace>,
 }
 
 /// A validated plan, ready to run.
@@ -360,6 +362,9 @@ pub struct Phase {
     pub max_requests: Option<u64>,
     /// Grace period for in-flight requests.
     pub drain: Duration,
+    /// The trace of a "replay" phase (`None` when the plan was checked
+    /// without reading files).
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 /// Kind of phase with its parameters.
@@ -390,6 +395,11 @@ pub enum PhaseKind {
         /// Users across all agents.
         users: u32,
     },
+    /// Open loop at the recorded times of a trace (`Phase::trace`).
+    Replay {
+        /// Replay this many times faster than recorded.
+        time_scale: f64,
+    },
 }
 
 /// Spacing of open-loop arrivals.
@@ -414,6 +424,7 @@ impl PhaseKind {
             PhaseKind::Constant { .. } => "constant",
             PhaseKind::Ramp { .. } => "ramp",
             PhaseKind::Concurrency { .. } => "concurrency",
+            PhaseKind::Replay { .. } => "replay",
         }
     }
 
@@ -609,7 +620,7 @@ impl RawPlan {
                     .map_err(|(key, value, reason)| cx.invalid(key, value, reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let workload = self.load_datasets(&cx, workload)?;
+        let workload = self.load_datasets(&cx, workload, &phases)?;
         if !workload.is_empty() {
             for (key, set) in [
                 (
@@ -889,6 +900,73 @@ impl RawPlan {
     }
 }
 
+impl RawPhase {
+    /// Check a "replay" phase's `trace` and read the file (when the context
+    /// reads files).
+    fn validate_replay(
+        &self,
+        cx: &Ctx<'_>,
+        i: usize,
+    ) -> Result<(PhaseKind, Option<std::sync::Arc<crate::trace::Trace>>), PlanError> {
+        use crate::trace::Format;
+        let key = |f: &str| format!("phase[{i}].trace{f}");
+        let Some(t) = &self.trace else {
+            return Err(cx.invalid(
+                key(""),
+                MISSING,
+                "kind \"replay\" needs a trace, e.g. trace = { path = \"trace.csv\" }",
+            ));
+        };
+        let Some(path) = &t.path else {
+            return Err(cx.invalid(
+                key(".path"),
+                MISSING,
+                "the trace file, relative to the plan file",
+            ));
+        };
+        let format = match t.format.as_deref() {
+            Some("csv") => Format::Csv,
+            Some("jsonl") => Format::Jsonl,
+            None if path.extension().is_some_and(|e| e == "jsonl") => Format::Jsonl,
+            None => Format::Csv,
+            Some(other) => {
+                return Err(cx.invalid(
+                    key(".format"),
+                    format!("{other:?}"),
+                    "expected \"csv\" or \"jsonl\"",
+                ));
+            }
+        };
+        let time_scale = t.time_scale.unwrap_or(1.0);
+        if !(time_scale.is_finite() && time_scale > 0.0 && time_scale <= 1e6) {
+            return Err(cx.invalid(
+                key(".time_scale"),
+                time_scale,
+                "must be positive (2.0 replays twice as fast; at most 1000000)",
+            ));
+        }
+        if t.max_records == Some(0) {
+            return Err(cx.invalid(key(".max_records"), 0, "must be at least 1 (or left out)"));
+        }
+        let kind = PhaseKind::Replay { time_scale };
+        if !cx.files {
+            return Ok((kind, None));
+        }
+        let full = cx.path.parent().unwrap_or(Path::new(".")).join(path);
+        let max = t
+            .max_records
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let trace = crate::trace::load(&full, format, max).map_err(|e| {
+            cx.invalid(
+                key(".path"),
+                format!("{:?}", path.display().to_string()),
+                e.to_string(),
+            )
+        })?;
+        Ok((kind, Some(std::sync::Arc::new(trace))))
+    }
+}
+
 impl RawPlan {
     /// Read the workload's datasets (when the context reads files) and check
     /// that they fit in an assignment.
@@ -896,6 +974,7 @@ impl RawPlan {
         &self,
         cx: &Ctx<'_>,
         mut workload: Vec<crate::workload::WorkloadEntry>,
+        phases: &[Phase],
     ) -> Result<Vec<crate::workload::WorkloadEntry>, PlanError> {
         if !cx.files {
             return Ok(workload);
@@ -908,6 +987,31 @@ impl RawPlan {
         }
         crate::workload::check_wire_size(&workload, 0)
             .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+        for (i, p) in phases.iter().enumerate() {
+            if let (PhaseKind::Replay { time_scale }, Some(trace)) = (p.kind, &p.trace) {
+                use prost::Message;
+                let len = trace.to_proto(time_scale).encoded_len();
+                let budget =
+                    crate::MAX_MESSAGE_BYTES.saturating_sub(crate::workload::ASSIGNMENT_RESERVE);
+                if len > budget {
+                    return Err(cx.invalid(
+                        format!("phase[{i}].trace.max_records"),
+                        trace.records.len(),
+                        format!(
+                            "the {} records of {} take {:.1} MiB on the wire, over the {} MiB message limit (less {} MiB for the rest of the assignment); set max_records to at most about {}",
+                            trace.records.len(),
+                            trace.path.display(),
+                            len as f64 / 1048576.0,
+                            crate::MAX_MESSAGE_BYTES / 1048576,
+                            crate::workload::ASSIGNMENT_RESERVE / 1048576,
+                            budget / (len / trace.records.len().max(1)).max(1),
+                        ),
+                    ));
+                }
+                crate::workload::check_wire_size(&workload, len)
+                    .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+            }
+        }
         Ok(workload)
     }
 }
@@ -976,7 +1080,9 @@ impl RawPhase {
                 Ok(())
             }
         };
+        let mut trace = None;
         let open_loop = matches!(kind_name, "constant" | "ramp");
+        unused("trace", kind_name != "replay" && self.trace.is_some())?;
         unused("arrival", !open_loop && self.arrival.is_some())?;
         unused("burstiness", !open_loop && self.burstiness.is_some())?;
         let kind = match kind_name {
@@ -1051,11 +1157,25 @@ impl RawPhase {
                 }
                 PhaseKind::Concurrency { users }
             }
+            "replay" => {
+                for (field, set) in [
+                    ("rate", self.rate.is_some()),
+                    ("users", self.users.is_some()),
+                    ("from", self.from.is_some()),
+                    ("to", self.to.is_some()),
+                    ("steps", self.steps.is_some()),
+                ] {
+                    unused(field, set)?;
+                }
+                let (kind, loaded) = self.validate_replay(cx, i)?;
+                trace = loaded;
+                kind
+            }
             other => {
                 return Err(cx.invalid(
                     key("kind"),
                     format!("{other:?}"),
-                    "expected \"baseline\", \"constant\", \"ramp\" or \"concurrency\"",
+                    "expected \"baseline\", \"constant\", \"ramp\", \"concurrency\" or \"replay\"",
                 ));
             }
         };
@@ -1087,6 +1207,7 @@ impl RawPhase {
             duration,
             max_requests: self.requests,
             drain: self.drain.map_or(request.timeout, HumanDuration::get),
+            trace,
         })
     }
 }

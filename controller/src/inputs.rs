@@ -1,5 +1,5 @@
-//! What a run read from files besides the plan — its datasets — and what it
-//! left out of them. Recorded in the manifest when the run starts (a run
+//! What a run read from files besides the plan — its datasets and replayed
+//! traces — and what it left out of them. Recorded in the manifest when the run starts (a run
 //! directory's plan copy sits away from those files, so a rebuilt report
 //! cannot re-read them) and printed by `controller validate`, in `stats.txt`
 //! and in `summary.json`: a skipped record is never silently lost.
@@ -55,6 +55,73 @@ pub fn datasets(plan: &Plan) -> Vec<DatasetInfo> {
             })
         })
         .collect()
+}
+
+/// One trace a run replays.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TraceInfo {
+    /// Key of the phase, e.g. `phase[2]`.
+    pub key: String,
+    /// The phase's name.
+    pub phase: String,
+    /// The file as read.
+    pub path: String,
+    /// Records read.
+    pub records: usize,
+    /// The replay speed-up.
+    pub time_scale: f64,
+    /// Scaled time of the last record, in seconds.
+    pub span_s: f64,
+    /// Records whose scaled time falls within the phase's duration (the
+    /// ones sent).
+    pub within_duration: usize,
+}
+
+/// The traces of a validated plan's replay phases (those whose files were read).
+pub fn traces(plan: &Plan) -> Vec<TraceInfo> {
+    plan.phases
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let stampede_common::plan::PhaseKind::Replay { time_scale } = p.kind else {
+                return None;
+            };
+            let t = p.trace.as_ref()?;
+            Some(TraceInfo {
+                key: format!("phase[{i}]"),
+                phase: p.name.clone(),
+                path: t.path.display().to_string(),
+                records: t.records.len(),
+                time_scale,
+                span_s: t.span_secs(time_scale),
+                within_duration: t.records_within(time_scale, p.duration),
+            })
+        })
+        .collect()
+}
+
+/// Human lines about the traces (empty without any).
+pub fn trace_text(traces: &[TraceInfo]) -> String {
+    let mut s = String::new();
+    for t in traces {
+        let _ = writeln!(
+            s,
+            "trace     {} ({}): {}, {} records over {:.3} s at time scale {}; {} within the phase's duration{}",
+            t.key,
+            t.phase,
+            t.path,
+            t.records,
+            t.span_s,
+            t.time_scale,
+            t.within_duration,
+            if t.within_duration < t.records {
+                " (the rest are not sent)"
+            } else {
+                ""
+            }
+        );
+    }
+    s
 }
 
 /// Human lines about the datasets (empty without any).

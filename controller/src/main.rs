@@ -81,10 +81,9 @@ fn main() -> ExitCode {
                     p.phases.len(),
                     p.agents.count,
                 );
-                print!(
-                    "{}",
-                    stampede_controller::inputs::text(&stampede_controller::inputs::datasets(&p))
-                );
+                use stampede_controller::inputs;
+                print!("{}", inputs::text(&inputs::datasets(&p)));
+                print!("{}", inputs::trace_text(&inputs::traces(&p)));
                 ExitCode::from(EXIT_OK)
             }
             Err(e) => {

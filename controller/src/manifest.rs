@@ -68,6 +68,9 @@ pub struct Manifest {
     /// Datasets the run read, with the records it skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub datasets: Vec<crate::inputs::DatasetInfo>,
+    /// Traces the run replayed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<crate::inputs::TraceInfo>,
 }
 
 /// Errors reading a manifest.

@@ -34,6 +34,9 @@ pub struct RunSummary {
     /// Datasets the run read, with the records it skipped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub datasets: Vec<crate::inputs::DatasetInfo>,
+    /// Traces the run replayed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<crate::inputs::TraceInfo>,
 }
 
 /// Endpoint under test.
@@ -203,6 +206,7 @@ pub fn stats_text(run: &RunSummary) -> String {
         );
     }
     s.push_str(&crate::inputs::text(&run.datasets));
+    s.push_str(&crate::inputs::trace_text(&run.traces));
     for p in &run.phases {
         phase_text(&mut s, p, run.repeat);
     }
@@ -420,6 +424,7 @@ pub(crate) mod tests {
             repeat: 1,
             repeats: Vec::new(),
             datasets: Vec::new(),
+            traces: Vec::new(),
         }
     }
 

@@ -273,6 +273,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             repeat,
             repeats,
             datasets: manifest.datasets,
+            traces: manifest.traces,
         },
         phases: out,
     })
@@ -318,6 +319,7 @@ mod tests {
             agents: Vec::new(),
             environment: Default::default(),
             datasets: Vec::new(),
+            traces: Vec::new(),
         };
         crate::manifest::write(dir.path(), &m).unwrap();
         std::fs::write(dir.path().join(rawlog::FILE_NAME), raw).unwrap();

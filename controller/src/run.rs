@@ -115,6 +115,7 @@ pub async fn run(
         agents: Vec::new(),
         environment: manifest::redacted_environment(std::env::vars()),
         datasets: crate::inputs::datasets(&plan),
+        traces: crate::inputs::traces(&plan),
     };
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;

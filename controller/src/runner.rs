@@ -464,6 +464,14 @@ impl Orchestrator {
                     share,
                 )
             }
+            PhaseKind::Replay { time_scale } => {
+                // Sharded like any open loop: arrival k to shard k mod n.
+                let share = phase
+                    .max_requests
+                    .map(|m| m.saturating_sub(u64::from(i)).div_ceil(u64::from(n)));
+                let replay = phase.trace.as_ref()?.to_proto(time_scale);
+                (Shape::Replay(replay), share)
+            }
             PhaseKind::Baseline | PhaseKind::Concurrency { .. } => {
                 let users = match phase.kind {
                     PhaseKind::Concurrency { users } => users,
@@ -599,7 +607,7 @@ fn open_loop(phase: &Phase, seed: u64, index: u32) -> proto::OpenLoop {
                 .collect();
             (P::Steps(proto::RateSteps { steps }), arrival)
         }
-        PhaseKind::Baseline | PhaseKind::Concurrency { .. } => (
+        PhaseKind::Baseline | PhaseKind::Concurrency { .. } | PhaseKind::Replay { .. } => (
             P::Constant(proto::ConstantRate {
                 requests_per_second: 1.0,
             }),
@@ -662,7 +670,7 @@ pub fn summarize(
         users: match phase.kind {
             PhaseKind::Baseline => Some(1),
             PhaseKind::Concurrency { users } => Some(users),
-            PhaseKind::Constant { .. } | PhaseKind::Ramp { .. } => None,
+            PhaseKind::Constant { .. } | PhaseKind::Ramp { .. } | PhaseKind::Replay { .. } => None,
         },
         planned_duration_s: phase.duration.as_secs_f64(),
         arrivals_s,
