@@ -151,6 +151,9 @@ struct Ctx {
     workload: Option<WorkloadGen>,
     /// Per-arrival lengths of a replayed trace.
     replay: Option<Arc<Replay>>,
+    /// Per workload entry, the target with that entry's API path and
+    /// streaming (empty without a workload).
+    entry_targets: Vec<Target>,
     /// The phase start (intended send times are logged relative to it).
     start: Instant,
     /// Closed-loop requests sent by this agent (numbers its requests).
@@ -177,16 +180,17 @@ impl Ctx {
         );
         let deadline = intended + self.timeout;
         let lengths = self.replay.as_ref().and_then(|r| r.lengths(k));
-        let (body, expected) = match &self.workload {
+        let (body, expected, target) = match &self.workload {
             Some(w) => {
                 let g = w.request_with(k, lengths);
-                (g.body, (g.max_tokens as usize).min(4096))
+                let target = self.entry_targets.get(g.entry).unwrap_or(&self.target);
+                (g.body, (g.max_tokens as usize).min(4096), target)
             }
-            None => (self.target.body.clone(), self.expected_tokens),
+            None => (self.target.body.clone(), self.expected_tokens, &self.target),
         };
         let mut gaps = Vec::with_capacity(expected);
         let result = tokio::select! {
-            r = client::execute_body(&self.target, body, intended, deadline, &mut gaps) => r,
+            r = client::execute_body(target, body, intended, deadline, &mut gaps) => r,
             () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
         };
         match result {
@@ -228,7 +232,18 @@ pub async fn run_phase(
         // A replayed record's lengths need a generated body.
         workload = Some(WorkloadGen::plain(&request).map_err(EngineError::Invalid)?);
     }
+    let entry_targets = workload.as_ref().map_or_else(Vec::new, |w| {
+        (0..)
+            .map_while(|i| w.route(i))
+            .map(|(api, stream)| Target {
+                url: format!("{}{}", request.base_url, crate::openai::path(api)),
+                stream,
+                ..target.clone()
+            })
+            .collect()
+    });
     let ctx = Arc::new(Ctx {
+        entry_targets,
         target,
         workload,
         replay: spec.replay.clone(),

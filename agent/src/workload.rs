@@ -105,6 +105,14 @@ struct Entry {
     output: Option<Length>,
     /// Dataset records sent instead of synthetic prompts.
     records: Vec<proto::DatasetRecord>,
+    /// Stop sequences.
+    stop: Vec<String>,
+    /// Extra body fields (stampede's own fields are set after them and win).
+    extra: serde_json::Map<String, serde_json::Value>,
+    /// API, model and streaming of this entry's requests.
+    api: Api,
+    model: String,
+    stream: bool,
     prefix: Option<(u32, u32)>,
     ignore_eos: bool,
     temperature: Option<f64>,
@@ -127,9 +135,6 @@ pub struct WorkloadGen {
     entries: Vec<Entry>,
     total_weight: f64,
     seed: u64,
-    api: Api,
-    model: String,
-    stream: bool,
 }
 
 impl WorkloadGen {
@@ -168,7 +173,33 @@ impl WorkloadGen {
                     Ok(None)
                 }
             };
+            let extra = if e.extra_body_json.is_empty() {
+                serde_json::Map::new()
+            } else {
+                match serde_json::from_str::<serde_json::Value>(&e.extra_body_json) {
+                    Ok(serde_json::Value::Object(m)) => m,
+                    _ => {
+                        return Err(format!(
+                            "workload {:?}: extra body is not a JSON object",
+                            e.name
+                        ));
+                    }
+                }
+            };
+            let template_api = Api::try_from(t.api).unwrap_or(Api::Chat);
             entries.push(Entry {
+                stop: e.stop.clone(),
+                extra,
+                api: match Api::try_from(e.api) {
+                    Ok(Api::Unspecified) | Err(_) => template_api,
+                    Ok(api) => api,
+                },
+                model: if e.model.is_empty() {
+                    t.model.clone()
+                } else {
+                    e.model.clone()
+                },
+                stream: e.stream.unwrap_or(t.stream),
                 weight: e.weight,
                 input: length(e.input_tokens.as_ref(), need_input, "input")?,
                 output: length(e.output_tokens.as_ref(), need_output, "output")?,
@@ -182,9 +213,6 @@ impl WorkloadGen {
             total_weight: entries.iter().map(|e| e.weight).sum(),
             entries,
             seed: w.seed,
-            api: Api::try_from(t.api).unwrap_or(Api::Chat),
-            model: t.model.clone(),
-            stream: t.stream,
         })
     }
 
@@ -211,6 +239,11 @@ impl WorkloadGen {
             },
             t,
         )
+    }
+
+    /// API and streaming of entry `i`'s requests.
+    pub fn route(&self, i: usize) -> Option<(Api, bool)> {
+        self.entries.get(i).map(|e| (e.api, e.stream))
     }
 
     /// Request `k` of the phase.
@@ -269,7 +302,7 @@ impl WorkloadGen {
                     vec![("user", question.into())]
                 }
             };
-        let mut v = match self.api {
+        let mut v = match e.api {
             Api::Completions => {
                 let mut prompt = prefix;
                 for (_, text) in &messages {
@@ -278,7 +311,7 @@ impl WorkloadGen {
                     }
                     prompt.push_str(text);
                 }
-                json!({ "model": self.model, "prompt": prompt })
+                json!({ "model": e.model, "prompt": prompt })
             }
             Api::Chat | Api::Unspecified => {
                 let mut list = Vec::with_capacity(messages.len() + 1);
@@ -288,12 +321,20 @@ impl WorkloadGen {
                 for (role, content) in &messages {
                     list.push(json!({ "role": role, "content": content }));
                 }
-                json!({ "model": self.model, "messages": list })
+                json!({ "model": e.model, "messages": list })
             }
         };
+        if let serde_json::Value::Object(body) = &mut v {
+            for (key, value) in &e.extra {
+                body.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        if !e.stop.is_empty() {
+            v["stop"] = json!(e.stop);
+        }
         v["max_tokens"] = json!(max_tokens);
-        v["stream"] = json!(self.stream);
-        if self.stream {
+        v["stream"] = json!(e.stream);
+        if e.stream {
             v["stream_options"] = json!({ "include_usage": true });
         }
         if e.ignore_eos {

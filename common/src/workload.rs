@@ -28,7 +28,30 @@ pub struct RawWorkloadEntry {
     pub temperature: Option<f64>,
     /// Send records of a dataset file instead of synthetic prompts.
     pub dataset: Option<RawDataset>,
+    /// Stop sequences (`stop` in the request body).
+    pub stop: Option<Vec<String>>,
+    /// Extra fields merged into the request body, e.g. `{ top_p = 0.9 }`.
+    pub extra_body: Option<toml::Table>,
+    /// Stream responses (SSE). Default: `request.stream`.
+    pub stream: Option<bool>,
+    /// Model of this entry's requests. Default: `target.model`.
+    pub model: Option<String>,
+    /// "chat" or "completions". Default: `target.api`.
+    pub api: Option<String>,
 }
+
+/// Body fields stampede sets itself; `extra_body` may not carry them.
+pub const RESERVED_BODY_FIELDS: [&str; 9] = [
+    "model",
+    "prompt",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "stream",
+    "stream_options",
+    "ignore_eos",
+    "temperature",
+];
 
 /// `dataset = { path = "data/x.jsonl", format = "jsonl", on_error = "skip", max_records = 1000 }`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -119,6 +142,23 @@ pub struct WorkloadEntry {
     pub temperature: Option<f64>,
     /// Records of a dataset (sent instead of synthetic prompts).
     pub dataset: Option<DatasetSource>,
+    /// Per-entry request options.
+    pub options: RequestOptions,
+}
+
+/// Request options of one workload entry; `None`/empty: the plan's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestOptions {
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Extra body fields (a JSON object), serialized.
+    pub extra_body_json: String,
+    /// Streaming.
+    pub stream: Option<bool>,
+    /// Model.
+    pub model: Option<String>,
+    /// API.
+    pub api: Option<crate::plan::Api>,
 }
 
 /// A dataset as a workload entry uses it.
@@ -366,6 +406,63 @@ impl RawWorkloadEntry {
             ignore_eos: self.ignore_eos.unwrap_or(true),
             temperature: self.temperature,
             dataset,
+            options: self.request_options(i)?,
+        })
+    }
+
+    fn request_options(&self, i: usize) -> Result<RequestOptions, Problem> {
+        let key = |f: &str| format!("workload[{i}].{f}");
+        let stop = self.stop.clone().unwrap_or_default();
+        if let Some((j, _)) = stop.iter().enumerate().find(|(_, s)| s.is_empty()) {
+            return Err(problem(
+                key(&format!("stop[{j}]")),
+                "\"\"",
+                "a stop sequence must not be empty",
+            ));
+        }
+        let extra_body_json = match &self.extra_body {
+            None => String::new(),
+            Some(table) => {
+                if let Some(k) = table
+                    .keys()
+                    .find(|k| RESERVED_BODY_FIELDS.contains(&k.as_str()))
+                {
+                    return Err(problem(
+                        key(&format!("extra_body.{k}")),
+                        "(set)",
+                        "stampede sets this field itself; use the plan's own key for it",
+                    ));
+                }
+                serde_json::to_string(table).map_err(|e| {
+                    problem(
+                        key("extra_body"),
+                        "(table)",
+                        format!("not expressible as JSON: {e}"),
+                    )
+                })?
+            }
+        };
+        if self.model.as_deref() == Some("") {
+            return Err(problem(key("model"), "\"\"", "must not be empty"));
+        }
+        let api = match self.api.as_deref() {
+            None => None,
+            Some("chat") => Some(crate::plan::Api::Chat),
+            Some("completions") => Some(crate::plan::Api::Completions),
+            Some(other) => {
+                return Err(problem(
+                    key("api"),
+                    format!("{other:?}"),
+                    "expected \"chat\" or \"completions\"",
+                ));
+            }
+        };
+        Ok(RequestOptions {
+            stop,
+            extra_body_json,
+            stream: self.stream,
+            model: self.model.clone(),
+            api,
         })
     }
 
@@ -554,6 +651,15 @@ pub fn to_proto(entries: &[WorkloadEntry], seed: u64) -> proto::Workload {
                             .collect()
                     })
                     .unwrap_or_default(),
+                stop: e.options.stop.clone(),
+                extra_body_json: e.options.extra_body_json.clone(),
+                stream: e.options.stream,
+                model: e.options.model.clone().unwrap_or_default(),
+                api: match e.options.api {
+                    None => proto::Api::Unspecified,
+                    Some(crate::plan::Api::Chat) => proto::Api::Chat,
+                    Some(crate::plan::Api::Completions) => proto::Api::Completions,
+                } as i32,
             })
             .collect(),
         seed,
