@@ -156,6 +156,8 @@ struct Ctx {
     entry_targets: Vec<Target>,
     /// The phase start (intended send times are logged relative to it).
     start: Instant,
+    /// The end of the phase's arrivals (no session turn starts after it).
+    end: Instant,
     /// Closed-loop requests sent by this agent (numbers its requests).
     closed_count: AtomicU64,
     /// Output tokens one response is expected to carry (sizes the ITL buffer).
@@ -183,6 +185,9 @@ impl Ctx {
         let (body, expected, target) = match &self.workload {
             Some(w) => {
                 let g = w.request_with(k, lengths);
+                if let (Some(session), None) = (w.session(g.entry), lengths) {
+                    return self.session(w, k, intended, g, session).await;
+                }
                 let target = self.entry_targets.get(g.entry).unwrap_or(&self.target);
                 (g.body, (g.max_tokens as usize).min(4096), target)
             }
@@ -196,6 +201,56 @@ impl Ctx {
         match result {
             Ok(s) => self.rec.success(intended, &s, &gaps),
             Err(class) => self.rec.failure(class),
+        }
+    }
+}
+
+impl Ctx {
+    /// Multi-turn session `k`, whose first turn is `first` (already counted
+    /// as sent): each later turn is intended `think` after the previous
+    /// answer and carries every earlier question and answer.
+    async fn session(
+        &self,
+        w: &WorkloadGen,
+        k: u64,
+        first_intended: Instant,
+        first: crate::workload::Generated,
+        (turns, think): (u32, Duration),
+    ) {
+        let target = self.entry_targets.get(first.entry).unwrap_or(&self.target);
+        let mut history: Vec<(String, String)> = Vec::with_capacity(turns as usize);
+        let (mut g, mut intended) = (first, first_intended);
+        for turn in 0..turns {
+            if turn > 0 {
+                let sent = Instant::now();
+                self.rec.sent(sent.saturating_duration_since(intended));
+            }
+            let mut gaps = Vec::with_capacity((g.max_tokens as usize).min(4096));
+            let mut answer = String::new();
+            let result = tokio::select! {
+                r = client::execute_collect(target, g.body.clone(), intended, intended + self.timeout, &mut gaps, Some(&mut answer)) => r,
+                () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
+            };
+            match result {
+                Ok(s) => self.rec.success(intended, &s, &gaps),
+                Err(class) => {
+                    self.rec.failure(class);
+                    return;
+                }
+            }
+            if turn + 1 == turns {
+                return;
+            }
+            history.push((std::mem::take(&mut g.question), answer));
+            intended = Instant::now() + think;
+            if intended >= self.end {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(intended) => {}
+                () = self.abandon.cancelled() => return,
+            }
+            g = w.request_turn(k, turn + 1, &history);
         }
     }
 }
@@ -248,6 +303,7 @@ pub async fn run_phase(
         workload,
         replay: spec.replay.clone(),
         start: spec.start,
+        end: spec.end,
         closed_count: AtomicU64::new(0),
         expected_tokens: (request.max_tokens as usize).min(4096),
         rec: Recorder::new(spec.start, spec.window),

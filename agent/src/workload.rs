@@ -109,6 +109,9 @@ struct Entry {
     stop: Vec<String>,
     /// Extra body fields (stampede's own fields are set after them and win).
     extra: serde_json::Map<String, serde_json::Value>,
+    /// Turns per session (≤ 1: single requests) and the pause between them.
+    turns: u32,
+    think: std::time::Duration,
     /// API, model and streaming of this entry's requests.
     api: Api,
     model: String,
@@ -127,6 +130,9 @@ pub struct Generated {
     pub max_tokens: u32,
     /// Which workload entry it came from.
     pub entry: usize,
+    /// The new user question (filled for multi-turn sessions only: it joins
+    /// the history of the next turn).
+    pub question: String,
 }
 
 /// Generates request k of a phase.
@@ -188,6 +194,8 @@ impl WorkloadGen {
             };
             let template_api = Api::try_from(t.api).unwrap_or(Api::Chat);
             entries.push(Entry {
+                turns: e.turns,
+                think: std::time::Duration::from_millis(e.think_time_ms),
                 stop: e.stop.clone(),
                 extra,
                 api: match Api::try_from(e.api) {
@@ -254,6 +262,30 @@ impl WorkloadGen {
     /// Request `k` of the phase, with (prompt tokens, max_tokens) given
     /// instead of drawn (a replayed trace record's lengths).
     pub fn request_with(&self, k: u64, lengths: Option<(u32, u32)>) -> Generated {
+        self.build(k, 0, lengths, &[])
+    }
+
+    /// (turns, think time) of entry `i`'s sessions; `None` for single requests.
+    pub fn session(&self, i: usize) -> Option<(u32, std::time::Duration)> {
+        self.entries
+            .get(i)
+            .filter(|e| e.turns > 1)
+            .map(|e| (e.turns, e.think))
+    }
+
+    /// Turn `turn` (0-based) of session `k`: the previous turns' (question,
+    /// answer) pairs as history, then a new question from (k, turn)'s stream.
+    pub fn request_turn(&self, k: u64, turn: u32, history: &[(String, String)]) -> Generated {
+        self.build(k, turn, None, history)
+    }
+
+    fn build(
+        &self,
+        k: u64,
+        turn: u32,
+        lengths: Option<(u32, u32)>,
+        history: &[(String, String)],
+    ) -> Generated {
         let mut rng = SmallRng::seed_from_u64(self.seed ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03));
         let mut pick = rng.random::<f64>() * self.total_weight;
         let mut index = self.entries.len() - 1;
@@ -265,6 +297,14 @@ impl WorkloadGen {
             pick -= e.weight;
         }
         let e = &self.entries[index];
+        if turn > 0 {
+            // Same entry as the session's first turn; lengths and words of its own.
+            rng = SmallRng::seed_from_u64(
+                self.seed
+                    ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03)
+                    ^ u64::from(turn).wrapping_mul(0xA076_1D64_78BD_642F),
+            );
+        }
         let record = (!e.records.is_empty() && lengths.is_none())
             .then(|| &e.records[rng.random_range(0..e.records.len())]);
         let input = match (lengths, &e.input) {
@@ -288,20 +328,32 @@ impl WorkloadGen {
                 self.seed ^ 0x5EED ^ (group + 1).wrapping_mul(0x9E37_79B9),
             );
         }
-        let messages: Vec<(&str, std::borrow::Cow<'_, str>)> =
-            match record.and_then(|r| r.prompt.as_ref()) {
-                Some(Prompt::Text(t)) => vec![("user", t.as_str().into())],
-                Some(Prompt::Chat(c)) => c
-                    .messages
-                    .iter()
-                    .map(|m| (m.role.as_str(), m.content.as_str().into()))
-                    .collect(),
-                None => {
-                    let mut question = String::with_capacity(input as usize * 4);
-                    push_words(&mut question, input, rng.random());
-                    vec![("user", question.into())]
+        let mut messages: Vec<(&str, std::borrow::Cow<'_, str>)> = history
+            .iter()
+            .flat_map(|(q, a)| {
+                [
+                    ("user", q.as_str().into()),
+                    ("assistant", a.as_str().into()),
+                ]
+            })
+            .collect();
+        let mut kept_question = String::new();
+        messages.extend(match record.and_then(|r| r.prompt.as_ref()) {
+            Some(Prompt::Text(t)) => vec![("user", t.as_str().into())],
+            Some(Prompt::Chat(c)) => c
+                .messages
+                .iter()
+                .map(|m| (m.role.as_str(), m.content.as_str().into()))
+                .collect(),
+            None => {
+                let mut question = String::with_capacity(input as usize * 4);
+                push_words(&mut question, input, rng.random());
+                if e.turns > 1 {
+                    kept_question.clone_from(&question);
                 }
-            };
+                vec![("user", question.into())]
+            }
+        });
         let mut v = match e.api {
             Api::Completions => {
                 let mut prompt = prefix;
@@ -347,6 +399,7 @@ impl WorkloadGen {
             body: serde_json::to_vec(&v).unwrap_or_default().into(),
             max_tokens,
             entry: index,
+            question: kept_question,
         }
     }
 }
@@ -539,6 +592,30 @@ mod tests {
             seed: 0,
         };
         assert!(WorkloadGen::from_proto(&w, &RequestTemplate::default()).is_err());
+    }
+
+    #[test]
+    fn session_turns_carry_the_history() {
+        let g = generator(vec![proto::WorkloadEntry {
+            name: "s".into(),
+            weight: 1.0,
+            input_tokens: dist(Kind::Fixed(4)),
+            output_tokens: dist(Kind::Fixed(2)),
+            turns: 3,
+            ..Default::default()
+        }]);
+        let first = g.request(7);
+        assert_eq!(first.question.split_whitespace().count(), 4);
+        let history = vec![(first.question.clone(), "an answer".to_string())];
+        let second = g.request_turn(7, 1, &history);
+        let v: serde_json::Value = serde_json::from_slice(&second.body).unwrap();
+        let m = v["messages"].as_array().unwrap();
+        let roles: Vec<&str> = m.iter().map(|x| x["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["user", "assistant", "user"]);
+        assert_eq!(m[0]["content"], first.question.as_str());
+        assert_eq!(m[1]["content"], "an answer");
+        assert_ne!(second.question, first.question);
+        assert_eq!(g.session(0), Some((3, std::time::Duration::ZERO)));
     }
 
     #[test]

@@ -38,6 +38,18 @@ pub struct RawWorkloadEntry {
     pub model: Option<String>,
     /// "chat" or "completions". Default: `target.api`.
     pub api: Option<String>,
+    /// Multi-turn sessions: `{ turns = 4, think_time = "2s" }`.
+    pub session: Option<RawSession>,
+}
+
+/// `session = { turns = 4, think_time = "2s" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    /// Turns per session (≥ 1). Required.
+    pub turns: Option<u32>,
+    /// Pause between an answer and the next turn. Default "0s".
+    pub think_time: Option<crate::duration::HumanDuration>,
 }
 
 /// Body fields stampede sets itself; `extra_body` may not carry them.
@@ -144,6 +156,8 @@ pub struct WorkloadEntry {
     pub dataset: Option<DatasetSource>,
     /// Per-entry request options.
     pub options: RequestOptions,
+    /// (turns, think time) of multi-turn sessions.
+    pub session: Option<(u32, std::time::Duration)>,
 }
 
 /// Request options of one workload entry; `None`/empty: the plan's.
@@ -407,7 +421,37 @@ impl RawWorkloadEntry {
             temperature: self.temperature,
             dataset,
             options: self.request_options(i)?,
+            session: self.session(i)?,
         })
+    }
+
+    fn session(&self, i: usize) -> Result<Option<(u32, std::time::Duration)>, Problem> {
+        let Some(s) = &self.session else {
+            return Ok(None);
+        };
+        let key = |f: &str| format!("workload[{i}].session.{f}");
+        if self.dataset.is_some() {
+            return Err(problem(
+                format!("workload[{i}].session"),
+                "(set)",
+                "sessions build synthetic conversations; they do not apply to a dataset entry",
+            ));
+        }
+        let turns = match s.turns {
+            Some(t) if (1..=1000).contains(&t) => t,
+            Some(t) => return Err(problem(key("turns"), t, "must be between 1 and 1000")),
+            None => {
+                return Err(problem(
+                    key("turns"),
+                    "(missing)",
+                    "turns per session, e.g. 4",
+                ));
+            }
+        };
+        Ok(Some((
+            turns,
+            s.think_time.map_or(std::time::Duration::ZERO, |d| d.get()),
+        )))
     }
 
     fn request_options(&self, i: usize) -> Result<RequestOptions, Problem> {
@@ -660,6 +704,10 @@ pub fn to_proto(entries: &[WorkloadEntry], seed: u64) -> proto::Workload {
                     Some(crate::plan::Api::Chat) => proto::Api::Chat,
                     Some(crate::plan::Api::Completions) => proto::Api::Completions,
                 } as i32,
+                turns: e.session.map_or(0, |(t, _)| t),
+                think_time_ms: e
+                    .session
+                    .map_or(0, |(_, d)| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             })
             .collect(),
         seed,
