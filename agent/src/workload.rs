@@ -13,7 +13,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Normal};
 use serde_json::json;
-use stampede_common::prompt::push_words;
+use stampede_common::prompt::push_words_from;
 use stampede_common::proto::dataset_record::Prompt;
 use stampede_common::proto::{self, Api, RequestTemplate, length_distribution::Kind};
 
@@ -141,6 +141,8 @@ pub struct WorkloadGen {
     entries: Vec<Entry>,
     total_weight: f64,
     seed: u64,
+    /// Words prompts are built from (empty: the built-in list).
+    words: Vec<String>,
 }
 
 impl WorkloadGen {
@@ -221,6 +223,7 @@ impl WorkloadGen {
             total_weight: entries.iter().map(|e| e.weight).sum(),
             entries,
             seed: w.seed,
+            words: t.prompt_words.clone(),
         })
     }
 
@@ -322,10 +325,11 @@ impl WorkloadGen {
         let mut prefix = String::new();
         if let Some((groups, tokens)) = e.prefix {
             let group = k % u64::from(groups);
-            push_words(
+            push_words_from(
                 &mut prefix,
                 tokens,
                 self.seed ^ 0x5EED ^ (group + 1).wrapping_mul(0x9E37_79B9),
+                &self.words,
             );
         }
         let mut messages: Vec<(&str, std::borrow::Cow<'_, str>)> = history
@@ -347,7 +351,7 @@ impl WorkloadGen {
                 .collect(),
             None => {
                 let mut question = String::with_capacity(input as usize * 4);
-                push_words(&mut question, input, rng.random());
+                push_words_from(&mut question, input, rng.random(), &self.words);
                 if e.turns > 1 {
                     kept_question.clone_from(&question);
                 }

@@ -145,6 +145,9 @@ pub struct RawTarget {
     pub ca_file: Option<PathBuf>,
     /// Accept any server certificate. Default false.
     pub insecure_tls: Option<bool>,
+    /// The model's HF `tokenizer.json` (relative to the plan file): prompts
+    /// are built from words that are one token each for it.
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// `[target.simulator]`: the built-in simulator's behaviour.
@@ -298,6 +301,8 @@ pub struct Target {
     pub ca_pem: Option<Vec<u8>>,
     /// Accept any certificate.
     pub insecure_tls: bool,
+    /// The model's `tokenizer.json`, resolved against the plan's directory.
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// A URL, or the built-in simulator.
@@ -851,6 +856,11 @@ impl RawPlan {
             http2: t.http2.unwrap_or(false),
             ca_pem,
             insecure_tls: t.insecure_tls.unwrap_or(false),
+            tokenizer: t.tokenizer.as_ref().map(|f| {
+                cx.path
+                    .parent()
+                    .map_or_else(|| f.clone(), |dir| dir.join(f))
+            }),
         })
     }
 

@@ -22,3 +22,4 @@ pub mod run;
 pub mod runner;
 pub mod service;
 pub mod tables;
+pub mod tokenizer;

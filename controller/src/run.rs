@@ -71,6 +71,10 @@ pub async fn run(
             },
         ));
     }
+    let prompt_words = match &plan.target.tokenizer {
+        Some(path) => crate::tokenizer::one_token_words(path)?,
+        None => Vec::new(),
+    };
     let started = SystemTime::now();
     let stamp: String = rfc3339(started)
         .chars()
@@ -154,7 +158,8 @@ pub async fn run(
 
     let target = ResolvedTarget {
         base_url: base_url.clone(),
-        prompt: stampede_common::prompt::synthetic(plan.request.prompt_tokens),
+        prompt: stampede_common::prompt::synthetic_from(plan.request.prompt_tokens, &prompt_words),
+        prompt_words,
     };
     let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
     orch.record_to(raw);

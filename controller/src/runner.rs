@@ -69,6 +69,8 @@ pub struct ResolvedTarget {
     pub base_url: String,
     /// Synthetic prompt text.
     pub prompt: String,
+    /// One-token words of the target's tokenizer (empty: the built-in list).
+    pub prompt_words: Vec<String>,
 }
 
 /// Runs a validated plan over the agents that join through `events`.
@@ -522,6 +524,7 @@ impl Orchestrator {
                 } as i32,
                 model: plan.target.model.clone(),
                 prompt: self.target.prompt.clone(),
+                prompt_words: self.target.prompt_words.clone(),
                 max_tokens: plan.request.max_tokens,
                 stream: plan.request.stream,
                 timeout_ms: millis(plan.request.timeout),

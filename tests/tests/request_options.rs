@@ -1,6 +1,8 @@
 //! Per-workload request options reach the server: a loopback server records
 //! every request body and path, and each entry's API, model, streaming, stop
-//! sequences and extra body fields are checked on the requests it sent.
+//! sequences and extra body fields are checked on the requests it sent — and
+//! with a `tokenizer.json` in the plan, prompts are made only of words that
+//! are one token each for it.
 
 use stampede_tests::{Proc, bin, plan_file};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -93,6 +95,7 @@ local = 1
 [target]
 url = "{url}"
 model = "base-model"
+tokenizer = "tokenizer.json"
 {entries}
 [[phase]]
 kind = "baseline"
@@ -115,6 +118,17 @@ fn each_entrys_options_are_in_the_bodies_it_sends() {
         }
     });
     let (dir, path) = plan_file(&plan(&url, ENTRIES));
+    // A word-level tokenizer: these words one token each, the rest unknown.
+    let vocab = [
+        "the", "of", "and", "to", "in", "is", "that", "water", "point", "hand",
+    ];
+    std::fs::write(dir.path().join("tokenizer.json"), word_level(&vocab)).unwrap();
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("validate").arg(&path);
+    let (code, out) = Proc::spawn(cmd).wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("prompts from 10 one-token words"), "{out}");
+    let from_vocab = |text: &str| text.split_whitespace().all(|w| vocab.contains(&w));
     let mut cmd = Command::new(bin("controller"));
     cmd.arg("run")
         .arg(&path)
@@ -145,10 +159,9 @@ fn each_entrys_options_are_in_the_bodies_it_sends() {
                     body["chat_template_kwargs"]["enable_thinking"], false,
                     "{body}"
                 );
-                assert_eq!(
-                    body["prompt"].as_str().unwrap().split_whitespace().count(),
-                    5
-                );
+                let prompt = body["prompt"].as_str().unwrap();
+                assert_eq!(prompt.split_whitespace().count(), 5);
+                assert!(from_vocab(prompt), "{prompt}");
                 assert_eq!(body["max_tokens"], 3, "{body}");
             }
             "/v1/chat/completions" => {
@@ -160,6 +173,8 @@ fn each_entrys_options_are_in_the_bodies_it_sends() {
                     body.get("stop").is_none() && body.get("top_p").is_none(),
                     "{body}"
                 );
+                let content = body["messages"][0]["content"].as_str().unwrap();
+                assert!(from_vocab(content), "{content}");
             }
             other => panic!("request to {other}: {body}"),
         }
@@ -167,9 +182,26 @@ fn each_entrys_options_are_in_the_bodies_it_sends() {
     assert!(options > 0 && plain > 0, "{options} / {plain}");
 }
 
+/// A word-level tokenizer.json (whitespace pre-tokenizer, `[UNK]` for the rest).
+fn word_level(words: &[&str]) -> String {
+    let vocab: Vec<String> = std::iter::once("[UNK]")
+        .chain(words.iter().copied())
+        .enumerate()
+        .map(|(i, w)| format!("\"{w}\": {i}"))
+        .collect();
+    format!(
+        r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+  "pre_tokenizer": {{"type": "Whitespace"}}, "post_processor": null, "decoder": null,
+  "model": {{"type": "WordLevel", "vocab": {{{}}}, "unk_token": "[UNK]"}}}}"#,
+        vocab.join(", ")
+    )
+}
+
 #[test]
 fn bad_request_options_are_named() {
     let cases = [
+        // No tokenizer.json beside the plan.
+        ("", "target.tokenizer"),
         (
             "extra_body = { max_tokens = 5 }",
             "workload[0].extra_body.max_tokens",
