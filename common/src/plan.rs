@@ -552,20 +552,16 @@ const MISSING: &str = "(missing)";
 impl RawPlan {
     /// Check every key, read the dataset and trace files, and build the typed plan.
     pub fn validate(&self, path: &Path) -> Result<Plan, PlanError> {
-        self.validate_with(&Ctx { path, files: true })
+        self.validate_with(Ctx { path, files: true })
     }
 
     /// Check every key without reading dataset and trace files (their
     /// records stay unloaded): see [`load_without_files`].
     pub fn validate_without_files(&self, path: &Path) -> Result<Plan, PlanError> {
-        self.validate_with(&Ctx { path, files: false })
+        self.validate_with(Ctx { path, files: false })
     }
 
-    fn validate_with(&self, cx: &Ctx<'_>) -> Result<Plan, PlanError> {
-        let cx = Ctx {
-            path: cx.path,
-            files: cx.files,
-        };
+    fn validate_with(&self, cx: Ctx<'_>) -> Result<Plan, PlanError> {
         let name = self.run.name.clone().unwrap_or_else(|| "run".to_string());
         if name.is_empty()
             || !name
@@ -625,7 +621,7 @@ impl RawPlan {
                     .map_err(|(key, value, reason)| cx.invalid(key, value, reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let workload = self.load_datasets(&cx, workload, &phases)?;
+        let workload = self.load_inputs(&cx, workload, &phases)?;
         if !workload.is_empty() {
             for (key, set) in [
                 (
@@ -979,8 +975,8 @@ impl RawPhase {
 
 impl RawPlan {
     /// Read the workload's datasets (when the context reads files) and check
-    /// that they fit in an assignment.
-    fn load_datasets(
+    /// that they and each replayed trace fit in an assignment.
+    fn load_inputs(
         &self,
         cx: &Ctx<'_>,
         mut workload: Vec<crate::workload::WorkloadEntry>,
