@@ -77,6 +77,19 @@ pub async fn execute_body(
     deadline: Instant,
     itl_gaps: &mut Vec<u64>,
 ) -> Result<Success, FailureClass> {
+    execute_collect(target, body, intended, deadline, itl_gaps, None).await
+}
+
+/// [`execute_body`], also appending the generated text to `text` when given
+/// (a multi-turn session carries the answers in its history).
+pub async fn execute_collect(
+    target: &Target,
+    body: Bytes,
+    intended: Instant,
+    deadline: Instant,
+    itl_gaps: &mut Vec<u64>,
+    text: Option<&mut String>,
+) -> Result<Success, FailureClass> {
     let mut progress = Progress::default();
     let first_seen = AtomicBool::new(false);
     let first_deadline = target
@@ -84,7 +97,7 @@ pub async fn execute_body(
         .and_then(|t| intended.checked_add(t))
         .map_or(deadline, |d| d.min(deadline));
     let finished = {
-        let work = exchange(target, body, &mut progress, &first_seen, itl_gaps);
+        let work = exchange(target, body, &mut progress, &first_seen, itl_gaps, text);
         tokio::pin!(work);
         let first_timer = tokio::time::sleep_until(first_deadline);
         tokio::pin!(first_timer);
@@ -140,6 +153,7 @@ async fn exchange(
     progress: &mut Progress,
     first_seen: &AtomicBool,
     itl_gaps: &mut Vec<u64>,
+    mut text: Option<&mut String>,
 ) -> Result<(), FailureClass> {
     let mut request = target.client.post(&target.url).body(body);
     if !target.headers.is_empty() {
@@ -151,7 +165,7 @@ async fn exchange(
         return Err(FailureClass::Http(status.as_u16()));
     }
     if !target.stream {
-        return read_whole(&mut resp, progress).await;
+        return read_whole(&mut resp, progress, text).await;
     }
     let mut parser = SseParser::new();
     let mut done = false;
@@ -178,6 +192,9 @@ async fn exchange(
                     }
                     Ok(info) => {
                         if info.token_bearing {
+                            if let Some(t) = text.as_deref_mut() {
+                                crate::openai::push_text(data, t);
+                            }
                             progress.messages += 1;
                             if let Some(prev) = progress.last {
                                 itl_gaps.push(micros(now - prev));
@@ -213,6 +230,7 @@ async fn exchange(
 async fn read_whole(
     resp: &mut reqwest::Response,
     progress: &mut Progress,
+    text: Option<&mut String>,
 ) -> Result<(), FailureClass> {
     let mut body = Vec::new();
     while let Some(chunk) = resp
@@ -226,12 +244,15 @@ async fn read_whole(
         body.extend_from_slice(&chunk);
     }
     let now = Instant::now();
-    let text = std::str::from_utf8(&body).map_err(|_| FailureClass::MalformedBody)?;
-    let info = parse_message(text).map_err(|_| FailureClass::MalformedBody)?;
+    let body_text = std::str::from_utf8(&body).map_err(|_| FailureClass::MalformedBody)?;
+    let info = parse_message(body_text).map_err(|_| FailureClass::MalformedBody)?;
     if info.error {
         return Err(FailureClass::StreamError);
     }
     if info.token_bearing {
+        if let Some(t) = text {
+            crate::openai::push_text(body_text, t);
+        }
         progress.first = Some(now);
         progress.last = Some(now);
         progress.messages = 1;

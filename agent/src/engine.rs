@@ -8,6 +8,9 @@
 //! intended→actual gap is recorded as schedule lag. Arrivals beyond the
 //! in-flight bound are counted as skipped, never queued.
 //!
+//! Replay: a trace's arrival times, sharded the same way, each arrival with
+//! its record's lengths.
+//!
 //! Closed loop: cluster-wide user u runs on shard u mod n; each user sends its
 //! next request when the previous one ends (intended = actual send).
 //!
@@ -21,6 +24,7 @@ use crate::arrivals::Schedule;
 use crate::client::{self, Target};
 use crate::failure::FailureClass;
 use crate::recorder::Recorder;
+use crate::replay::Replay;
 use crate::workload::WorkloadGen;
 use stampede_common::proto::{self, load_shape::Shape};
 use std::sync::Arc;
@@ -93,6 +97,8 @@ struct Spec {
     shape: Shape,
     /// The cluster-wide open-loop sequence (open-loop phases only).
     schedule: Option<Schedule>,
+    /// The replayed trace (replay phases only).
+    replay: Option<Arc<Replay>>,
     timeout: Duration,
     max_in_flight: u32,
 }
@@ -111,7 +117,11 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
     };
     let schedule = match &shape {
         Shape::OpenLoop(o) => Some(Schedule::from_proto(o).map_err(|e| bad(e.to_string()))?),
-        Shape::Concurrency(_) => None,
+        Shape::Concurrency(_) | Shape::Replay(_) => None,
+    };
+    let replay = match &shape {
+        Shape::Replay(r) => Some(Arc::new(Replay::from_proto(r).map_err(bad)?)),
+        _ => None,
     };
     let request = a
         .request
@@ -132,6 +142,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
         shard,
         shape,
         schedule,
+        replay,
         timeout: Duration::from_millis(request.timeout_ms),
         max_in_flight: if a.max_in_flight == 0 {
             DEFAULT_MAX_IN_FLIGHT
@@ -143,8 +154,18 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
 
 struct Ctx {
     target: Target,
-    /// Per-request variation, when the template has a workload.
+    /// Per-request variation, when the template has a workload (or the phase
+    /// replays a trace).
     workload: Option<WorkloadGen>,
+    /// Per-arrival lengths of a replayed trace.
+    replay: Option<Arc<Replay>>,
+    /// Per workload entry, the target with that entry's API path and
+    /// streaming (empty without a workload).
+    entry_targets: Vec<Target>,
+    /// The phase start (intended send times are logged relative to it).
+    start: Instant,
+    /// The end of the phase's arrivals (no session turn starts after it).
+    end: Instant,
     /// Closed-loop requests sent by this agent (numbers its requests).
     closed_count: AtomicU64,
     /// Output tokens one response is expected to carry (sizes the ITL buffer).
@@ -173,22 +194,84 @@ impl Ctx {
     async fn one_request_inner(&self, intended: Instant, k: u64) {
         let sent = Instant::now();
         self.rec.sent(sent.saturating_duration_since(intended));
+        tracing::trace!(
+            target: "stampede::send",
+            k,
+            intended_us = client::micros(intended.saturating_duration_since(self.start)),
+            sent_us = client::micros(sent.saturating_duration_since(self.start)),
+            "request sent"
+        );
         let deadline = intended + self.timeout;
-        let (body, expected) = match &self.workload {
+        let lengths = self.replay.as_ref().and_then(|r| r.lengths(k));
+        let (body, expected, target) = match &self.workload {
             Some(w) => {
-                let g = w.request(k);
-                (g.body, (g.max_tokens as usize).min(4096))
+                let g = w.request_with(k, lengths);
+                if let (Some(session), None) = (w.session(g.entry), lengths) {
+                    return self.session(w, k, intended, g, session).await;
+                }
+                let target = self.entry_targets.get(g.entry).unwrap_or(&self.target);
+                (g.body, (g.max_tokens as usize).min(4096), target)
             }
-            None => (self.target.body.clone(), self.expected_tokens),
+            None => (self.target.body.clone(), self.expected_tokens, &self.target),
         };
         let mut gaps = Vec::with_capacity(expected);
         let result = tokio::select! {
-            r = client::execute_body(&self.target, body, intended, deadline, &mut gaps) => r,
+            r = client::execute_body(target, body, intended, deadline, &mut gaps) => r,
             () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
         };
         match result {
             Ok(s) => self.rec.success(intended, &s, &gaps),
             Err(class) => self.rec.failure(class),
+        }
+    }
+}
+
+impl Ctx {
+    /// Multi-turn session `k`, whose first turn is `first` (already counted
+    /// as sent): each later turn is intended `think` after the previous
+    /// answer and carries every earlier question and answer.
+    async fn session(
+        &self,
+        w: &WorkloadGen,
+        k: u64,
+        first_intended: Instant,
+        first: crate::workload::Generated,
+        (turns, think): (u32, Duration),
+    ) {
+        let target = self.entry_targets.get(first.entry).unwrap_or(&self.target);
+        let mut history: Vec<(String, String)> = Vec::with_capacity(turns as usize);
+        let (mut g, mut intended) = (first, first_intended);
+        for turn in 0..turns {
+            if turn > 0 {
+                let sent = Instant::now();
+                self.rec.sent(sent.saturating_duration_since(intended));
+            }
+            let mut gaps = Vec::with_capacity((g.max_tokens as usize).min(4096));
+            let mut answer = String::new();
+            let result = tokio::select! {
+                r = client::execute_collect(target, g.body.clone(), intended, intended + self.timeout, &mut gaps, Some(&mut answer)) => r,
+                () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
+            };
+            match result {
+                Ok(s) => self.rec.success(intended, &s, &gaps),
+                Err(class) => {
+                    self.rec.failure(class);
+                    return;
+                }
+            }
+            if turn + 1 == turns {
+                return;
+            }
+            history.push((std::mem::take(&mut g.question), answer));
+            intended = Instant::now() + think;
+            if intended >= self.end {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(intended) => {}
+                () = self.abandon.cancelled() => return,
+            }
+            g = w.request_turn(k, turn + 1, &history);
         }
     }
 }
@@ -216,15 +299,33 @@ pub async fn run_phase(
         first_token_timeout: (request.first_token_timeout_ms > 0)
             .then(|| Duration::from_millis(request.first_token_timeout_ms)),
     };
-    let workload = request
+    let mut workload = request
         .workload
         .as_ref()
         .map(|w| WorkloadGen::from_proto(w, &request))
         .transpose()
         .map_err(EngineError::Invalid)?;
+    if spec.replay.is_some() && workload.is_none() {
+        // A replayed record's lengths need a generated body.
+        workload = Some(WorkloadGen::plain(&request).map_err(EngineError::Invalid)?);
+    }
+    let entry_targets = workload.as_ref().map_or_else(Vec::new, |w| {
+        (0..)
+            .map_while(|i| w.route(i))
+            .map(|(api, stream)| Target {
+                url: format!("{}{}", request.base_url, crate::openai::path(api)),
+                stream,
+                ..target.clone()
+            })
+            .collect()
+    });
     let ctx = Arc::new(Ctx {
+        entry_targets,
         target,
         workload,
+        replay: spec.replay.clone(),
+        start: spec.start,
+        end: spec.end,
         closed_count: AtomicU64::new(0),
         expected_tokens: (request.max_tokens as usize).min(4096),
         rec: Recorder::new(spec.start, spec.window).with_goodput(assignment.goodput),
@@ -249,10 +350,18 @@ pub async fn run_phase(
     tokio::select! {
         () = tokio::time::sleep_until(spec.start) => {
             started_unix_nanos = clock.now_unix_nanos();
-            match (&spec.shape, &spec.schedule) {
-                (Shape::Concurrency(c), _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop, reshards),
-                (_, Some(schedule)) => open_loop(&ctx, &spec, schedule.clone(), &tracker, &stop, reshards).await,
-                (Shape::OpenLoop(_), None) => {}
+            // Open loop: the whole cluster-wide sequence; the pacer keeps
+            // this agent's slice of it (which a reshard may change).
+            match (&spec.shape, &spec.schedule, &spec.replay) {
+                (Shape::Concurrency(c), _, _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop, reshards),
+                (_, Some(schedule), _) => {
+                    open_loop(&ctx, &spec, Box::new(schedule.clone()), &tracker, &stop, reshards).await;
+                }
+                (_, None, Some(replay)) => {
+                    let arrivals = replay.clone().shard(0, 1);
+                    open_loop(&ctx, &spec, Box::new(arrivals), &tracker, &stop, reshards).await;
+                }
+                (_, None, None) => {}
             }
         }
         () = stop.cancelled() => {}
@@ -324,7 +433,7 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 async fn open_loop(
     ctx: &Arc<Ctx>,
     spec: &Spec,
-    schedule: Schedule,
+    arrivals: Box<dyn Iterator<Item = (u64, f64)> + Send>,
     tracker: &TaskTracker,
     stop: &CancellationToken,
     mut reshards: watch::Receiver<Vec<proto::Reshard>>,
@@ -343,7 +452,7 @@ async fn open_loop(
     let pacer = std::thread::Builder::new()
         .name("stampede-pacer".into())
         .spawn(move || {
-            for (k, at) in schedule {
+            for (k, at) in arrivals {
                 if k >= max_arrivals || mine_left == 0 {
                     break;
                 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod live;
 pub mod openai;
 pub mod recorder;
+pub mod replay;
 pub mod security;
 pub mod session;
 pub mod sse;

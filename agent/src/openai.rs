@@ -108,6 +108,31 @@ pub fn parse_message(data: &str) -> Result<MessageInfo, serde_json::Error> {
     })
 }
 
+/// Append the generated text of one message (an SSE event's data, or a whole
+/// body) to `out`: `text`, `delta.content` or `message.content` of the first
+/// choice.
+pub fn push_text(data: &str, out: &mut String) {
+    let Ok(m) = serde_json::from_str::<Message<'_>>(data) else {
+        return;
+    };
+    if let Some(c) = m.choices.first() {
+        let content = |d: &Option<Delta<'_>>| {
+            d.as_ref()
+                .and_then(|d| d.content.as_deref())
+                .map(str::to_string)
+        };
+        if let Some(t) = c
+            .text
+            .as_deref()
+            .map(str::to_string)
+            .or_else(|| content(&c.delta))
+            .or_else(|| content(&c.message))
+        {
+            out.push_str(&t);
+        }
+    }
+}
+
 /// URL path of an API.
 pub fn path(api: Api) -> &'static str {
     match api {

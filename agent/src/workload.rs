@@ -13,7 +13,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Normal};
 use serde_json::json;
-use stampede_common::prompt::push_words;
+use stampede_common::prompt::push_words_from;
+use stampede_common::proto::dataset_record::Prompt;
 use stampede_common::proto::{self, Api, RequestTemplate, length_distribution::Kind};
 
 /// A length distribution, ready to sample.
@@ -98,8 +99,23 @@ impl Length {
 #[derive(Debug, Clone)]
 struct Entry {
     weight: f64,
-    input: Length,
-    output: Length,
+    /// Prompt lengths (absent for a dataset entry).
+    input: Option<Length>,
+    /// `max_tokens` (absent for a dataset entry whose records all carry theirs).
+    output: Option<Length>,
+    /// Dataset records sent instead of synthetic prompts.
+    records: Vec<proto::DatasetRecord>,
+    /// Stop sequences.
+    stop: Vec<String>,
+    /// Extra body fields (stampede's own fields are set after them and win).
+    extra: serde_json::Map<String, serde_json::Value>,
+    /// Turns per session (≤ 1: single requests) and the pause between them.
+    turns: u32,
+    think: std::time::Duration,
+    /// API, model and streaming of this entry's requests.
+    api: Api,
+    model: String,
+    stream: bool,
     prefix: Option<(u32, u32)>,
     ignore_eos: bool,
     temperature: Option<f64>,
@@ -114,6 +130,9 @@ pub struct Generated {
     pub max_tokens: u32,
     /// Which workload entry it came from.
     pub entry: usize,
+    /// The new user question (filled for multi-turn sessions only: it joins
+    /// the history of the next turn).
+    pub question: String,
 }
 
 /// Generates request k of a phase.
@@ -122,9 +141,8 @@ pub struct WorkloadGen {
     entries: Vec<Entry>,
     total_weight: f64,
     seed: u64,
-    api: Api,
-    model: String,
-    stream: bool,
+    /// Words prompts are built from (empty: the built-in list).
+    words: Vec<String>,
 }
 
 impl WorkloadGen {
@@ -148,13 +166,54 @@ impl WorkloadGen {
                 Some(p) => Some((p.groups, p.prefix_tokens)),
                 None => None,
             };
+            let need_input = e.records.is_empty();
+            let need_output = need_input || e.records.iter().any(|r| r.max_tokens == 0);
+            if e.records.iter().any(|r| r.prompt.is_none()) {
+                return Err(format!(
+                    "workload {:?}: a dataset record has no prompt",
+                    e.name
+                ));
+            }
+            let length = |d: Option<&proto::LengthDistribution>, need: bool, what: &str| {
+                if need || d.is_some() {
+                    Length::from_proto(d, &format!("{} {what}", e.name)).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let extra = if e.extra_body_json.is_empty() {
+                serde_json::Map::new()
+            } else {
+                match serde_json::from_str::<serde_json::Value>(&e.extra_body_json) {
+                    Ok(serde_json::Value::Object(m)) => m,
+                    _ => {
+                        return Err(format!(
+                            "workload {:?}: extra body is not a JSON object",
+                            e.name
+                        ));
+                    }
+                }
+            };
+            let template_api = Api::try_from(t.api).unwrap_or(Api::Chat);
             entries.push(Entry {
+                turns: e.turns,
+                think: std::time::Duration::from_millis(e.think_time_ms),
+                stop: e.stop.clone(),
+                extra,
+                api: match Api::try_from(e.api) {
+                    Ok(Api::Unspecified) | Err(_) => template_api,
+                    Ok(api) => api,
+                },
+                model: if e.model.is_empty() {
+                    t.model.clone()
+                } else {
+                    e.model.clone()
+                },
+                stream: e.stream.unwrap_or(t.stream),
                 weight: e.weight,
-                input: Length::from_proto(e.input_tokens.as_ref(), &format!("{} input", e.name))?,
-                output: Length::from_proto(
-                    e.output_tokens.as_ref(),
-                    &format!("{} output", e.name),
-                )?,
+                input: length(e.input_tokens.as_ref(), need_input, "input")?,
+                output: length(e.output_tokens.as_ref(), need_output, "output")?,
+                records: e.records.clone(),
                 prefix,
                 ignore_eos: e.ignore_eos,
                 temperature: e.temperature,
@@ -164,14 +223,72 @@ impl WorkloadGen {
             total_weight: entries.iter().map(|e| e.weight).sum(),
             entries,
             seed: w.seed,
-            api: Api::try_from(t.api).unwrap_or(Api::Chat),
-            model: t.model.clone(),
-            stream: t.stream,
+            words: t.prompt_words.clone(),
         })
+    }
+
+    /// A one-entry generator with the template's lengths and `ignore_eos`
+    /// (for replayed traces, whose records give each request's lengths).
+    pub fn plain(t: &RequestTemplate) -> Result<Self, String> {
+        let fixed = |n: u32| {
+            Some(proto::LengthDistribution {
+                kind: Some(Kind::Fixed(n.max(1))),
+            })
+        };
+        let entry = proto::WorkloadEntry {
+            name: "replay".into(),
+            weight: 1.0,
+            input_tokens: fixed(t.prompt_tokens_estimate),
+            output_tokens: fixed(t.max_tokens),
+            ignore_eos: true,
+            ..Default::default()
+        };
+        Self::from_proto(
+            &proto::Workload {
+                entries: vec![entry],
+                seed: 0,
+            },
+            t,
+        )
+    }
+
+    /// API and streaming of entry `i`'s requests.
+    pub fn route(&self, i: usize) -> Option<(Api, bool)> {
+        self.entries.get(i).map(|e| (e.api, e.stream))
     }
 
     /// Request `k` of the phase.
     pub fn request(&self, k: u64) -> Generated {
+        self.request_with(k, None)
+    }
+
+    /// Request `k` of the phase, with (prompt tokens, max_tokens) given
+    /// instead of drawn (a replayed trace record's lengths).
+    pub fn request_with(&self, k: u64, lengths: Option<(u32, u32)>) -> Generated {
+        self.build(k, 0, lengths, &[])
+    }
+
+    /// (turns, think time) of entry `i`'s sessions; `None` for single requests.
+    pub fn session(&self, i: usize) -> Option<(u32, std::time::Duration)> {
+        self.entries
+            .get(i)
+            .filter(|e| e.turns > 1)
+            .map(|e| (e.turns, e.think))
+    }
+
+    /// Turn `turn` (0-based) of session `k`: the previous turns' (question,
+    /// answer) pairs as history, then a new question from (k, turn)'s stream.
+    pub fn request_turn(&self, k: u64, turn: u32, history: &[(String, String)]) -> Generated {
+        self.build(k, turn, None, history)
+    }
+
+    fn build(
+        &self,
+        k: u64,
+        turn: u32,
+        lengths: Option<(u32, u32)>,
+        history: &[(String, String)],
+    ) -> Generated {
         let mut rng = SmallRng::seed_from_u64(self.seed ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03));
         let mut pick = rng.random::<f64>() * self.total_weight;
         let mut index = self.entries.len() - 1;
@@ -183,40 +300,97 @@ impl WorkloadGen {
             pick -= e.weight;
         }
         let e = &self.entries[index];
-        let input = e.input.sample(&mut rng);
-        let max_tokens = e.output.sample(&mut rng);
+        if turn > 0 {
+            // Same entry as the session's first turn; lengths and words of its own.
+            rng = SmallRng::seed_from_u64(
+                self.seed
+                    ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03)
+                    ^ u64::from(turn).wrapping_mul(0xA076_1D64_78BD_642F),
+            );
+        }
+        let record = (!e.records.is_empty() && lengths.is_none())
+            .then(|| &e.records[rng.random_range(0..e.records.len())]);
+        let input = match (lengths, &e.input) {
+            (Some((input, _)), _) => input,
+            (None, Some(d)) => d.sample(&mut rng),
+            (None, None) => 0,
+        };
+        let max_tokens = match (lengths, record, &e.output) {
+            (Some((_, out)), _, _) => out,
+            (None, Some(r), _) if r.max_tokens > 0 => r.max_tokens,
+            (None, _, Some(d)) => d.sample(&mut rng),
+            // from_proto refuses this case.
+            (None, _, None) => 1,
+        };
         let mut prefix = String::new();
         if let Some((groups, tokens)) = e.prefix {
             let group = k % u64::from(groups);
-            push_words(
+            push_words_from(
                 &mut prefix,
                 tokens,
                 self.seed ^ 0x5EED ^ (group + 1).wrapping_mul(0x9E37_79B9),
+                &self.words,
             );
         }
-        let mut question = String::with_capacity(input as usize * 4);
-        push_words(&mut question, input, rng.random());
-        let mut v = match self.api {
+        let mut messages: Vec<(&str, std::borrow::Cow<'_, str>)> = history
+            .iter()
+            .flat_map(|(q, a)| {
+                [
+                    ("user", q.as_str().into()),
+                    ("assistant", a.as_str().into()),
+                ]
+            })
+            .collect();
+        let mut kept_question = String::new();
+        messages.extend(match record.and_then(|r| r.prompt.as_ref()) {
+            Some(Prompt::Text(t)) => vec![("user", t.as_str().into())],
+            Some(Prompt::Chat(c)) => c
+                .messages
+                .iter()
+                .map(|m| (m.role.as_str(), m.content.as_str().into()))
+                .collect(),
+            None => {
+                let mut question = String::with_capacity(input as usize * 4);
+                push_words_from(&mut question, input, rng.random(), &self.words);
+                if e.turns > 1 {
+                    kept_question.clone_from(&question);
+                }
+                vec![("user", question.into())]
+            }
+        });
+        let mut v = match e.api {
             Api::Completions => {
-                let prompt = if prefix.is_empty() {
-                    question
-                } else {
-                    format!("{prefix} {question}")
-                };
-                json!({ "model": self.model, "prompt": prompt })
+                let mut prompt = prefix;
+                for (_, text) in &messages {
+                    if !prompt.is_empty() {
+                        prompt.push(if messages.len() > 1 { '\n' } else { ' ' });
+                    }
+                    prompt.push_str(text);
+                }
+                json!({ "model": e.model, "prompt": prompt })
             }
             Api::Chat | Api::Unspecified => {
-                let mut messages = Vec::with_capacity(2);
+                let mut list = Vec::with_capacity(messages.len() + 1);
                 if !prefix.is_empty() {
-                    messages.push(json!({ "role": "system", "content": prefix }));
+                    list.push(json!({ "role": "system", "content": prefix }));
                 }
-                messages.push(json!({ "role": "user", "content": question }));
-                json!({ "model": self.model, "messages": messages })
+                for (role, content) in &messages {
+                    list.push(json!({ "role": role, "content": content }));
+                }
+                json!({ "model": e.model, "messages": list })
             }
         };
+        if let serde_json::Value::Object(body) = &mut v {
+            for (key, value) in &e.extra {
+                body.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        if !e.stop.is_empty() {
+            v["stop"] = json!(e.stop);
+        }
         v["max_tokens"] = json!(max_tokens);
-        v["stream"] = json!(self.stream);
-        if self.stream {
+        v["stream"] = json!(e.stream);
+        if e.stream {
             v["stream_options"] = json!({ "include_usage": true });
         }
         if e.ignore_eos {
@@ -229,6 +403,7 @@ impl WorkloadGen {
             body: serde_json::to_vec(&v).unwrap_or_default().into(),
             max_tokens,
             entry: index,
+            question: kept_question,
         }
     }
 }
@@ -359,6 +534,92 @@ mod tests {
             );
         }
         assert_eq!(words(&g.request(*k0).body), (64, 10));
+    }
+
+    #[test]
+    fn dataset_records_are_sent_as_written() {
+        use proto::dataset_record::Prompt as P;
+        let text = |t: &str, max_tokens| proto::DatasetRecord {
+            prompt: Some(P::Text(t.into())),
+            max_tokens,
+        };
+        let chat = proto::DatasetRecord {
+            prompt: Some(P::Chat(proto::ChatMessages {
+                messages: vec![
+                    proto::ChatMessage {
+                        role: "system".into(),
+                        content: "Be brief.".into(),
+                    },
+                    proto::ChatMessage {
+                        role: "user".into(),
+                        content: "Hi there".into(),
+                    },
+                ],
+            })),
+            max_tokens: 0,
+        };
+        let g = generator(vec![proto::WorkloadEntry {
+            name: "d".into(),
+            weight: 1.0,
+            output_tokens: dist(Kind::Fixed(5)),
+            records: vec![text("Name a river.", 9), chat],
+            ..Default::default()
+        }]);
+        let mut seen = std::collections::BTreeSet::new();
+        for k in 0..50 {
+            let r = g.request(k);
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            let m = v["messages"].as_array().unwrap();
+            if m.len() == 1 {
+                assert_eq!(m[0]["content"], "Name a river.");
+                assert_eq!(r.max_tokens, 9);
+            } else {
+                assert_eq!(
+                    (m[0]["role"].as_str(), m[1]["content"].as_str()),
+                    (Some("system"), Some("Hi there"))
+                );
+                // The record has no max_tokens: the entry's output distribution.
+                assert_eq!(r.max_tokens, 5);
+            }
+            seen.insert(m.len());
+        }
+        assert_eq!(seen.len(), 2, "both records drawn");
+        // Without an output distribution, a record lacking max_tokens is refused.
+        let e = proto::WorkloadEntry {
+            name: "d".into(),
+            weight: 1.0,
+            records: vec![text("x", 0)],
+            ..Default::default()
+        };
+        let w = proto::Workload {
+            entries: vec![e],
+            seed: 0,
+        };
+        assert!(WorkloadGen::from_proto(&w, &RequestTemplate::default()).is_err());
+    }
+
+    #[test]
+    fn session_turns_carry_the_history() {
+        let g = generator(vec![proto::WorkloadEntry {
+            name: "s".into(),
+            weight: 1.0,
+            input_tokens: dist(Kind::Fixed(4)),
+            output_tokens: dist(Kind::Fixed(2)),
+            turns: 3,
+            ..Default::default()
+        }]);
+        let first = g.request(7);
+        assert_eq!(first.question.split_whitespace().count(), 4);
+        let history = vec![(first.question.clone(), "an answer".to_string())];
+        let second = g.request_turn(7, 1, &history);
+        let v: serde_json::Value = serde_json::from_slice(&second.body).unwrap();
+        let m = v["messages"].as_array().unwrap();
+        let roles: Vec<&str> = m.iter().map(|x| x["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["user", "assistant", "user"]);
+        assert_eq!(m[0]["content"], first.question.as_str());
+        assert_eq!(m[1]["content"], "an answer");
+        assert_ne!(second.question, first.question);
+        assert_eq!(g.session(0), Some((3, std::time::Duration::ZERO)));
     }
 
     #[test]

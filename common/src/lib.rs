@@ -4,6 +4,7 @@
 //! This crate depends on nothing else of ours; the agent and controller
 //! binaries depend on it, never the reverse.
 
+pub mod dataset;
 pub mod duration;
 pub mod histogram;
 pub mod metric;
@@ -11,6 +12,7 @@ pub mod plan;
 pub mod prompt;
 pub mod security;
 pub mod slo;
+pub mod trace;
 pub mod workload;
 
 /// Generated protocol types (`stampede.v1`).

@@ -174,6 +174,9 @@ pub struct RawTarget {
     pub ca_file: Option<PathBuf>,
     /// Accept any server certificate. Default false.
     pub insecure_tls: Option<bool>,
+    /// The model's HF `tokenizer.json` (relative to the plan file): prompts
+    /// are built from words that are one token each for it.
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// `[target.simulator]`: the built-in simulator's behaviour.
@@ -300,6 +303,8 @@ pub struct RawPhase {
     /// A soak fails its objectives when TTFT or E2E p99 grows by more than
     /// this fraction from its first to its last windows (e.g. 0.2).
     pub max_drift: Option<f64>,
+    /// The request trace to replay (kind "replay").
+    pub trace: Option<crate::trace::RawTrace>,
 }
 
 /// A validated plan, ready to run.
@@ -402,6 +407,8 @@ pub struct Target {
     pub ca_pem: Option<Vec<u8>>,
     /// Accept any certificate.
     pub insecure_tls: bool,
+    /// The model's `tokenizer.json`, resolved against the plan's directory.
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// A URL, or the built-in simulator.
@@ -474,6 +481,9 @@ pub struct Phase {
     pub warmup: Duration,
     /// End left out of the results (with the drain), when non-zero.
     pub cooldown: Duration,
+    /// The trace of a "replay" phase (`None` when the plan was checked
+    /// without reading files).
+    pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
 }
 
 impl Phase {
@@ -532,6 +542,11 @@ pub enum PhaseKind {
         drift_windows: Option<u32>,
         /// Largest allowed relative growth of TTFT/E2E p99.
         max_drift: Option<f64>,
+    },
+    /// Open loop at the recorded times of a trace (`Phase::trace`).
+    Replay {
+        /// Replay this many times faster than recorded.
+        time_scale: f64,
     },
 }
 
@@ -598,6 +613,7 @@ impl PhaseKind {
             PhaseKind::Concurrency { .. } => "concurrency",
             PhaseKind::Stress(_) => "stress",
             PhaseKind::Soak { .. } => "soak",
+            PhaseKind::Replay { .. } => "replay",
         }
     }
 
@@ -671,6 +687,17 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
     parse(&text, path)?.validate(path)
 }
 
+/// Read, parse and validate a plan file without reading the dataset and
+/// trace files it names: for the plan copy in a past run's directory, which
+/// sits away from them.
+pub fn load_without_files(path: &Path) -> Result<Plan, PlanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)?.validate_without_files(path)
+}
+
 /// Parse plan text (`path` is used in messages only).
 pub fn parse(text: &str, path: &Path) -> Result<RawPlan, PlanError> {
     toml::from_str(text).map_err(|e| PlanError::Parse {
@@ -681,6 +708,8 @@ pub fn parse(text: &str, path: &Path) -> Result<RawPlan, PlanError> {
 
 struct Ctx<'a> {
     path: &'a Path,
+    /// Read the dataset and trace files the plan names.
+    files: bool,
 }
 
 impl Ctx<'_> {
@@ -719,9 +748,18 @@ impl Ctx<'_> {
 const MISSING: &str = "(missing)";
 
 impl RawPlan {
-    /// Check every key and build the typed plan.
+    /// Check every key, read the dataset and trace files, and build the typed plan.
     pub fn validate(&self, path: &Path) -> Result<Plan, PlanError> {
-        let cx = Ctx { path };
+        self.validate_with(Ctx { path, files: true })
+    }
+
+    /// Check every key without reading dataset and trace files (their
+    /// records stay unloaded): see [`load_without_files`].
+    pub fn validate_without_files(&self, path: &Path) -> Result<Plan, PlanError> {
+        self.validate_with(Ctx { path, files: false })
+    }
+
+    fn validate_with(&self, cx: Ctx<'_>) -> Result<Plan, PlanError> {
         let name = self.run.name.clone().unwrap_or_else(|| "run".to_string());
         if name.is_empty()
             || !name
@@ -782,6 +820,7 @@ impl RawPlan {
                     .map_err(|(key, value, reason)| cx.invalid(key, value, reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let workload = self.load_inputs(&cx, workload, &phases)?;
         if !workload.is_empty() {
             for (key, set) in [
                 (
@@ -1044,6 +1083,11 @@ impl RawPlan {
             http2: t.http2.unwrap_or(false),
             ca_pem,
             insecure_tls: t.insecure_tls.unwrap_or(false),
+            tokenizer: t.tokenizer.as_ref().map(|f| {
+                cx.path
+                    .parent()
+                    .map_or_else(|| f.clone(), |dir| dir.join(f))
+            }),
         })
     }
 
@@ -1142,6 +1186,122 @@ fn validate_server_metrics(
     })
 }
 
+impl RawPhase {
+    /// Check a "replay" phase's `trace` and read the file (when the context
+    /// reads files).
+    fn validate_replay(
+        &self,
+        cx: &Ctx<'_>,
+        i: usize,
+    ) -> Result<(PhaseKind, Option<std::sync::Arc<crate::trace::Trace>>), PlanError> {
+        use crate::trace::Format;
+        let key = |f: &str| format!("phase[{i}].trace{f}");
+        let Some(t) = &self.trace else {
+            return Err(cx.invalid(
+                key(""),
+                MISSING,
+                "kind \"replay\" needs a trace, e.g. trace = { path = \"trace.csv\" }",
+            ));
+        };
+        let Some(path) = &t.path else {
+            return Err(cx.invalid(
+                key(".path"),
+                MISSING,
+                "the trace file, relative to the plan file",
+            ));
+        };
+        let format = match t.format.as_deref() {
+            Some("csv") => Format::Csv,
+            Some("jsonl") => Format::Jsonl,
+            None if path.extension().is_some_and(|e| e == "jsonl") => Format::Jsonl,
+            None => Format::Csv,
+            Some(other) => {
+                return Err(cx.invalid(
+                    key(".format"),
+                    format!("{other:?}"),
+                    "expected \"csv\" or \"jsonl\"",
+                ));
+            }
+        };
+        let time_scale = t.time_scale.unwrap_or(1.0);
+        if !(time_scale.is_finite() && time_scale > 0.0 && time_scale <= 1e6) {
+            return Err(cx.invalid(
+                key(".time_scale"),
+                time_scale,
+                "must be positive (2.0 replays twice as fast; at most 1000000)",
+            ));
+        }
+        if t.max_records == Some(0) {
+            return Err(cx.invalid(key(".max_records"), 0, "must be at least 1 (or left out)"));
+        }
+        let kind = PhaseKind::Replay { time_scale };
+        if !cx.files {
+            return Ok((kind, None));
+        }
+        let full = cx.path.parent().unwrap_or(Path::new(".")).join(path);
+        let max = t
+            .max_records
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let trace = crate::trace::load(&full, format, max).map_err(|e| {
+            cx.invalid(
+                key(".path"),
+                format!("{:?}", path.display().to_string()),
+                e.to_string(),
+            )
+        })?;
+        Ok((kind, Some(std::sync::Arc::new(trace))))
+    }
+}
+
+impl RawPlan {
+    /// Read the workload's datasets (when the context reads files) and check
+    /// that they and each replayed trace fit in an assignment.
+    fn load_inputs(
+        &self,
+        cx: &Ctx<'_>,
+        mut workload: Vec<crate::workload::WorkloadEntry>,
+        phases: &[Phase],
+    ) -> Result<Vec<crate::workload::WorkloadEntry>, PlanError> {
+        if !cx.files {
+            return Ok(workload);
+        }
+        let dir = cx.path.parent().unwrap_or(Path::new("."));
+        let seed = self.run.seed.unwrap_or(0);
+        for (i, entry) in workload.iter_mut().enumerate() {
+            crate::workload::load_dataset(entry, i, dir, seed)
+                .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+        }
+        crate::workload::check_wire_size(&workload, 0)
+            .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+        for (i, p) in phases.iter().enumerate() {
+            if let (PhaseKind::Replay { time_scale }, Some(trace)) = (p.kind, &p.trace) {
+                use prost::Message;
+                let len = trace.to_proto(time_scale).encoded_len();
+                let budget =
+                    crate::MAX_MESSAGE_BYTES.saturating_sub(crate::workload::ASSIGNMENT_RESERVE);
+                if len > budget {
+                    return Err(cx.invalid(
+                        format!("phase[{i}].trace.max_records"),
+                        trace.records.len(),
+                        format!(
+                            "the {} records of {} take {:.1} MiB on the wire, over the {} MiB message limit (less {} MiB for the rest of the assignment); set max_records to at most about {}",
+                            trace.records.len(),
+                            trace.path.display(),
+                            len as f64 / 1048576.0,
+                            crate::MAX_MESSAGE_BYTES / 1048576,
+                            crate::workload::ASSIGNMENT_RESERVE / 1048576,
+                            budget / (len / trace.records.len().max(1)).max(1),
+                        ),
+                    ));
+                }
+                crate::workload::check_wire_size(&workload, len)
+                    .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+            }
+        }
+        Ok(workload)
+    }
+}
+
 fn validate_cost(cx: &Ctx<'_>, c: &RawCost) -> Result<Cost, PlanError> {
     let Some(gpu_hour_price) = c.gpu_hour_price else {
         return Err(cx.invalid(
@@ -1197,8 +1357,7 @@ fn parse_slos(cx: &Ctx<'_>, key: &str, list: Option<&[String]>) -> Result<Vec<Sl
         .collect()
 }
 
-const KINDS: &str =
-    "expected \"baseline\", \"constant\", \"ramp\", \"concurrency\", \"stress\" or \"soak\"";
+const KINDS: &str = "expected \"baseline\", \"constant\", \"ramp\", \"concurrency\", \"stress\", \"soak\" or \"replay\"";
 
 impl RawPhase {
     fn validate(
@@ -1227,6 +1386,8 @@ impl RawPhase {
         let only = |field: &str, present: bool, kinds: &[&str]| -> Result<(), PlanError> {
             unused(field, present && !kinds.contains(&kind_name))
         };
+        let mut trace = None;
+        only("trace", self.trace.is_some(), &["replay"])?;
         let open_loop = ["constant", "ramp", "stress", "soak"];
         only("arrival", self.arrival.is_some(), &open_loop)?;
         only("burstiness", self.burstiness.is_some(), &open_loop)?;
@@ -1253,7 +1414,14 @@ impl RawPhase {
         only(
             "duration",
             self.duration.is_some(),
-            &["baseline", "constant", "ramp", "concurrency", "soak"],
+            &[
+                "baseline",
+                "constant",
+                "ramp",
+                "concurrency",
+                "soak",
+                "replay",
+            ],
         )?;
         let need_rate = |what: &str| -> Result<f64, PlanError> {
             let Some(rate) = self.rate else {
@@ -1332,6 +1500,20 @@ impl RawPhase {
                 }
                 PhaseKind::Concurrency { users }
             }
+            "replay" => {
+                for (field, set) in [
+                    ("rate", self.rate.is_some()),
+                    ("users", self.users.is_some()),
+                    ("from", self.from.is_some()),
+                    ("to", self.to.is_some()),
+                    ("steps", self.steps.is_some()),
+                ] {
+                    unused(field, set)?;
+                }
+                let (kind, loaded) = self.validate_replay(cx, i)?;
+                trace = loaded;
+                kind
+            }
             other => {
                 return Err(cx.invalid(key("kind"), format!("{other:?}"), KINDS));
             }
@@ -1398,6 +1580,7 @@ impl RawPhase {
             max_requests: self.requests,
             drain: self.drain.map_or(request.timeout, HumanDuration::get),
             slo: crate::slo::combine(run_slo, &own_slo),
+            trace,
         })
     }
 

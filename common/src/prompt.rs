@@ -16,6 +16,14 @@ const WORDS: [&str; 32] = [
 /// leading space when `out` is not empty). Different seeds give different
 /// texts from the first word on, so distinct prompts share no prefix.
 pub fn push_words(out: &mut String, n: u32, seed: u64) {
+    push_words_from(out, n, seed, &WORDS);
+}
+
+/// [`push_words`] from the given words (the built-in list when empty).
+pub fn push_words_from<S: AsRef<str>>(out: &mut String, n: u32, seed: u64, words: &[S]) {
+    if words.is_empty() {
+        return push_words(out, n, seed);
+    }
     let mut x = seed;
     for _ in 0..n {
         // SplitMix64: cheap, well mixed, reproducible.
@@ -27,8 +35,18 @@ pub fn push_words(out: &mut String, n: u32, seed: u64) {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(WORDS[(z % WORDS.len() as u64) as usize]);
+        out.push_str(words[(z % words.len() as u64) as usize].as_ref());
     }
+}
+
+/// A prompt of `tokens` words from `words` (the built-in list when empty).
+pub fn synthetic_from(tokens: u32, words: &[String]) -> String {
+    if words.is_empty() {
+        return synthetic(tokens);
+    }
+    let mut s = String::with_capacity(tokens as usize * 6);
+    push_words_from(&mut s, tokens, 0x5EED, words);
+    s
 }
 
 /// A prompt of `tokens` words.

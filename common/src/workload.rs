@@ -26,6 +26,58 @@ pub struct RawWorkloadEntry {
     pub ignore_eos: Option<bool>,
     /// Sampling temperature. Default: the server's.
     pub temperature: Option<f64>,
+    /// Send records of a dataset file instead of synthetic prompts.
+    pub dataset: Option<RawDataset>,
+    /// Stop sequences (`stop` in the request body).
+    pub stop: Option<Vec<String>>,
+    /// Extra fields merged into the request body, e.g. `{ top_p = 0.9 }`.
+    pub extra_body: Option<toml::Table>,
+    /// Stream responses (SSE). Default: `request.stream`.
+    pub stream: Option<bool>,
+    /// Model of this entry's requests. Default: `target.model`.
+    pub model: Option<String>,
+    /// "chat" or "completions". Default: `target.api`.
+    pub api: Option<String>,
+    /// Multi-turn sessions: `{ turns = 4, think_time = "2s" }`.
+    pub session: Option<RawSession>,
+}
+
+/// `session = { turns = 4, think_time = "2s" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    /// Turns per session (≥ 1). Required.
+    pub turns: Option<u32>,
+    /// Pause between an answer and the next turn. Default "0s".
+    pub think_time: Option<crate::duration::HumanDuration>,
+}
+
+/// Body fields stampede sets itself; `extra_body` may not carry them.
+pub const RESERVED_BODY_FIELDS: [&str; 9] = [
+    "model",
+    "prompt",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "stream",
+    "stream_options",
+    "ignore_eos",
+    "temperature",
+];
+
+/// `dataset = { path = "data/x.jsonl", format = "jsonl", on_error = "skip", max_records = 1000 }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataset {
+    /// The file, relative to the plan file. Required.
+    pub path: Option<std::path::PathBuf>,
+    /// "jsonl" or "sharegpt". Default: "sharegpt" for `.json` files, "jsonl" otherwise.
+    pub format: Option<String>,
+    /// "fatal" (default: refuse the plan) or "skip" (leave the record out,
+    /// count it and report it).
+    pub on_error: Option<String>,
+    /// Send at most this many records, sampled with the plan's seed. Default: all.
+    pub max_records: Option<u64>,
 }
 
 /// A length distribution as written, e.g. `{ dist = "lognormal", mean = 800, stddev = 300, min = 16, max = 8192 }`.
@@ -100,6 +152,39 @@ pub struct WorkloadEntry {
     pub ignore_eos: bool,
     /// Temperature.
     pub temperature: Option<f64>,
+    /// Records of a dataset (sent instead of synthetic prompts).
+    pub dataset: Option<DatasetSource>,
+    /// Per-entry request options.
+    pub options: RequestOptions,
+    /// (turns, think time) of multi-turn sessions.
+    pub session: Option<(u32, std::time::Duration)>,
+}
+
+/// Request options of one workload entry; `None`/empty: the plan's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestOptions {
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Extra body fields (a JSON object), serialized.
+    pub extra_body_json: String,
+    /// Streaming.
+    pub stream: Option<bool>,
+    /// Model.
+    pub model: Option<String>,
+    /// API.
+    pub api: Option<crate::plan::Api>,
+}
+
+/// A dataset as a workload entry uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetSource {
+    /// The `path` as written in the plan.
+    pub path: std::path::PathBuf,
+    /// How it is read.
+    pub options: crate::dataset::Options,
+    /// The loaded records; `None` when the plan was checked without reading
+    /// files (rebuilding the reports of a past run).
+    pub data: Option<std::sync::Arc<crate::dataset::Dataset>>,
 }
 
 const UNBOUNDED: u32 = 1_000_000;
@@ -264,7 +349,13 @@ impl RawWorkloadEntry {
             })?),
             None => None,
         };
+        let dataset = match &self.dataset {
+            Some(d) => Some(self.dataset_source(d, i)?),
+            None => None,
+        };
         let input = match (&self.input, &base) {
+            // Placeholder until the records are read (see `load_dataset`).
+            (None, None) if dataset.is_some() => Length::Fixed(1),
             (Some(raw), _) => raw.validate(&key("input"))?,
             (None, Some((inp, _))) => inp.clone(),
             (None, None) => {
@@ -276,6 +367,7 @@ impl RawWorkloadEntry {
             }
         };
         let output = match (&self.output, &base) {
+            (None, None) if dataset.is_some() => Length::Fixed(1),
             (Some(raw), _) => raw.validate(&key("output"))?,
             (None, Some((_, out))) => out.clone(),
             (None, None) => {
@@ -327,8 +419,208 @@ impl RawWorkloadEntry {
             shared_prefix,
             ignore_eos: self.ignore_eos.unwrap_or(true),
             temperature: self.temperature,
+            dataset,
+            options: self.request_options(i)?,
+            session: self.session(i)?,
         })
     }
+
+    fn session(&self, i: usize) -> Result<Option<(u32, std::time::Duration)>, Problem> {
+        let Some(s) = &self.session else {
+            return Ok(None);
+        };
+        let key = |f: &str| format!("workload[{i}].session.{f}");
+        if self.dataset.is_some() {
+            return Err(problem(
+                format!("workload[{i}].session"),
+                "(set)",
+                "sessions build synthetic conversations; they do not apply to a dataset entry",
+            ));
+        }
+        let turns = match s.turns {
+            Some(t) if (1..=1000).contains(&t) => t,
+            Some(t) => return Err(problem(key("turns"), t, "must be between 1 and 1000")),
+            None => {
+                return Err(problem(
+                    key("turns"),
+                    "(missing)",
+                    "turns per session, e.g. 4",
+                ));
+            }
+        };
+        Ok(Some((
+            turns,
+            s.think_time.map_or(std::time::Duration::ZERO, |d| d.get()),
+        )))
+    }
+
+    fn request_options(&self, i: usize) -> Result<RequestOptions, Problem> {
+        let key = |f: &str| format!("workload[{i}].{f}");
+        let stop = self.stop.clone().unwrap_or_default();
+        if let Some((j, _)) = stop.iter().enumerate().find(|(_, s)| s.is_empty()) {
+            return Err(problem(
+                key(&format!("stop[{j}]")),
+                "\"\"",
+                "a stop sequence must not be empty",
+            ));
+        }
+        let extra_body_json = match &self.extra_body {
+            None => String::new(),
+            Some(table) => {
+                if let Some(k) = table
+                    .keys()
+                    .find(|k| RESERVED_BODY_FIELDS.contains(&k.as_str()))
+                {
+                    return Err(problem(
+                        key(&format!("extra_body.{k}")),
+                        "(set)",
+                        "stampede sets this field itself; use the plan's own key for it",
+                    ));
+                }
+                serde_json::to_string(table).map_err(|e| {
+                    problem(
+                        key("extra_body"),
+                        "(table)",
+                        format!("not expressible as JSON: {e}"),
+                    )
+                })?
+            }
+        };
+        if self.model.as_deref() == Some("") {
+            return Err(problem(key("model"), "\"\"", "must not be empty"));
+        }
+        let api = match self.api.as_deref() {
+            None => None,
+            Some("chat") => Some(crate::plan::Api::Chat),
+            Some("completions") => Some(crate::plan::Api::Completions),
+            Some(other) => {
+                return Err(problem(
+                    key("api"),
+                    format!("{other:?}"),
+                    "expected \"chat\" or \"completions\"",
+                ));
+            }
+        };
+        Ok(RequestOptions {
+            stop,
+            extra_body_json,
+            stream: self.stream,
+            model: self.model.clone(),
+            api,
+        })
+    }
+
+    /// The static checks of a dataset entry; the file is read by [`load_dataset`].
+    fn dataset_source(&self, d: &RawDataset, i: usize) -> Result<DatasetSource, Problem> {
+        use crate::dataset::{Format, OnError, Options};
+        let key = |f: &str| format!("workload[{i}].{f}");
+        for (field, set) in [
+            ("profile", self.profile.is_some()),
+            ("input", self.input.is_some()),
+        ] {
+            if set {
+                return Err(problem(
+                    key(field),
+                    "(set)",
+                    "does not apply to a dataset entry (its records are the prompts)",
+                ));
+            }
+        }
+        let Some(path) = d.path.clone() else {
+            return Err(problem(
+                key("dataset.path"),
+                "(missing)",
+                "the dataset file, relative to the plan file",
+            ));
+        };
+        let format = match d.format.as_deref() {
+            Some("jsonl") => Format::Jsonl,
+            Some("sharegpt") => Format::ShareGpt,
+            None if path.extension().is_some_and(|e| e == "json") => Format::ShareGpt,
+            None => Format::Jsonl,
+            Some(other) => {
+                return Err(problem(
+                    key("dataset.format"),
+                    format!("{other:?}"),
+                    "expected \"jsonl\" or \"sharegpt\"",
+                ));
+            }
+        };
+        if format == Format::ShareGpt && self.output.is_some() {
+            return Err(problem(
+                key("output"),
+                "(set)",
+                "a ShareGPT record's answer sets its max_tokens; `output` applies to JSONL records without max_tokens",
+            ));
+        }
+        let on_error = match d.on_error.as_deref().unwrap_or("fatal") {
+            "fatal" => OnError::Fatal,
+            "skip" => OnError::Skip,
+            other => {
+                return Err(problem(
+                    key("dataset.on_error"),
+                    format!("{other:?}"),
+                    "expected \"fatal\" or \"skip\"",
+                ));
+            }
+        };
+        let max_records = match d.max_records {
+            Some(0) => {
+                return Err(problem(
+                    key("dataset.max_records"),
+                    0,
+                    "must be at least 1 (or left out for all records)",
+                ));
+            }
+            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => None,
+        };
+        Ok(DatasetSource {
+            path,
+            options: Options {
+                format,
+                on_error,
+                max_records,
+                max_tokens_required: self.output.is_none(),
+                seed: 0,
+            },
+            data: None,
+        })
+    }
+}
+
+/// Read entry `i`'s dataset (if it has one) from `dir` (the plan file's
+/// directory), sampling with `seed`; its lengths become the entry's
+/// empirical input and output distributions.
+pub fn load_dataset(
+    entry: &mut WorkloadEntry,
+    i: usize,
+    dir: &std::path::Path,
+    seed: u64,
+) -> Result<(), Problem> {
+    let Some(src) = &mut entry.dataset else {
+        return Ok(());
+    };
+    src.options.seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let full = dir.join(&src.path);
+    let data = crate::dataset::load(&full, &src.options).map_err(|e| {
+        problem(
+            format!("workload[{i}].dataset.path"),
+            format!("{:?}", src.path.display().to_string()),
+            e.to_string(),
+        )
+    })?;
+    let lengths = |f: &dyn Fn(&crate::dataset::Record) -> Option<u32>| {
+        data.records.iter().filter_map(f).collect::<Vec<u32>>()
+    };
+    let words = lengths(&|r| u32::try_from(r.prompt.words().max(1)).ok());
+    entry.input = Length::Empirical(words);
+    let outputs = lengths(&|r| r.max_tokens);
+    if src.options.max_tokens_required && !outputs.is_empty() {
+        entry.output = Length::Empirical(outputs);
+    }
+    src.data = Some(std::sync::Arc::new(data));
+    Ok(())
 }
 
 impl Length {
@@ -376,8 +668,14 @@ pub fn to_proto(entries: &[WorkloadEntry], seed: u64) -> proto::Workload {
             .map(|e| proto::WorkloadEntry {
                 name: e.name.clone(),
                 weight: e.weight,
-                input_tokens: Some(e.input.to_proto()),
-                output_tokens: Some(e.output.to_proto()),
+                input_tokens: e.dataset.is_none().then(|| e.input.to_proto()),
+                // A dataset entry's output distribution is only a fallback for
+                // records without max_tokens.
+                output_tokens: e
+                    .dataset
+                    .as_ref()
+                    .is_none_or(|d| !d.options.max_tokens_required)
+                    .then(|| e.output.to_proto()),
                 shared_prefix: e
                     .shared_prefix
                     .map(|(groups, prefix_tokens)| proto::SharedPrefix {
@@ -386,10 +684,77 @@ pub fn to_proto(entries: &[WorkloadEntry], seed: u64) -> proto::Workload {
                     }),
                 ignore_eos: e.ignore_eos,
                 temperature: e.temperature,
+                records: e
+                    .dataset
+                    .as_ref()
+                    .and_then(|d| d.data.as_ref())
+                    .map(|d| {
+                        d.records
+                            .iter()
+                            .map(crate::dataset::Record::to_proto)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                stop: e.options.stop.clone(),
+                extra_body_json: e.options.extra_body_json.clone(),
+                stream: e.options.stream,
+                model: e.options.model.clone().unwrap_or_default(),
+                api: match e.options.api {
+                    None => proto::Api::Unspecified,
+                    Some(crate::plan::Api::Chat) => proto::Api::Chat,
+                    Some(crate::plan::Api::Completions) => proto::Api::Completions,
+                } as i32,
+                turns: e.session.map_or(0, |(t, _)| t),
+                think_time_ms: e
+                    .session
+                    .map_or(0, |(_, d)| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             })
             .collect(),
         seed,
     }
+}
+
+/// Room left in an assignment for everything but dataset records and trace
+/// arrivals (headers, CA certificates, the rest of the template).
+pub const ASSIGNMENT_RESERVE: usize = 1024 * 1024;
+
+/// Check that the mix's records fit in one assignment message, leaving
+/// `other` bytes for the phase's trace: the problem names the largest dataset.
+pub fn check_wire_size(entries: &[WorkloadEntry], other: usize) -> Result<(), Problem> {
+    use prost::Message;
+    let budget = crate::MAX_MESSAGE_BYTES.saturating_sub(ASSIGNMENT_RESERVE);
+    let wire = to_proto(entries, 0);
+    let total = wire.encoded_len() + other;
+    if total <= budget {
+        return Ok(());
+    }
+    let Some((i, e)) = wire
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.records.is_empty())
+        .max_by_key(|(_, e)| e.encoded_len())
+    else {
+        return Ok(());
+    };
+    let n = e.records.len();
+    let per_record = e.encoded_len() / n.max(1);
+    let fit = budget.saturating_sub(total - e.encoded_len()) / per_record.max(1);
+    let path = entries[i]
+        .dataset
+        .as_ref()
+        .map_or_else(String::new, |d| d.path.display().to_string());
+    Err(problem(
+        format!("workload[{i}].dataset.max_records"),
+        n,
+        format!(
+            "the {n} records sampled from {path} take {:.1} MiB on the wire, and with the rest an assignment would be {:.1} MiB, over the {} MiB message limit (less {} MiB for the rest of the assignment); set max_records to at most about {fit}",
+            e.encoded_len() as f64 / 1048576.0,
+            total as f64 / 1048576.0,
+            crate::MAX_MESSAGE_BYTES / 1048576,
+            ASSIGNMENT_RESERVE / 1048576,
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -420,6 +785,43 @@ mod tests {
         .validate(0)
         .unwrap();
         assert_eq!(e.output, Length::Fixed(7));
+    }
+
+    #[test]
+    fn a_dataset_too_big_for_one_assignment_is_named() {
+        let big = "word ".repeat(200_000);
+        let text: String = (0..20)
+            .map(|_| format!("{{\"prompt\": \"{big}\", \"max_tokens\": 4}}\n"))
+            .collect();
+        let dir = std::env::temp_dir().join(format!("stampede-wire-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("big.jsonl"), text).unwrap();
+        let raw = RawWorkloadEntry {
+            dataset: Some(RawDataset {
+                path: Some("big.jsonl".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut e = raw.validate(0).unwrap();
+        load_dataset(&mut e, 0, &dir, 1).unwrap();
+        let (key, value, reason) = check_wire_size(&[e.clone()], 0).unwrap_err();
+        assert_eq!(
+            (key.as_str(), value.as_str()),
+            ("workload[0].dataset.max_records", "20")
+        );
+        assert!(
+            reason.contains("big.jsonl") && reason.contains("16 MiB"),
+            "{reason}"
+        );
+        // The suggested sample fits.
+        let fit: usize = reason.rsplit(' ').next().unwrap().parse().unwrap();
+        let mut small = raw.clone();
+        small.dataset.as_mut().unwrap().max_records = Some(fit as u64);
+        let mut e = small.validate(0).unwrap();
+        load_dataset(&mut e, 0, &dir, 1).unwrap();
+        assert!(check_wire_size(&[e], 0).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

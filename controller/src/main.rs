@@ -92,8 +92,14 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init(cli.log_format);
     match cli.command {
-        Command::Validate { plan: path } => match plan::load(&path) {
-            Ok(p) => {
+        Command::Validate { plan: path } => match plan::load(&path).and_then(|p| {
+            let words = match &p.target.tokenizer {
+                Some(t) => Some(stampede_controller::tokenizer::one_token_words(t)?),
+                None => None,
+            };
+            Ok((p, words))
+        }) {
+            Ok((p, words)) => {
                 let mode = match p.agents.mode {
                     plan::AgentMode::Local => "local",
                     plan::AgentMode::Remote => "remote",
@@ -104,6 +110,16 @@ fn main() -> ExitCode {
                     p.phases.len(),
                     p.agents.count,
                 );
+                use stampede_controller::inputs;
+                print!("{}", inputs::text(&inputs::datasets(&p)));
+                print!("{}", inputs::trace_text(&inputs::traces(&p)));
+                if let (Some(t), Some(w)) = (&p.target.tokenizer, words) {
+                    println!(
+                        "tokenizer {}: prompts from {} one-token words",
+                        t.display(),
+                        w.len()
+                    );
+                }
                 ExitCode::from(EXIT_OK)
             }
             Err(e) => {

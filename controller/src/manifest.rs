@@ -65,6 +65,12 @@ pub struct Manifest {
     pub agents: Vec<AgentInfo>,
     /// Environment of the controller, secrets redacted.
     pub environment: BTreeMap<String, String>,
+    /// Datasets the run read, with the records it skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<crate::inputs::DatasetInfo>,
+    /// Traces the run replayed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<crate::inputs::TraceInfo>,
 }
 
 /// Errors reading a manifest.

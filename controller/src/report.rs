@@ -31,6 +31,12 @@ pub struct RunSummary {
     pub repeat: u32,
     /// Per planned phase, key metrics across repeats (empty without repeats).
     pub repeats: Vec<crate::repeats::RepeatSummary>,
+    /// Datasets the run read, with the records it skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<crate::inputs::DatasetInfo>,
+    /// Traces the run replayed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<crate::inputs::TraceInfo>,
     /// Each stress phase's search: its steps and its knee.
     pub stress: Vec<StressResult>,
     /// Some phase failed its objectives (a stress phase: no step held them).
@@ -289,6 +295,8 @@ pub fn stats_text(run: &RunSummary) -> String {
             a.id, a.node, a.cores, a.clock_offset_ms, a.clock_rtt_ms
         );
     }
+    s.push_str(&crate::inputs::text(&run.datasets));
+    s.push_str(&crate::inputs::trace_text(&run.traces));
     for p in &run.phases {
         phase_text(&mut s, p, run.repeat);
     }
@@ -684,6 +692,8 @@ pub(crate) mod tests {
             repeats: Vec::new(),
             stress: Vec::new(),
             slo_failed: false,
+            datasets: Vec::new(),
+            traces: Vec::new(),
         }
     }
 

@@ -118,7 +118,9 @@ fn load_plan_for_report(path: &Path) -> Result<plan::Plan, PlanError> {
     if let Some(t) = &mut raw.target {
         t.ca_file = None;
     }
-    raw.validate(path)
+    // The plan copy sits away from the dataset and trace files it names;
+    // what the run read from them is in the manifest.
+    raw.validate_without_files(path)
 }
 
 /// Rebuild a run's results from the raw files in `dir`.
@@ -366,6 +368,8 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             repeats,
             slo_failed,
             stress,
+            datasets: manifest.datasets,
+            traces: manifest.traces,
         },
         phases: out,
     })
@@ -482,6 +486,8 @@ mod tests {
             target_models: serde_json::Value::Null,
             agents: Vec::new(),
             environment: Default::default(),
+            datasets: Vec::new(),
+            traces: Vec::new(),
         };
         crate::manifest::write(dir.path(), &m).unwrap();
         std::fs::write(dir.path().join(rawlog::FILE_NAME), raw).unwrap();

@@ -79,6 +79,10 @@ pub async fn run(
         .as_ref()
         .map(crate::security::server_tls)
         .transpose()?;
+    let prompt_words = match &plan.target.tokenizer {
+        Some(path) => crate::tokenizer::one_token_words(path)?,
+        None => Vec::new(),
+    };
     let started = SystemTime::now();
     let stamp: String = rfc3339(started)
         .chars()
@@ -128,6 +132,8 @@ pub async fn run(
         target_models: manifest::fetch_models(&base_url).await,
         agents: Vec::new(),
         environment: manifest::redacted_environment(std::env::vars()),
+        datasets: crate::inputs::datasets(&plan),
+        traces: crate::inputs::traces(&plan),
     };
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;
@@ -167,8 +173,9 @@ pub async fn run(
     };
     let target = ResolvedTarget {
         base_url: base_url.clone(),
-        prompt: stampede_common::prompt::synthetic(plan.request.prompt_tokens),
+        prompt: stampede_common::prompt::synthetic_from(plan.request.prompt_tokens, &prompt_words),
         metrics_urls,
+        prompt_words,
     };
     let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
     orch.record_to(raw);

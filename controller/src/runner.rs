@@ -71,6 +71,8 @@ pub struct ResolvedTarget {
     pub prompt: String,
     /// Server-metrics pages to scrape (the plan's, or the built-in simulator's).
     pub metrics_urls: Vec<String>,
+    /// One-token words of the target's tokenizer (empty: the built-in list).
+    pub prompt_words: Vec<String>,
 }
 
 /// Runs a validated plan over the agents that join through `events`.
@@ -760,6 +762,14 @@ impl Orchestrator {
                     share,
                 )
             }
+            PhaseKind::Replay { time_scale } => {
+                // Sharded like any open loop: arrival k to shard k mod n.
+                let share = phase
+                    .max_requests
+                    .map(|m| m.saturating_sub(u64::from(i)).div_ceil(u64::from(n)));
+                let replay = phase.trace.as_ref()?.to_proto(time_scale);
+                (Shape::Replay(replay), share)
+            }
             PhaseKind::Baseline | PhaseKind::Concurrency { .. } => {
                 let users = match phase.kind {
                     PhaseKind::Concurrency { users } => users,
@@ -787,7 +797,7 @@ impl Orchestrator {
         }
         // Open loop: the bound is on arrival numbers, so it holds across reshards.
         let (max_requests, max_arrivals) = match shape {
-            Shape::OpenLoop(_) => (None, phase.max_requests),
+            Shape::OpenLoop(_) | Shape::Replay(_) => (None, phase.max_requests),
             Shape::Concurrency(_) => (max_requests, None),
         };
         let offset = self
@@ -815,6 +825,7 @@ impl Orchestrator {
                 } as i32,
                 model: plan.target.model.clone(),
                 prompt: self.target.prompt.clone(),
+                prompt_words: self.target.prompt_words.clone(),
                 max_tokens: plan.request.max_tokens,
                 stream: plan.request.stream,
                 timeout_ms: millis(plan.request.timeout),
@@ -909,7 +920,7 @@ fn open_loop(phase: &Phase, seed: u64, index: u32) -> proto::OpenLoop {
             }),
             s.arrival,
         ),
-        PhaseKind::Baseline | PhaseKind::Concurrency { .. } => (
+        PhaseKind::Baseline | PhaseKind::Concurrency { .. } | PhaseKind::Replay { .. } => (
             P::Constant(proto::ConstantRate {
                 requests_per_second: 1.0,
             }),

@@ -370,6 +370,7 @@ mod tests {
             slo: Vec::new(),
             warmup: Duration::ZERO,
             cooldown: Duration::ZERO,
+            trace: None,
         };
         let mut s = crate::runner::summarize(&phase, &acc, Vec::new(), Vec::new(), false);
         apply(&phase, &mut s, &acc, Duration::from_secs(1));
@@ -408,6 +409,7 @@ mod tests {
             slo: vec![Slo::parse("ttft.p99 < 100ms").unwrap()],
             warmup: Duration::ZERO,
             cooldown: Duration::ZERO,
+            trace: None,
         };
         let step = phase.stress_step(10.0);
         let verdict = |acc: &PhaseAccumulator, tweak: &dyn Fn(&mut PhaseSummary)| {

@@ -51,6 +51,7 @@ fn setup(
         base_url: "http://127.0.0.1:9".into(),
         prompt: "hi".into(),
         metrics_urls: Vec::new(),
+        prompt_words: Vec::new(),
     };
     let orch = Orchestrator::new(plan, target, events_rx, CancellationToken::new());
     let mut seen = Vec::new();
