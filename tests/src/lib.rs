@@ -335,3 +335,38 @@ pub fn check_books(run_dir: &Path) -> serde_json::Value {
     }
     summary
 }
+
+/// A finished `controller run` of a plan written to a temporary directory.
+pub struct Finished {
+    /// Holds the plan and the results; removed when dropped.
+    pub dir: tempfile::TempDir,
+    /// The results directory.
+    pub out: PathBuf,
+    /// Exit code.
+    pub code: Option<i32>,
+    /// Everything the controller printed.
+    pub output: String,
+}
+
+/// Write `plan` to a temporary directory and run `controller run` on it to the
+/// end (at most `timeout`).
+pub fn run_plan(plan: &str, timeout: Duration) -> Finished {
+    let (dir, path) = plan_file(plan);
+    let out = dir.path().join("run");
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run").arg(&path).arg("--out").arg(&out);
+    let (code, output) = Proc::spawn(cmd).wait_exit(timeout);
+    Finished {
+        dir,
+        out,
+        code,
+        output,
+    }
+}
+
+/// Run `controller report RUN_DIR` and return its exit code and output.
+pub fn report(run_dir: &Path) -> (Option<i32>, String) {
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("report").arg(run_dir);
+    Proc::spawn(cmd).wait_exit(Duration::from_secs(60))
+}

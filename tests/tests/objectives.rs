@@ -2,8 +2,7 @@
 //! exits 3 (not 0, not the 1 of a run that could not complete), and the
 //! report says which objective failed and what was measured.
 
-use stampede_tests::{Proc, bin, plan_file};
-use std::process::Command;
+use stampede_tests::{read_json, run_plan};
 use std::time::Duration;
 
 fn run(slo: &str) -> (Option<i32>, String, serde_json::Value) {
@@ -27,15 +26,9 @@ rate = 20.0
 duration = "2s"
 "#
     );
-    let (dir, path) = plan_file(&plan);
-    let out = dir.path().join("run");
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("run").arg(&path).arg("--out").arg(&out);
-    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(120));
-    let summary = std::fs::read_to_string(out.join("summary.json"))
-        .map(|s| serde_json::from_str(&s).unwrap())
-        .unwrap_or_default();
-    (code, output, summary)
+    let run = run_plan(&plan, Duration::from_secs(120));
+    let summary = read_json(&run.out.join("summary.json"));
+    (run.code, run.output, summary)
 }
 
 #[test]

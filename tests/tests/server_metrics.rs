@@ -3,8 +3,7 @@
 //! own counters over that phase, the other serving figures are there, and
 //! the report rebuilt from the raw log says the same.
 
-use stampede_tests::{Proc, bin, get_text, plan_file, read_json, start_sim};
-use std::process::Command;
+use stampede_tests::{get_text, read_json, report, run_plan, start_sim};
 use std::time::Duration;
 
 /// Sum of a counter's samples on a metrics page.
@@ -43,12 +42,9 @@ rate = 20.0
 duration = "3s"
 "#
     );
-    let (dir, path) = plan_file(&plan);
-    let out = dir.path().join("run");
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("run").arg(&path).arg("--out").arg(&out);
-    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(120));
-    assert_eq!(code, Some(0), "{output}");
+    let run = run_plan(&plan, Duration::from_secs(120));
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    let out = &run.out;
     let after = get_text(&metrics);
 
     let delta = |name: &str| counter(&after, name) - counter(&before, name);
@@ -89,9 +85,7 @@ duration = "3s"
     assert!(text.contains("prefix-cache hit rate"), "{text}");
 
     // Rebuilt from the raw log: the same figures.
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("report").arg(&out);
-    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(60));
+    let (code, output) = report(out);
     assert_eq!(code, Some(0), "{output}");
     let rebuilt = read_json(&out.join("summary.json"));
     assert_eq!(rebuilt["phases"][0]["server"], *server);
@@ -123,14 +117,10 @@ rate = 5.0
 duration = "1s"
 "#
     );
-    let (dir, path) = plan_file(&plan);
-    let out = dir.path().join("run");
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("run").arg(&path).arg("--out").arg(&out);
-    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(120));
-    assert_eq!(code, Some(0), "{output}");
-    assert!(output.contains("cannot scrape"), "{output}");
-    let summary = read_json(&out.join("summary.json"));
+    let run = run_plan(&plan, Duration::from_secs(120));
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert!(run.output.contains("cannot scrape"), "{}", run.output);
+    let summary = read_json(&run.out.join("summary.json"));
     let server = &summary["phases"][0]["server"];
     assert_eq!(server["scrapes"], 0);
     assert!(

@@ -5,8 +5,7 @@
 //! slot for `L` steps, and prefill is free here, so
 //! `λ_max = N / ((step_base + step_per_seq·N) · L)`.
 
-use stampede_tests::{Proc, bin, plan_file};
-use std::process::Command;
+use stampede_tests::run_plan;
 use std::time::Duration;
 
 #[test]
@@ -43,16 +42,14 @@ slo = ["ttft.p99 < 250ms"]
 # saturation stop has its own tests).
 max_saturated = 1.0
 "#;
-    let (dir, path) = plan_file(plan);
-    let out = dir.path().join("run");
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("run").arg(&path).arg("--out").arg(&out);
-    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(300));
+    let run = run_plan(plan, Duration::from_secs(300));
     assert_eq!(
-        code,
+        run.code,
         Some(0),
-        "a knee was found, so no objective failed:\n{output}"
+        "a knee was found, so no objective failed:\n{}",
+        run.output
     );
+    let out = &run.out;
     let summary = stampede_tests::read_json(&out.join("summary.json"));
     let stress = &summary["stress"][0];
     let knee = stress["knee_rate"].as_f64().expect("a knee");
@@ -81,9 +78,7 @@ max_saturated = 1.0
     );
 
     // The report rebuilt from the raw log names the same knee.
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("report").arg(&out);
-    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(60));
+    let (code, output) = stampede_tests::report(out);
     assert_eq!(code, Some(0), "{output}");
     let rebuilt = stampede_tests::read_json(&out.join("summary.json"));
     assert_eq!(rebuilt["stress"], summary["stress"]);
