@@ -87,6 +87,9 @@ fn report_after_kill_covers_the_windows_received() {
     assert_eq!(phases.len(), 2, "{summary:#}");
     assert_eq!(phases[0]["complete"], true);
     assert!(phases[0]["requests"]["ok"].as_u64().unwrap() > 0);
+    // The phase that ended before the kill accounts for every request; the
+    // one cut short holds exactly what its recorded windows hold.
+    stampede_tests::assert_reconciles(&phases[0]);
     assert_eq!(phases[1]["complete"], false);
     assert_eq!(phases[1]["requests"]["sent"].as_u64().unwrap(), sent);
     assert!(sent > 0);
