@@ -575,30 +575,43 @@ fn closed_loop(
         spec.max_requests
     }));
     let max_in_flight = spec.max_in_flight;
+    // Users still running, and a signal when the last one stops: the phase
+    // ends early when its request budget is spent.
+    let live = Arc::new(AtomicU32::new(0));
+    let all_done = Arc::new(tokio::sync::Notify::new());
     let user = {
         let (ctx, stop, end) = (ctx.clone(), stop.clone(), spec.end);
+        let (live, all_done) = (live.clone(), all_done.clone());
         move |tracker: &TaskTracker, from: Instant| {
             let (ctx, stop, budget) = (ctx.clone(), stop.clone(), budget.clone());
+            let (live, all_done) = (live.clone(), all_done.clone());
+            live.fetch_add(1, Ordering::AcqRel);
             tracker.spawn(async move {
-                tokio::select! {
-                    () = tokio::time::sleep_until(from) => {}
-                    () = stop.cancelled() => return,
+                let started = tokio::select! {
+                    () = tokio::time::sleep_until(from) => true,
+                    () = stop.cancelled() => false,
+                };
+                if started {
+                    loop {
+                        let now = Instant::now();
+                        if now >= end || stop.is_cancelled() {
+                            break;
+                        }
+                        let took = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                            b.checked_sub(1)
+                        });
+                        if took.is_err() {
+                            break;
+                        }
+                        // Not raced against `stop`: a request once sent is always
+                        // recorded (the drain deadline cancels it as `cancelled`).
+                        // Request j of this agent is number j·n + i of the phase.
+                        let j = ctx.closed_count.fetch_add(1, Ordering::Relaxed);
+                        ctx.one_request(now, j * count + index).await;
+                    }
                 }
-                loop {
-                    let now = Instant::now();
-                    if now >= end || stop.is_cancelled() {
-                        break;
-                    }
-                    let took = budget
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1));
-                    if took.is_err() {
-                        break;
-                    }
-                    // Not raced against `stop`: a request once sent is always
-                    // recorded (the drain deadline cancels it as `cancelled`).
-                    // Request j of this agent is number j·n + i of the phase.
-                    let j = ctx.closed_count.fetch_add(1, Ordering::Relaxed);
-                    ctx.one_request(now, j * count + index).await;
+                if live.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    all_done.notify_waiters();
                 }
             });
         }
@@ -614,14 +627,22 @@ fn closed_loop(
             "more users than the in-flight bound; extra users not started"
         );
     }
-    // Reshards give this agent more users (never fewer: its own keep going).
+    // Reshards give this agent more users (never fewer: its own keep going),
+    // until the phase ends or every user has stopped.
     let (stop, end, start, phase) = (stop.clone(), spec.end, spec.start, spec.phase_index);
     let spawner = tracker.clone();
     tracker.spawn(async move {
         let mut running = started;
         loop {
+            let finished = all_done.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if live.load(Ordering::Acquire) == 0 {
+                break;
+            }
             tokio::select! {
                 changed = reshards.changed() => if changed.is_err() { break },
+                () = &mut finished => break,
                 () = tokio::time::sleep_until(end) => break,
                 () = stop.cancelled() => break,
             }

@@ -51,6 +51,12 @@ duration = "120s"
         let phase = &summary["phases"][0];
         let ok = phase["requests"]["ok"].as_u64().unwrap() as f64;
         assert_eq!(ok, 1200.0, "{profile}: {phase}");
+        // The phase ends when its request bound is spent, not at its 120 s.
+        let finished = phase["finished_s"].as_f64().unwrap();
+        assert!(
+            finished < 60.0,
+            "{profile}: ran {finished} s for 1200 requests"
+        );
         let got_in = phase["input_tokens"].as_u64().unwrap() as f64 / ok;
         let got_out = phase["output_tokens"].as_u64().unwrap() as f64 / ok;
         eprintln!(
