@@ -10,12 +10,13 @@
 //! chunk that clients must not count as the first token. `docs/simulator.md` has the model.
 //!
 //! Also served: `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus, vLLM names),
-//! `GET /sim/stats` (a [`StatsSnapshot`]) and `GET`/`POST /sim/faults` ([`FaultConfig`]).
+//! `GET /sim/stats` (a [`StatsSnapshot`]), `GET`/`POST /sim/faults` ([`FaultConfig`]) and
+//! `GET`/`DELETE /sim/latency` (measured first-token latency, a [`LatencySnapshot`]).
 //!
 //! Modules, each with one job: [`config`](SimConfig) settings, `file` the TOML config file,
 //! `request` parsing, `timeline` token timing, `engine` the batching engine and KV cache,
 //! `faults` fault injection, `wire` the JSON and SSE format, `stream` the per-request SSE
-//! body, `server` the routes, `stats` counters, `metrics` the Prometheus page.
+//! body, `server` the routes, `stats` counters, `latency` measured first-token latency, `metrics` the Prometheus page.
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ mod error;
 mod faults;
 mod file;
 mod hrtimer;
+mod latency;
 mod metrics;
 mod request;
 mod rng;
@@ -47,6 +49,7 @@ pub use config::{ConfigError, EngineConfig, OverloadStatus, SimConfig};
 pub use error::SimError;
 pub use faults::FaultConfig;
 pub use file::FileConfig;
+pub use latency::{LatencySnapshot, LatencySummary};
 pub use server::router;
 pub use stats::{FaultCounts, SimStats, StatsSnapshot};
 

@@ -21,6 +21,7 @@ use crate::config::SimConfig;
 use crate::engine::{Engine, SubmitError};
 use crate::error::ApiError;
 use crate::faults::{Fault, FaultConfig, Faults};
+use crate::latency::LatencySnapshot;
 use crate::request::{self, Endpoint, GenRequest};
 use crate::stats::{SimStats, StatsSnapshot};
 use crate::stream::{hung_body, sse_body};
@@ -96,6 +97,7 @@ pub(crate) fn build(cfg: SimConfig, stats: Arc<SimStats>, shutdown: Cancellation
         .route("/metrics", get(metrics))
         .route("/sim/stats", get(sim_stats))
         .route("/sim/faults", get(get_faults).post(set_faults))
+        .route("/sim/latency", get(get_latency).delete(reset_latency))
         .fallback(not_found)
         .with_state(state)
 }
@@ -211,6 +213,7 @@ async fn respond(
     if req.stream {
         let body = sse_body(
             &meta,
+            start,
             generation,
             Arc::clone(&state.stats),
             req.include_usage,
@@ -295,6 +298,16 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 async fn sim_stats(State(state): State<Arc<AppState>>) -> axum::Json<StatsSnapshot> {
     axum::Json(state.stats.snapshot())
+}
+
+async fn get_latency(State(state): State<Arc<AppState>>) -> axum::Json<LatencySnapshot> {
+    axum::Json(state.stats.latency())
+}
+
+/// Starts a new latency measurement interval.
+async fn reset_latency(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.stats.reset_latency();
+    StatusCode::NO_CONTENT
 }
 
 async fn get_faults(State(state): State<Arc<AppState>>) -> axum::Json<FaultConfig> {

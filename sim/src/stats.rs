@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::Fault;
+use crate::latency::{FirstTokenLatency, LatencySnapshot};
 use crate::metrics::Metrics;
 
 /// Live counters of one simulator instance, shared between the server and its owner.
@@ -26,6 +27,7 @@ pub struct SimStats {
     output_tokens: AtomicU64,
     faults: [AtomicU64; 6],
     pub(crate) metrics: Metrics,
+    pub(crate) first_token: FirstTokenLatency,
 }
 
 /// How many faults of each kind were injected.
@@ -113,6 +115,19 @@ impl SimStats {
             hang: f(4),
             malformed: f(5),
         }
+    }
+
+    /// Measured handler-start → first-token latency since the last
+    /// [`reset_latency`](Self::reset_latency) (streamed requests only).
+    pub fn latency(&self) -> LatencySnapshot {
+        LatencySnapshot {
+            first_token: self.first_token.summary(),
+        }
+    }
+
+    /// Starts a new latency measurement interval.
+    pub fn reset_latency(&self) {
+        self.first_token.reset();
     }
 
     /// Copies all counters. Each is read atomically, the set as a whole is not.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::stream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::faults::Fault;
@@ -41,6 +42,8 @@ fn aborted(why: &'static str) -> std::io::Error {
 
 /// Everything a stream needs between two events.
 struct StreamState {
+    /// When the request handler started: the origin of the measured first-token latency.
+    start: Instant,
     generation: Generation,
     writer: ChunkWriter,
     stats: Arc<SimStats>,
@@ -77,6 +80,9 @@ impl StreamState {
                             return Some(Err(aborted("injected stream cut")));
                         }
                         self.stats.add_output_tokens(1);
+                        if token.index == 0 {
+                            self.stats.first_token.observe(self.start.elapsed());
+                        }
                         if token.last {
                             self.step = self.after_tokens();
                         }
@@ -114,6 +120,7 @@ impl StreamState {
 /// The SSE body of one streaming response. `fault` may be `Cut` or `Malformed`.
 pub(crate) fn sse_body(
     meta: &ResponseMeta,
+    start: Instant,
     generation: Generation,
     stats: Arc<SimStats>,
     include_usage: bool,
@@ -121,6 +128,7 @@ pub(crate) fn sse_body(
     fault: Option<Fault>,
 ) -> Body {
     let state = StreamState {
+        start,
         generation,
         writer: ChunkWriter::new(meta),
         stats,

@@ -228,3 +228,63 @@ async fn dropped_stream_is_not_served_and_generation_stops() {
     assert_eq!(ok["usage"]["completion_tokens"], 1);
     assert_eq!(sim.sim.stats.requests_served(), 1);
 }
+
+#[tokio::test]
+async fn measured_first_token_latency_is_served_and_resettable() {
+    let cfg = SimConfig {
+        ttft: Duration::from_millis(30),
+        ..fast_cfg()
+    };
+    let sim = start(cfg).await;
+    let latency = |sim: &support::Sim| {
+        let url = sim.url("/sim/latency");
+        async move {
+            let v: Value = client()
+                .get(url)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            v
+        }
+    };
+    assert_eq!(latency(&sim).await["first_token"]["count"], 0);
+    for _ in 0..3 {
+        let resp = client()
+            .post(sim.url("/v1/chat/completions"))
+            .json(&chat_body(json!({"stream": true})))
+            .send()
+            .await
+            .expect("send");
+        SseReader::new(resp).collect().await;
+    }
+    // A non-streaming request has no first token to measure.
+    client()
+        .post(sim.url("/v1/chat/completions"))
+        .json(&chat_body(json!({})))
+        .send()
+        .await
+        .expect("send");
+    let v = latency(&sim).await;
+    assert_eq!(v["first_token"]["count"], 3, "{v}");
+    for q in ["p50_ms", "p99_ms", "max_ms", "mean_ms"] {
+        let ms = v["first_token"][q].as_f64().expect(q);
+        // At least the configured TTFT (the timer never fires early), and not absurdly late.
+        assert!((30.0..60.0).contains(&ms), "{q} = {ms}: {v}");
+    }
+    let status = client()
+        .delete(sim.url("/sim/latency"))
+        .send()
+        .await
+        .expect("delete")
+        .status();
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(latency(&sim).await["first_token"]["count"], 0);
+    assert_eq!(
+        sim.sim.stats.latency().first_token.count,
+        0,
+        "the library view agrees"
+    );
+}
