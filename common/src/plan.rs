@@ -698,12 +698,19 @@ pub fn load_without_files(path: &Path) -> Result<Plan, PlanError> {
     parse(&text, path)?.validate_without_files(path)
 }
 
-/// Parse plan text (`path` is used in messages only).
+/// Parse plan text read from `path`: `path` is used in messages and to find the fragments
+/// the plan includes (see [`crate::include`]).
 pub fn parse(text: &str, path: &Path) -> Result<RawPlan, PlanError> {
-    toml::from_str(text).map_err(|e| PlanError::Parse {
+    let parse_error = |e: &dyn std::fmt::Display| PlanError::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
-    })
+    };
+    if let Ok(table) = text.parse::<toml::Table>()
+        && let Some(merged) = crate::include::resolve_table(table, path)?
+    {
+        return merged.try_into().map_err(|e| parse_error(&e));
+    }
+    toml::from_str(text).map_err(|e| parse_error(&e))
 }
 
 struct Ctx<'a> {

@@ -237,6 +237,8 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
             path: path.clone(),
             source,
         })
+        // A run keeps the resolved plan: its directory must not depend on included files.
+        .and_then(|text| stampede_common::include::flatten(&text, &path))
         .and_then(|text| Ok((plan::parse(&text, &path)?.validate(&path)?, text)));
     let (plan, text) = match validated {
         Ok(v) => v,

@@ -353,15 +353,20 @@ pub struct Finished {
 pub fn run_plan(plan: &str, timeout: Duration) -> Finished {
     let (dir, path) = plan_file(plan);
     let out = dir.path().join("run");
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("run").arg(&path).arg("--out").arg(&out);
-    let (code, output) = Proc::spawn(cmd).wait_exit(timeout);
+    let (code, output) = run_plan_file(&path, &out, timeout);
     Finished {
         dir,
         out,
         code,
         output,
     }
+}
+
+/// Run `controller run PLAN --out OUT` to the end (at most `timeout`); exit code and output.
+pub fn run_plan_file(plan: &Path, out: &Path, timeout: Duration) -> (Option<i32>, String) {
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run").arg(plan).arg("--out").arg(out);
+    Proc::spawn(cmd).wait_exit(timeout)
 }
 
 /// Run `controller report RUN_DIR` and return its exit code and output.

@@ -98,3 +98,63 @@ fn every_example_plan_validates() {
     }
     assert!(n >= 2, "found {n} example plans");
 }
+
+#[test]
+fn included_fragment_is_resolved_and_the_run_keeps_the_resolved_plan() {
+    let fragment = r#"
+[run]
+name = "from-preset"
+[agents]
+local = 1
+[target.simulator]
+ttft = "5ms"
+[[phase]]
+kind = "constant"
+rate = 50.0
+duration = "5m"
+"#;
+    let plan = r#"
+include = "scenarios/preset.toml"
+[[phase]]
+kind = "constant"
+rate = 10.0
+duration = "1s"
+"#;
+    let (dir, path) = plan_file(plan);
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).expect("mkdir");
+    std::fs::write(scenarios.join("preset.toml"), fragment).expect("write");
+
+    let (code, out) = controller(&["validate"], &path);
+    assert_eq!(code, Some(0), "{out}");
+
+    let run_dir = dir.path().join("run");
+    let (code, out) = stampede_tests::run_plan_file(&path, &run_dir, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+
+    // The plan's own phase replaced the preset's; the preset's name stayed.
+    let summary = stampede_tests::read_json(&run_dir.join("summary.json"));
+    let phases = summary["phases"].as_array().expect("phases");
+    assert_eq!(phases.len(), 1, "{summary:#}");
+    assert_eq!(
+        phases[0]["requests"]["sent"].as_u64(),
+        Some(10),
+        "{summary:#}"
+    );
+    let stored = std::fs::read_to_string(run_dir.join("plan.toml")).expect("plan copy");
+    assert!(!stored.contains("include"), "{stored}");
+    assert!(stored.contains("from-preset"), "{stored}");
+
+    // The results no longer depend on the fragment.
+    std::fs::remove_dir_all(&scenarios).expect("rm");
+    let (code, out) = stampede_tests::report(&run_dir);
+    assert_eq!(code, Some(0), "{out}");
+
+    // A missing fragment is a plan error naming it.
+    let (code, out) = controller(&["validate"], &path);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("preset.toml") && out.contains("include"),
+        "{out}"
+    );
+}
