@@ -1,5 +1,7 @@
 //! Records the git revision the controller is built from (for the run
 //! manifest). Fails soft: outside a git checkout the revision is "unknown".
+//! A build without the checkout (the container image) passes the revision in
+//! `STAMPEDE_GIT_REVISION`.
 
 use std::process::Command;
 
@@ -13,6 +15,13 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=STAMPEDE_GIT_REVISION");
+    if let Ok(rev) = std::env::var("STAMPEDE_GIT_REVISION")
+        && !rev.trim().is_empty()
+    {
+        println!("cargo:rustc-env=STAMPEDE_GIT_REVISION={}", rev.trim());
+        return;
+    }
     let rev = git(&["rev-parse", "HEAD"]).map_or_else(
         || "unknown".to_string(),
         |rev| match git(&["status", "--porcelain", "--untracked-files=no"]) {
