@@ -15,6 +15,7 @@ pub mod recorder;
 pub mod replay;
 pub mod security;
 pub mod session;
+pub mod signals;
 pub mod sse;
 pub mod telemetry;
 pub mod workload;

@@ -168,10 +168,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        // SIGINT or SIGTERM (a pod being deleted): finish gracefully.
+        let mut signals = stampede_agent::signals::Shutdown::new();
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
-                let _ = tokio::signal::ctrl_c().await;
+                signals.recv().await;
                 shutdown.cancel();
             }
         });

@@ -282,16 +282,10 @@ fn report_error(e: &ControllerError) -> ExitCode {
 
 /// First SIGINT/SIGTERM: end the current phase and write results. Second: abort.
 async fn watch_signals(interrupt: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let next = async |term: &mut Option<tokio::signal::unix::Signal>| {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            Some(()) = async { match term { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
-        }
-    };
-    next(&mut term).await;
+    let mut signals = stampede_agent::signals::Shutdown::new();
+    signals.recv().await;
     interrupt.cancel();
-    next(&mut term).await;
+    signals.recv().await;
     eprintln!("aborted");
     std::process::exit(i32::from(EXIT_ABORTED));
 }

@@ -57,3 +57,29 @@ fn retries_are_spaced_by_backoff_not_a_busy_loop() {
     // backoff would make hundreds.
     assert!((3..=24).contains(&n), "{n} TCP connections in 3 s\n{out}");
 }
+
+#[test]
+fn sigterm_ends_the_agent_gracefully() {
+    // What Kubernetes sends a pod being deleted: the agent stops its work and exits 0
+    // instead of dying by the signal.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(bin("agent"));
+    cmd.args(["--controller", &format!("http://127.0.0.1:{port}")])
+        .args(["--give-up-after", "60s"])
+        .env("RUST_LOG", "debug");
+    let mut agent = Proc::spawn(cmd);
+    agent.wait_for_line("retrying", Duration::from_secs(20));
+    let status = Command::new("kill")
+        .args(["-TERM", &agent.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    let (code, out) = agent.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{out}");
+}
