@@ -7,6 +7,7 @@
 pub mod dataset;
 pub mod duration;
 pub mod histogram;
+pub mod kubernetes;
 pub mod metric;
 pub mod plan;
 pub mod prompt;
