@@ -171,6 +171,7 @@ fn main() -> ExitCode {
                 out,
                 listen,
                 metrics_listen,
+                kube_client: None,
             },
         ),
         Command::Report { run_dir } => report_command(&run_dir),

@@ -115,6 +115,9 @@ fn load_plan_for_report(path: &Path) -> Result<plan::Plan, PlanError> {
     raw.agents.tls = None;
     raw.agents.join_token_env = None;
     raw.agents.join_token_file = None;
+    // Deploy settings need `agents.tls`, dropped above; what the run learnt
+    // from the cluster is in the manifest.
+    raw.kubernetes = None;
     if let Some(t) = &mut raw.target {
         t.ca_file = None;
     }

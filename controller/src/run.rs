@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub listen: Option<SocketAddr>,
     /// Serve live Prometheus metrics here during the run.
     pub metrics_listen: Option<SocketAddr>,
+    /// Kubernetes client to use instead of one from `kubernetes.context`.
+    pub kube_client: Option<crate::k8s::KubeClient>,
 }
 
 /// A finished run.
@@ -183,7 +185,9 @@ pub async fn run(
     orch.record_to(raw);
     let result = async {
         let cluster = match &plan.kubernetes {
-            Some(k) => Some(kubernetes_prepare(k, &plan, plan_text, addr.port(), &progress).await?),
+            Some(k) => {
+                Some(kubernetes_prepare(k, &plan, plan_text, addr.port(), &opts, &progress).await?)
+            }
             None => None,
         };
         match cluster.as_ref().and_then(|c| c.1.as_ref()) {
@@ -250,12 +254,17 @@ async fn kubernetes_prepare(
     plan: &Plan,
     plan_text: &str,
     port: u16,
+    opts: &RunOptions,
     progress: &Progress,
 ) -> Result<(kube::Client, Option<BTreeSet<String>>), ControllerError> {
+    let client = match &opts.kube_client {
+        Some(c) => c.0.clone(),
+        None => crate::k8s::connect(k).await?,
+    };
     if !k.deploy {
-        return Ok((crate::k8s::connect(k).await?, None));
+        return Ok((client, None));
     }
-    let d = crate::k8s::join::deploy_for_run(k, port, plan_text, plan.agents.count).await?;
+    let d = crate::k8s::join::deploy_with(client, k, port, plan_text, plan.agents.count).await?;
     for a in &d.applied {
         progress.line(&format!("applied {a}"));
     }

@@ -3,7 +3,7 @@
 //! has an agent connected. Agents take their node's name as their id, so the
 //! check is a set difference, and a timeout names the nodes still missing.
 
-use super::{K8sError, connect, deploy, discovery};
+use super::{K8sError, deploy, discovery};
 use kube::Client;
 use stampede_common::kubernetes::Kubernetes;
 use std::collections::BTreeSet;
@@ -52,14 +52,4 @@ pub async fn deploy_with(
         applied,
         eligible,
     })
-}
-
-/// [`deploy_with`] a client for `k`'s context.
-pub async fn deploy_for_run(
-    k: &Kubernetes,
-    port: u16,
-    plan_text: &str,
-    min_nodes: u32,
-) -> Result<Deployment, K8sError> {
-    deploy_with(connect(k).await?, k, port, plan_text, min_nodes).await
 }

@@ -135,6 +135,16 @@ pub(crate) fn api_err(
     }
 }
 
+/// A Kubernetes client handed to a run (tests pass one over a fake API).
+#[derive(Clone)]
+pub struct KubeClient(pub kube::Client);
+
+impl std::fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KubeClient")
+    }
+}
+
 /// A client for `k.context` (from the kubeconfig), or — with no context —
 /// the current kubeconfig context, falling back to the in-cluster
 /// configuration inside a pod. Must run inside a Tokio runtime.
