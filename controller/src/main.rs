@@ -146,6 +146,9 @@ fn main() -> ExitCode {
                 use stampede_controller::inputs;
                 print!("{}", inputs::text(&inputs::datasets(&p)));
                 print!("{}", inputs::trace_text(&inputs::traces(&p)));
+                if let Some(k) = &p.kubernetes {
+                    println!("{}", k8s::command::summary(k));
+                }
                 if let (Some(t), Some(w)) = (&p.target.tokenizer, words) {
                     println!(
                         "tokenizer {}: prompts from {} one-token words",

@@ -75,6 +75,28 @@ pub fn settings(plan_path: Option<&Path>, flags: &Overrides) -> Result<Settings,
     })
 }
 
+/// One line for `controller validate`: what the `[kubernetes]` table will do.
+pub fn summary(k: &Kubernetes) -> String {
+    let what = if k.deploy {
+        format!(
+            "deploys {} to nodes matching {} and waits for one agent per eligible node",
+            k.agent_image,
+            super::selector_string(k)
+        )
+    } else {
+        "records node labels of the agents that join".to_string()
+    };
+    format!(
+        "kubernetes: context {}, namespace {}: {what}{}",
+        k.context.as_deref().unwrap_or("(current)"),
+        k.namespace,
+        match &k.gateway_service {
+            Some((ns, name)) => format!(", and the address of Service {ns}/{name}"),
+            None => String::new(),
+        }
+    )
+}
+
 /// Outcome of `controller deploy`.
 #[derive(Debug, Clone)]
 pub struct DeployReport {
