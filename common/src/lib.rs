@@ -8,6 +8,7 @@ pub mod dataset;
 pub mod duration;
 pub mod histogram;
 pub mod include;
+pub mod kubernetes;
 pub mod metric;
 pub mod plan;
 pub mod prompt;

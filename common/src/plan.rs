@@ -70,6 +70,9 @@ pub struct RawPlan {
     pub cost: Option<RawCost>,
     /// Scrape the target's Prometheus metrics during each phase (optional).
     pub server_metrics: Option<RawServerMetrics>,
+    /// Deploy agents and record node and gateway details through the
+    /// Kubernetes API (optional).
+    pub kubernetes: Option<crate::kubernetes::RawKubernetes>,
 }
 
 /// `[server_metrics]`: the serving stack's own metrics, scraped per phase.
@@ -334,6 +337,8 @@ pub struct Plan {
     pub cost: Option<Cost>,
     /// Server-metrics scraping, when enabled.
     pub server_metrics: Option<ServerMetrics>,
+    /// Kubernetes settings, when the plan has a `[kubernetes]` table.
+    pub kubernetes: Option<crate::kubernetes::Kubernetes>,
 }
 
 /// Validated `[server_metrics]`.
@@ -803,7 +808,12 @@ impl RawPlan {
             ));
         }
 
-        let agents = self.validate_agents(&cx)?;
+        let kubernetes = self
+            .kubernetes
+            .as_ref()
+            .map(|k| crate::kubernetes::validate(cx.path, k))
+            .transpose()?;
+        let agents = self.validate_agents(&cx, kubernetes.as_ref().is_some_and(|k| k.deploy))?;
         let target = self.validate_target(&cx)?;
         let request = self.validate_request(&cx)?;
 
@@ -869,12 +879,31 @@ impl RawPlan {
             phases,
             cost,
             server_metrics,
+            kubernetes,
         })
     }
 
-    fn validate_agents(&self, cx: &Ctx<'_>) -> Result<Agents, PlanError> {
+    /// `k8s_deploy`: `kubernetes.deploy = true`, so the agents are remote,
+    /// `agents.remote` is the fewest eligible nodes accepted (default 1), and
+    /// the controller listens on every interface by default.
+    fn validate_agents(&self, cx: &Ctx<'_>, k8s_deploy: bool) -> Result<Agents, PlanError> {
         let a = &self.agents;
+        if let (true, Some(n)) = (k8s_deploy, a.local) {
+            return Err(cx.invalid(
+                "agents.local",
+                n,
+                "`kubernetes.deploy = true` deploys remote agents; remove `agents.local`",
+            ));
+        }
+        if k8s_deploy && a.tls.is_none() {
+            return Err(cx.invalid(
+                "agents.tls",
+                MISSING,
+                "`kubernetes.deploy = true` needs mTLS: deployed agents dial the controller over https with the files of `kubernetes.tls_secret`",
+            ));
+        }
         let (mode, count, key) = match (a.local, a.remote) {
+            (None, None) if k8s_deploy => (AgentMode::Remote, 1, "agents.remote"),
             (Some(_), Some(_)) => {
                 return Err(cx.invalid(
                     "agents.remote",
@@ -891,6 +920,7 @@ impl RawPlan {
         }
         let default_listen = match mode {
             AgentMode::Local => "127.0.0.1:0",
+            AgentMode::Remote if k8s_deploy => "0.0.0.0:7600",
             AgentMode::Remote => "127.0.0.1:7600",
         };
         let listen = cx.addr(

@@ -54,6 +54,9 @@ pub enum ControllerError {
     /// The agents' endpoint cannot be served as configured.
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
+    /// A Kubernetes API call or configuration failed.
+    #[error("kubernetes: {0}")]
+    Kubernetes(#[from] crate::k8s::K8sError),
     /// The run loop failed.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -64,6 +67,7 @@ impl ControllerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ControllerError::Plan(_) | ControllerError::Security(_) => EXIT_BAD_INPUT,
+            ControllerError::Kubernetes(e) if e.is_bad_input() => EXIT_BAD_INPUT,
             // `controller report` on a missing or damaged run directory.
             ControllerError::Results(
                 crate::results::ResultsError::NoRunDir(_)

@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod error;
 pub mod hlog;
 pub mod inputs;
+pub mod k8s;
 pub mod live;
 pub mod llmd;
 pub mod manifest;

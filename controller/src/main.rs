@@ -7,7 +7,7 @@ use stampede_controller::error::{
     ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED,
 };
 use stampede_controller::run::{self, RunOptions};
-use stampede_controller::{certs, report, results};
+use stampede_controller::{certs, k8s, report, results};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +71,28 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Deploy agents on Kubernetes: apply the agent DaemonSet, the controller
+    /// Service and (with a plan) the plan ConfigMap; the mTLS Secret must exist.
+    Deploy {
+        /// A plan whose [kubernetes] table and agents.listen port to use.
+        plan: Option<PathBuf>,
+        #[command(flatten)]
+        k8s: K8sFlags,
+        /// Agent image [default: kubernetes.agent_image, or stampede/agent:<version>].
+        #[arg(long)]
+        image: Option<String>,
+        /// URL agents dial [default: https://stampede-controller.<namespace>.svc:<port>].
+        #[arg(long)]
+        controller_address: Option<String>,
+    },
+    /// Delete the objects `deploy` created (by name, only with the
+    /// app.kubernetes.io/managed-by=stampede label); Secrets stay.
+    Teardown {
+        /// A plan whose [kubernetes] table to use.
+        plan: Option<PathBuf>,
+        #[command(flatten)]
+        k8s: K8sFlags,
+    },
     /// Compare runs phase by phase against the first: values, deltas and a
     /// better / worse / within-noise call per metric.
     Compare {
@@ -84,6 +106,17 @@ enum Command {
         #[arg(long)]
         png: Option<PathBuf>,
     },
+}
+
+/// Where on Kubernetes: flags over the plan's [kubernetes] table.
+#[derive(Debug, clap::Args)]
+struct K8sFlags {
+    /// kubeconfig context [default: kubernetes.context, or the current context].
+    #[arg(long)]
+    context: Option<String>,
+    /// Namespace [default: kubernetes.namespace, or stampede].
+    #[arg(long)]
+    namespace: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -113,6 +146,9 @@ fn main() -> ExitCode {
                 use stampede_controller::inputs;
                 print!("{}", inputs::text(&inputs::datasets(&p)));
                 print!("{}", inputs::trace_text(&inputs::traces(&p)));
+                if let Some(k) = &p.kubernetes {
+                    println!("{}", k8s::command::summary(k));
+                }
                 if let (Some(t), Some(w)) = (&p.target.tokenizer, words) {
                     println!(
                         "tokenizer {}: prompts from {} one-token words",
@@ -138,6 +174,7 @@ fn main() -> ExitCode {
                 out,
                 listen,
                 metrics_listen,
+                kube_client: None,
             },
         ),
         Command::Report { run_dir } => report_command(&run_dir),
@@ -154,6 +191,30 @@ fn main() -> ExitCode {
             namespace,
             force,
         }),
+        Command::Deploy {
+            plan,
+            k8s,
+            image,
+            controller_address,
+        } => k8s_command(
+            plan.as_deref(),
+            k8s::command::Overrides {
+                context: k8s.context,
+                namespace: k8s.namespace,
+                agent_image: image,
+                controller_address,
+            },
+            true,
+        ),
+        Command::Teardown { plan, k8s } => k8s_command(
+            plan.as_deref(),
+            k8s::command::Overrides {
+                context: k8s.context,
+                namespace: k8s.namespace,
+                ..Default::default()
+            },
+            false,
+        ),
         Command::Compare {
             runs,
             min_change,
@@ -247,12 +308,9 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let interrupt = CancellationToken::new();
@@ -272,6 +330,50 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
             }
             Err(e) => report_error(&e),
         }
+    })
+}
+
+/// `controller deploy` (`deploy`) or `controller teardown`.
+fn k8s_command(
+    plan: Option<&std::path::Path>,
+    flags: k8s::command::Overrides,
+    deploy: bool,
+) -> ExitCode {
+    let ready = k8s::command::settings(plan, &flags)
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        })
+        .and_then(|s| Ok((s, runtime()?)));
+    let (settings, runtime) = match ready {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    // The kube client must be built inside the runtime.
+    runtime.block_on(async {
+        let done = if deploy {
+            k8s::command::run_deploy(&settings)
+                .await
+                .map(|r| r.text(&settings.kubernetes))
+        } else {
+            k8s::command::run_teardown(&settings)
+                .await
+                .map(|t| k8s::command::teardown_text(&settings.kubernetes.namespace, &t))
+        };
+        match done {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::from(EXIT_OK)
+            }
+            Err(e) => report_error(&e),
+        }
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
     })
 }
 

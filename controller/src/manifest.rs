@@ -1,7 +1,8 @@
 //! `manifest.json`: what is needed to reproduce and interpret a run —
 //! versions, git revision, host, agents (node, cores, clock offsets), the
-//! target and what its `/v1/models` said, start/end times, and the
-//! environment with anything that looks secret redacted.
+//! target and what its `/v1/models` said, start/end times, the environment
+//! with anything that looks secret redacted, and on Kubernetes the agents'
+//! node labels and the gateway's address.
 //!
 //! Written when the run starts and rewritten (atomically: temporary file,
 //! then rename) whenever it learns more, so a killed controller leaves a
@@ -71,6 +72,9 @@ pub struct Manifest {
     /// Traces the run replayed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traces: Vec<crate::inputs::TraceInfo>,
+    /// Cluster details (node labels, gateway address) when the plan has `[kubernetes]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<crate::k8s::discovery::KubernetesInfo>,
 }
 
 /// Errors reading a manifest.
@@ -171,6 +175,32 @@ pub fn read(dir: &Path) -> Result<Manifest, ManifestError> {
         path,
         message: e.to_string(),
     })
+}
+
+/// A minimal manifest for tests.
+#[cfg(test)]
+pub(crate) fn sample() -> Manifest {
+    Manifest {
+        stampede_version: "0".into(),
+        git_revision: "x".into(),
+        run_id: "r".into(),
+        host: "h".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: None,
+        interrupted: false,
+        target: TargetInfo {
+            url: "http://127.0.0.1:1".into(),
+            model: "m".into(),
+            api: stampede_common::plan::Api::Chat,
+            simulator: true,
+        },
+        target_models: serde_json::Value::Null,
+        agents: Vec::new(),
+        environment: BTreeMap::new(),
+        datasets: Vec::new(),
+        traces: Vec::new(),
+        kubernetes: None,
+    }
 }
 
 #[cfg(test)]

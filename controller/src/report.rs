@@ -37,6 +37,9 @@ pub struct RunSummary {
     /// Traces the run replayed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub traces: Vec<crate::inputs::TraceInfo>,
+    /// Cluster details (node labels, gateway address) on Kubernetes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<crate::k8s::discovery::KubernetesInfo>,
     /// Each stress phase's search: its steps and its knee.
     pub stress: Vec<StressResult>,
     /// Some phase failed its objectives (a stress phase: no step held them).
@@ -294,6 +297,9 @@ pub fn stats_text(run: &RunSummary) -> String {
             "  {:<20} node {:<16} cores {:<3} clock offset {:+.3} ms (rtt {:.3} ms)",
             a.id, a.node, a.cores, a.clock_offset_ms, a.clock_rtt_ms
         );
+    }
+    if let Some(k) = &run.kubernetes {
+        s.push_str(&crate::k8s::discovery::text(k));
     }
     s.push_str(&crate::inputs::text(&run.datasets));
     s.push_str(&crate::inputs::trace_text(&run.traces));
@@ -693,6 +699,7 @@ pub(crate) mod tests {
             stress: Vec::new(),
             slo_failed: false,
             datasets: Vec::new(),
+            kubernetes: None,
             traces: Vec::new(),
         }
     }

@@ -115,6 +115,9 @@ fn load_plan_for_report(path: &Path) -> Result<plan::Plan, PlanError> {
     raw.agents.tls = None;
     raw.agents.join_token_env = None;
     raw.agents.join_token_file = None;
+    // Deploy settings need `agents.tls`, dropped above; what the run learnt
+    // from the cluster is in the manifest.
+    raw.kubernetes = None;
     if let Some(t) = &mut raw.target {
         t.ca_file = None;
     }
@@ -370,6 +373,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             stress,
             datasets: manifest.datasets,
             traces: manifest.traces,
+            kubernetes: manifest.kubernetes,
         },
         phases: out,
     })
@@ -460,8 +464,6 @@ pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Manifest;
-    use crate::report::TargetInfo;
 
     const PLAN: &str =
         "[target.simulator]\n[[phase]]\nname = \"p\"\nkind = \"baseline\"\nduration = \"1s\"\n";
@@ -469,26 +471,7 @@ mod tests {
     fn run_dir(raw: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("plan.toml"), PLAN).unwrap();
-        let m = Manifest {
-            stampede_version: "0".into(),
-            git_revision: "x".into(),
-            run_id: "r".into(),
-            host: "h".into(),
-            started_at: "2026-01-01T00:00:00Z".into(),
-            finished_at: None,
-            interrupted: false,
-            target: TargetInfo {
-                url: "http://127.0.0.1:1".into(),
-                model: "m".into(),
-                api: stampede_common::plan::Api::Chat,
-                simulator: true,
-            },
-            target_models: serde_json::Value::Null,
-            agents: Vec::new(),
-            environment: Default::default(),
-            datasets: Vec::new(),
-            traces: Vec::new(),
-        };
+        let m = crate::manifest::sample();
         crate::manifest::write(dir.path(), &m).unwrap();
         std::fs::write(dir.path().join(rawlog::FILE_NAME), raw).unwrap();
         dir

@@ -12,6 +12,7 @@ use crate::results;
 use crate::runner::{Orchestrator, ResolvedTarget};
 use crate::service::Coordinator;
 use stampede_common::plan::{AgentMode, Endpoint, Plan};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -27,6 +28,8 @@ pub struct RunOptions {
     pub listen: Option<SocketAddr>,
     /// Serve live Prometheus metrics here during the run.
     pub metrics_listen: Option<SocketAddr>,
+    /// Kubernetes client to use instead of one from `kubernetes.context`.
+    pub kube_client: Option<crate::k8s::KubeClient>,
 }
 
 /// A finished run.
@@ -134,6 +137,7 @@ pub async fn run(
         environment: manifest::redacted_environment(std::env::vars()),
         datasets: crate::inputs::datasets(&plan),
         traces: crate::inputs::traces(&plan),
+        kubernetes: None,
     };
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;
@@ -180,7 +184,23 @@ pub async fn run(
     let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
     orch.record_to(raw);
     let result = async {
-        orch.wait_for_agents().await?;
+        let cluster = match &plan.kubernetes {
+            Some(k) => {
+                Some(kubernetes_prepare(k, &plan, plan_text, addr.port(), &opts, &progress).await?)
+            }
+            None => None,
+        };
+        match cluster.as_ref().and_then(|c| c.1.as_ref()) {
+            Some(nodes) => orch.wait_for_nodes(nodes).await?,
+            None => orch.wait_for_agents().await?,
+        }
+        if let (Some((client, _)), Some(k)) = (&cluster, &plan.kubernetes) {
+            let info = crate::k8s::discovery::describe(client, k, &orch.agent_infos()).await;
+            for e in &info.errors {
+                tracing::warn!("kubernetes: {e}");
+            }
+            manifest.kubernetes = Some(info);
+        }
         'repeats: for repeat in 0..plan.repeat {
             if plan.repeat > 1 {
                 progress.line(&format!("repeat {} of {}", repeat + 1, plan.repeat));
@@ -225,6 +245,30 @@ pub async fn run(
         run_dir,
         summary: data.summary,
     })
+}
+
+/// Connect to the plan's cluster; with `kubernetes.deploy`, deploy the agents
+/// (dialing gRPC `port`) and return the nodes to wait for.
+async fn kubernetes_prepare(
+    k: &stampede_common::kubernetes::Kubernetes,
+    plan: &Plan,
+    plan_text: &str,
+    port: u16,
+    opts: &RunOptions,
+    progress: &Progress,
+) -> Result<(kube::Client, Option<BTreeSet<String>>), ControllerError> {
+    let client = match &opts.kube_client {
+        Some(c) => c.0.clone(),
+        None => crate::k8s::connect(k).await?,
+    };
+    if !k.deploy {
+        return Ok((client, None));
+    }
+    let d = crate::k8s::join::deploy_with(client, k, port, plan_text, plan.agents.count).await?;
+    for a in &d.applied {
+        progress.line(&format!("applied {a}"));
+    }
+    Ok((d.client, Some(d.eligible)))
 }
 
 fn results_err(e: results::ResultsError) -> ControllerError {

@@ -41,6 +41,16 @@ pub enum RunError {
         /// How long the controller waited.
         waited: Duration,
     },
+    /// Nodes that should run an agent have none joined.
+    #[error("no agent joined within {}s from {} of {expected} eligible node(s): {}", waited.as_secs(), missing.len(), missing.join(", "))]
+    NodesMissing {
+        /// Eligible nodes without a joined agent.
+        missing: Vec<String>,
+        /// Eligible nodes.
+        expected: usize,
+        /// How long the controller waited.
+        waited: Duration,
+    },
     /// Every agent was lost.
     #[error("no agents left to run phase {0:?}")]
     NoAgents(String),
@@ -208,11 +218,46 @@ impl Orchestrator {
     /// Wait until the plan's number of agents has joined.
     pub async fn wait_for_agents(&mut self) -> Result<(), RunError> {
         let expected = self.plan.agents.count;
-        let waited = self.plan.agents.join_timeout;
-        let deadline = Instant::now() + waited;
         self.progress
             .line(&format!("waiting for {expected} agent(s)"));
-        while self.connected().len() < expected as usize {
+        if self
+            .wait_until(|o| o.connected().len() >= expected as usize)
+            .await?
+        {
+            return Ok(());
+        }
+        Err(RunError::AgentsMissing {
+            expected,
+            joined: self.connected(),
+            waited: self.plan.agents.join_timeout,
+        })
+    }
+
+    /// Wait until an agent has joined from every node in `nodes` (agents on
+    /// Kubernetes take their node's name as their id).
+    pub async fn wait_for_nodes(&mut self, nodes: &BTreeSet<String>) -> Result<(), RunError> {
+        self.progress.line(&format!(
+            "waiting for an agent on each of {} node(s)",
+            nodes.len()
+        ));
+        if self
+            .wait_until(|o| crate::k8s::join::missing(nodes, &o.connected()).is_empty())
+            .await?
+        {
+            return Ok(());
+        }
+        Err(RunError::NodesMissing {
+            missing: crate::k8s::join::missing(nodes, &self.connected()),
+            expected: nodes.len(),
+            waited: self.plan.agents.join_timeout,
+        })
+    }
+
+    /// Take joins and leaves until `done` holds (`true`) or
+    /// `agents.join_timeout` passes (`false`).
+    async fn wait_until(&mut self, done: impl Fn(&Self) -> bool) -> Result<bool, RunError> {
+        let deadline = Instant::now() + self.plan.agents.join_timeout;
+        while !done(self) {
             tokio::select! {
                 ev = self.events.recv() => match ev.ok_or(RunError::ServiceGone)? {
                     Event::Joined { hello, tx } => self.on_join(hello, tx),
@@ -222,13 +267,11 @@ impl Orchestrator {
                     }
                     Event::Message { .. } => {}
                 },
-                () = tokio::time::sleep_until(deadline) => {
-                    return Err(RunError::AgentsMissing { expected, joined: self.connected(), waited });
-                }
+                () = tokio::time::sleep_until(deadline) => return Ok(false),
                 () = self.interrupt.cancelled() => return Err(RunError::Interrupted),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Probe the clocks of connected agents that have no estimate yet.

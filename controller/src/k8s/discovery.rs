@@ -1,0 +1,274 @@
+//! What the controller learns from the cluster: which nodes should run an
+//! agent (so the join check knows whom to wait for), and — for the run
+//! manifest — the labels of the nodes the agents ran on (GPU product, zone,
+//! instance type) and the address of the inference gateway's Service.
+//!
+//! Eligibility mirrors where the DaemonSet's pods can run and be useful:
+//! the node matches the selector, is `Ready`, is not cordoned, and has no
+//! `NoSchedule`/`NoExecute` taint (the agent pods tolerate none).
+//! Manifest lookups are best effort: a node or Service that cannot be read
+//! is recorded as an error in the manifest, not a failed run.
+
+use super::{K8sError, NODE_GPU_PRODUCT, NODE_INSTANCE_TYPE, NODE_ZONE, api_err, selector_string};
+use crate::report::AgentInfo;
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::Client;
+use kube::api::{Api, ListParams};
+use serde::{Deserialize, Serialize};
+use stampede_common::kubernetes::Kubernetes;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Why a node is not expected to run an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ineligible {
+    /// Its labels do not match the node selector.
+    NotSelected,
+    /// Its `Ready` condition is not `True`.
+    NotReady,
+    /// `spec.unschedulable` (cordoned).
+    Unschedulable,
+    /// A `NoSchedule` or `NoExecute` taint.
+    Tainted,
+}
+
+/// Whether `node` should run an agent under `selector`.
+pub fn eligibility(node: &Node, selector: &BTreeMap<String, String>) -> Result<(), Ineligible> {
+    let labels = node.metadata.labels.as_ref();
+    if !selector
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    {
+        return Err(Ineligible::NotSelected);
+    }
+    let spec = node.spec.as_ref();
+    if spec.and_then(|s| s.unschedulable) == Some(true) {
+        return Err(Ineligible::Unschedulable);
+    }
+    if spec.and_then(|s| s.taints.as_ref()).is_some_and(|t| {
+        t.iter()
+            .any(|t| matches!(t.effect.as_str(), "NoSchedule" | "NoExecute"))
+    }) {
+        return Err(Ineligible::Tainted);
+    }
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if !ready {
+        return Err(Ineligible::NotReady);
+    }
+    Ok(())
+}
+
+/// Names of the nodes that should each run one agent.
+pub async fn eligible_nodes(client: &Client, k: &Kubernetes) -> Result<BTreeSet<String>, K8sError> {
+    let selector = selector_string(k);
+    let nodes: Api<Node> = Api::all(client.clone());
+    let list = nodes
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(api_err("list", "Node", "", &selector))?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|n| eligibility(n, &k.node_selector).is_ok())
+        .filter_map(|n| n.metadata.name.clone())
+        .collect())
+}
+
+/// Cluster details recorded in manifest.json.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KubernetesInfo {
+    /// kubeconfig context (`None`: current or in-cluster).
+    pub context: Option<String>,
+    /// Namespace of the agents.
+    pub namespace: String,
+    /// Nodes the agents ran on, with their labels.
+    pub nodes: Vec<NodeInfo>,
+    /// The gateway Service, when the plan names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayInfo>,
+    /// Lookups that failed (the rest of the record stands).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// One node and the labels that matter for comparing runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// `nvidia.com/gpu.product`.
+    pub gpu_product: Option<String>,
+    /// `topology.kubernetes.io/zone`.
+    pub zone: Option<String>,
+    /// `node.kubernetes.io/instance-type`.
+    pub instance_type: Option<String>,
+    /// Agents that ran on it.
+    pub agents: Vec<String>,
+}
+
+/// Where the gateway Service answers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GatewayInfo {
+    /// Service namespace.
+    pub namespace: String,
+    /// Service name.
+    pub name: String,
+    /// Service type (ClusterIP, LoadBalancer, ...).
+    pub service_type: String,
+    /// `spec.clusterIP`.
+    pub cluster_ip: Option<String>,
+    /// Load-balancer ingress IPs or host names.
+    pub ingress: Vec<String>,
+    /// Ports: "name port/protocol".
+    pub ports: Vec<String>,
+    /// The address to reach it by: first ingress (else the cluster IP) and
+    /// the first port.
+    pub address: Option<String>,
+}
+
+/// The labels of `node` recorded in the manifest.
+pub fn node_info(node: &Node, agents: Vec<String>) -> NodeInfo {
+    let label = |k: &str| {
+        node.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(k))
+            .cloned()
+    };
+    NodeInfo {
+        name: node.metadata.name.clone().unwrap_or_default(),
+        gpu_product: label(NODE_GPU_PRODUCT),
+        zone: label(NODE_ZONE),
+        instance_type: label(NODE_INSTANCE_TYPE),
+        agents,
+    }
+}
+
+/// The recorded address of a gateway Service.
+pub fn gateway_info(svc: &Service) -> GatewayInfo {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let ingress: Vec<String> = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|i| {
+            i.iter()
+                .filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let cluster_ip = spec.cluster_ip.clone().filter(|ip| ip != "None");
+    let ports = spec.ports.clone().unwrap_or_default();
+    let host = ingress.first().cloned().or_else(|| cluster_ip.clone());
+    let address = match (host, ports.first()) {
+        (Some(h), Some(p)) if h.contains(':') => Some(format!("[{h}]:{}", p.port)),
+        (Some(h), Some(p)) => Some(format!("{h}:{}", p.port)),
+        (h, None) => h,
+        (None, _) => None,
+    };
+    GatewayInfo {
+        namespace: svc.metadata.namespace.clone().unwrap_or_default(),
+        name: svc.metadata.name.clone().unwrap_or_default(),
+        service_type: spec
+            .type_
+            .clone()
+            .unwrap_or_else(|| "ClusterIP".to_string()),
+        cluster_ip,
+        ingress,
+        ports: ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}/{}",
+                    p.name.as_deref().unwrap_or("-"),
+                    p.port,
+                    p.protocol.as_deref().unwrap_or("TCP")
+                )
+            })
+            .collect(),
+        address,
+    }
+}
+
+/// Look up the nodes `agents` ran on and the gateway Service of `k`.
+pub async fn describe(client: &Client, k: &Kubernetes, agents: &[AgentInfo]) -> KubernetesInfo {
+    let mut by_node: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for a in agents {
+        by_node
+            .entry(a.node.as_str())
+            .or_default()
+            .push(a.id.clone());
+    }
+    let mut info = KubernetesInfo {
+        context: k.context.clone(),
+        namespace: k.namespace.clone(),
+        ..Default::default()
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    for (name, ids) in by_node {
+        match nodes.get_opt(name).await {
+            Ok(Some(n)) => info.nodes.push(node_info(&n, ids)),
+            Ok(None) => info.errors.push(format!(
+                "node {name:?} (of agents {}) is not a node of the cluster",
+                ids.join(", ")
+            )),
+            Err(e) => info.errors.push(format!("node {name:?}: {e}")),
+        }
+    }
+    if let Some((ns, name)) = &k.gateway_service {
+        let services: Api<Service> = Api::namespaced(client.clone(), ns);
+        match services.get_opt(name).await {
+            Ok(Some(s)) => info.gateway = Some(gateway_info(&s)),
+            Ok(None) => info
+                .errors
+                .push(format!("gateway Service {ns}/{name} not found")),
+            Err(e) => info
+                .errors
+                .push(format!("gateway Service {ns}/{name}: {e}")),
+        }
+    }
+    info
+}
+
+/// The cluster lines of stats.txt: context and namespace, each node's GPU,
+/// zone and instance type, and the gateway's address.
+pub fn text(k: &KubernetesInfo) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "cluster   context {}, namespace {}",
+        k.context.as_deref().unwrap_or("(current)"),
+        k.namespace
+    );
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    for n in &k.nodes {
+        let _ = writeln!(
+            s,
+            "  {:<20} gpu {} zone {} instance {} ({} agent(s))",
+            n.name,
+            or_dash(&n.gpu_product),
+            or_dash(&n.zone),
+            or_dash(&n.instance_type),
+            n.agents.len()
+        );
+    }
+    if let Some(g) = &k.gateway {
+        let _ = writeln!(
+            s,
+            "gateway   {}/{} ({}) at {}",
+            g.namespace,
+            g.name,
+            g.service_type,
+            g.address.as_deref().unwrap_or("(no address yet)")
+        );
+    }
+    for e in &k.errors {
+        let _ = writeln!(s, "  lookup failed: {e}");
+    }
+    s
+}
