@@ -51,6 +51,10 @@ pub struct RawKubernetes {
     pub gateway_service: Option<String>,
     /// Resources of each agent container.
     pub resources: Option<RawResources>,
+    /// Run agents as the image's user id 65532 (`runAsUser`/`runAsGroup`/`fsGroup`).
+    /// Default true; false leaves the ids to the cluster, as OpenShift's `restricted-v2`
+    /// SCC requires (it refuses pods that pin ids outside the namespace's range).
+    pub fixed_user: Option<bool>,
 }
 
 /// `[kubernetes.resources]`: requests (and optional limits) of an agent container.
@@ -88,6 +92,8 @@ pub struct Kubernetes {
     pub gateway_service: Option<(String, String)>,
     /// Agent container resources.
     pub resources: Resources,
+    /// Pin the agents' user, group and fs-group ids (false on OpenShift).
+    pub fixed_user: bool,
 }
 
 /// Validated agent container resources (Kubernetes quantities).
@@ -118,6 +124,7 @@ impl Default for Kubernetes {
             controller_address: None,
             tls_secret: DEFAULT_TLS_SECRET.to_string(),
             gateway_service: None,
+            fixed_user: true,
             resources: Resources {
                 cpu: DEFAULT_CPU.to_string(),
                 memory: DEFAULT_MEMORY.to_string(),
@@ -335,6 +342,7 @@ pub fn validate(path: &Path, raw: &RawKubernetes) -> Result<Kubernetes, PlanErro
         tls_secret,
         gateway_service,
         resources,
+        fixed_user: raw.fixed_user.unwrap_or(true),
     })
 }
 

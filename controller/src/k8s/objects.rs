@@ -113,6 +113,8 @@ fn quantities(pairs: [(&str, Option<&String>); 2]) -> Option<BTreeMap<String, Qu
 /// The agent DaemonSet: one agent per node matching `k.node_selector`,
 /// dialing `controller_url`, with its id and node name set to the node's name.
 pub fn daemonset(k: &Kubernetes, controller_url: &str) -> DaemonSet {
+    // Pinned ids unless the cluster assigns them (OpenShift's restricted-v2 SCC).
+    let uid = k.fixed_user.then_some(AGENT_UID);
     let r = &k.resources;
     let container = Container {
         name: "agent".to_string(),
@@ -135,8 +137,8 @@ pub fn daemonset(k: &Kubernetes, controller_url: &str) -> DaemonSet {
         }),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
-            run_as_user: Some(AGENT_UID),
-            run_as_group: Some(AGENT_UID),
+            run_as_user: uid,
+            run_as_group: uid,
             read_only_root_filesystem: Some(true),
             allow_privilege_escalation: Some(false),
             privileged: Some(false),
@@ -165,9 +167,9 @@ pub fn daemonset(k: &Kubernetes, controller_url: &str) -> DaemonSet {
         node_selector: Some(k.node_selector.clone()),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
-            run_as_user: Some(AGENT_UID),
-            run_as_group: Some(AGENT_UID),
-            fs_group: Some(AGENT_UID),
+            run_as_user: uid,
+            run_as_group: uid,
+            fs_group: uid,
             seccomp_profile: Some(SeccompProfile {
                 type_: "RuntimeDefault".to_string(),
                 ..Default::default()

@@ -41,6 +41,24 @@ fn settings() -> Kubernetes {
     }
 }
 
+#[test]
+fn openshift_agents_leave_user_ids_to_the_cluster() {
+    let k = Kubernetes {
+        fixed_user: false,
+        ..settings()
+    };
+    let ds = serde_json::to_value(super::objects::daemonset(&k, "https://c:7600")).unwrap();
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = &pod["containers"][0]["securityContext"];
+    for sc in [&pod["securityContext"], c] {
+        assert_eq!(sc["runAsNonRoot"], true, "{sc}");
+        for id in ["runAsUser", "runAsGroup", "fsGroup"] {
+            assert_eq!(sc.get(id), None, "{id} pinned: {sc}");
+        }
+    }
+    assert_eq!(c["readOnlyRootFilesystem"], true);
+}
+
 #[tokio::test]
 async fn deploy_creates_least_privilege_objects() {
     let api = cluster();
@@ -63,6 +81,7 @@ async fn deploy_creates_least_privilege_objects() {
     assert_eq!(pod["automountServiceAccountToken"], false);
     assert_eq!(pod["nodeSelector"], json!({ "stampede.dev/agent": "true" }));
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
     let c = &pod["containers"][0];
     assert_eq!(
         c["image"],
