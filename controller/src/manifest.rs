@@ -71,6 +71,10 @@ pub struct Manifest {
     /// Traces the run replayed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traces: Vec<crate::inputs::TraceInfo>,
+    /// The built-in simulator's own counters at the end of the run (requests
+    /// served, faults injected by kind), when the run started one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulator_stats: Option<stampede_sim::StatsSnapshot>,
 }
 
 /// Errors reading a manifest.
