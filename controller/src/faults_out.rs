@@ -45,8 +45,8 @@ fn episode_text(s: &mut String, e: &Episode) {
     );
     match &e.band {
         Some(b) => {
-            let ttft = match (b.ttft_p99_mean_ms, b.ttft_p99_upper_ms) {
-                (Some(m), Some(u)) => format!("ttft p99 ≤ {u:.2} ms (mean {m:.2} ms)"),
+            let ttft = match (b.ttft_p90_mean_ms, b.ttft_p90_upper_ms) {
+                (Some(m), Some(u)) => format!("ttft p90 ≤ {u:.2} ms (mean {m:.2} ms)"),
                 _ => "no ttft before the fault".into(),
             };
             let _ = writeln!(
@@ -111,7 +111,7 @@ fn episode_text(s: &mut String, e: &Episode) {
 /// Header of `faults.csv`.
 pub fn csv_header() -> &'static str {
     "phase,phase_index,repeat,fault_action,fault_at_s,restore_action,restore_at_s,\
-     band_windows,band_error_rate_upper,band_ttft_p99_upper_ms,impacted,impact_at_s,\
+     band_windows,band_error_rate_upper,band_ttft_p90_upper_ms,impacted,impact_at_s,\
      time_to_impact_s,recovered,recovered_at_s,time_to_recovery_s,first_window,last_window,\
      requests,failed,delayed,target_injected"
 }
@@ -129,7 +129,7 @@ fn csv_row(phase: &str, index: usize, repeat: u32, e: &Episode) -> String {
         opt(b.map(|b| b.windows)),
         opt(b.map(|b| format!("{:.6}", b.error_rate_upper))),
         opt(b
-            .and_then(|b| b.ttft_p99_upper_ms)
+            .and_then(|b| b.ttft_p90_upper_ms)
             .map(|v| format!("{v:.3}"))),
         e.impacted.to_string(),
         opt(e.impact_at_s.map(|t| format!("{t:.6}"))),

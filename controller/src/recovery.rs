@@ -4,7 +4,7 @@
 //! the next action that restores the target (for the simulator: every fault
 //! off); an episode with no restoring action is measured until the series
 //! recovers by itself. From the 1-window time series the analysis takes a
-//! pre-fault band (mean + k·stddev of the window error rate and TTFT p99, with
+//! pre-fault band (mean + k·stddev of the window error rate and TTFT p90, with
 //! minimum widths so noise does not count as impact), then finds the first
 //! window after the fault that leaves the band (impact) and the first window
 //! after the restore from which both are back in the band for a few windows
@@ -18,13 +18,17 @@ use stampede_common::metric::Metric;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The per-window TTFT quantile the band is on: p90 rides out the odd slow
+/// request of a window (p99 of a 30-request window is its slowest one) yet
+/// moves when a tenth of the requests slow down.
+pub const BAND_TTFT_QUANTILE: f64 = 0.9;
 /// Band half-width in standard deviations of the pre-fault windows.
 pub const BAND_K: f64 = 3.0;
 /// Smallest error-rate half-width (a fraction): stray failures are not impact.
 pub const MIN_ERROR_RATE_WIDTH: f64 = 0.05;
-/// Smallest TTFT p99 half-width, relative to the pre-fault mean.
+/// Smallest TTFT p90 half-width, relative to the pre-fault mean.
 pub const MIN_TTFT_WIDTH_REL: f64 = 0.5;
-/// Smallest TTFT p99 half-width (ms).
+/// Smallest TTFT p90 half-width (ms).
 pub const MIN_TTFT_WIDTH_MS: f64 = 5.0;
 /// Windows that must be back in the band, in a row, for recovery.
 pub const STABLE_WINDOWS: u32 = 3;
@@ -40,11 +44,11 @@ pub struct Band {
     pub error_rate_mean: f64,
     /// Highest error rate still in the band.
     pub error_rate_upper: f64,
-    /// Their mean TTFT p99 (ms); `None`: no successful request before the fault.
-    pub ttft_p99_mean_ms: Option<f64>,
-    /// Highest TTFT p99 still in the band (ms); also the TTFT above which a
+    /// Their mean TTFT p90 (ms); `None`: no successful request before the fault.
+    pub ttft_p90_mean_ms: Option<f64>,
+    /// Highest TTFT p90 still in the band (ms); also the TTFT above which a
     /// request counts as delayed.
-    pub ttft_p99_upper_ms: Option<f64>,
+    pub ttft_p90_upper_ms: Option<f64>,
     /// Whether a window without completions was seen before the fault (then
     /// an empty window is not an impact).
     pub empty_windows_normal: bool,
@@ -113,7 +117,7 @@ impl FaultReport {
 struct Point {
     ok: u64,
     failed: u64,
-    ttft_p99_ms: Option<f64>,
+    ttft_p90_ms: Option<f64>,
 }
 
 impl Point {
@@ -122,14 +126,15 @@ impl Point {
             return Point {
                 ok: 0,
                 failed: 0,
-                ttft_p99_ms: None,
+                ttft_p90_ms: None,
             };
         };
         let h = a.hist(Metric::Ttft);
         Point {
             ok: a.counters.ok,
             failed: a.counters.failed,
-            ttft_p99_ms: (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1e3),
+            ttft_p90_ms: (!h.is_empty())
+                .then(|| h.value_at_quantile(BAND_TTFT_QUANTILE) as f64 / 1e3),
         }
     }
 
@@ -157,14 +162,14 @@ impl Band {
         } else {
             mean_sd(&rates)
         };
-        let ttft: Vec<f64> = points.iter().filter_map(|p| p.ttft_p99_ms).collect();
+        let ttft: Vec<f64> = points.iter().filter_map(|p| p.ttft_p90_ms).collect();
         let ttft = (!ttft.is_empty()).then(|| mean_sd(&ttft));
         Some(Band {
             windows: points.len() as u32,
             error_rate_mean: er_mean,
             error_rate_upper: er_mean + (BAND_K * er_sd).max(MIN_ERROR_RATE_WIDTH),
-            ttft_p99_mean_ms: ttft.map(|(m, _)| m),
-            ttft_p99_upper_ms: ttft.map(|(m, sd)| {
+            ttft_p90_mean_ms: ttft.map(|(m, _)| m),
+            ttft_p90_upper_ms: ttft.map(|(m, sd)| {
                 m + (BAND_K * sd)
                     .max(MIN_TTFT_WIDTH_REL * m)
                     .max(MIN_TTFT_WIDTH_MS)
@@ -178,7 +183,7 @@ impl Band {
         let Some(rate) = p.error_rate() else {
             return self.empty_windows_normal;
         };
-        let ttft_ok = match (p.ttft_p99_ms, self.ttft_p99_upper_ms) {
+        let ttft_ok = match (p.ttft_p90_ms, self.ttft_p90_upper_ms) {
             (Some(v), Some(upper)) => v <= upper,
             _ => true,
         };
@@ -293,7 +298,7 @@ fn episode(
     let mut delayed = 0;
     let threshold_us = band
         .as_ref()
-        .and_then(|b| b.ttft_p99_upper_ms)
+        .and_then(|b| b.ttft_p90_upper_ms)
         .map(|ms| (ms * 1e3) as u64);
     for (_, (a, _)) in series.windows.range(fw..=last) {
         span.merge(a);
@@ -441,6 +446,25 @@ mod tests {
         // Failures are still counted, through the restore's window.
         assert_eq!(e.windows, (10, 20));
         assert_eq!(e.failed, 10);
+    }
+
+    #[test]
+    fn one_slow_request_in_a_window_neither_impacts_nor_delays_recovery() {
+        let slow = || {
+            let mut a = window(29, 0, 20);
+            a.hists[Metric::Ttft.index()].record(400_000).unwrap();
+            a.counters.ok += 1;
+            a
+        };
+        let ws = steady(|i| match i {
+            10..20 => Some(window(15, 15, 20)),
+            5 | 20 | 21 => Some(slow()),
+            _ => None,
+        });
+        let e = &run(ws, &[action(0, 10.0, false), action(1, 20.0, true)])[0];
+        assert_eq!(e.recovered_at_s, Some(20.002), "{e:?}");
+        // The slow request of the restore's window is counted as delayed.
+        assert_eq!((e.windows, e.delayed), ((10, 20), 1));
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub(super) fn draw(path: &Path, data: &RunData) -> Result<(), String> {
         "Request rate over time",
         "requests/s",
         &[
-            ("sent/s", |c, s| c.sent as f64 / s),
-            ("ok/s", |c, s| c.ok as f64 / s),
+            ("sent/s", |a, s| Some(a.counters.sent as f64 / s)),
+            ("ok/s", |a, s| Some(a.counters.ok as f64 / s)),
         ],
         true,
     )?;
@@ -30,7 +30,9 @@ pub(super) fn draw(path: &Path, data: &RunData) -> Result<(), String> {
         data,
         "Output tokens/s over time",
         "output tokens/s",
-        &[("output tokens/s", |c, s| c.output_tokens as f64 / s)],
+        &[("output tokens/s", |a, s| {
+            Some(a.counters.output_tokens as f64 / s)
+        })],
         false,
     )?;
     root.present().map_err(err)
@@ -154,10 +156,13 @@ fn tokens_vs_load(area: &Area<'_>, data: &RunData) -> Result<(), String> {
         .map_err(err)
 }
 
-/// A per-window value: (window counters, window length in s) → value.
-type PerWindow = fn(&stampede_common::proto::Counters, f64) -> f64;
+/// A per-window value: (window's merged results, window length in s) →
+/// value (`None`: nothing to plot in that window).
+pub(super) type PerWindow = fn(&crate::merge::Aggregate, f64) -> Option<f64>;
 
-fn over_time(
+/// A panel of per-window values over the run's time, with the offered rate
+/// when `offered`, and the fault episodes marked.
+pub(super) fn over_time(
     area: &Area<'_>,
     data: &RunData,
     caption: &str,
@@ -176,7 +181,9 @@ fn over_time(
                 .acc
                 .windows
                 .iter()
-                .map(|(w, (agg, _))| (t0 + (f64::from(*w) + 0.5) * secs, f(&agg.counters, secs)))
+                .filter_map(|(w, (agg, _))| {
+                    f(agg, secs).map(|v| (t0 + (f64::from(*w) + 0.5) * secs, v))
+                })
                 .collect();
             if !pts.is_empty() {
                 segments.push((k, pts));
