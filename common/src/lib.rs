@@ -6,6 +6,7 @@
 
 pub mod dataset;
 pub mod duration;
+pub mod fault;
 pub mod histogram;
 pub mod include;
 pub mod kubernetes;

@@ -308,6 +308,9 @@ pub struct RawPhase {
     pub max_drift: Option<f64>,
     /// The request trace to replay (kind "replay").
     pub trace: Option<crate::trace::RawTrace>,
+    /// Fault actions fired at offsets into the phase (`[[phase.faults]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::fault::RawFault>,
 }
 
 /// A validated plan, ready to run.
@@ -489,6 +492,8 @@ pub struct Phase {
     /// The trace of a "replay" phase (`None` when the plan was checked
     /// without reading files).
     pub trace: Option<std::sync::Arc<crate::trace::Trace>>,
+    /// Fault actions fired at offsets into the phase, in time order.
+    pub faults: Vec<crate::fault::FaultAction>,
 }
 
 impl Phase {
@@ -821,12 +826,17 @@ impl RawPlan {
             return Err(cx.invalid("phase", MISSING, "a plan needs at least one [[phase]]"));
         }
         let run_slo = parse_slos(&cx, "run.slo", self.run.slo.as_deref())?;
-        let phases = self
+        let mut phases = self
             .phase
             .iter()
             .enumerate()
             .map(|(i, p)| p.validate(&cx, i, &request, &run_slo))
             .collect::<Result<Vec<_>, _>>()?;
+        let simulator = matches!(target.endpoint, Endpoint::Simulator(_));
+        for (i, (raw, p)) in self.phase.iter().zip(&mut phases).enumerate() {
+            p.faults = crate::fault::validate(&raw.faults, i, p.kind.name(), p.duration, simulator)
+                .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+        }
 
         let workload = self
             .workload
@@ -1618,6 +1628,7 @@ impl RawPhase {
             drain: self.drain.map_or(request.timeout, HumanDuration::get),
             slo: crate::slo::combine(run_slo, &own_slo),
             trace,
+            faults: Vec::new(),
         })
     }
 

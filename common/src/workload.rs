@@ -234,7 +234,7 @@ pub const PROFILES: [&str; 5] = [
 /// A validation failure: (key under the entry, value shown, reason).
 pub type Problem = (String, String, String);
 
-fn problem(
+pub(crate) fn problem(
     key: impl Into<String>,
     value: impl std::fmt::Display,
     reason: impl Into<String>,

@@ -75,6 +75,10 @@ pub struct Manifest {
     /// Cluster details (node labels, gateway address) when the plan has `[kubernetes]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<crate::k8s::discovery::KubernetesInfo>,
+    /// The built-in simulator's own counters at the end of the run (requests
+    /// served, faults injected by kind), when the run started one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulator_stats: Option<stampede_sim::StatsSnapshot>,
 }
 
 /// Errors reading a manifest.
@@ -200,6 +204,7 @@ pub(crate) fn sample() -> Manifest {
         datasets: Vec::new(),
         traces: Vec::new(),
         kubernetes: None,
+        simulator_stats: None,
     }
 }
 

@@ -217,6 +217,13 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "is_zero_i64")]
         started_unix_nanos: i64,
     },
+    /// A fault action of the phase fired, failed, or never fired.
+    Fault {
+        /// Phase index.
+        phase: u32,
+        /// What happened.
+        fired: crate::fault_actions::FiredAction,
+    },
     /// A phase ended.
     PhaseEnd {
         /// Phase index.
@@ -467,6 +474,36 @@ mod tests {
         let back = read(&dir.path().join(FILE_NAME)).unwrap();
         let again = back[0].1.to_report().unwrap().expect("a window record");
         assert_eq!(again, w);
+    }
+
+    #[test]
+    fn a_fault_record_round_trips_and_unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RawLog::create(dir.path()).unwrap();
+        let r = Record::Fault {
+            phase: 2,
+            fired: crate::fault_actions::FiredAction {
+                index: 1,
+                kind: "simulator".into(),
+                action: "simulator off".into(),
+                restores: true,
+                at_s: 35.0,
+                fired_at_s: Some(35.001),
+                took_ms: Some(1.5),
+                error: None,
+                target_injected_before: Some(10),
+                target_injected_after: Some(10),
+            },
+        };
+        log.append(&r).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert_eq!(read(&path).unwrap()[0].1, r);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"restores\"", "\"restored\"");
+        std::fs::write(&path, text + "\n").unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("restored"), "{e}");
     }
 
     #[test]

@@ -224,6 +224,9 @@ pub struct PhaseSummary {
     pub warmup_s: f64,
     /// End of the phase left out of its results, with the drain (s; 0: none).
     pub cooldown_s: f64,
+    /// The phase's fault actions and the recovery from each episode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::recovery::FaultReport>,
 }
 
 impl PhaseSummary {
@@ -534,6 +537,9 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
             d.error_rate_slope_per_min * 100.0
         );
     }
+    if let Some(f) = &p.faults {
+        crate::faults_out::text(s, f);
+    }
     if p.reports_dropped > 0 {
         let _ = writeln!(
             s,
@@ -687,6 +693,7 @@ pub(crate) mod tests {
                 good_requests: None,
                 step: None,
                 drift: None,
+                faults: None,
                 redistributed: Vec::new(),
                 start_spread_ms: None,
                 server: None,

@@ -93,6 +93,8 @@ struct Building {
     /// Server-metrics scrapes, and failed scrapes by page.
     scrapes: Vec<crate::server_metrics::Scrape>,
     failed_scrapes: std::collections::BTreeMap<String, u32>,
+    /// Fault actions, as recorded.
+    faults: Vec<crate::recovery::FiredAction>,
     repeat: u32,
     data: PhaseData,
     agents: Vec<String>,
@@ -197,6 +199,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
                 redistributed: Vec::new(),
                 scrapes: Vec::new(),
                 failed_scrapes: std::collections::BTreeMap::new(),
+                faults: Vec::new(),
                 repeat,
                 data: PhaseData {
                     phase: run_as,
@@ -217,6 +220,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             | Record::Scrape { phase, .. }
             | Record::ScrapeFailed { phase, .. }
             | Record::Reshard { phase, .. }
+            | Record::Fault { phase, .. }
             | Record::Rejected { phase, .. }
             | Record::PhaseDone { phase, .. }
             | Record::PhaseEnd { phase, .. } => *phase,
@@ -254,6 +258,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
                 samples,
             }),
             Record::ScrapeFailed { url, .. } => *b.failed_scrapes.entry(url).or_default() += 1,
+            Record::Fault { fired, .. } => b.faults.push(fired),
             Record::Reshard {
                 lost,
                 agents,
@@ -336,6 +341,23 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         }
         if b.step.is_some() {
             s.kind = "stress".into();
+        }
+        if !b.faults.is_empty() {
+            let window = b.data.window;
+            let series = crate::recovery::Series {
+                windows: &b.data.acc.windows,
+                window,
+                first: b.data.phase.measured_windows(window).0,
+                arrival_windows: u32::try_from(
+                    b.data
+                        .phase
+                        .duration
+                        .as_nanos()
+                        .div_ceil(window.as_nanos().max(1)),
+                )
+                .unwrap_or(u32::MAX),
+            };
+            s.faults = Some(crate::recovery::FaultReport::of(&series, b.faults));
         }
         crate::verdict::apply(&b.planned, &mut s, &b.data.acc, b.data.window);
         s.cost = plan
@@ -455,6 +477,8 @@ fn slo_failed(summaries: &[PhaseSummary], stress: &[StressResult]) -> bool {
 pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     crate::report::write(dir, &data.summary).map_err(|e| write_error(dir, e))?;
     crate::tables::write(dir, data).map_err(|e| write_error(&dir.join("*.csv"), e))?;
+    crate::faults_out::write_csv(dir, data)
+        .map_err(|e| write_error(&dir.join(crate::faults_out::CSV_FILE), e))?;
     crate::hlog::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     crate::llmd::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     crate::charts::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;

@@ -108,15 +108,16 @@ pub async fn run(
             .map_err(|source| ControllerError::Bind { addr, source })?;
         progress.line(&format!("metrics on http://{bound}/metrics"));
     }
-    let (base_url, simulator) = match &plan.target.endpoint {
+    let (base_url, sim_stats) = match &plan.target.endpoint {
         Endpoint::Simulator(spec) => {
             let sim = embedded::start_simulator(spec, &plan.target.model, services.clone()).await?;
             let url = format!("http://{}", sim.addr);
             progress.line(&format!("simulator listening on {url}"));
-            (url, true)
+            (url, Some(sim.stats))
         }
-        Endpoint::Url(url) => (url.clone(), false),
+        Endpoint::Url(url) => (url.clone(), None),
     };
+    let simulator = sim_stats.is_some();
 
     let mut manifest = Manifest {
         stampede_version: stampede_common::VERSION.to_string(),
@@ -138,6 +139,7 @@ pub async fn run(
         datasets: crate::inputs::datasets(&plan),
         traces: crate::inputs::traces(&plan),
         kubernetes: None,
+        simulator_stats: None,
     };
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;
@@ -182,6 +184,9 @@ pub async fn run(
         prompt_words,
     };
     let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
+    if simulator {
+        orch.simulator_at(&base_url);
+    }
     orch.record_to(raw);
     let result = async {
         let cluster = match &plan.kubernetes {
@@ -234,6 +239,7 @@ pub async fn run(
     manifest.agents = orch.agent_infos();
     manifest.finished_at = Some(rfc3339(SystemTime::now()));
     manifest.interrupted = orch.interrupted();
+    manifest.simulator_stats = sim_stats.map(|s| s.snapshot());
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     drop(orch);
     // Whatever ran is written, even when the run failed part-way; the

@@ -98,6 +98,8 @@ pub struct Orchestrator {
     next_slot: u32,
     /// Scrapes the target's metrics during each phase, when the plan asks.
     scraper: Option<crate::server_metrics::Scraper>,
+    /// Fires the phases' fault actions, when the plan has any.
+    injector: Option<crate::fault_actions::Injector>,
 }
 
 impl Orchestrator {
@@ -122,8 +124,14 @@ impl Orchestrator {
                 interval: m.interval,
             })
         });
+        let injector = plan
+            .phases
+            .iter()
+            .any(|p| !p.faults.is_empty())
+            .then(crate::fault_actions::Injector::default);
         Self {
             scraper,
+            injector,
             plan,
             target,
             events,
@@ -132,6 +140,14 @@ impl Orchestrator {
             progress: Progress::new(),
             raw: None,
             next_slot: 0,
+        }
+    }
+
+    /// Fault actions on the simulator go to the one at `base_url` (the
+    /// built-in simulator this run started) unless they name their own.
+    pub fn simulator_at(&mut self, base_url: &str) {
+        if let Some(i) = &mut self.injector {
+            i.set_simulator(base_url);
         }
     }
 
@@ -472,6 +488,13 @@ impl Orchestrator {
             .map(|s| s.spawn(start, scrape_tx, scrape_stop.clone()));
         let mut scrapes = Vec::new();
         let mut failed_scrapes = BTreeMap::new();
+        let fault_stop = CancellationToken::new();
+        let (fault_tx, mut fault_rx) = mpsc::channel(16);
+        let fault_task = self
+            .injector
+            .as_ref()
+            .filter(|_| !phase.faults.is_empty())
+            .map(|i| i.spawn(start, phase.faults.clone(), fault_tx, fault_stop.clone()));
 
         let mut acc = PhaseAccumulator::default();
         let mut lost: Vec<String> = Vec::new();
@@ -490,6 +513,10 @@ impl Orchestrator {
                 ev = self.next_event() => ev?,
                 Some(scraped) = scrape_rx.recv(), if scrape_task.is_some() => {
                     self.on_scrape(index as u32, scraped, &mut scrapes, &mut failed_scrapes)?;
+                    continue;
+                }
+                Some(fired) = fault_rx.recv(), if fault_task.is_some() => {
+                    self.on_fault(index as u32, fired)?;
                     continue;
                 }
                 () = tokio::time::sleep_until(deadline) => {
@@ -638,6 +665,15 @@ impl Orchestrator {
                 }
             }
         }
+        // Actions not fired by now never will be: recorded as such.
+        fault_stop.cancel();
+        if let Some(task) = fault_task {
+            // Until the task ends and drops its sender.
+            while let Some(fired) = fault_rx.recv().await {
+                self.on_fault(index as u32, fired)?;
+            }
+            let _ = task.await;
+        }
         // The last scrape, after every agent is done: the phase's whole increase.
         scrape_stop.cancel();
         if let Some(task) = scrape_task {
@@ -713,6 +749,21 @@ impl Orchestrator {
             }
         }
         Ok(())
+    }
+
+    /// Record a fault action's outcome and announce it.
+    fn on_fault(
+        &mut self,
+        phase: u32,
+        fired: crate::fault_actions::FiredAction,
+    ) -> Result<(), RunError> {
+        self.progress.line(&format!(
+            "  fault {}: {} {}",
+            fired.index,
+            fired.action,
+            fired.outcome()
+        ));
+        self.record(&Record::Fault { phase, fired })
     }
 
     /// Hand lost agent `lost`'s share of the running phase to `survivors`
@@ -1066,6 +1117,7 @@ pub fn summarize(
         good_requests: None,
         step: None,
         drift: None,
+        faults: None,
         redistributed: Vec::new(),
         server: None,
         start_spread_ms: (!acc.starts.is_empty()).then(|| {

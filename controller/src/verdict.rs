@@ -371,6 +371,7 @@ mod tests {
             warmup: Duration::ZERO,
             cooldown: Duration::ZERO,
             trace: None,
+            faults: Vec::new(),
         };
         let mut s = crate::runner::summarize(&phase, &acc, Vec::new(), Vec::new(), false);
         apply(&phase, &mut s, &acc, Duration::from_secs(1));
@@ -410,6 +411,7 @@ mod tests {
             warmup: Duration::ZERO,
             cooldown: Duration::ZERO,
             trace: None,
+            faults: Vec::new(),
         };
         let step = phase.stress_step(10.0);
         let verdict = |acc: &PhaseAccumulator, tweak: &dyn Fn(&mut PhaseSummary)| {

@@ -47,6 +47,22 @@ pub struct FaultCounts {
     pub malformed: u64,
 }
 
+impl FaultCounts {
+    /// Faults of every kind (a malformed chunk counts even if the response completed).
+    pub fn total(&self) -> u64 {
+        [
+            self.error_429,
+            self.error_500,
+            self.error_503,
+            self.stream_cut,
+            self.hang,
+            self.malformed,
+        ]
+        .iter()
+        .fold(0u64, |s, n| s.saturating_add(*n))
+    }
+}
+
 /// A point-in-time copy of [`SimStats`], served as JSON by `GET /sim/stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSnapshot {

@@ -1,6 +1,8 @@
 //! `latency_analysis.png`: TTFT/ITL/E2E percentiles against load across
 //! phases (where does latency bend?), and per-phase latency CDFs (what does
-//! the whole distribution look like, tail included?).
+//! the whole distribution look like, tail included?). A run with fault
+//! actions shows TTFT over time, around its fault episodes, instead of the
+//! ITL CDF.
 
 use super::{FONT, by_load, color, empty_panel, err, grid, log_range, range, title};
 use crate::results::RunData;
@@ -30,7 +32,22 @@ pub(super) fn draw(path: &Path, data: &RunData) -> Result<(), String> {
     let panels = grid(&root, &title(data, "Latency"))?;
     vs_load(&panels[0], data)?;
     cdf(&panels[1], data, Metric::Ttft, "TTFT distribution by phase")?;
-    cdf(&panels[2], data, Metric::Itl, "ITL distribution by phase")?;
+    if data.summary.phases.iter().any(|p| p.faults.is_some()) {
+        // A recovery run: TTFT over time, around its fault episodes.
+        super::throughput::over_time(
+            &panels[2],
+            data,
+            "TTFT over time",
+            "TTFT (ms)",
+            &[
+                ("TTFT p50", |a, _| ttft_at(a, 0.5)),
+                ("TTFT p99", |a, _| ttft_at(a, 0.99)),
+            ],
+            false,
+        )?;
+    } else {
+        cdf(&panels[2], data, Metric::Itl, "ITL distribution by phase")?;
+    }
     cdf(
         &panels[3],
         data,
@@ -38,6 +55,12 @@ pub(super) fn draw(path: &Path, data: &RunData) -> Result<(), String> {
         "E2E latency distribution by phase",
     )?;
     root.present().map_err(err)
+}
+
+/// A window's TTFT quantile `q` in ms (`None`: no successful request).
+fn ttft_at(a: &crate::merge::Aggregate, q: f64) -> Option<f64> {
+    let h = a.hist(Metric::Ttft);
+    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1e3)
 }
 
 fn vs_load(

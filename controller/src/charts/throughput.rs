@@ -20,8 +20,8 @@ pub(super) fn draw(path: &Path, data: &RunData) -> Result<(), String> {
         "Request rate over time",
         "requests/s",
         &[
-            ("sent/s", |c, s| c.sent as f64 / s),
-            ("ok/s", |c, s| c.ok as f64 / s),
+            ("sent/s", |a, s| Some(a.counters.sent as f64 / s)),
+            ("ok/s", |a, s| Some(a.counters.ok as f64 / s)),
         ],
         true,
     )?;
@@ -30,7 +30,9 @@ pub(super) fn draw(path: &Path, data: &RunData) -> Result<(), String> {
         data,
         "Output tokens/s over time",
         "output tokens/s",
-        &[("output tokens/s", |c, s| c.output_tokens as f64 / s)],
+        &[("output tokens/s", |a, s| {
+            Some(a.counters.output_tokens as f64 / s)
+        })],
         false,
     )?;
     root.present().map_err(err)
@@ -154,10 +156,13 @@ fn tokens_vs_load(area: &Area<'_>, data: &RunData) -> Result<(), String> {
         .map_err(err)
 }
 
-/// A per-window value: (window counters, window length in s) → value.
-type PerWindow = fn(&stampede_common::proto::Counters, f64) -> f64;
+/// A per-window value: (window's merged results, window length in s) →
+/// value (`None`: nothing to plot in that window).
+pub(super) type PerWindow = fn(&crate::merge::Aggregate, f64) -> Option<f64>;
 
-fn over_time(
+/// A panel of per-window values over the run's time, with the offered rate
+/// when `offered`, and the fault episodes marked.
+pub(super) fn over_time(
     area: &Area<'_>,
     data: &RunData,
     caption: &str,
@@ -176,7 +181,9 @@ fn over_time(
                 .acc
                 .windows
                 .iter()
-                .map(|(w, (agg, _))| (t0 + (f64::from(*w) + 0.5) * secs, f(&agg.counters, secs)))
+                .filter_map(|(w, (agg, _))| {
+                    f(agg, secs).map(|v| (t0 + (f64::from(*w) + 0.5) * secs, v))
+                })
                 .collect();
             if !pts.is_empty() {
                 segments.push((k, pts));
@@ -193,20 +200,18 @@ fn over_time(
         return empty_panel(area, caption);
     }
     let pts = || segments.iter().flat_map(|(_, p)| p.iter().copied());
+    let y = range(
+        pts()
+            .map(|p| p.1)
+            .chain(offered_lines.iter().flatten().map(|p| p.1)),
+        true,
+    );
     let mut chart = ChartBuilder::on(area)
         .caption(caption, (FONT, 24))
         .margin(12)
         .x_label_area_size(55)
         .y_label_area_size(80)
-        .build_cartesian_2d(
-            range(pts().map(|p| p.0), true),
-            range(
-                pts()
-                    .map(|p| p.1)
-                    .chain(offered_lines.iter().flatten().map(|p| p.1)),
-                true,
-            ),
-        )
+        .build_cartesian_2d(range(pts().map(|p| p.0), true), y.clone())
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -218,6 +223,7 @@ fn over_time(
         .axis_desc_style((FONT, 18))
         .draw()
         .map_err(err)?;
+    fault_marks(&mut chart, data, &y)?;
     let grey = RGBColor(120, 120, 120);
     for (n, line) in offered_lines.into_iter().enumerate() {
         let s = chart
@@ -250,4 +256,66 @@ fn over_time(
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(err)
+}
+
+/// Fault episodes shaded (fault instant to recovery, or to the episode's
+/// last window), and every fired action as a vertical line: red when it
+/// injects, green when it restores.
+fn fault_marks<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    data: &RunData,
+    y: &std::ops::Range<f64>,
+) -> Result<(), String> {
+    let shade = RGBColor(214, 39, 40).mix(0.12);
+    let (on, off) = (RGBColor(214, 39, 40), RGBColor(44, 160, 44));
+    let mut labelled = [false; 3];
+    for (p, s) in data.phases.iter().zip(&data.summary.phases) {
+        let Some(f) = &s.faults else { continue };
+        let t0 = offset_s(data, p);
+        let secs = p.window.as_secs_f64();
+        for e in &f.episodes {
+            let end = e
+                .recovered_at_s
+                .unwrap_or((f64::from(e.windows.1) + 1.0) * secs);
+            let r = chart
+                .draw_series([Rectangle::new(
+                    [(t0 + e.fault_at_s, y.start), (t0 + end, y.end)],
+                    shade.filled(),
+                )])
+                .map_err(err)?;
+            if !std::mem::replace(&mut labelled[0], true) {
+                r.label("fault episode").legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 24, y + 6)], shade.filled())
+                });
+            }
+        }
+        for a in &f.actions {
+            let Some(t) = a.fired_at_s.filter(|_| a.error.is_none()) else {
+                continue;
+            };
+            let (c, k, text) = if a.restores {
+                (off, 2, "fault off")
+            } else {
+                (on, 1, "fault on")
+            };
+            let l = chart
+                .draw_series(DashedLineSeries::new(
+                    [(t0 + t, y.start), (t0 + t, y.end)],
+                    6,
+                    4,
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?;
+            if !std::mem::replace(&mut labelled[k], true) {
+                l.label(text).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2))
+                });
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,422 @@
+//! Fault actions scheduled inside a phase: `[[phase.faults]]`.
+//!
+//! A recovery experiment needs a fault switched on at a known instant of a
+//! phase and off at another, so the report can time the way in and the way
+//! back. Each action is checked with the plan (offset inside the phase, known
+//! action, settings in range, a target that can take it) before anything
+//! runs; the controller fires them on the phase's clock. [`Action`] is an enum
+//! so that further kinds of action (for example ones acting on the serving
+//! stack through the Kubernetes API) join as new variants with their own keys,
+//! their own validation arm here and their own arm in the controller's
+//! dispatch.
+
+use crate::duration::HumanDuration;
+use crate::workload::{Problem, problem};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `[[phase.faults]]` exactly as written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    /// Offset into the phase at which the action fires, e.g. "20s".
+    pub at: Option<HumanDuration>,
+    /// What to do: "simulator" (replace the simulator's fault settings).
+    pub action: Option<String>,
+    /// `action = "simulator"`: the simulator's new fault settings; keys left
+    /// out are off, so `set = {}` switches every fault off.
+    pub set: Option<SimFaults>,
+    /// `action = "simulator"` against an external simulator (`target.url`):
+    /// its base URL, where `POST /sim/faults` is served.
+    pub admin_url: Option<String>,
+}
+
+/// The simulator's fault settings (its `POST /sim/faults` body,
+/// docs/simulator.md): rates are probabilities per request.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimFaults {
+    /// Answer `429 Too Many Requests`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_429: Option<f64>,
+    /// Answer `500 Internal Server Error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_500: Option<f64>,
+    /// Answer `503 Service Unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_503: Option<f64>,
+    /// Cut the response after half its tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_cut: Option<f64>,
+    /// Never send a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hang: Option<f64>,
+    /// Send one malformed chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<f64>,
+    /// Slow-start period counted from the action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<HumanDuration>,
+    /// Latency multiplier at the start of the slow-start period (1–1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_factor: Option<f64>,
+}
+
+impl SimFaults {
+    /// The rates by key.
+    fn rates(&self) -> [(&'static str, Option<f64>); 6] {
+        [
+            ("error_429", self.error_429),
+            ("error_500", self.error_500),
+            ("error_503", self.error_503),
+            ("stream_cut", self.stream_cut),
+            ("hang", self.hang),
+            ("malformed", self.malformed),
+        ]
+    }
+
+    /// Whether these settings inject nothing (every rate 0, no slow start).
+    pub fn is_off(&self) -> bool {
+        let slow = self.warmup.is_some_and(|w| !w.get().is_zero())
+            && self.warmup_factor.is_some_and(|f| f > 1.0);
+        !slow && self.rates().iter().all(|(_, r)| r.unwrap_or(0.0) == 0.0)
+    }
+
+    /// `key=value` of every key set, e.g. `error_500=0.5`; `off` when none is.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .rates()
+            .iter()
+            .filter_map(|(k, r)| r.map(|r| format!("{k}={r}")))
+            .collect();
+        if let Some(w) = self.warmup {
+            parts.push(format!("warmup={}", humantime::format_duration(w.get())));
+        }
+        if let Some(f) = self.warmup_factor {
+            parts.push(format!("warmup_factor={f}"));
+        }
+        if parts.is_empty() {
+            "off".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    fn validate(&self, key: &str) -> Result<(), Problem> {
+        let mut sum = 0.0;
+        for (k, rate) in self.rates() {
+            let Some(rate) = rate else { continue };
+            if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+                return Err(problem(
+                    format!("{key}.{k}"),
+                    rate,
+                    "must be a probability in [0, 1]",
+                ));
+            }
+            sum += rate;
+        }
+        if sum > 1.0 + 1e-9 {
+            return Err(problem(
+                key,
+                format!("{{{}}}", self.describe()),
+                format!("the rates are exclusive outcomes and must sum to at most 1, got {sum}"),
+            ));
+        }
+        if let Some(f) = self.warmup_factor
+            && !(f.is_finite() && (1.0..=1000.0).contains(&f))
+        {
+            return Err(problem(
+                format!("{key}.warmup_factor"),
+                f,
+                "must be in [1, 1000]",
+            ));
+        }
+        if let Some(w) = self.warmup
+            && w.get() > Duration::from_secs(86_400)
+        {
+            return Err(problem(
+                format!("{key}.warmup"),
+                format!("{:?}", humantime::format_duration(w.get()).to_string()),
+                "must be at most 24h",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One validated fault action of a phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultAction {
+    /// Offset into the phase (phase clock: the start instant agreed with the agents).
+    pub at: Duration,
+    /// What it does.
+    pub action: Action,
+}
+
+/// What a fault action does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Replace the simulator's fault settings through `POST /sim/faults`.
+    Simulator {
+        /// The new settings (keys left out are off).
+        settings: SimFaults,
+        /// Base URL of an external simulator; `None`: the built-in one.
+        admin_url: Option<String>,
+    },
+}
+
+impl Action {
+    /// The `action` key's value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Simulator { .. } => "simulator",
+        }
+    }
+
+    /// Whether the action puts the target back to normal, ending a fault
+    /// episode (the simulator: every fault off).
+    pub fn restores(&self) -> bool {
+        match self {
+            Action::Simulator { settings, .. } => settings.is_off(),
+        }
+    }
+
+    /// A one-line description for reports, e.g. `simulator error_500=0.5`.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Simulator { settings, .. } => format!("simulator {}", settings.describe()),
+        }
+    }
+}
+
+const ACTIONS: &str = "expected \"simulator\"";
+
+/// Validate phase `i`'s fault actions. `simulator_target`: the plan's target
+/// is the built-in simulator. Keys in problems are `phase[i].faults[j]...`.
+pub fn validate(
+    raw: &[RawFault],
+    i: usize,
+    kind: &str,
+    duration: Duration,
+    simulator_target: bool,
+) -> Result<Vec<FaultAction>, Problem> {
+    let mut out: Vec<FaultAction> = Vec::with_capacity(raw.len());
+    for (j, f) in raw.iter().enumerate() {
+        let key = |field: &str| format!("phase[{i}].faults[{j}].{field}");
+        if kind == "stress" {
+            return Err(problem(
+                format!("phase[{i}].faults"),
+                "(set)",
+                "fault actions do not apply to a stress phase (each step is a phase of its own)",
+            ));
+        }
+        let Some(at) = f.at.map(HumanDuration::get) else {
+            return Err(problem(
+                key("at"),
+                "(missing)",
+                "give the offset into the phase, e.g. \"20s\"",
+            ));
+        };
+        let shown = || format!("{:?}", humantime::format_duration(at).to_string());
+        if at >= duration {
+            return Err(problem(
+                key("at"),
+                shown(),
+                format!(
+                    "must be inside the phase's duration ({})",
+                    humantime::format_duration(duration)
+                ),
+            ));
+        }
+        if let Some(prev) = out.last()
+            && at < prev.at
+        {
+            return Err(problem(
+                key("at"),
+                shown(),
+                format!(
+                    "actions must be listed in time order; faults[{}] is at {}",
+                    j - 1,
+                    humantime::format_duration(prev.at)
+                ),
+            ));
+        }
+        let Some(name) = f.action.as_deref() else {
+            return Err(problem(key("action"), "(missing)", ACTIONS));
+        };
+        let action = match name {
+            "simulator" => {
+                let Some(settings) = f.set.clone() else {
+                    return Err(problem(
+                        key("set"),
+                        "(missing)",
+                        "give the simulator's new fault settings, e.g. { error_500 = 0.5 }, or {} for none",
+                    ));
+                };
+                settings.validate(&key("set"))?;
+                let admin_url = match (&f.admin_url, simulator_target) {
+                    (Some(_), true) => {
+                        return Err(problem(
+                            key("admin_url"),
+                            format!("{:?}", f.admin_url.as_deref().unwrap_or_default()),
+                            "the target is the built-in simulator, whose address the controller knows; leave this out",
+                        ));
+                    }
+                    (None, false) => {
+                        return Err(problem(
+                            key("admin_url"),
+                            "(missing)",
+                            "the simulator action needs a simulator: [target.simulator], or the external simulator's base URL here",
+                        ));
+                    }
+                    (Some(url), false) => {
+                        let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                            && url.len() > "https://".len();
+                        if !ok {
+                            return Err(problem(
+                                key("admin_url"),
+                                format!("{url:?}"),
+                                "expected an http:// or https:// URL",
+                            ));
+                        }
+                        Some(url.trim_end_matches('/').to_string())
+                    }
+                    (None, true) => None,
+                };
+                Action::Simulator {
+                    settings,
+                    admin_url,
+                }
+            }
+            other => return Err(problem(key("action"), format!("{other:?}"), ACTIONS)),
+        };
+        out.push(FaultAction { at, action });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Vec<RawFault> {
+        #[derive(Deserialize)]
+        struct Doc {
+            faults: Vec<RawFault>,
+        }
+        toml::from_str::<Doc>(text).unwrap().faults
+    }
+
+    const TWO: &str = r#"
+[[faults]]
+at = "20s"
+action = "simulator"
+set = { error_500 = 0.5 }
+[[faults]]
+at = "35s"
+action = "simulator"
+set = {}
+"#;
+
+    #[test]
+    fn an_on_and_off_pair_validates() {
+        let v = validate(&raw(TWO), 0, "soak", Duration::from_secs(50), true).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].at, Duration::from_secs(20));
+        assert!(!v[0].action.restores());
+        assert!(v[1].action.restores());
+        assert_eq!(v[0].action.describe(), "simulator error_500=0.5");
+        assert_eq!(v[1].action.describe(), "simulator off");
+    }
+
+    #[test]
+    fn problems_name_the_key_and_value() {
+        let err = |text: &str, sim: bool, d: u64| {
+            validate(&raw(text), 1, "constant", Duration::from_secs(d), sim).unwrap_err()
+        };
+        let e = err(TWO, true, 30);
+        assert_eq!(
+            (e.0.as_str(), e.1.as_str()),
+            ("phase[1].faults[1].at", "\"35s\"")
+        );
+        assert!(e.2.contains("30s"), "{e:?}");
+        let e = err(TWO, false, 50);
+        assert_eq!(e.0, "phase[1].faults[0].admin_url");
+        let e = err("[[faults]]\nat = \"1s\"\naction = \"reboot\"\n", true, 50);
+        assert_eq!(
+            (e.0.as_str(), e.1.as_str()),
+            ("phase[1].faults[0].action", "\"reboot\"")
+        );
+        let e = err(
+            "[[faults]]\nat = \"1s\"\naction = \"simulator\"\nset = { error_500 = 1.5 }\n",
+            true,
+            50,
+        );
+        assert_eq!(e.0, "phase[1].faults[0].set.error_500");
+        let e = err(
+            "[[faults]]\nat = \"1s\"\naction = \"simulator\"\nset = { error_500 = 0.6, hang = 0.6 }\n",
+            true,
+            50,
+        );
+        assert_eq!(e.0, "phase[1].faults[0].set");
+        let e = err(
+            "[[faults]]\nat = \"9s\"\naction = \"simulator\"\nset = {}\n[[faults]]\nat = \"2s\"\naction = \"simulator\"\nset = {}\n",
+            true,
+            50,
+        );
+        assert_eq!(e.0, "phase[1].faults[1].at");
+        let e = err(
+            "[[faults]]\nat = \"1s\"\naction = \"simulator\"\n",
+            true,
+            50,
+        );
+        assert_eq!(e.0, "phase[1].faults[0].set");
+        let e = validate(&raw(TWO), 0, "stress", Duration::from_secs(50), true).unwrap_err();
+        assert_eq!(e.0, "phase[0].faults");
+    }
+
+    #[test]
+    fn an_external_simulator_needs_its_url() {
+        let text = "[[faults]]\nat = \"1s\"\naction = \"simulator\"\nset = {}\nadmin_url = \"http://sim:8000/\"\n";
+        let v = validate(&raw(text), 0, "soak", Duration::from_secs(5), false).unwrap();
+        assert_eq!(
+            v[0].action,
+            Action::Simulator {
+                settings: SimFaults::default(),
+                admin_url: Some("http://sim:8000".into())
+            }
+        );
+        let e = validate(&raw(text), 0, "soak", Duration::from_secs(5), true).unwrap_err();
+        assert_eq!(e.0, "phase[0].faults[0].admin_url");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused_by_name() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Doc {
+            faults: Vec<RawFault>,
+        }
+        let e = toml::from_str::<Doc>(
+            "[[faults]]\nat = \"1s\"\naction = \"simulator\"\nset = { error_502 = 0.1 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("error_502"), "{e}");
+    }
+
+    #[test]
+    fn slow_start_is_a_fault_and_serializes_for_the_admin_api() {
+        let s = SimFaults {
+            warmup: Some(HumanDuration(Duration::from_secs(30))),
+            warmup_factor: Some(4.0),
+            ..Default::default()
+        };
+        assert!(!s.is_off());
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"warmup":"30s","warmup_factor":4.0}"#
+        );
+        assert_eq!(serde_json::to_string(&SimFaults::default()).unwrap(), "{}");
+    }
+}
