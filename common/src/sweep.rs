@@ -176,8 +176,8 @@ pub struct Cell {
     pub load: Option<f64>,
     /// The cell's plan as TOML (the base with the overrides merged in).
     pub plan_text: String,
-    /// What identifies the cell's plan: its TOML without `run.output_dir`
-    /// (where results go does not change what runs).
+    /// What identifies the cell: its plan's TOML without `run.output_dir`
+    /// (where results go does not change what runs), and its report phase.
     pub identity: String,
     /// The validated plan.
     pub plan: Plan,
@@ -697,9 +697,16 @@ fn cell(
     let mut identity = table;
     if let Some(toml::Value::Table(run)) = identity.get_mut("run") {
         run.remove("output_dir");
+        if run.is_empty() {
+            identity.remove("run");
+        }
     }
-    let identity = toml::to_string(&identity).unwrap_or_default();
     let report_phase = pick_report_phase(&plan.phases, levels, report_phase, path)?;
+    // The summary row's phase is part of what the cell reports.
+    let identity = format!(
+        "{}\n# report_phase = {report_phase:?}\n",
+        toml::to_string(&identity).unwrap_or_default()
+    );
     Ok(Cell {
         slug: String::new(),
         values: levels.iter().map(|(_, l)| l.label()).collect(),

@@ -16,7 +16,7 @@ const WINDOW_METRICS: [Metric; 4] = [Metric::Ttft, Metric::Itl, Metric::E2e, Met
 const WINDOW_QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")];
 
 /// Quote a CSV field when it needs it (RFC 4180).
-fn field(s: &str) -> String {
+pub(crate) fn field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -24,7 +24,7 @@ fn field(s: &str) -> String {
     }
 }
 
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+pub(crate) fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 

@@ -350,6 +350,8 @@ fn identity_ignores_output_dir_and_key_order() {
     assert_eq!(b.output_dir(), Path::new("elsewhere"));
     let c = expand_text(&PLAN.replace("duration = \"2s\"", "duration = \"3s\"")).unwrap();
     assert_ne!(a.cells[0].identity, c.cells[0].identity);
+    let d = expand_text(&PLAN.replace("exclude = []", "report_phase = \"warm\"")).unwrap();
+    assert_ne!(a.cells[0].identity, d.cells[0].identity);
 }
 
 #[test]
