@@ -387,3 +387,78 @@ fn validate_lists_the_cells_and_names_bad_values() {
         assert!(!out.contains("starting"), "nothing runs: {out}");
     }
 }
+
+/// One "cluster" whose simulator cannot start (its address is not on this
+/// host) and one that works, one rate each.
+const FAILING: &str = r#"
+[run]
+name = "failing"
+window = "500ms"
+[agents]
+local = 1
+[target.simulator]
+output_tokens = 4
+[[phase]]
+kind = "constant"
+rate = 1.0
+duration = "1s"
+[sweep]
+rate = [5]
+[[sweep.cluster]]
+name = "broken"
+target.simulator.listen = "192.0.2.1:0"
+[[sweep.cluster]]
+name = "fine"
+"#;
+
+fn cell_records(dir: &Path) -> Vec<serde_json::Value> {
+    read_json(&dir.join("sweep-state.json"))["cells"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_failed_cell_is_recorded_and_the_sweep_goes_on_unless_told_to_stop() {
+    let (tmp, _plan) = plan_file(FAILING);
+    let cwd = tmp.path();
+    let (code, out) = controller(cwd, &["run", "plan.toml", "--out", "go-on"])
+        .wait_exit(Duration::from_secs(120));
+    assert_eq!(code, Some(1), "a failed cell fails the sweep:\n{out}");
+    assert!(
+        out.contains("cell 1/2 cluster=broken,rate=5: failed:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cell 2/2 cluster=fine,rate=5: complete"),
+        "{out}"
+    );
+    let cells = cell_records(&cwd.join("go-on"));
+    assert_eq!(cells[0]["status"], "failed");
+    let error = cells[0]["error"].as_str().unwrap();
+    assert!(error.contains("192.0.2.1"), "{error}");
+    assert_eq!(cells[1]["status"], "complete");
+    let csv = std::fs::read_to_string(cwd.join("go-on").join("sweep.csv")).unwrap();
+    let broken = csv.lines().find(|l| l.contains("broken")).unwrap();
+    assert!(
+        broken.contains(",failed,1,") && broken.contains("192.0.2.1"),
+        "{broken}"
+    );
+
+    // --stop-on-failure: the cell after the failed one never starts.
+    let (code, out) = controller(
+        cwd,
+        &["run", "plan.toml", "--out", "stop", "--stop-on-failure"],
+    )
+    .wait_exit(Duration::from_secs(120));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("stopping the sweep"), "{out}");
+    assert_eq!(starting_lines(&out), ["cluster=broken,rate=5"], "{out}");
+    let cells = cell_records(&cwd.join("stop"));
+    assert_eq!(
+        (&cells[0]["status"], &cells[1]["status"]),
+        (&"failed".into(), &"pending".into())
+    );
+    assert!(out.contains("0 of 2 cell(s) complete, 1 failed"), "{out}");
+    assert!(out.contains("2 cell(s) not complete"), "{out}");
+}

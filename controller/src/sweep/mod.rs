@@ -499,3 +499,63 @@ pub fn report(dir: &Path) -> Result<String, SweepRunError> {
     );
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+[target.simulator]
+[[phase]]
+kind = "concurrency"
+users = 1
+duration = "1s"
+[sweep]
+users = [1, 4]
+model = ["a/b", "c"]
+"#;
+
+    #[test]
+    fn report_rewrites_the_summary_from_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let sweep = plan_sweep::expand(PLAN, Path::new("p.toml")).unwrap();
+        let mut state = SweepState::new(&sweep, Path::new("/p.toml"), now());
+        state.cells[0].status = CellStatus::Complete;
+        state.cells[0].metrics = Some(summary::CellMetrics {
+            phase: "concurrency-0".into(),
+            users: Some(1),
+            requests: 9,
+            ttft_p99_ms: Some(12.5),
+            ..summary::CellMetrics::default()
+        });
+        state.write(dir.path()).unwrap();
+        let text = report(dir.path()).unwrap();
+        assert!(text.contains("complete     model=a_b,users=1"), "{text}");
+        let csv = std::fs::read_to_string(dir.path().join(summary::CSV_FILE)).unwrap();
+        assert_eq!(csv.lines().count(), 5, "{csv}");
+        assert!(csv.starts_with("cell,model,users,"), "{csv}");
+        let png = std::fs::read(dir.path().join(summary::PNG_FILE)).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+        // Not a sweep directory: named.
+        let e = report(&dir.path().join("a_b")).unwrap_err();
+        assert_eq!(e.exit_code(), EXIT_BAD_INPUT);
+        assert!(e.to_string().contains("not a sweep directory"), "{e}");
+    }
+
+    #[test]
+    fn exit_code_reflects_failures_then_objectives() {
+        let outcome = |complete, failed, slo_failed| SweepOutcome {
+            dir: PathBuf::from("d"),
+            cells: 4,
+            complete,
+            failed,
+            slo_failed,
+            interrupted: false,
+        };
+        assert_eq!(outcome(4, 0, 0).exit_code(), EXIT_OK);
+        assert_eq!(outcome(4, 0, 1).exit_code(), EXIT_SLO_FAILED);
+        assert_eq!(outcome(3, 1, 1).exit_code(), EXIT_RUN_FAILED);
+        assert_eq!(outcome(2, 0, 0).exit_code(), EXIT_RUN_FAILED);
+        assert!(outcome(2, 0, 0).text().contains("--resume d"));
+    }
+}
