@@ -30,6 +30,7 @@ pub mod security;
 pub mod server_metrics;
 pub mod service;
 pub mod stress;
+pub mod sweep;
 pub mod tables;
 pub mod tokenizer;
 pub mod verdict;

@@ -7,7 +7,7 @@ use stampede_controller::error::{
     ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED,
 };
 use stampede_controller::run::{self, RunOptions};
-use stampede_controller::{certs, k8s, report, results};
+use stampede_controller::{certs, k8s, report, results, sweep};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,13 +26,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a benchmark plan and write a results directory.
+    /// Run a benchmark plan and write a results directory (a sweep plan: a
+    /// sweep directory with one results directory per cell).
     Run {
-        /// The plan file (TOML).
-        plan: PathBuf,
+        /// The plan file (TOML); with --resume, the sweep's plan if it moved.
+        #[arg(required_unless_present = "resume")]
+        plan: Option<PathBuf>,
         /// Results directory [default: <run.output_dir>/<name>-<timestamp>].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Resume a sweep: its directory, or its plan (then the newest sweep
+        /// of that plan under run.output_dir). Complete cells are skipped.
+        #[arg(long, value_name = "SWEEP_DIR|PLAN")]
+        resume: Option<PathBuf>,
+        /// Stop a sweep at its first failed cell (as `sweep.stop_on_failure`).
+        #[arg(long)]
+        stop_on_failure: bool,
         /// gRPC address agents dial [default: the plan's agents.listen].
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -125,6 +134,18 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init(cli.log_format);
     match cli.command {
+        Command::Validate { plan: path } if is_sweep(&path) => {
+            match stampede_controller::sweep::describe(&path) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::from(EXIT_OK)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_BAD_INPUT)
+                }
+            }
+        }
         Command::Validate { plan: path } => match plan::load(&path).and_then(|p| {
             let words = match &p.target.tokenizer {
                 Some(t) => Some(stampede_controller::tokenizer::one_token_words(t)?),
@@ -166,17 +187,37 @@ fn main() -> ExitCode {
         Command::Run {
             plan: path,
             out,
+            resume,
+            stop_on_failure,
             listen,
             metrics_listen,
-        } => run_command(
-            path,
-            RunOptions {
-                out,
+        } => {
+            let opts = sweep::SweepOptions {
                 listen,
                 metrics_listen,
-                kube_client: None,
-            },
-        ),
+                stop_on_failure,
+            };
+            match (resume, path) {
+                (Some(from), plan) => sweep_command(sweep::Start::Resume { from, plan }, opts),
+                (None, Some(plan)) if is_sweep(&plan) => {
+                    sweep_command(sweep::Start::Fresh { plan, out }, opts)
+                }
+                (None, Some(plan)) => run_command(
+                    plan,
+                    RunOptions {
+                        out,
+                        listen,
+                        metrics_listen,
+                        kube_client: None,
+                    },
+                ),
+                // clap requires the plan unless --resume is given.
+                (None, None) => {
+                    eprintln!("error: give a plan file, or --resume SWEEP_DIR");
+                    ExitCode::from(EXIT_BAD_INPUT)
+                }
+            }
+        }
         Command::Report { run_dir } => report_command(&run_dir),
         Command::Certs {
             out,
@@ -276,6 +317,18 @@ fn certs_command(opts: &certs::CertsOptions) -> ExitCode {
 }
 
 fn report_command(run_dir: &std::path::Path) -> ExitCode {
+    if run_dir.join(sweep::state::STATE_FILE).is_file() {
+        return match sweep::report(run_dir) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::from(EXIT_OK)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     let done = results::rebuild(run_dir).and_then(|data| {
         results::write_all(run_dir, &data)?;
         Ok(data)
@@ -308,14 +361,8 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let runtime = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    runtime.block_on(async move {
-        let interrupt = CancellationToken::new();
-        tokio::spawn(watch_signals(interrupt.clone()));
-        match run::run(plan, &text, opts, interrupt).await {
+    with_signals(
+        async move |interrupt| match run::run(plan, &text, opts, interrupt).await {
             Ok(outcome) => {
                 println!();
                 print!("{}", report::stats_text(&outcome.summary));
@@ -329,7 +376,21 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
                 }
             }
             Err(e) => report_error(&e),
-        }
+        },
+    )
+}
+
+/// Run `work` on a new async runtime, with Ctrl-C / SIGTERM wired to the
+/// token it is given (see [`watch_signals`]).
+fn with_signals(work: impl AsyncFnOnce(CancellationToken) -> ExitCode) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let interrupt = CancellationToken::new();
+        tokio::spawn(watch_signals(interrupt.clone()));
+        work(interrupt).await
     })
 }
 
@@ -375,6 +436,41 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         eprintln!("error: cannot start the async runtime: {e}");
         ExitCode::FAILURE
     })
+}
+
+/// Does the file (with its includes) hold a sweep plan? (Unreadable or non-TOML files,
+/// and bad includes, are reported by the plain plan loader.)
+fn is_sweep(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path)
+        .and_then(|t| {
+            stampede_common::include::flatten(&t, path)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .is_ok_and(|t| stampede_common::sweep::is_sweep(&t))
+}
+
+fn sweep_command(start: sweep::Start, opts: sweep::SweepOptions) -> ExitCode {
+    // Every cell is expanded and validated before anything starts.
+    let prepared = match sweep::prepare(start) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    with_signals(
+        async move |interrupt| match sweep::run(prepared, opts, interrupt).await {
+            Ok(outcome) => {
+                println!();
+                print!("{}", outcome.text());
+                ExitCode::from(outcome.exit_code())
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+    )
 }
 
 fn report_error(e: &ControllerError) -> ExitCode {

@@ -2,7 +2,7 @@
 //! the x axis, one colour per run, p50 (solid) and p99 (dashed) of TTFT,
 //! ITL and E2E, and output tokens/s — the side-by-side table at a glance.
 
-use super::{FONT, color, err, label, log_range, range};
+use super::{FONT, color, err, label, legend, log_range, range};
 use crate::report::PhaseSummary;
 use crate::results::RunData;
 use plotters::prelude::*;
@@ -184,19 +184,6 @@ fn tokens(
             .map_err(err)?;
     }
     legend(&mut chart)
-}
-
-fn legend<'a, DB: DrawingBackend + 'a, Y: plotters::coord::ranged1d::Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
-) -> Result<(), String> {
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)
 }
 
 /// The phase name at an integer x position, nothing between phases.

@@ -108,24 +108,9 @@ fn vs_load(
         .draw()
         .map_err(err)?;
     for (k, (label, points)) in series.iter().enumerate() {
-        let c = color(k);
-        chart
-            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(*label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
-        chart
-            .draw_series(points.iter().map(|p| Circle::new(*p, 5, c.filled())))
-            .map_err(err)?;
+        super::line_with_markers(&mut chart, points.clone(), color(k), label)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)
+    super::legend(&mut chart)
 }
 
 fn cdf(

@@ -1,5 +1,7 @@
 //! The two charts a run leaves behind, `latency_analysis.png` and
-//! `throughput_analysis.png`, drawn with plotters into PNG files.
+//! `throughput_analysis.png`, plus the comparison charts of `controller
+//! compare --png` and of a sweep (`sweep.png`), drawn with plotters into PNG
+//! files.
 //!
 //! Pure Rust end to end: the DejaVu Sans font is compiled in (the `dejavu`
 //! crate) and registered with plotters' `ab_glyph` backend, so no system
@@ -8,6 +10,7 @@
 
 mod compare;
 mod latency;
+mod sweep;
 mod throughput;
 
 use crate::results::{PhaseData, RunData};
@@ -166,6 +169,16 @@ pub fn write_compare(path: &Path, labels: &[String], runs: &[RunData]) -> Result
     compare::draw(path, labels, runs)
 }
 
+/// Draw a sweep's comparison chart (`sweep.png`) into `path`.
+pub fn write_sweep(
+    path: &Path,
+    title: &str,
+    data: &crate::sweep::summary::ChartData,
+) -> Result<(), String> {
+    fonts();
+    sweep::draw(path, title, data)
+}
+
 /// Lay out a chart image: white background, a title, and a 2×2 grid.
 fn grid<'a>(
     root: &DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>,
@@ -176,6 +189,38 @@ fn grid<'a>(
         .titled(heading, (FONT, 30).into_font().style(FontStyle::Bold))
         .map_err(err)?;
     Ok(body.split_evenly((2, 2)))
+}
+
+/// A labelled line through `points` with a dot at each point.
+fn line_with_markers<DB: DrawingBackend, Y: plotters::coord::ranged1d::Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    points: Vec<(f64, f64)>,
+    c: RGBColor,
+    label: &str,
+) -> Result<(), String> {
+    chart
+        .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+    chart
+        .draw_series(points.into_iter().map(|p| Circle::new(p, 5, c.filled())))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The series legend, in the upper left.
+fn legend<'a, DB: DrawingBackend + 'a, Y: plotters::coord::ranged1d::Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)
 }
 
 /// A note in an empty panel.

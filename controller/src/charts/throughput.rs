@@ -39,27 +39,6 @@ pub(super) fn draw(path: &Path, data: &RunData) -> Result<(), String> {
 }
 
 /// A labelled line with markers.
-fn line_with_markers<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
-    points: Vec<(f64, f64)>,
-    c: RGBColor,
-    label: &str,
-) -> Result<(), String> {
-    chart
-        .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
-        .map_err(err)?
-        .label(label)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
-    chart
-        .draw_series(points.into_iter().map(|p| Circle::new(p, 5, c.filled())))
-        .map_err(err)?;
-    Ok(())
-}
-
 fn rate_vs_load(area: &Area<'_>, data: &RunData) -> Result<(), String> {
     let caption = "Achieved vs offered rate";
     let phases = by_load(data);
@@ -103,16 +82,9 @@ fn rate_vs_load(area: &Area<'_>, data: &RunData) -> Result<(), String> {
         .map_err(err)?
         .label("ideal: achieved = offered")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], grey.stroke_width(2)));
-    line_with_markers(&mut chart, achieved, color(0), "achieved (sent/s)")?;
-    line_with_markers(&mut chart, ok, color(1), "completed OK/s")?;
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)
+    super::line_with_markers(&mut chart, achieved, color(0), "achieved (sent/s)")?;
+    super::line_with_markers(&mut chart, ok, color(1), "completed OK/s")?;
+    super::legend(&mut chart)
 }
 
 fn tokens_vs_load(area: &Area<'_>, data: &RunData) -> Result<(), String> {
@@ -145,15 +117,8 @@ fn tokens_vs_load(area: &Area<'_>, data: &RunData) -> Result<(), String> {
         .axis_desc_style((FONT, 18))
         .draw()
         .map_err(err)?;
-    line_with_markers(&mut chart, points, color(2), "output tokens/s")?;
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)
+    super::line_with_markers(&mut chart, points, color(2), "output tokens/s")?;
+    super::legend(&mut chart)
 }
 
 /// A per-window value: (window's merged results, window length in s) →
@@ -248,14 +213,7 @@ pub(super) fn over_time(
             });
         }
     }
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)
+    super::legend(&mut chart)
 }
 
 /// Fault episodes shaded (fault instant to recovery, or to the episode's
