@@ -15,6 +15,7 @@ pub mod recorder;
 pub mod replay;
 pub mod security;
 pub mod session;
+pub mod spans;
 pub mod sse;
 pub mod telemetry;
 pub mod workload;

@@ -90,7 +90,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before any reqwest client is built (the /v1/models lookup, local agents).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    telemetry::init(cli.log_format);
+    if !matches!(cli.command, Command::Run { .. }) {
+        telemetry::init(cli.log_format);
+    }
     match cli.command {
         Command::Validate { plan: path } => match plan::load(&path).and_then(|p| {
             let words = match &p.target.tokenizer {
@@ -139,6 +141,7 @@ fn main() -> ExitCode {
                 listen,
                 metrics_listen,
             },
+            cli.log_format,
         ),
         Command::Report { run_dir } => report_command(&run_dir),
         Command::Certs {
@@ -230,7 +233,7 @@ fn report_command(run_dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
+fn run_command(path: PathBuf, opts: RunOptions, log_format: LogFormat) -> ExitCode {
     // Parse and validate before anything is started.
     let validated = std::fs::read_to_string(&path)
         .map_err(|source| plan::PlanError::Io {
@@ -241,6 +244,7 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
     let (plan, text) = match validated {
         Ok(v) => v,
         Err(e) => {
+            telemetry::init(log_format);
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
@@ -253,9 +257,25 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // The plan decides whether the run is traced (the exporter is built
+        // inside the runtime: its gRPC channel needs one).
+        let service = plan
+            .tracing
+            .filter(|_| !telemetry::sdk_disabled())
+            .map(|_| "stampede-controller");
+        let telemetry = match telemetry::init_traced(log_format, service) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        };
         let interrupt = CancellationToken::new();
         tokio::spawn(watch_signals(interrupt.clone()));
-        match run::run(plan, &text, opts, interrupt).await {
+        let outcome = run::run(plan, &text, opts, interrupt).await;
+        // Local agents' spans go through this process's exporter too.
+        telemetry.shutdown().await;
+        match outcome {
             Ok(outcome) => {
                 println!();
                 print!("{}", report::stats_text(&outcome.summary));

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Clock probes per agent.
 const PROBES: u64 = 8;
@@ -330,8 +331,10 @@ impl Orchestrator {
                 index: out.len() as u32,
                 rate,
             };
+            let span = crate::spans::step(&self.plan, step.index, rate);
             let (mut summary, acc) = self
                 .run_assignment(index, repeat, &planned.stress_step(rate), Some(step))
+                .instrument(span)
                 .await?;
             crate::verdict::apply(&planned, &mut summary, &acc, window);
             self.progress.verdict(&summary);
@@ -431,6 +434,7 @@ impl Orchestrator {
         let mut failed_scrapes = BTreeMap::new();
 
         let mut acc = PhaseAccumulator::default();
+        let mut window_spans = crate::spans::Windows::new(&self.plan, start_unix, self.plan.window);
         let mut lost: Vec<String> = Vec::new();
         // Assigned agents whose session dropped, and when: they keep their
         // share (their load goes on) until `reconnect_grace` has passed.
@@ -511,6 +515,7 @@ impl Orchestrator {
                             self.record(&Record::window(index as u32, &agent, &w))?;
                             let expected =
                                 assigned.iter().filter(|id| !lost.contains(id)).count() as u32;
+                            window_spans.merged(widx, &w.counters.unwrap_or_default(), expected);
                             self.progress
                                 .window(phase, widx, &acc, expected, self.plan.window);
                         }
@@ -847,6 +852,8 @@ impl Orchestrator {
             max_in_flight: plan.agents.max_in_flight,
             goodput: crate::verdict::goodput_bounds(phase),
             max_arrivals: max_arrivals.unwrap_or(0),
+            trace_context: crate::spans::assignment_context(plan),
+            trace_sample_ratio: plan.tracing.map_or(0.0, |t| t.sample_ratio),
         })
     }
 
