@@ -11,6 +11,12 @@
 //!
 //! Prints, all measured in this run:
 //! 1. CPU-seconds per 1,000 streamed requests for both, and their ratio;
+//!
+//!    1b. what OpenTelemetry tracing costs: the agent's CPU per 1,000
+//!    requests with an OTLP exporter installed (to a receiver in this process
+//!    that counts and drops spans, export included) for an untraced phase, a
+//!    phase traced at the default sample ratio and one traced at ratio 1, each
+//!    against the agent of (1), which ran with no exporter at all;
 //! 2. a rate sweep: achieved/offered, TTFT p50/p99 minus the simulator's measured
 //!    server-side TTFT (`GET /sim/latency`, reset before each step),
 //!    schedule lag, agent and simulator CPU — until the simulator or the agent
@@ -24,12 +30,20 @@
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use stampede_agent::engine::{self, AgentClock, Report, cpu_micros, cpu_micros_of};
 use stampede_agent::session::http_client;
+use stampede_agent::telemetry::{self, LogFormat, SPAN_TARGET};
 use stampede_common::histogram::{decode, new_histogram};
 use stampede_common::metric::Metric;
 use stampede_common::proto::{self, metric_histogram::Encoding};
 use stampede_sim::{LatencySnapshot, LatencySummary};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -224,6 +238,17 @@ struct AgentRun {
 
 /// The agent's engine for one phase at `rate` for `secs`.
 async fn agent(url: &str, rate: f64, secs: u64) -> AgentRun {
+    agent_traced(url, rate, secs, HashMap::new(), 0.0).await
+}
+
+/// [`agent`], the phase carrying `trace_context` and sampling `ratio` of its requests.
+async fn agent_traced(
+    url: &str,
+    rate: f64,
+    secs: u64,
+    trace_context: HashMap<String, String>,
+    ratio: f64,
+) -> AgentRun {
     let clock = AgentClock::default();
     let assignment = proto::PhaseAssignment {
         phase_index: 0,
@@ -260,6 +285,8 @@ async fn agent(url: &str, rate: f64, secs: u64) -> AgentRun {
             ..Default::default()
         }),
         max_in_flight: 20_000,
+        trace_context,
+        trace_sample_ratio: ratio,
         ..Default::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -300,6 +327,94 @@ async fn agent(url: &str, rate: f64, secs: u64) -> AgentRun {
     }
     let _ = phase.await;
     run
+}
+
+/// An OTLP trace receiver that counts the spans it is sent and drops them.
+#[derive(Default, Clone)]
+struct Sink {
+    spans: Arc<AtomicU64>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let n: usize = (request.into_inner().resource_spans.iter())
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.spans.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// Start a [`Sink`] on loopback; returns its endpoint URL.
+async fn start_sink(sink: Sink) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(sink))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    format!("http://{addr}")
+}
+
+/// Section 1b: the agent's CPU per 1,000 requests with tracing, against
+/// `untraced_per_k` (the agent with no exporter, measured in section 1).
+fn tracing_cost(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    rate: f64,
+    secs: u64,
+    untraced_per_k: f64,
+) {
+    let sink = Sink::default();
+    let endpoint = rt.block_on(start_sink(sink.clone()));
+    let exporter = rt.block_on(async {
+        telemetry::init_traced_to(LogFormat::Plain, Some("stampede-bench"), Some(&endpoint))
+    });
+    let exporter = exporter.expect("trace exporter");
+    assert!(
+        telemetry::exporting(),
+        "the bench installs the first subscriber"
+    );
+    let root = tracing::info_span!(target: SPAN_TARGET, "bench");
+    let context = stampede_agent::spans::context_of(&root);
+    let default = stampede_common::plan::DEFAULT_TRACE_SAMPLE_RATIO;
+    println!();
+    println!("1b. tracing: agent CPU per 1,000 streamed requests at {rate} req/s for {secs} s");
+    println!(
+        "   {:<30} {untraced_per_k:.3} CPU-s",
+        "no exporter (the agent above)"
+    );
+    for (label, cx, ratio) in [
+        (
+            "exporter on, phase untraced".to_string(),
+            HashMap::new(),
+            0.0,
+        ),
+        (format!("traced, ratio {default}"), context.clone(), default),
+        ("traced, ratio 1".to_string(), context, 1.0),
+    ] {
+        let spans_before = sink.spans.load(Ordering::Relaxed);
+        let c0 = cpu_micros();
+        let run = rt.block_on(agent_traced(url, rate, secs, cx, ratio));
+        rt.block_on(async { tokio::time::sleep(Duration::from_secs(6)).await }); // one export interval
+        let per_k = (cpu_micros() - c0) as f64 / 1e6 / run.ok.max(1) as f64 * 1000.0;
+        println!(
+            "   {label:<30} {per_k:.3} CPU-s  {:.2}x  ({} ok, {} spans exported)",
+            per_k / untraced_per_k,
+            run.ok,
+            sink.spans.load(Ordering::Relaxed) - spans_before
+        );
+    }
+    drop(root);
+    rt.block_on(exporter.shutdown());
 }
 
 fn ms(h: &Option<Histogram<u64>>, q: f64) -> f64 {
@@ -350,6 +465,7 @@ fn main() {
         "   ratio agent/bare = {:.2}x  (goal <= 1.3x)",
         agent_per_k / bare_per_k
     );
+    tracing_cost(&rt, &sim.url, rate, secs, agent_per_k);
 
     // 2. Rate sweep.
     println!();

@@ -29,6 +29,8 @@ pub struct Success {
     pub usage_reported: bool,
     /// `usage.prompt_tokens`, when reported.
     pub prompt_tokens: Option<u64>,
+    /// The response's HTTP status (a 2xx).
+    pub status: u16,
 }
 
 /// Everything needed to send one request of a phase.
@@ -55,6 +57,7 @@ struct Progress {
     last: Option<Instant>,
     messages: u64,
     usage: Option<MessageInfo>,
+    status: u16,
 }
 
 /// Send one request intended at `intended` and read its response until the
@@ -136,6 +139,7 @@ pub async fn execute_collect(
         output_tokens,
         usage_reported,
         prompt_tokens: usage.prompt_tokens,
+        status: progress.status,
     })
 }
 
@@ -164,6 +168,7 @@ async fn exchange(
     if !status.is_success() {
         return Err(FailureClass::Http(status.as_u16()));
     }
+    progress.status = status.as_u16();
     if !target.stream {
         return read_whole(&mut resp, progress, text).await;
     }

@@ -25,6 +25,7 @@ use crate::client::{self, Target};
 use crate::failure::FailureClass;
 use crate::recorder::Recorder;
 use crate::replay::Replay;
+use crate::spans::PhaseTrace;
 use crate::workload::WorkloadGen;
 use stampede_common::proto::{self, load_shape::Shape};
 use std::sync::Arc;
@@ -174,6 +175,8 @@ struct Ctx {
     timeout: Duration,
     in_flight: AtomicU32,
     abandon: CancellationToken,
+    /// Spans of sampled requests, when the phase is traced.
+    trace: Option<PhaseTrace>,
 }
 
 impl Ctx {
@@ -201,7 +204,6 @@ impl Ctx {
             sent_us = client::micros(sent.saturating_duration_since(self.start)),
             "request sent"
         );
-        let deadline = intended + self.timeout;
         let lengths = self.replay.as_ref().and_then(|r| r.lengths(k));
         let (body, expected, target) = match &self.workload {
             Some(w) => {
@@ -215,14 +217,40 @@ impl Ctx {
             None => (self.target.body.clone(), self.expected_tokens, &self.target),
         };
         let mut gaps = Vec::with_capacity(expected);
-        let result = tokio::select! {
-            r = client::execute_body(target, body, intended, deadline, &mut gaps) => r,
-            () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
-        };
-        match result {
+        match self
+            .exchange(k, target, body, intended, &mut gaps, None)
+            .await
+        {
             Ok(s) => self.rec.success(intended, &s, &gaps),
             Err(class) => self.rec.failure(class),
         }
+    }
+
+    /// One exchange of request `k` (abandoned on the drain deadline), inside
+    /// a request span when the phase is traced and `k` is sampled.
+    async fn exchange(
+        &self,
+        k: u64,
+        target: &Target,
+        body: bytes::Bytes,
+        intended: Instant,
+        gaps: &mut Vec<u64>,
+        text: Option<&mut String>,
+    ) -> Result<client::Success, FailureClass> {
+        let traced = match &self.trace {
+            Some(t) if t.sampled(k) => Some(t.start(k, target)),
+            _ => None,
+        };
+        let target = traced.as_ref().map_or(target, |(_, t)| t);
+        let deadline = intended + self.timeout;
+        let result = tokio::select! {
+            r = client::execute_collect(target, body, intended, deadline, gaps, text) => r,
+            () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
+        };
+        if let Some((span, _)) = traced {
+            span.finish(&result);
+        }
+        result
     }
 }
 
@@ -248,10 +276,16 @@ impl Ctx {
             }
             let mut gaps = Vec::with_capacity((g.max_tokens as usize).min(4096));
             let mut answer = String::new();
-            let result = tokio::select! {
-                r = client::execute_collect(target, g.body.clone(), intended, intended + self.timeout, &mut gaps, Some(&mut answer)) => r,
-                () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
-            };
+            let result = self
+                .exchange(
+                    k,
+                    target,
+                    g.body.clone(),
+                    intended,
+                    &mut gaps,
+                    Some(&mut answer),
+                )
+                .await;
             match result {
                 Ok(s) => self.rec.success(intended, &s, &gaps),
                 Err(class) => {
@@ -287,6 +321,7 @@ pub async fn run_phase(
     reshards: watch::Receiver<Vec<proto::Reshard>>,
 ) -> Result<(), EngineError> {
     let spec = validate(&assignment, &clock)?;
+    let trace = PhaseTrace::from_assignment(&assignment);
     let request = assignment.request.unwrap_or_default();
     let api = proto::Api::try_from(request.api).unwrap_or(proto::Api::Chat);
     let headers = crate::http::request_headers(&request).map_err(EngineError::Invalid)?;
@@ -332,6 +367,7 @@ pub async fn run_phase(
         timeout: spec.timeout,
         in_flight: AtomicU32::new(0),
         abandon: CancellationToken::new(),
+        trace,
     });
 
     let flusher_stop = CancellationToken::new();

@@ -16,6 +16,7 @@ pub mod replay;
 pub mod security;
 pub mod session;
 pub mod signals;
+pub mod spans;
 pub mod sse;
 pub mod telemetry;
 pub mod workload;

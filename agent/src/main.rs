@@ -124,7 +124,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // tonic's TLS and the HTTP client both use the ring provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    telemetry::init(args.log_format);
+    let log_format = args.log_format;
     let security = match security(&args) {
         Ok(s) => s,
         Err(e) => {
@@ -157,6 +157,16 @@ fn main() -> ExitCode {
     };
     let metrics_listen = args.metrics_listen;
     runtime.block_on(async move {
+        // Spans are exported when the environment names a collector; the
+        // controller's plan decides which phases are traced.
+        let service = telemetry::otlp_configured().then_some("stampede-agent");
+        let telemetry = match telemetry::init_traced(log_format, service) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        };
         let shutdown = CancellationToken::new();
         if let Some(addr) = metrics_listen {
             let page = || stampede_agent::live::LIVE.render();
@@ -177,12 +187,14 @@ fn main() -> ExitCode {
                 shutdown.cancel();
             }
         });
-        match stampede_agent::run(cfg, shutdown).await {
+        let code = match stampede_agent::run(cfg, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(e.exit_code())
             }
-        }
+        };
+        telemetry.shutdown().await;
+        code
     })
 }

@@ -120,6 +120,19 @@ pub struct RawRun {
     /// Service-level objectives of every phase, e.g. `["ttft.p99 < 500ms",
     /// "error_rate < 1%"]`; a phase's own `slo` replaces one on the same statistic.
     pub slo: Option<Vec<String>>,
+    /// OpenTelemetry traces of the run (off unless `enabled = true`).
+    pub tracing: Option<RawTracing>,
+}
+
+/// `[run.tracing]`: OpenTelemetry traces of the run, exported over OTLP/gRPC
+/// to the collector the standard `OTEL_EXPORTER_OTLP_ENDPOINT` names.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    /// Export spans of the run, its phases and sampled requests. Default false.
+    pub enabled: Option<bool>,
+    /// Fraction of requests traced, in [0, 1]. Default 0.01.
+    pub sample_ratio: Option<f64>,
 }
 
 /// `[agents]`: local agents started by the controller, or remote ones that dial in.
@@ -342,7 +355,19 @@ pub struct Plan {
     pub server_metrics: Option<ServerMetrics>,
     /// Kubernetes settings, when the plan has a `[kubernetes]` table.
     pub kubernetes: Option<crate::kubernetes::Kubernetes>,
+    /// OpenTelemetry tracing, when enabled.
+    pub tracing: Option<Tracing>,
 }
+
+/// Validated `[run.tracing]` of a traced run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tracing {
+    /// Fraction of requests traced, in [0, 1].
+    pub sample_ratio: f64,
+}
+
+/// Fraction of requests traced when `run.tracing.sample_ratio` is not given.
+pub const DEFAULT_TRACE_SAMPLE_RATIO: f64 = 0.01;
 
 /// Validated `[server_metrics]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -890,7 +915,25 @@ impl RawPlan {
             cost,
             server_metrics,
             kubernetes,
+            tracing: self.validate_tracing(&cx)?,
         })
+    }
+
+    fn validate_tracing(&self, cx: &Ctx<'_>) -> Result<Option<Tracing>, PlanError> {
+        let Some(t) = &self.run.tracing else {
+            return Ok(None);
+        };
+        let sample_ratio = t.sample_ratio.unwrap_or(DEFAULT_TRACE_SAMPLE_RATIO);
+        if !(0.0..=1.0).contains(&sample_ratio) {
+            return Err(cx.invalid(
+                "run.tracing.sample_ratio",
+                sample_ratio,
+                "must be a fraction between 0 and 1 (e.g. 0.01 traces one request in a hundred)",
+            ));
+        }
+        Ok(t.enabled
+            .unwrap_or(false)
+            .then_some(Tracing { sample_ratio }))
     }
 
     /// `k8s_deploy`: `kubernetes.deploy = true`, so the agents are remote,
@@ -2084,5 +2127,32 @@ max_drift = 0.25
     fn field_of_other_kind_is_refused() {
         let e = err(&GOOD.replace("kind = \"baseline\"", "kind = \"baseline\"\nusers = 4"));
         assert!(e.contains("phase[0].users"), "{e}");
+    }
+
+    #[test]
+    fn tracing_is_off_unless_enabled_and_its_ratio_is_checked() {
+        assert_eq!(check(GOOD).unwrap().tracing, None);
+        let traced = |body: &str| {
+            GOOD.replace(
+                "name = \"t\"",
+                &format!("name = \"t\"\n[run.tracing]\n{body}"),
+            )
+        };
+        let plan = check(&traced("enabled = true")).unwrap();
+        assert_eq!(
+            plan.tracing,
+            Some(Tracing {
+                sample_ratio: DEFAULT_TRACE_SAMPLE_RATIO
+            })
+        );
+        let plan = check(&traced("enabled = true\nsample_ratio = 1.0")).unwrap();
+        assert_eq!(plan.tracing, Some(Tracing { sample_ratio: 1.0 }));
+        assert_eq!(check(&traced("sample_ratio = 0.5")).unwrap().tracing, None);
+        for bad in ["1.5", "-0.1", "nan"] {
+            let e = err(&traced(&format!("enabled = true\nsample_ratio = {bad}")));
+            assert!(e.contains("run.tracing.sample_ratio"), "{e}");
+        }
+        let e = err(&traced("enable = true"));
+        assert!(e.contains("enable"), "{e}");
     }
 }

@@ -132,7 +132,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before any reqwest client is built (the /v1/models lookup, local agents).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    telemetry::init(cli.log_format);
+    if !matches!(cli.command, Command::Run { .. }) {
+        telemetry::init(cli.log_format);
+    }
     match cli.command {
         Command::Validate { plan: path } if is_sweep(&path) => {
             match stampede_controller::sweep::describe(&path) {
@@ -198,8 +200,12 @@ fn main() -> ExitCode {
                 stop_on_failure,
             };
             match (resume, path) {
-                (Some(from), plan) => sweep_command(sweep::Start::Resume { from, plan }, opts),
+                (Some(from), plan) => {
+                    telemetry::init(cli.log_format);
+                    sweep_command(sweep::Start::Resume { from, plan }, opts)
+                }
                 (None, Some(plan)) if is_sweep(&plan) => {
+                    telemetry::init(cli.log_format);
                     sweep_command(sweep::Start::Fresh { plan, out }, opts)
                 }
                 (None, Some(plan)) => run_command(
@@ -210,6 +216,7 @@ fn main() -> ExitCode {
                         metrics_listen,
                         kube_client: None,
                     },
+                    cli.log_format,
                 ),
                 // clap requires the plan unless --resume is given.
                 (None, None) => {
@@ -344,7 +351,7 @@ fn report_command(run_dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
+fn run_command(path: PathBuf, opts: RunOptions, log_format: LogFormat) -> ExitCode {
     // Parse and validate before anything is started.
     let validated = std::fs::read_to_string(&path)
         .map_err(|source| plan::PlanError::Io {
@@ -357,12 +364,29 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
     let (plan, text) = match validated {
         Ok(v) => v,
         Err(e) => {
+            telemetry::init(log_format);
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    with_signals(
-        async move |interrupt| match run::run(plan, &text, opts, interrupt).await {
+    with_signals(async move |interrupt| {
+        // The plan decides whether the run is traced (the exporter is built
+        // inside the runtime: its gRPC channel needs one).
+        let service = plan
+            .tracing
+            .filter(|_| !telemetry::sdk_disabled())
+            .map(|_| "stampede-controller");
+        let telemetry = match telemetry::init_traced(log_format, service) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        };
+        let outcome = run::run(plan, &text, opts, interrupt).await;
+        // Local agents' spans go through this process's exporter too.
+        telemetry.shutdown().await;
+        match outcome {
             Ok(outcome) => {
                 println!();
                 print!("{}", report::stats_text(&outcome.summary));
@@ -376,8 +400,8 @@ fn run_command(path: PathBuf, opts: RunOptions) -> ExitCode {
                 }
             }
             Err(e) => report_error(&e),
-        },
-    )
+        }
+    })
 }
 
 /// Run `work` on a new async runtime, with Ctrl-C / SIGTERM wired to the

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Command-line overrides of a run.
 #[derive(Debug, Clone, Default)]
@@ -217,11 +218,14 @@ pub async fn run(
                 orch.estimate_clocks().await?;
                 manifest.agents = orch.agent_infos();
                 manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
-                orch.run_phase(i, repeat).await?;
+                orch.run_phase(i, repeat)
+                    .instrument(crate::spans::phase(&plan, i, repeat))
+                    .await?;
             }
         }
         Ok::<(), ControllerError>(())
     }
+    .instrument(crate::spans::run(&plan, &run_id))
     .await;
 
     orch.finish(if result.is_ok() {

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Clock probes per agent.
 const PROBES: u64 = 8;
@@ -389,8 +390,10 @@ impl Orchestrator {
                 index: out.len() as u32,
                 rate,
             };
+            let span = crate::spans::step(&self.plan, step.index, rate);
             let (mut summary, acc) = self
                 .run_assignment(index, repeat, &planned.stress_step(rate), Some(step))
+                .instrument(span)
                 .await?;
             crate::verdict::apply(&planned, &mut summary, &acc, window);
             self.progress.verdict(&summary);
@@ -497,6 +500,7 @@ impl Orchestrator {
             .map(|i| i.spawn(start, phase.faults.clone(), fault_tx, fault_stop.clone()));
 
         let mut acc = PhaseAccumulator::default();
+        let mut window_spans = crate::spans::Windows::new(&self.plan, start_unix, self.plan.window);
         let mut lost: Vec<String> = Vec::new();
         // Assigned agents whose session dropped, and when: they keep their
         // share (their load goes on) until `reconnect_grace` has passed.
@@ -581,6 +585,7 @@ impl Orchestrator {
                             self.record(&Record::window(index as u32, &agent, &w))?;
                             let expected =
                                 assigned.iter().filter(|id| !lost.contains(id)).count() as u32;
+                            window_spans.merged(widx, &w.counters.unwrap_or_default(), expected);
                             self.progress
                                 .window(phase, widx, &acc, expected, self.plan.window);
                         }
@@ -941,6 +946,8 @@ impl Orchestrator {
             max_in_flight: plan.agents.max_in_flight,
             goodput: crate::verdict::goodput_bounds(phase),
             max_arrivals: max_arrivals.unwrap_or(0),
+            trace_context: crate::spans::assignment_context(plan),
+            trace_sample_ratio: plan.tracing.map_or(0.0, |t| t.sample_ratio),
         })
     }
 

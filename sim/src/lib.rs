@@ -51,7 +51,7 @@ pub use faults::FaultConfig;
 pub use file::FileConfig;
 pub use latency::{LatencySnapshot, LatencySummary};
 pub use server::router;
-pub use stats::{FaultCounts, SimStats, StatsSnapshot};
+pub use stats::{FaultCounts, SimStats, StatsSnapshot, TRACEPARENTS_KEPT, Traceparents};
 
 /// Listen backlog: load tests open thousands of connections at once.
 const LISTEN_BACKLOG: u32 = 4096;

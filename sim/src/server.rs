@@ -3,14 +3,14 @@
 //! Thin glue: parse the request ([`crate::request`]), decide its fate ([`crate::faults`]),
 //! put it on a timeline ([`crate::timeline`], backed by [`crate::engine`] when batching),
 //! and answer in the OpenAI format ([`crate::wire`], [`crate::stream`]). Also the admin and
-//! observability routes: `/metrics`, `/sim/stats`, `/sim/faults`.
+//! observability routes: `/metrics`, `/sim/stats`, `/sim/traceparents`, `/sim/faults`.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::stream;
@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::faults::{Fault, FaultConfig, Faults};
 use crate::latency::LatencySnapshot;
 use crate::request::{self, Endpoint, GenRequest};
-use crate::stats::{SimStats, StatsSnapshot};
+use crate::stats::{SimStats, StatsSnapshot, Traceparents};
 use crate::stream::{hung_body, sse_body};
 use crate::timeline::{Fixed, Generation, full_text, output_len};
 use crate::wire::{ResponseMeta, Usage, full_body};
@@ -96,25 +96,42 @@ pub(crate) fn build(cfg: SimConfig, stats: Arc<SimStats>, shutdown: Cancellation
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/sim/stats", get(sim_stats))
+        .route("/sim/traceparents", get(sim_traceparents))
         .route("/sim/faults", get(get_faults).post(set_faults))
         .route("/sim/latency", get(get_latency).delete(reset_latency))
         .fallback(not_found)
         .with_state(state)
 }
 
-async fn chat_completions(State(state): State<Arc<AppState>>, body: Body) -> Response {
-    generate(&state, Endpoint::Chat, body).await
+async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    generate(&state, Endpoint::Chat, &headers, body).await
 }
 
-async fn completions(State(state): State<Arc<AppState>>, body: Body) -> Response {
-    generate(&state, Endpoint::Completions, body).await
+async fn completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    generate(&state, Endpoint::Completions, &headers, body).await
 }
 
 /// Shared handler of both generation endpoints. The timeline starts here, before the body
 /// is read, i.e. as soon as the request headers arrived.
-async fn generate(state: &Arc<AppState>, endpoint: Endpoint, body: Body) -> Response {
+async fn generate(
+    state: &Arc<AppState>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let start = Instant::now();
     let seq = state.stats.record_started();
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        state.stats.record_traceparent(tp);
+    }
     match respond(state, endpoint, body, start, seq).await {
         Ok(response) => response,
         Err(err) => {
@@ -308,6 +325,10 @@ async fn get_latency(State(state): State<Arc<AppState>>) -> axum::Json<LatencySn
 async fn reset_latency(State(state): State<Arc<AppState>>) -> StatusCode {
     state.stats.reset_latency();
     StatusCode::NO_CONTENT
+}
+
+async fn sim_traceparents(State(state): State<Arc<AppState>>) -> axum::Json<Traceparents> {
+    axum::Json(state.stats.traceparents())
 }
 
 async fn get_faults(State(state): State<Arc<AppState>>) -> axum::Json<FaultConfig> {

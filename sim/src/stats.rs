@@ -4,6 +4,8 @@
 //! that a disconnected client was not counted as served, or how many faults were injected).
 //! Lock-free atomics, so thousands of concurrent streams can update them cheaply.
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -26,8 +28,23 @@ pub struct SimStats {
     prompt_tokens: AtomicU64,
     output_tokens: AtomicU64,
     faults: [AtomicU64; 6],
+    traced: AtomicU64,
+    /// The latest `traceparent` headers received, oldest first, at most [`TRACEPARENTS_KEPT`].
+    traceparents: Mutex<VecDeque<String>>,
     pub(crate) metrics: Metrics,
     pub(crate) first_token: FirstTokenLatency,
+}
+
+/// How many `traceparent` headers `/sim/traceparents` keeps (the latest ones).
+pub const TRACEPARENTS_KEPT: usize = 1024;
+
+/// The `traceparent` headers the simulator received, served by `GET /sim/traceparents`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traceparents {
+    /// Generation requests that carried a `traceparent` header.
+    pub seen: u64,
+    /// The latest headers, oldest first (at most [`TRACEPARENTS_KEPT`]).
+    pub recent: Vec<String>,
 }
 
 /// How many faults of each kind were injected.
@@ -82,6 +99,9 @@ pub struct StatsSnapshot {
     /// Injected faults by kind.
     #[serde(default)]
     pub faults_injected: FaultCounts,
+    /// Generation requests that carried a W3C `traceparent` header.
+    #[serde(default)]
+    pub requests_traced: u64,
 }
 
 impl SimStats {
@@ -156,7 +176,27 @@ impl SimStats {
             prompt_tokens: self.prompt_tokens(),
             output_tokens: self.output_tokens(),
             faults_injected: self.faults_injected(),
+            requests_traced: self.traced.load(Ordering::Relaxed),
         }
+    }
+
+    /// The `traceparent` headers received so far (the latest ones).
+    pub fn traceparents(&self) -> Traceparents {
+        let recent = self.traceparents.lock().unwrap_or_else(|e| e.into_inner());
+        Traceparents {
+            seen: self.traced.load(Ordering::Relaxed),
+            recent: recent.iter().cloned().collect(),
+        }
+    }
+
+    /// Keeps a request's `traceparent` header (the oldest kept one goes when full).
+    pub(crate) fn record_traceparent(&self, value: &str) {
+        self.traced.fetch_add(1, Ordering::Relaxed);
+        let mut recent = self.traceparents.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == TRACEPARENTS_KEPT {
+            recent.pop_front();
+        }
+        recent.push_back(value.to_string());
     }
 
     /// Counts a started request and returns its sequence number (used in response ids).

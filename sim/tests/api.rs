@@ -265,6 +265,7 @@ async fn sim_stats_counts_served_requests() {
         output_tokens: 2 + 8 + 3,
         requests_queue_full: 0,
         faults_injected: stampede_sim::FaultCounts::default(),
+        requests_traced: 0,
     };
     assert_eq!(snap, expected);
 }
@@ -280,4 +281,35 @@ async fn graceful_shutdown_stops_the_server() {
         .expect("stops in time")
         .expect("clean stop");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn traceparent_headers_are_kept_for_inspection() {
+    let sim = start(fast_cfg()).await;
+    let c = client();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for header in [Some(traceparent), None] {
+        let mut request = c.post(sim.url("/v1/chat/completions"));
+        if let Some(value) = header {
+            request = request.header("traceparent", value);
+        }
+        let resp = request.json(&chat_body(json!({}))).send().await;
+        assert_eq!(resp.expect("send").status(), 200);
+    }
+    let get = |path: &str| c.get(sim.url(path)).send();
+    let kept: stampede_sim::Traceparents = get("/sim/traceparents")
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(kept.seen, 1);
+    assert_eq!(kept.recent, [traceparent]);
+    let stats: StatsSnapshot = get("/sim/stats")
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!((stats.requests_started, stats.requests_traced), (2, 1));
 }

@@ -250,12 +250,22 @@ pub fn plan_file(text: &str) -> (tempfile::TempDir, PathBuf) {
 /// Start `controller run PLAN --out OUT` listening on an ephemeral loopback
 /// port for remote agents; returns it and the URL agents dial.
 pub fn start_remote_controller(plan: &Path, out: &Path) -> (Proc, String) {
+    start_remote_controller_env(plan, out, &[])
+}
+
+/// [`start_remote_controller`] with extra environment variables for the controller.
+pub fn start_remote_controller_env(
+    plan: &Path,
+    out: &Path,
+    env: &[(&str, &str)],
+) -> (Proc, String) {
     let mut cmd = Command::new(bin("controller"));
     cmd.arg("run")
         .arg(plan)
         .arg("--out")
         .arg(out)
-        .args(["--listen", "127.0.0.1:0"]);
+        .args(["--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied());
     let mut controller = Proc::spawn(cmd);
     let line = controller.wait_for_line("controller listening on", Duration::from_secs(60));
     let url = url_in(&line);
@@ -351,9 +361,14 @@ pub struct Finished {
 /// Write `plan` to a temporary directory and run `controller run` on it to the
 /// end (at most `timeout`).
 pub fn run_plan(plan: &str, timeout: Duration) -> Finished {
+    run_plan_env(plan, timeout, &[])
+}
+
+/// [`run_plan`] with extra environment variables for the controller process.
+pub fn run_plan_env(plan: &str, timeout: Duration, env: &[(&str, &str)]) -> Finished {
     let (dir, path) = plan_file(plan);
     let out = dir.path().join("run");
-    let (code, output) = run_plan_file(&path, &out, timeout);
+    let (code, output) = run_plan_file_env(&path, &out, timeout, env);
     Finished {
         dir,
         out,
@@ -364,8 +379,19 @@ pub fn run_plan(plan: &str, timeout: Duration) -> Finished {
 
 /// Run `controller run PLAN --out OUT` to the end (at most `timeout`); exit code and output.
 pub fn run_plan_file(plan: &Path, out: &Path, timeout: Duration) -> (Option<i32>, String) {
+    run_plan_file_env(plan, out, timeout, &[])
+}
+
+/// [`run_plan_file`] with extra environment variables for the controller process.
+pub fn run_plan_file_env(
+    plan: &Path,
+    out: &Path,
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String) {
     let mut cmd = Command::new(bin("controller"));
     cmd.arg("run").arg(plan).arg("--out").arg(out);
+    cmd.envs(env.iter().copied());
     Proc::spawn(cmd).wait_exit(timeout)
 }
 
