@@ -13,6 +13,7 @@ pub mod metric;
 pub mod plan;
 pub mod prompt;
 pub mod security;
+pub mod serving;
 pub mod slo;
 pub mod trace;
 pub mod workload;

@@ -26,6 +26,7 @@ pub mod runner;
 pub mod security;
 pub mod server_metrics;
 pub mod service;
+pub mod serving;
 pub mod stress;
 pub mod tables;
 pub mod tokenizer;

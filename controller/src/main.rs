@@ -175,6 +175,7 @@ fn main() -> ExitCode {
                 listen,
                 metrics_listen,
                 kube_client: None,
+                serving_probe_url: None,
             },
         ),
         Command::Report { run_dir } => report_command(&run_dir),
@@ -356,9 +357,7 @@ fn k8s_command(
                 .await
                 .map(|r| r.text(&settings.kubernetes))
         } else {
-            k8s::command::run_teardown(&settings)
-                .await
-                .map(|t| k8s::command::teardown_text(&settings.kubernetes.namespace, &t))
+            k8s::command::run_teardown(&settings).await
         };
         match done {
             Ok(text) => {

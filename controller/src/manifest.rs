@@ -75,6 +75,9 @@ pub struct Manifest {
     /// Cluster details (node labels, gateway address) when the plan has `[kubernetes]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<crate::k8s::discovery::KubernetesInfo>,
+    /// The serving stack deployed (or inspected) for the run, when the plan has `[serving]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<crate::serving::ServingRecord>,
 }
 
 /// Errors reading a manifest.
@@ -200,6 +203,7 @@ pub(crate) fn sample() -> Manifest {
         datasets: Vec::new(),
         traces: Vec::new(),
         kubernetes: None,
+        serving: None,
     }
 }
 
