@@ -149,6 +149,9 @@ fn main() -> ExitCode {
                 if let Some(k) = &p.kubernetes {
                     println!("{}", k8s::command::summary(k));
                 }
+                if let Some(s) = &p.serving {
+                    println!("{}", stampede_controller::serving::summary(s));
+                }
                 if let (Some(t), Some(w)) = (&p.target.tokenizer, words) {
                     println!(
                         "tokenizer {}: prompts from {} one-token words",

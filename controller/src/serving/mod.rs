@@ -447,6 +447,53 @@ impl Serving {
     }
 }
 
+/// One line for `controller validate`: what `[serving]` will do.
+pub fn summary(spec: &ServingSpec) -> String {
+    let what = match &spec.method {
+        Method::Standalone(s) => format!(
+            "deploys {} ({}) serving {} on {} GPU(s){} as Deployment/Service {}/{}",
+            s.image,
+            match s.server {
+                ServerKind::Vllm => "vllm",
+                ServerKind::Simulator => "simulator",
+            },
+            s.model,
+            s.gpus,
+            if s.node_selector.is_empty() {
+                String::new()
+            } else {
+                let sel: Vec<String> = s
+                    .node_selector
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!(" on nodes {}", sel.join(","))
+            },
+            spec.namespace,
+            s.name
+        ),
+        Method::Helm { charts, .. } => {
+            let releases: Vec<&str> = charts.iter().map(|c| c.release.as_str()).collect();
+            format!(
+                "installs Helm release(s) {} in namespace {}",
+                releases.join(", "),
+                spec.namespace
+            )
+        }
+        Method::Existing { .. } => "records the existing gateway".to_string(),
+    };
+    format!(
+        "serving: {what}, waits up to {} for {}{}",
+        humantime::format_duration(spec.readiness_timeout),
+        spec.base_url(),
+        if spec.keep {
+            ", keeps it after the run"
+        } else {
+            ", tears it down after the run"
+        }
+    )
+}
+
 /// One teardown line.
 pub fn removal_line(kind: &str, ns: &str, name: &str, r: &Removal) -> String {
     format!("{kind} {ns}/{name}: {}", r.describe())
