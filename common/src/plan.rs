@@ -1000,9 +1000,9 @@ impl RawPlan {
         };
         let defaulted;
         let t = match serving {
-            Some(s) if t.url.is_none() && t.simulator.is_none() => {
+            Some(s) if t.simulator.is_none() => {
                 defaulted = RawTarget {
-                    url: Some(s.base_url()),
+                    url: t.url.clone().or_else(|| Some(s.base_url())),
                     model: t.model.clone().or_else(|| s.model().map(str::to_string)),
                     ..t.clone()
                 };

@@ -895,6 +895,31 @@ set = { "gateway.className" = "istio" }
     }
 
     #[test]
+    fn the_target_defaults_to_the_stack() {
+        let p = Path::new("p.toml");
+        let plan = |extra: &str| {
+            let text = format!(
+                "[serving]\n{VLLM}{extra}\n[[phase]]\nkind = \"baseline\"\nduration = \"1s\"\n"
+            );
+            crate::plan::parse(&text, p)
+                .and_then(|r| r.validate_without_files(p))
+                .unwrap()
+        };
+        let t = plan("").target;
+        assert_eq!(
+            t.endpoint,
+            crate::plan::Endpoint::Url("http://stampede-serving.stampede.svc:8000".into())
+        );
+        assert_eq!(t.model, "meta-llama/Llama-3.1-8B-Instruct");
+        let t = plan("[target]\nurl = \"http://127.0.0.1:8000\"\nmodel = \"alias\"").target;
+        assert_eq!(
+            t.endpoint,
+            crate::plan::Endpoint::Url("http://127.0.0.1:8000".into())
+        );
+        assert_eq!(t.model, "alias", "the plan's own target wins");
+    }
+
+    #[test]
     fn errors_name_the_key_and_value() {
         for (text, key, value) in [
             ("method = \"k8s\"", "serving.method", "k8s"),

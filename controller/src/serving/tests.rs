@@ -355,8 +355,8 @@ async fn a_sweep_redeploys_only_when_a_stack_axis_changes() {
     );
 }
 
-#[tokio::test]
-async fn existing_gateway_is_recorded_from_the_simulator() {
+/// The embedded simulator on a loopback port, and the token that stops it.
+async fn simulator() -> (stampede_sim::RunningSim, CancellationToken) {
     let stop = CancellationToken::new();
     let sim = stampede_sim::start(
         stampede_sim::SimConfig::default(),
@@ -365,6 +365,12 @@ async fn existing_gateway_is_recorded_from_the_simulator() {
     )
     .await
     .unwrap();
+    (sim, stop)
+}
+
+#[tokio::test]
+async fn existing_gateway_is_recorded_from_the_simulator() {
+    let (sim, stop) = simulator().await;
     let s = parse(&format!(
         "method = \"existing\"\nurl = \"{}\"",
         sim.base_url()
@@ -411,14 +417,7 @@ fn fake_helm(dir: &Path, log: &Path) {
 #[cfg(unix)]
 #[tokio::test]
 async fn helm_installs_with_exact_arguments_and_uninstalls_in_reverse() {
-    let stop = CancellationToken::new();
-    let sim = stampede_sim::start(
-        stampede_sim::SimConfig::default(),
-        "127.0.0.1:0".parse().unwrap(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let (sim, stop) = simulator().await;
     let bin = tempfile::tempdir().unwrap();
     let log = bin.path().join("argv.log");
     fake_helm(bin.path(), &log);
@@ -574,4 +573,139 @@ async fn controller_teardown_removes_labelled_serving_objects_only() {
     assert!(api.get(DEPLOYS, "other-app").is_some());
     let left: Vec<Value> = api.names(DEPLOYS).into_iter().map(Value::from).collect();
     assert_eq!(left, [json!("other-app")]);
+}
+
+fn lifecycle_plan(
+    dir: &Path,
+    sim_url: &str,
+    timeout: &str,
+) -> (stampede_common::plan::Plan, String) {
+    let text = format!(
+        r#"[agents]
+local = 1
+[serving]
+method = "standalone"
+server = "simulator"
+namespace = "bench"
+image = "stampede/sim:0.1.0"
+model = "stampede-sim"
+args = ["--output-tokens", "8"]
+readiness_timeout = "{timeout}"
+[target]
+url = "{sim_url}"
+[request]
+max_tokens = 8
+[[phase]]
+kind = "constant"
+rate = 20.0
+duration = "1s"
+"#
+    );
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, &text).unwrap();
+    (stampede_common::plan::load(&path).unwrap(), text)
+}
+
+/// A loopback URL with nothing listening.
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+/// `controller run` options over the fake API, probing `probe`.
+fn run_options(dir: &Path, api: &FakeApi, probe: &str) -> crate::run::RunOptions {
+    crate::run::RunOptions {
+        out: Some(dir.join("run")),
+        kube_client: Some(crate::k8s::KubeClient(api.client(NS))),
+        serving_probe_url: Some(probe.to_string()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn controller_run_deploys_the_simulator_runs_phases_and_tears_down() {
+    let (sim, stop) = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (plan, text) = lifecycle_plan(dir.path(), &sim.base_url(), "10s");
+    assert_eq!(
+        plan.target.model, "stampede-sim",
+        "the model comes from [serving]"
+    );
+    let api = cluster();
+    let before = api.all();
+    let opts = run_options(dir.path(), &api, &sim.base_url());
+    let outcome = crate::run::run(plan, &text, opts, CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(outcome.summary.phases[0].requests.ok > 0, "the phase ran");
+    assert_eq!(api.all(), before, "exactly what was deployed is gone");
+    let reqs = api.requests();
+    let applied = |what: &str| {
+        reqs.iter()
+            .any(|r| r.starts_with("PATCH") && r.contains(what))
+    };
+    assert!(applied("/deployments/stampede-serving") && applied("/services/stampede-serving"));
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(outcome.run_dir.join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let s = &manifest["serving"];
+    assert_eq!(s["method"], "standalone");
+    assert_eq!(
+        s["server"]["args"],
+        json!([
+            "--listen",
+            "0.0.0.0:8000",
+            "--model",
+            "stampede-sim",
+            "--output-tokens",
+            "8"
+        ])
+    );
+    assert_eq!(s["server"]["image"], "stampede/sim:0.1.0");
+    assert_eq!(s["endpoint"]["models"][0]["id"], "stampede-sim");
+    stop.cancel();
+}
+
+/// `controller run` against a stack that never answers, interrupted after
+/// `interrupt_after` if given: the error, and whether the fake's objects
+/// are the same before and after.
+async fn run_never_ready(timeout: &str, interrupt_after: Option<Duration>) -> (String, bool) {
+    let dead = dead_url();
+    let dir = tempfile::tempdir().unwrap();
+    let (plan, text) = lifecycle_plan(dir.path(), &dead, timeout);
+    let api = cluster();
+    let before = api.all();
+    let opts = run_options(dir.path(), &api, &dead);
+    let interrupt = CancellationToken::new();
+    if let Some(after) = interrupt_after {
+        let later = interrupt.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            later.cancel();
+        });
+    }
+    let e = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::run::run(plan, &text, opts, interrupt),
+    )
+    .await
+    .expect("the run ends")
+    .unwrap_err();
+    (e.to_string(), api.all() == before)
+}
+
+#[tokio::test]
+async fn a_run_whose_stack_never_gets_ready_still_tears_it_down() {
+    let (e, same) = run_never_ready("300ms", None).await;
+    assert!(e.contains("not ready within 300ms"), "{e}");
+    assert!(e.contains("no pod matches"), "{e}");
+    assert!(same, "torn down after the failure");
+}
+
+#[tokio::test]
+async fn an_interrupt_during_the_readiness_wait_still_tears_down() {
+    let (e, same) = run_never_ready("10m", Some(Duration::from_millis(200))).await;
+    assert!(e.contains("interrupted"), "{e}");
+    assert!(same, "torn down after the interrupt");
 }
