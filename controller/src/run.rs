@@ -31,8 +31,8 @@ pub struct RunOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// Kubernetes client to use instead of one from `kubernetes.context`.
     pub kube_client: Option<crate::k8s::KubeClient>,
-    /// Probe the serving stack at this base URL instead of its own address
-    /// (a port-forward, or a loopback server in tests).
+    /// Probe the serving stack at this base URL instead of the target URL
+    /// (tests point it at a loopback server).
     pub serving_probe_url: Option<String>,
 }
 
@@ -71,20 +71,23 @@ pub async fn run(
     let Some(spec) = plan.serving.clone() else {
         return run_phases(plan, plan_text, opts, interrupt, None).await;
     };
+    // Ready where the load goes: the target URL, which defaults to the
+    // stack's address (a plan may point it at a port-forward instead).
+    let probe_url = match (&opts.serving_probe_url, &plan.target.endpoint) {
+        (Some(u), _) | (None, Endpoint::Url(u)) => u.clone(),
+        (None, Endpoint::Simulator(_)) => spec.base_url(),
+    };
     let progress = Progress::new();
     let mut serving = Serving::new(ServingOptions {
         client: opts.kube_client.clone(),
         kubernetes: plan.kubernetes.clone().unwrap_or_default(),
-        probe_url: opts.serving_probe_url.clone(),
+        probe_url: Some(probe_url.clone()),
         ..ServingOptions::default()
     });
     progress.line(&format!(
-        "serving: {} stack in namespace {}, waiting for {}",
+        "serving: {} stack in namespace {}, waiting for {probe_url}",
         spec.method_name(),
         spec.namespace,
-        opts.serving_probe_url
-            .as_deref()
-            .unwrap_or(&spec.base_url())
     ));
     let deployed = serving.ensure(&spec, &interrupt).await;
     let result = match deployed {

@@ -633,7 +633,11 @@ async fn controller_run_deploys_the_simulator_runs_phases_and_tears_down() {
     );
     let api = cluster();
     let before = api.all();
-    let opts = run_options(dir.path(), &api, &sim.base_url());
+    // No probe override: readiness is asked at the plan's target URL.
+    let opts = crate::run::RunOptions {
+        serving_probe_url: None,
+        ..run_options(dir.path(), &api, "http://unused.invalid")
+    };
     let outcome = crate::run::run(plan, &text, opts, CancellationToken::new())
         .await
         .unwrap();
