@@ -14,6 +14,7 @@ pub mod metric;
 pub mod plan;
 pub mod prompt;
 pub mod security;
+pub mod serving;
 pub mod slo;
 pub mod sweep;
 pub mod trace;

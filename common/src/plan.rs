@@ -73,6 +73,9 @@ pub struct RawPlan {
     /// Deploy agents and record node and gateway details through the
     /// Kubernetes API (optional).
     pub kubernetes: Option<crate::kubernetes::RawKubernetes>,
+    /// Stand up the serving stack before the phases and tear it down after
+    /// (optional): see docs/serving.md.
+    pub serving: Option<crate::serving::RawServing>,
 }
 
 /// `[server_metrics]`: the serving stack's own metrics, scraped per phase.
@@ -166,7 +169,7 @@ pub struct RawAgents {
 }
 
 /// `[target]`: the endpoint under test — a URL, or the built-in simulator.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     /// Base URL of an OpenAI-compatible server, e.g. "http://127.0.0.1:8000".
@@ -357,6 +360,8 @@ pub struct Plan {
     pub kubernetes: Option<crate::kubernetes::Kubernetes>,
     /// OpenTelemetry tracing, when enabled.
     pub tracing: Option<Tracing>,
+    /// The serving stack to deploy (or inspect), when the plan has `[serving]`.
+    pub serving: Option<crate::serving::ServingSpec>,
 }
 
 /// Validated `[run.tracing]` of a traced run.
@@ -844,7 +849,19 @@ impl RawPlan {
             .map(|k| crate::kubernetes::validate(cx.path, k))
             .transpose()?;
         let agents = self.validate_agents(&cx, kubernetes.as_ref().is_some_and(|k| k.deploy))?;
-        let target = self.validate_target(&cx)?;
+        let serving = self
+            .serving
+            .as_ref()
+            .map(|s| {
+                let ns = kubernetes
+                    .as_ref()
+                    .map_or(crate::kubernetes::DEFAULT_NAMESPACE, |k| {
+                        k.namespace.as_str()
+                    });
+                crate::serving::validate(cx.path, s, ns)
+            })
+            .transpose()?;
+        let target = self.validate_target(&cx, serving.as_ref())?;
         let request = self.validate_request(&cx)?;
 
         if self.phase.is_empty() {
@@ -916,6 +933,7 @@ impl RawPlan {
             server_metrics,
             kubernetes,
             tracing: self.validate_tracing(&cx)?,
+            serving,
         })
     }
 
@@ -1011,13 +1029,39 @@ impl RawPlan {
         })
     }
 
-    fn validate_target(&self, cx: &Ctx<'_>) -> Result<Target, PlanError> {
-        let Some(t) = &self.target else {
-            return Err(cx.invalid(
-                "target",
-                MISSING,
-                "a plan needs a [target] with `url` or a [target.simulator] table",
-            ));
+    /// `serving`: with `[serving]`, the target defaults to the stack's URL
+    /// and (standalone) model, and `[target]` may be left out.
+    fn validate_target(
+        &self,
+        cx: &Ctx<'_>,
+        serving: Option<&crate::serving::ServingSpec>,
+    ) -> Result<Target, PlanError> {
+        let served;
+        let t = match (&self.target, serving) {
+            (Some(t), _) => t,
+            (None, Some(_)) => {
+                served = RawTarget::default();
+                &served
+            }
+            (None, None) => {
+                return Err(cx.invalid(
+                    "target",
+                    MISSING,
+                    "a plan needs a [target] with `url` or a [target.simulator] table",
+                ));
+            }
+        };
+        let defaulted;
+        let t = match serving {
+            Some(s) if t.simulator.is_none() => {
+                defaulted = RawTarget {
+                    url: t.url.clone().or_else(|| Some(s.base_url())),
+                    model: t.model.clone().or_else(|| s.model().map(str::to_string)),
+                    ..t.clone()
+                };
+                &defaulted
+            }
+            _ => t,
         };
         let api = match t.api.as_deref().unwrap_or("chat") {
             "chat" => Api::Chat,

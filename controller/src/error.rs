@@ -57,6 +57,9 @@ pub enum ControllerError {
     /// A Kubernetes API call or configuration failed.
     #[error("kubernetes: {0}")]
     Kubernetes(#[from] crate::k8s::K8sError),
+    /// The serving stack could not be deployed, reached or removed.
+    #[error(transparent)]
+    Serving(#[from] crate::serving::ServingError),
     /// The run loop failed.
     #[error(transparent)]
     Run(#[from] RunError),
@@ -68,6 +71,7 @@ impl ControllerError {
         match self {
             ControllerError::Plan(_) | ControllerError::Security(_) => EXIT_BAD_INPUT,
             ControllerError::Kubernetes(e) if e.is_bad_input() => EXIT_BAD_INPUT,
+            ControllerError::Serving(e) if e.is_bad_input() => EXIT_BAD_INPUT,
             // `controller report` on a missing or damaged run directory.
             ControllerError::Results(
                 crate::results::ResultsError::NoRunDir(_)

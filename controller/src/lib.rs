@@ -29,6 +29,7 @@ pub mod runner;
 pub mod security;
 pub mod server_metrics;
 pub mod service;
+pub mod serving;
 pub mod spans;
 pub mod stress;
 pub mod sweep;

@@ -172,6 +172,9 @@ fn main() -> ExitCode {
                 if let Some(k) = &p.kubernetes {
                     println!("{}", k8s::command::summary(k));
                 }
+                if let Some(s) = &p.serving {
+                    println!("{}", stampede_controller::serving::summary(s));
+                }
                 if let (Some(t), Some(w)) = (&p.target.tokenizer, words) {
                     println!(
                         "tokenizer {}: prompts from {} one-token words",
@@ -215,6 +218,7 @@ fn main() -> ExitCode {
                         listen,
                         metrics_listen,
                         kube_client: None,
+                        serving_probe_url: None,
                     },
                     cli.log_format,
                 ),
@@ -441,9 +445,7 @@ fn k8s_command(
                 .await
                 .map(|r| r.text(&settings.kubernetes))
         } else {
-            k8s::command::run_teardown(&settings)
-                .await
-                .map(|t| k8s::command::teardown_text(&settings.kubernetes.namespace, &t))
+            k8s::command::run_teardown(&settings).await
         };
         match done {
             Ok(text) => {

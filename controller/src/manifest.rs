@@ -79,6 +79,9 @@ pub struct Manifest {
     /// served, faults injected by kind), when the run started one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulator_stats: Option<stampede_sim::StatsSnapshot>,
+    /// The serving stack deployed (or inspected) for the run, when the plan has `[serving]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<crate::serving::ServingRecord>,
 }
 
 /// Errors reading a manifest.
@@ -205,6 +208,7 @@ pub(crate) fn sample() -> Manifest {
         traces: Vec::new(),
         kubernetes: None,
         simulator_stats: None,
+        serving: None,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::report::{RunSummary, TargetInfo};
 use crate::results;
 use crate::runner::{Orchestrator, ResolvedTarget};
 use crate::service::Coordinator;
+use crate::serving::{Serving, ServingOptions, ServingRecord};
 use stampede_common::plan::{AgentMode, Endpoint, Plan};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ pub struct RunOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// Kubernetes client to use instead of one from `kubernetes.context`.
     pub kube_client: Option<crate::k8s::KubeClient>,
+    /// Probe the serving stack at this base URL instead of the target URL
+    /// (tests point it at a loopback server).
+    pub serving_probe_url: Option<String>,
 }
 
 /// A finished run.
@@ -55,11 +59,73 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ControllerError + '_
 
 /// Run `plan` (whose source text is `plan_text`) to completion.
 /// Cancelling `interrupt` ends the current phase early and skips the rest.
+///
+/// With `[serving]`, the stack is deployed and ready before anything else
+/// starts, and torn down after the run — also when it failed or was
+/// interrupted — unless `serving.keep` is set.
 pub async fn run(
     plan: Plan,
     plan_text: &str,
     opts: RunOptions,
     interrupt: CancellationToken,
+) -> Result<RunOutcome, ControllerError> {
+    let Some(spec) = plan.serving.clone() else {
+        return run_phases(plan, plan_text, opts, interrupt, None).await;
+    };
+    // Ready where the load goes: the target URL, which defaults to the
+    // stack's address (a plan may point it at a port-forward instead).
+    let probe_url = match (&opts.serving_probe_url, &plan.target.endpoint) {
+        (Some(u), _) | (None, Endpoint::Url(u)) => u.clone(),
+        (None, Endpoint::Simulator(_)) => spec.base_url(),
+    };
+    let progress = Progress::new();
+    let mut serving = Serving::new(ServingOptions {
+        client: opts.kube_client.clone(),
+        kubernetes: plan.kubernetes.clone().unwrap_or_default(),
+        probe_url: Some(probe_url.clone()),
+        ..ServingOptions::default()
+    });
+    progress.line(&format!(
+        "serving: {} stack in namespace {}, waiting for {probe_url}",
+        spec.method_name(),
+        spec.namespace,
+    ));
+    let deployed = serving.ensure(&spec, &interrupt).await;
+    let result = match deployed {
+        Ok(_) => {
+            let record = serving.record().cloned();
+            if let Some(r) = &record {
+                progress.line(&format!(
+                    "serving: ready after {:.1}s",
+                    r.ready_after_seconds
+                ));
+            }
+            run_phases(plan, plan_text, opts, interrupt, record).await
+        }
+        Err(e) => Err(e.into()),
+    };
+    // Torn down whatever happened; a failed teardown fails a run that
+    // otherwise succeeded (something may still hold GPUs).
+    match serving.finish().await {
+        Ok(lines) => {
+            for l in lines {
+                progress.line(&format!("serving: {l}"));
+            }
+            result
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            result.and(Err(e.into()))
+        }
+    }
+}
+
+async fn run_phases(
+    plan: Plan,
+    plan_text: &str,
+    opts: RunOptions,
+    interrupt: CancellationToken,
+    serving: Option<ServingRecord>,
 ) -> Result<RunOutcome, ControllerError> {
     if let (AgentMode::Local, Some(var)) = (plan.agents.mode, &plan.target.api_key_env)
         && std::env::var_os(var).is_none()
@@ -141,6 +207,7 @@ pub async fn run(
         traces: crate::inputs::traces(&plan),
         kubernetes: None,
         simulator_stats: None,
+        serving,
     };
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;

@@ -100,6 +100,43 @@ fn every_example_plan_validates() {
 }
 
 #[test]
+fn every_scenario_preset_validates_when_included() {
+    let dir = stampede_tests::workspace_root().join("examples/scenarios");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/scenarios/") {
+        let preset = entry.expect("entry").path();
+        if preset.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let name = preset.file_stem().unwrap().to_string_lossy().to_string();
+        let parts: Vec<&str> = name.splitn(4, '_').collect();
+        assert_eq!(
+            parts.len(),
+            4,
+            "{name}: not {{platform}}_{{hardware}}_{{method}}_{{model}}"
+        );
+        let plan = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &plan,
+            format!(
+                "include = [{:?}]\n[[phase]]\nkind = \"constant\"\nrate = 2.0\nduration = \"30s\"\n",
+                preset.display().to_string()
+            ),
+        )
+        .expect("write plan");
+        let (code, out) = controller(&["validate"], &plan);
+        assert_eq!(code, Some(0), "{name}: {out}");
+        assert!(
+            out.contains("serving:"),
+            "{name}: validate names the stack: {out}"
+        );
+        n += 1;
+    }
+    assert!(n >= 5, "found {n} presets");
+}
+
+#[test]
 fn included_fragment_is_resolved_and_the_run_keeps_the_resolved_plan() {
     let fragment = r#"
 [run]

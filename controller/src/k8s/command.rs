@@ -131,14 +131,12 @@ impl DeployReport {
 pub fn teardown_text(namespace: &str, done: &[deploy::TornDown]) -> String {
     done.iter()
         .map(|t| {
-            let what = match t.removal {
-                deploy::Removal::Deleted => "deleted",
-                deploy::Removal::Absent => "not found",
-                deploy::Removal::NotOurs => {
-                    "kept (not labelled app.kubernetes.io/managed-by=stampede)"
-                }
-            };
-            format!("{} {namespace}/{}: {what}\n", t.kind, t.name)
+            format!(
+                "{} {namespace}/{}: {}\n",
+                t.kind,
+                t.name,
+                t.removal.describe()
+            )
         })
         .collect()
 }
@@ -159,8 +157,19 @@ pub async fn run_deploy(s: &Settings) -> Result<DeployReport, ControllerError> {
     Ok(deploy_with(&client, s).await?)
 }
 
-/// `controller teardown`.
-pub async fn run_teardown(s: &Settings) -> Result<Vec<deploy::TornDown>, ControllerError> {
+/// `controller teardown`: what it prints.
+pub async fn run_teardown(s: &Settings) -> Result<String, ControllerError> {
     let client = connect(&s.kubernetes).await?;
-    Ok(deploy::teardown(&client, &s.kubernetes.namespace).await?)
+    Ok(teardown_with(&client, &s.kubernetes.namespace).await?)
+}
+
+/// Remove the agent objects and every serving Deployment and Service
+/// labelled as stampede's from `namespace`; the lines to print.
+pub async fn teardown_with(client: &kube::Client, namespace: &str) -> Result<String, K8sError> {
+    let mut text = teardown_text(namespace, &deploy::teardown(client, namespace).await?);
+    for (kind, name, r) in crate::serving::standalone::teardown_all(client, namespace).await? {
+        text.push_str(&crate::serving::removal_line(kind, namespace, &name, &r));
+        text.push('\n');
+    }
+    Ok(text)
 }

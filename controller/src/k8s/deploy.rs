@@ -24,7 +24,7 @@ use std::fmt::Debug;
 /// What `deploy` applied, for the user: "DaemonSet stampede/stampede-agent".
 pub type Applied = Vec<String>;
 
-async fn apply<K>(
+pub(crate) async fn apply<K>(
     client: &Client,
     ns: &str,
     kind: &'static str,
@@ -86,6 +86,17 @@ pub enum Removal {
     NotOurs,
 }
 
+impl Removal {
+    /// What teardown says about the object.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Removal::Deleted => "deleted",
+            Removal::Absent => "not found",
+            Removal::NotOurs => "kept (not labelled app.kubernetes.io/managed-by=stampede)",
+        }
+    }
+}
+
 /// One line of a teardown: kind, name and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornDown {
@@ -107,35 +118,51 @@ where
     K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     K::DynamicType: Default,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
-    let removal = match api
-        .get_metadata_opt(name)
-        .await
-        .map_err(api_err("get", kind, ns, name))?
-    {
-        None => Removal::Absent,
-        Some(m)
-            if m.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_MANAGED_BY.0))
-                .map(String::as_str)
-                != Some(LABEL_MANAGED_BY.1) =>
-        {
-            Removal::NotOurs
-        }
-        Some(_) => match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => Removal::Deleted,
-            // Deleted by someone else in between: the goal is reached.
-            Err(kube::Error::Api(s)) if s.is_not_found() => Removal::Absent,
-            Err(e) => return Err(api_err("delete", kind, ns, name)(e)),
-        },
-    };
     Ok(TornDown {
         kind,
         name,
-        removal,
+        removal: remove_if_ours::<K>(client, ns, kind, name).await?,
     })
+}
+
+/// Delete the object `kind` `name` in `ns` only when it carries
+/// `app.kubernetes.io/managed-by=stampede`.
+pub(crate) async fn remove_if_ours<K>(
+    client: &Client,
+    ns: &str,
+    kind: &'static str,
+    name: &str,
+) -> Result<Removal, K8sError>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    Ok(
+        match api
+            .get_metadata_opt(name)
+            .await
+            .map_err(api_err("get", kind, ns, name))?
+        {
+            None => Removal::Absent,
+            Some(m)
+                if m.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_MANAGED_BY.0))
+                    .map(String::as_str)
+                    != Some(LABEL_MANAGED_BY.1) =>
+            {
+                Removal::NotOurs
+            }
+            Some(_) => match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => Removal::Deleted,
+                // Deleted by someone else in between: the goal is reached.
+                Err(kube::Error::Api(s)) if s.is_not_found() => Removal::Absent,
+                Err(e) => return Err(api_err("delete", kind, ns, name)(e)),
+            },
+        },
+    )
 }
 
 /// Delete the DaemonSet, Service and ConfigMap that `deploy` creates in

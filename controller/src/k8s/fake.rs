@@ -6,7 +6,10 @@
 //! GET (one object, or a list filtered by `labelSelector` with `k=v`, `k!=v`
 //! and `k`), metadata-only GET/LIST (`as=PartialObjectMetadata`), POST
 //! (create, 409 when present), PUT (replace, 404 when absent), PATCH with a
-//! server-side apply body (create or replace the fields given), and DELETE.
+//! server-side apply body (create or replace the fields given), DELETE,
+//! LIST filtered by `fieldSelector` (`a.b=v`, e.g. events by
+//! `involvedObject.name`), and pod logs (`pods/NAME/log?tailLines=N`) from
+//! lines a test sets with [`FakeApi::set_log`].
 //! The server sets `uid`, `creationTimestamp`, `generation` and
 //! `resourceVersion`; `resourceVersion` and `generation` move only when an
 //! object's content changes, as on a real server. Every request is logged as
@@ -32,6 +35,8 @@ struct State {
     objects: BTreeMap<(String, String), Value>,
     version: u64,
     requests: Vec<String>,
+    /// (pods collection, pod name) → log lines.
+    logs: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// A parsed resource path.
@@ -101,6 +106,27 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `obj` satisfies a field selector of `a.b=v` and `a.b!=v` terms.
+fn fields_match(selector: &str, obj: &Value) -> bool {
+    let field = |path: &str| {
+        path.split('.')
+            .try_fold(obj, |v, k| v.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| match term.split_once("!=") {
+            Some((k, v)) => field(k).as_deref() != Some(v),
+            None => {
+                let (k, v) = term.split_once('=').unwrap_or((term, ""));
+                field(k).as_deref() == Some(v.trim_start_matches('='))
+            }
+        })
 }
 
 /// Whether `labels` satisfy a selector of `k=v`, `k==v`, `k!=v` and `k` terms.
@@ -208,6 +234,14 @@ impl FakeApi {
         self.lock().objects.keys().cloned().collect()
     }
 
+    /// Serve `lines` as the log of pod `name` in `pods` (a pods collection).
+    pub fn set_log(&self, pods: &str, name: &str, lines: &[&str]) {
+        self.lock().logs.insert(
+            (pods.to_string(), name.to_string()),
+            lines.iter().map(|l| (*l).to_string()).collect(),
+        );
+    }
+
     /// Requests served so far, as "METHOD path?query".
     pub fn requests(&self) -> Vec<String> {
         self.lock().requests.clone()
@@ -233,6 +267,9 @@ impl FakeApi {
             .to_string();
         let mut st = self.lock();
         st.requests.push(format!("{} {path}?{query}", parts.method));
+        if let Some(pod) = path.strip_suffix("/log") {
+            return st.log(pod, &query);
+        }
         respond(st.handle(&parts.method, &path, &query, &accept, &body))
     }
 }
@@ -248,6 +285,35 @@ fn respond((code, body): (StatusCode, Value)) -> Response<Full<Bytes>> {
 }
 
 impl State {
+    /// `GET .../pods/NAME/log?tailLines=N`: the pod's lines as text.
+    fn log(&self, pod_path: &str, query: &str) -> Response<Full<Bytes>> {
+        let Some((coll, name)) = pod_path.rsplit_once('/') else {
+            return respond(status(StatusCode::NOT_FOUND, "NotFound", pod_path.into()));
+        };
+        let key = (coll.to_string(), name.to_string());
+        if !self.objects.contains_key(&key) {
+            return respond(status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("pods {name:?} not found"),
+            ));
+        }
+        let lines = self.logs.get(&key).cloned().unwrap_or_default();
+        let tail = query_param(query, "tailLines")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(lines.len());
+        let text: String = lines[lines.len().saturating_sub(tail)..]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut resp = Response::new(Full::new(Bytes::from(text)));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain"),
+        );
+        resp
+    }
+
     /// Server-set metadata: keep identity from `old`, bump the version on change.
     fn stamp(&mut self, mut obj: Value, old: Option<&Value>) -> Value {
         let old_meta = old.map(|o| &o["metadata"]);
@@ -310,11 +376,14 @@ impl State {
         match (method, t.name) {
             (&Method::GET, None) => {
                 let selector = query_param(query, "labelSelector").unwrap_or_default();
+                let fields = query_param(query, "fieldSelector").unwrap_or_default();
                 let items: Vec<Value> = self
                     .objects
                     .iter()
                     .filter(|((c, _), o)| {
-                        *c == t.collection && selector_matches(&selector, &o["metadata"]["labels"])
+                        *c == t.collection
+                            && selector_matches(&selector, &o["metadata"]["labels"])
+                            && fields_match(&fields, o)
                     })
                     .map(|(_, o)| {
                         if meta_only {

@@ -394,6 +394,7 @@ pub async fn run(
                 listen: opts.listen,
                 metrics_listen: opts.metrics_listen,
                 kube_client: None,
+                serving_probe_url: None,
             },
             interrupt.clone(),
         )
