@@ -219,6 +219,7 @@ fn main() -> ExitCode {
                         metrics_listen,
                         kube_client: None,
                         serving_probe_url: None,
+                        shared_stack: None,
                     },
                     cli.log_format,
                 ),

@@ -35,6 +35,36 @@ pub struct RunOptions {
     /// Probe the serving stack at this base URL instead of the target URL
     /// (tests point it at a loopback server).
     pub serving_probe_url: Option<String>,
+    /// A serving stack shared by consecutive runs (a sweep's cells): a run
+    /// redeploys it only when its stack changed and leaves it up; the owner
+    /// tears it down with [`SharedStack::finish`].
+    pub shared_stack: Option<SharedStack>,
+}
+
+/// The serving stack that stays up across the runs of a sweep.
+#[derive(Clone, Default)]
+pub struct SharedStack(std::sync::Arc<tokio::sync::Mutex<Option<Serving>>>);
+
+impl std::fmt::Debug for SharedStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedStack")
+    }
+}
+
+impl SharedStack {
+    /// How many times a stack was deployed (across clusters).
+    pub async fn deploys(&self) -> u32 {
+        let slot = self.0.lock().await;
+        slot.as_ref().map_or(0, Serving::deploys)
+    }
+
+    /// End of the sweep: tear the stack down unless its spec says `keep`.
+    pub async fn finish(&self) -> Result<Vec<String>, crate::serving::ServingError> {
+        match self.0.lock().await.as_mut() {
+            Some(s) => s.finish().await,
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
 /// A finished run.
@@ -79,12 +109,25 @@ pub async fn run(
         (None, Endpoint::Simulator(_)) => spec.base_url(),
     };
     let progress = Progress::new();
-    let mut serving = Serving::new(ServingOptions {
+    let serving_opts = ServingOptions {
         client: opts.kube_client.clone(),
         kubernetes: plan.kubernetes.clone().unwrap_or_default(),
         probe_url: Some(probe_url.clone()),
         ..ServingOptions::default()
-    });
+    };
+    if let Some(shared) = opts.shared_stack.clone() {
+        return run_on_shared_stack(
+            plan,
+            plan_text,
+            opts,
+            interrupt,
+            &spec,
+            serving_opts,
+            shared,
+        )
+        .await;
+    }
+    let mut serving = Serving::new(serving_opts);
     progress.line(&format!(
         "serving: {} stack in namespace {}, waiting for {probe_url}",
         spec.method_name(),
@@ -118,6 +161,48 @@ pub async fn run(
             result.and(Err(e.into()))
         }
     }
+}
+
+/// [`run`] on a stack shared with the runs before and after it: redeployed
+/// only when the stack (or the cluster it runs on) changed, and left up.
+async fn run_on_shared_stack(
+    plan: Plan,
+    plan_text: &str,
+    opts: RunOptions,
+    interrupt: CancellationToken,
+    spec: &stampede_common::serving::ServingSpec,
+    serving_opts: ServingOptions,
+    shared: SharedStack,
+) -> Result<RunOutcome, ControllerError> {
+    let progress = Progress::new();
+    let mut slot = shared.0.lock().await;
+    if let Some(old) = slot.as_mut()
+        && !old.serves_like(&serving_opts)
+    {
+        // Another cluster or address: the old stack goes before the new one comes.
+        for l in old.teardown().await? {
+            progress.line(&format!("serving: {l}"));
+        }
+        *slot = None;
+    }
+    let serving = slot.get_or_insert_with(|| Serving::new(serving_opts));
+    match serving.ensure(spec, &interrupt).await? {
+        crate::serving::Ensured::Unchanged => {
+            progress.line("serving: same stack as the previous cell, kept up");
+        }
+        crate::serving::Ensured::Deployed => {
+            if let Some(r) = serving.record() {
+                progress.line(&format!(
+                    "serving: {} stack ready after {:.1}s",
+                    spec.method_name(),
+                    r.ready_after_seconds
+                ));
+            }
+        }
+    }
+    let record = serving.record().cloned();
+    drop(slot);
+    run_phases(plan, plan_text, opts, interrupt, record).await
 }
 
 async fn run_phases(

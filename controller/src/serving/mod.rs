@@ -235,6 +235,13 @@ impl Serving {
         }
     }
 
+    /// Whether a stack deployed by this lifecycle is in the place `opts`
+    /// describes (same cluster context, same probed address).
+    pub fn serves_like(&self, opts: &ServingOptions) -> bool {
+        self.opts.kubernetes.context == opts.kubernetes.context
+            && self.opts.probe_url == opts.probe_url
+    }
+
     /// How many times a stack was deployed.
     pub fn deploys(&self) -> u32 {
         self.deploys

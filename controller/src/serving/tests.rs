@@ -713,3 +713,55 @@ async fn an_interrupt_during_the_readiness_wait_still_tears_down() {
     assert!(e.contains("interrupted"), "{e}");
     assert!(same, "torn down after the interrupt");
 }
+
+#[tokio::test]
+async fn runs_sharing_a_stack_redeploy_only_when_it_changes_and_leave_it_up() {
+    let (sim, stop) = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = cluster();
+    let before = api.all();
+    let shared = crate::run::SharedStack::default();
+    // Three cells as a sweep runs them: two load levels on one stack, then other args.
+    for (i, output_tokens) in ["8", "8", "4"].into_iter().enumerate() {
+        let (plan, text) = lifecycle_plan(dir.path(), &sim.base_url(), "10s");
+        let text = text.replace(
+            "args = [\"--output-tokens\", \"8\"]",
+            &format!("args = [\"--output-tokens\", \"{output_tokens}\"]"),
+        );
+        let path = dir.path().join("plan.toml");
+        std::fs::write(&path, &text).unwrap();
+        let plan = if output_tokens == "8" {
+            plan
+        } else {
+            stampede_common::plan::load(&path).unwrap()
+        };
+        let opts = crate::run::RunOptions {
+            out: Some(dir.path().join(format!("cell{i}"))),
+            shared_stack: Some(shared.clone()),
+            ..run_options(dir.path(), &api, &sim.base_url())
+        };
+        let outcome = crate::run::run(plan, &text, opts, CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(outcome.summary.phases[0].requests.ok > 0, "cell {i} ran");
+        assert!(
+            api.get(DEPLOYS, "stampede-serving").is_some(),
+            "cell {i}: the stack stays up between cells"
+        );
+    }
+    assert_eq!(
+        shared.deploys().await,
+        2,
+        "one deploy, one redeploy on new args"
+    );
+    let deletes = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("DELETE"))
+        .count();
+    assert_eq!(deletes, 2, "the first stack's Deployment and Service, once");
+    let lines = shared.finish().await.unwrap();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(api.all(), before, "after the sweep nothing is left");
+    stop.cancel();
+}

@@ -346,97 +346,121 @@ pub async fn run(
         dir.display()
     ));
     let mut stopped = false;
-    for (i, cell) in sweep.cells.iter().enumerate() {
-        let n = i + 1;
-        let Some(at) = state.cells.iter().position(|c| c.slug == cell.slug) else {
-            continue;
-        };
-        let record = &mut state.cells[at];
-        if record.status == CellStatus::Complete {
-            say(&format!(
-                "cell {n}/{total} {}: complete, skipped",
-                cell.slug
-            ));
-            continue;
-        }
-        if stopped || interrupt.is_cancelled() {
-            continue;
-        }
-        let cell_dir = dir.join(&cell.slug);
-        if record.attempts > 0 && cell_dir.exists() {
-            say(&format!(
-                "cell {n}/{total} {}: removing the results of its incomplete attempt",
-                cell.slug
-            ));
-            std::fs::remove_dir_all(&cell_dir).map_err(write_err(&cell_dir))?;
-        }
-        record.status = CellStatus::Running;
-        record.attempts += 1;
-        record.started_at = Some(now());
-        record.finished_at = None;
-        record.error = None;
-        record.slo_failed = false;
-        record.metrics = None;
-        state.write(&dir)?;
-        say(&format!("cell {n}/{total} {}: starting", cell.slug));
-        let text = format!(
-            "# cell {} of sweep {} (plan {})\n{}",
-            cell.slug,
-            sweep.name(),
-            state.plan.display(),
-            cell.plan_text
-        );
-        let result = run::run(
-            cell.plan.clone(),
-            &text,
-            RunOptions {
-                out: Some(cell_dir),
-                listen: opts.listen,
-                metrics_listen: opts.metrics_listen,
-                kube_client: None,
-                serving_probe_url: None,
-            },
-            interrupt.clone(),
-        )
-        .await;
-        let record = &mut state.cells[at];
-        record.finished_at = Some(now());
-        let line = match result {
-            Ok(outcome) => {
-                record.metrics = summary::CellMetrics::of(&outcome.summary, &cell.report_phase);
-                if interrupt.is_cancelled() {
-                    record.status = CellStatus::Interrupted;
-                    "interrupted (partial results kept until it is rerun)".to_string()
-                } else {
-                    record.status = CellStatus::Complete;
-                    record.slo_failed = outcome.summary.slo_failed;
-                    cell_line(record.metrics.as_ref(), record.slo_failed)
-                }
+    // One serving stack (if cells have `[serving]`) for the whole sweep:
+    // redeployed only when a cell's stack differs from the one up.
+    let stack = crate::run::SharedStack::default();
+    let cells_run: Result<(), SweepRunError> = async {
+        for (i, cell) in sweep.cells.iter().enumerate() {
+            let n = i + 1;
+            let Some(at) = state.cells.iter().position(|c| c.slug == cell.slug) else {
+                continue;
+            };
+            let record = &mut state.cells[at];
+            if record.status == CellStatus::Complete {
+                say(&format!(
+                    "cell {n}/{total} {}: complete, skipped",
+                    cell.slug
+                ));
+                continue;
             }
-            Err(e) => {
-                record.error = Some(e.to_string());
-                if interrupt.is_cancelled() {
-                    record.status = CellStatus::Interrupted;
-                    format!("interrupted: {e}")
-                } else {
-                    record.status = CellStatus::Failed;
-                    stopped = stop_on_failure;
-                    format!(
-                        "failed: {e}{}",
-                        if stopped {
-                            " (stopping the sweep: stop_on_failure)"
-                        } else {
-                            ""
-                        }
-                    )
-                }
+            if stopped || interrupt.is_cancelled() {
+                continue;
             }
-        };
-        state.write(&dir)?;
-        summary::write(&dir, &state, &title)
-            .map_err(|(path, message)| SweepRunError::Write { path, message })?;
-        say(&format!("cell {n}/{total} {}: {line}", cell.slug));
+            let cell_dir = dir.join(&cell.slug);
+            if record.attempts > 0 && cell_dir.exists() {
+                say(&format!(
+                    "cell {n}/{total} {}: removing the results of its incomplete attempt",
+                    cell.slug
+                ));
+                std::fs::remove_dir_all(&cell_dir).map_err(write_err(&cell_dir))?;
+            }
+            record.status = CellStatus::Running;
+            record.attempts += 1;
+            record.started_at = Some(now());
+            record.finished_at = None;
+            record.error = None;
+            record.slo_failed = false;
+            record.metrics = None;
+            state.write(&dir)?;
+            say(&format!("cell {n}/{total} {}: starting", cell.slug));
+            let text = format!(
+                "# cell {} of sweep {} (plan {})\n{}",
+                cell.slug,
+                sweep.name(),
+                state.plan.display(),
+                cell.plan_text
+            );
+            let result = run::run(
+                cell.plan.clone(),
+                &text,
+                RunOptions {
+                    out: Some(cell_dir),
+                    listen: opts.listen,
+                    metrics_listen: opts.metrics_listen,
+                    kube_client: None,
+                    serving_probe_url: None,
+                    shared_stack: Some(stack.clone()),
+                },
+                interrupt.clone(),
+            )
+            .await;
+            let record = &mut state.cells[at];
+            record.finished_at = Some(now());
+            let line = match result {
+                Ok(outcome) => {
+                    record.metrics = summary::CellMetrics::of(&outcome.summary, &cell.report_phase);
+                    if interrupt.is_cancelled() {
+                        record.status = CellStatus::Interrupted;
+                        "interrupted (partial results kept until it is rerun)".to_string()
+                    } else {
+                        record.status = CellStatus::Complete;
+                        record.slo_failed = outcome.summary.slo_failed;
+                        cell_line(record.metrics.as_ref(), record.slo_failed)
+                    }
+                }
+                Err(e) => {
+                    record.error = Some(e.to_string());
+                    if interrupt.is_cancelled() {
+                        record.status = CellStatus::Interrupted;
+                        format!("interrupted: {e}")
+                    } else {
+                        record.status = CellStatus::Failed;
+                        stopped = stop_on_failure;
+                        format!(
+                            "failed: {e}{}",
+                            if stopped {
+                                " (stopping the sweep: stop_on_failure)"
+                            } else {
+                                ""
+                            }
+                        )
+                    }
+                }
+            };
+            state.write(&dir)?;
+            summary::write(&dir, &state, &title)
+                .map_err(|(path, message)| SweepRunError::Write { path, message })?;
+            say(&format!("cell {n}/{total} {}: {line}", cell.slug));
+        }
+        Ok(())
     }
+    .await;
+    // Whatever happened to the cells, the stack goes (unless `keep`).
+    let deploys = stack.deploys().await;
+    match stack.finish().await {
+        Ok(lines) => {
+            for l in lines {
+                say(&format!("serving: {l}"));
+            }
+        }
+        Err(e) => say(&format!("serving: teardown failed: {e}")),
+    }
+    if deploys > 0 {
+        say(&format!(
+            "serving: {deploys} stack deployment(s) for {total} cell(s)"
+        ));
+    }
+    cells_run?;
     // Also when nothing was left to run: the summary covers every cell.
     summary::write(&dir, &state, &title)
         .map_err(|(path, message)| SweepRunError::Write { path, message })?;
