@@ -21,7 +21,9 @@ use std::time::Duration;
 pub struct RawFault {
     /// Offset into the phase at which the action fires, e.g. "20s".
     pub at: Option<HumanDuration>,
-    /// What to do: "simulator" (replace the simulator's fault settings).
+    /// What to do: "simulator" (replace the simulator's fault settings),
+    /// "delete_pod" (delete one pod of the serving Deployment) or "scale"
+    /// (set the serving Deployment's replicas).
     pub action: Option<String>,
     /// `action = "simulator"`: the simulator's new fault settings; keys left
     /// out are off, so `set = {}` switches every fault off.
@@ -29,6 +31,29 @@ pub struct RawFault {
     /// `action = "simulator"` against an external simulator (`target.url`):
     /// its base URL, where `POST /sim/faults` is served.
     pub admin_url: Option<String>,
+    /// `delete_pod`/`scale`: the Deployment acted on. Default: the
+    /// `[serving]` standalone stack's name.
+    pub deployment: Option<String>,
+    /// `delete_pod`/`scale`: its namespace. Default: `serving.namespace`, else
+    /// `kubernetes.namespace`.
+    pub namespace: Option<String>,
+    /// `scale`: the new replica count.
+    pub replicas: Option<i32>,
+    /// `scale`: whether this action ends a fault episode (scaling back up).
+    /// Default false.
+    pub restores: Option<bool>,
+}
+
+/// Where Kubernetes fault actions act when they name no Deployment or
+/// namespace: the plan's serving stack and namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterDefaults {
+    /// The plan has `[kubernetes]` or `[serving]`: there is a cluster to act on.
+    pub cluster: bool,
+    /// Default namespace.
+    pub namespace: Option<String>,
+    /// Default Deployment (the standalone serving stack's name).
+    pub deployment: Option<String>,
 }
 
 /// The simulator's fault settings (its `POST /sim/faults` body,
@@ -163,6 +188,25 @@ pub enum Action {
         /// Base URL of an external simulator; `None`: the built-in one.
         admin_url: Option<String>,
     },
+    /// Delete one running pod of a Deployment (the first by name); its
+    /// ReplicaSet starts a replacement, as after a node or pod failure.
+    DeletePod {
+        /// Namespace.
+        namespace: String,
+        /// The Deployment whose pod is deleted.
+        deployment: String,
+    },
+    /// Set a Deployment's replica count.
+    Scale {
+        /// Namespace.
+        namespace: String,
+        /// The Deployment scaled.
+        deployment: String,
+        /// New replica count.
+        replicas: i32,
+        /// Ends a fault episode (scaling back to normal).
+        restores: bool,
+    },
 }
 
 impl Action {
@@ -170,6 +214,8 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Simulator { .. } => "simulator",
+            Action::DeletePod { .. } => "delete_pod",
+            Action::Scale { .. } => "scale",
         }
     }
 
@@ -178,6 +224,8 @@ impl Action {
     pub fn restores(&self) -> bool {
         match self {
             Action::Simulator { settings, .. } => settings.is_off(),
+            Action::DeletePod { .. } => false,
+            Action::Scale { restores, .. } => *restores,
         }
     }
 
@@ -185,11 +233,21 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::Simulator { settings, .. } => format!("simulator {}", settings.describe()),
+            Action::DeletePod {
+                namespace,
+                deployment,
+            } => format!("delete_pod {namespace}/{deployment}"),
+            Action::Scale {
+                namespace,
+                deployment,
+                replicas,
+                ..
+            } => format!("scale {namespace}/{deployment} to {replicas}"),
         }
     }
 }
 
-const ACTIONS: &str = "expected \"simulator\"";
+const ACTIONS: &str = "expected \"simulator\", \"delete_pod\" or \"scale\"";
 
 /// Validate phase `i`'s fault actions. `simulator_target`: the plan's target
 /// is the built-in simulator. Keys in problems are `phase[i].faults[j]...`.
@@ -199,6 +257,7 @@ pub fn validate(
     kind: &str,
     duration: Duration,
     simulator_target: bool,
+    cluster: &ClusterDefaults,
 ) -> Result<Vec<FaultAction>, Problem> {
     let mut out: Vec<FaultAction> = Vec::with_capacity(raw.len());
     for (j, f) in raw.iter().enumerate() {
@@ -246,6 +305,17 @@ pub fn validate(
         };
         let action = match name {
             "simulator" => {
+                if f.deployment.is_some()
+                    || f.namespace.is_some()
+                    || f.replicas.is_some()
+                    || f.restores.is_some()
+                {
+                    return Err(problem(
+                        key("action"),
+                        "\"simulator\"",
+                        "`deployment`, `namespace`, `replicas` and `restores` belong to `delete_pod`/`scale`",
+                    ));
+                }
                 let Some(settings) = f.set.clone() else {
                     return Err(problem(
                         key("set"),
@@ -288,6 +358,72 @@ pub fn validate(
                     admin_url,
                 }
             }
+            "delete_pod" | "scale" => {
+                if f.set.is_some() || f.admin_url.is_some() {
+                    return Err(problem(
+                        key("action"),
+                        format!("{name:?}"),
+                        "`set` and `admin_url` belong to the `simulator` action",
+                    ));
+                }
+                if !cluster.cluster {
+                    return Err(problem(
+                        key("action"),
+                        format!("{name:?}"),
+                        "acts on a Kubernetes Deployment: the plan needs [serving] or [kubernetes]",
+                    ));
+                }
+                let named =
+                    |field: &str, given: &Option<String>, default: &Option<String>| match given
+                        .as_ref()
+                        .or(default.as_ref())
+                    {
+                        Some(v) if crate::kubernetes::is_dns_label(v) => Ok(v.clone()),
+                        Some(v) => Err(problem(
+                            key(field),
+                            format!("{v:?}"),
+                            "must be a Kubernetes name (lowercase letters, digits, '-')",
+                        )),
+                        None => Err(problem(
+                            key(field),
+                            "(missing)",
+                            "name it (there is no [serving] standalone stack to default to)",
+                        )),
+                    };
+                let deployment = named("deployment", &f.deployment, &cluster.deployment)?;
+                let namespace = named("namespace", &f.namespace, &cluster.namespace)?;
+                if name == "delete_pod" {
+                    if f.replicas.is_some() || f.restores.is_some() {
+                        return Err(problem(
+                            key("replicas"),
+                            "(set)",
+                            "only `scale` takes `replicas` and `restores`",
+                        ));
+                    }
+                    Action::DeletePod {
+                        namespace,
+                        deployment,
+                    }
+                } else {
+                    let replicas = match f.replicas {
+                        Some(r) if (0..=1000).contains(&r) => r,
+                        Some(r) => return Err(problem(key("replicas"), r, "must be in 0..=1000")),
+                        None => {
+                            return Err(problem(
+                                key("replicas"),
+                                "(missing)",
+                                "give the new replica count, e.g. replicas = 0",
+                            ));
+                        }
+                    };
+                    Action::Scale {
+                        namespace,
+                        deployment,
+                        replicas,
+                        restores: f.restores.unwrap_or(false),
+                    }
+                }
+            }
             other => return Err(problem(key("action"), format!("{other:?}"), ACTIONS)),
         };
         out.push(FaultAction { at, action });
@@ -299,7 +435,7 @@ pub fn validate(
 mod tests {
     use super::*;
 
-    fn raw(text: &str) -> Vec<RawFault> {
+    pub(super) fn raw(text: &str) -> Vec<RawFault> {
         #[derive(Deserialize)]
         struct Doc {
             faults: Vec<RawFault>,
@@ -320,7 +456,15 @@ set = {}
 
     #[test]
     fn an_on_and_off_pair_validates() {
-        let v = validate(&raw(TWO), 0, "soak", Duration::from_secs(50), true).unwrap();
+        let v = validate(
+            &raw(TWO),
+            0,
+            "soak",
+            Duration::from_secs(50),
+            true,
+            &ClusterDefaults::default(),
+        )
+        .unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].at, Duration::from_secs(20));
         assert!(!v[0].action.restores());
@@ -332,7 +476,15 @@ set = {}
     #[test]
     fn problems_name_the_key_and_value() {
         let err = |text: &str, sim: bool, d: u64| {
-            validate(&raw(text), 1, "constant", Duration::from_secs(d), sim).unwrap_err()
+            validate(
+                &raw(text),
+                1,
+                "constant",
+                Duration::from_secs(d),
+                sim,
+                &ClusterDefaults::default(),
+            )
+            .unwrap_err()
         };
         let e = err(TWO, true, 30);
         assert_eq!(
@@ -371,14 +523,30 @@ set = {}
             50,
         );
         assert_eq!(e.0, "phase[1].faults[0].set");
-        let e = validate(&raw(TWO), 0, "stress", Duration::from_secs(50), true).unwrap_err();
+        let e = validate(
+            &raw(TWO),
+            0,
+            "stress",
+            Duration::from_secs(50),
+            true,
+            &ClusterDefaults::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.0, "phase[0].faults");
     }
 
     #[test]
     fn an_external_simulator_needs_its_url() {
         let text = "[[faults]]\nat = \"1s\"\naction = \"simulator\"\nset = {}\nadmin_url = \"http://sim:8000/\"\n";
-        let v = validate(&raw(text), 0, "soak", Duration::from_secs(5), false).unwrap();
+        let v = validate(
+            &raw(text),
+            0,
+            "soak",
+            Duration::from_secs(5),
+            false,
+            &ClusterDefaults::default(),
+        )
+        .unwrap();
         assert_eq!(
             v[0].action,
             Action::Simulator {
@@ -386,7 +554,15 @@ set = {}
                 admin_url: Some("http://sim:8000".into())
             }
         );
-        let e = validate(&raw(text), 0, "soak", Duration::from_secs(5), true).unwrap_err();
+        let e = validate(
+            &raw(text),
+            0,
+            "soak",
+            Duration::from_secs(5),
+            true,
+            &ClusterDefaults::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.0, "phase[0].faults[0].admin_url");
     }
 
@@ -418,5 +594,104 @@ set = {}
             r#"{"warmup":"30s","warmup_factor":4.0}"#
         );
         assert_eq!(serde_json::to_string(&SimFaults::default()).unwrap(), "{}");
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::tests::raw;
+    use super::*;
+
+    fn stack() -> ClusterDefaults {
+        ClusterDefaults {
+            cluster: true,
+            namespace: Some("bench".into()),
+            deployment: Some("stampede-serving".into()),
+        }
+    }
+
+    const KUBE: &str = r#"
+[[faults]]
+at = "10s"
+action = "delete_pod"
+[[faults]]
+at = "20s"
+action = "scale"
+replicas = 0
+[[faults]]
+at = "30s"
+action = "scale"
+deployment = "other"
+namespace = "ns2"
+replicas = 2
+restores = true
+"#;
+
+    #[test]
+    fn kubernetes_actions_default_to_the_serving_stack() {
+        let v = validate(
+            &raw(KUBE),
+            0,
+            "soak",
+            Duration::from_secs(60),
+            false,
+            &stack(),
+        )
+        .unwrap();
+        assert_eq!(v[0].action.describe(), "delete_pod bench/stampede-serving");
+        assert!(!v[0].action.restores());
+        assert_eq!(v[1].action.describe(), "scale bench/stampede-serving to 0");
+        assert!(!v[1].action.restores());
+        assert_eq!(v[2].action.describe(), "scale ns2/other to 2");
+        assert!(v[2].action.restores());
+        assert_eq!(v[2].action.kind(), "scale");
+    }
+
+    #[test]
+    fn kubernetes_actions_need_a_cluster_and_their_own_keys() {
+        let err = |text: &str, c: &ClusterDefaults| {
+            let (k, v, why) =
+                validate(&raw(text), 2, "soak", Duration::from_secs(60), true, c).unwrap_err();
+            format!("{k} = {v}: {why}")
+        };
+        let e = err(KUBE, &ClusterDefaults::default());
+        assert!(
+            e.contains("phase[2].faults[0].action") && e.contains("[serving]"),
+            "{e}"
+        );
+        let no_stack = ClusterDefaults {
+            cluster: true,
+            namespace: Some("bench".into()),
+            deployment: None,
+        };
+        let e = err(KUBE, &no_stack);
+        assert!(e.contains("faults[0].deployment = (missing)"), "{e}");
+        let e = err("[[faults]]\nat = \"1s\"\naction = \"scale\"\n", &stack());
+        assert!(e.contains("faults[0].replicas = (missing)"), "{e}");
+        let e = err(
+            "[[faults]]\nat = \"1s\"\naction = \"scale\"\nreplicas = -1\n",
+            &stack(),
+        );
+        assert!(e.contains("faults[0].replicas = -1"), "{e}");
+        let e = err(
+            "[[faults]]\nat = \"1s\"\naction = \"delete_pod\"\nreplicas = 1\n",
+            &stack(),
+        );
+        assert!(e.contains("only `scale`"), "{e}");
+        let e = err(
+            "[[faults]]\nat = \"1s\"\naction = \"delete_pod\"\ndeployment = \"Bad_Name\"\n",
+            &stack(),
+        );
+        assert!(e.contains("faults[0].deployment = \"Bad_Name\""), "{e}");
+        let e = err(
+            "[[faults]]\nat = \"1s\"\naction = \"delete_pod\"\nset = {}\n",
+            &stack(),
+        );
+        assert!(e.contains("belong to the `simulator` action"), "{e}");
+        let e = err(
+            "[[faults]]\nat = \"1s\"\naction = \"simulator\"\nset = {}\nreplicas = 1\n",
+            &stack(),
+        );
+        assert!(e.contains("belong to `delete_pod`/`scale`"), "{e}");
     }
 }

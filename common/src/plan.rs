@@ -875,9 +875,28 @@ impl RawPlan {
             .map(|(i, p)| p.validate(&cx, i, &request, &run_slo))
             .collect::<Result<Vec<_>, _>>()?;
         let simulator = matches!(target.endpoint, Endpoint::Simulator(_));
+        let standalone = serving.as_ref().and_then(|s| match &s.method {
+            crate::serving::Method::Standalone(st) => Some(st.name.clone()),
+            _ => None,
+        });
+        let cluster = crate::fault::ClusterDefaults {
+            cluster: serving.is_some() || kubernetes.is_some(),
+            namespace: serving
+                .as_ref()
+                .map(|s| s.namespace.clone())
+                .or_else(|| kubernetes.as_ref().map(|k| k.namespace.clone())),
+            deployment: standalone,
+        };
         for (i, (raw, p)) in self.phase.iter().zip(&mut phases).enumerate() {
-            p.faults = crate::fault::validate(&raw.faults, i, p.kind.name(), p.duration, simulator)
-                .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
+            p.faults = crate::fault::validate(
+                &raw.faults,
+                i,
+                p.kind.name(),
+                p.duration,
+                simulator,
+                &cluster,
+            )
+            .map_err(|(key, value, reason)| cx.invalid(key, value, reason))?;
         }
 
         let workload = self

@@ -74,6 +74,10 @@ pub struct Injector {
     client: Result<reqwest::Client, String>,
     /// Base URL of the built-in simulator, when the run started one.
     simulator: Option<String>,
+    /// Kubernetes client for `delete_pod`/`scale` (`None`: connect with
+    /// `kubernetes` when an action needs it).
+    kube: Option<crate::k8s::KubeClient>,
+    kubernetes: stampede_common::kubernetes::Kubernetes,
 }
 
 /// What an action reported besides success.
@@ -95,6 +99,8 @@ impl Default for Injector {
         Self {
             client,
             simulator: None,
+            kube: None,
+            kubernetes: Default::default(),
         }
     }
 }
@@ -103,6 +109,16 @@ impl Injector {
     /// Act on the simulator at `base_url` when an action names none.
     pub fn set_simulator(&mut self, base_url: &str) {
         self.simulator = Some(base_url.to_string());
+    }
+
+    /// Act on the cluster of `kubernetes` (context), through `client` when given.
+    pub fn set_cluster(
+        &mut self,
+        kubernetes: stampede_common::kubernetes::Kubernetes,
+        client: Option<crate::k8s::KubeClient>,
+    ) {
+        self.kubernetes = kubernetes;
+        self.kube = client;
     }
 
     /// Fire `actions` (in time order) at `start` + their offsets, sending each
@@ -174,7 +190,91 @@ impl Injector {
                 };
                 self.simulator(base, settings).await
             }
+            Action::DeletePod {
+                namespace,
+                deployment,
+            } => self
+                .delete_pod(namespace, deployment)
+                .await
+                .map(|()| Applied::default())
+                .map_err(|e| (Applied::default(), e)),
+            Action::Scale {
+                namespace,
+                deployment,
+                replicas,
+                ..
+            } => self
+                .scale(namespace, deployment, *replicas)
+                .await
+                .map(|()| Applied::default())
+                .map_err(|e| (Applied::default(), e)),
         }
+    }
+
+    async fn kube(&self) -> Result<kube::Client, String> {
+        match &self.kube {
+            Some(c) => Ok(c.0.clone()),
+            None => crate::k8s::connect(&self.kubernetes)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Delete the first (by name) pod of `deployment` not already terminating.
+    async fn delete_pod(&self, ns: &str, deployment: &str) -> Result<(), String> {
+        use k8s_openapi::api::apps::v1::Deployment;
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::api::{Api, DeleteParams, ListParams};
+        let client = self.kube().await?;
+        let d = Api::<Deployment>::namespaced(client.clone(), ns)
+            .get(deployment)
+            .await
+            .map_err(|e| format!("Deployment {ns}/{deployment}: {e}"))?;
+        let labels = d
+            .spec
+            .and_then(|s| s.selector.match_labels)
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| format!("Deployment {ns}/{deployment} has no matchLabels selector"))?;
+        let selector = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods = Api::<Pod>::namespaced(client, ns);
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| format!("pods of {ns}/{deployment}: {e}"))?;
+        let victim = list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name.clone())
+            .min()
+            .ok_or_else(|| format!("Deployment {ns}/{deployment} has no running pod"))?;
+        pods.delete(&victim, &DeleteParams::default())
+            .await
+            .map_err(|e| format!("deleting pod {ns}/{victim}: {e}"))?;
+        tracing::info!("fault: deleted pod {ns}/{victim} of {deployment}");
+        Ok(())
+    }
+
+    /// Set `deployment`'s replicas (read, change, replace: a concurrent change
+    /// is refused by its resourceVersion rather than overwritten).
+    async fn scale(&self, ns: &str, deployment: &str, replicas: i32) -> Result<(), String> {
+        use k8s_openapi::api::apps::v1::Deployment;
+        use kube::api::{Api, PostParams};
+        let client = self.kube().await?;
+        let api = Api::<Deployment>::namespaced(client, ns);
+        let mut d = api
+            .get(deployment)
+            .await
+            .map_err(|e| format!("Deployment {ns}/{deployment}: {e}"))?;
+        d.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
+        api.replace(deployment, &PostParams::default(), &d)
+            .await
+            .map_err(|e| format!("scaling {ns}/{deployment} to {replicas}: {e}"))?;
+        Ok(())
     }
 
     /// Replace the simulator's fault settings, reading its injected-fault
@@ -312,5 +412,93 @@ mod tests {
             .unwrap();
         assert_eq!(faults["error_503"], 0.0, "{faults}");
         shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn kubernetes_actions_delete_a_pod_and_scale_the_deployment() {
+        use serde_json::json;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        const DEPLOYS: &str = "/apis/apps/v1/namespaces/bench/deployments";
+        const PODS: &str = "/api/v1/namespaces/bench/pods";
+        let api = crate::k8s::fake::FakeApi::new();
+        let selector = json!({ "app.kubernetes.io/instance": "stampede-serving" });
+        api.insert(
+            DEPLOYS,
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": { "name": "stampede-serving", "namespace": "bench" },
+                "spec": {
+                    "replicas": 2,
+                    "selector": { "matchLabels": selector },
+                    "template": { "metadata": { "labels": selector },
+                                  "spec": { "containers": [{ "name": "server", "image": "x" }] } }
+                }
+            }),
+        );
+        for (name, labels) in [
+            ("stampede-serving-b", selector.clone()),
+            ("stampede-serving-a", selector.clone()),
+            ("aaa-unrelated", json!({ "app": "other" })),
+        ] {
+            api.insert(
+                PODS,
+                json!({ "apiVersion": "v1", "kind": "Pod",
+                        "metadata": { "name": name, "namespace": "bench", "labels": labels } }),
+            );
+        }
+        let mut injector = Injector::default();
+        injector.set_cluster(
+            Default::default(),
+            Some(crate::k8s::KubeClient(api.client("bench"))),
+        );
+        let at = |ms: u64, action: Action| FaultAction {
+            at: Duration::from_millis(ms),
+            action,
+        };
+        let actions = vec![
+            at(
+                10,
+                Action::DeletePod {
+                    namespace: "bench".into(),
+                    deployment: "stampede-serving".into(),
+                },
+            ),
+            at(
+                20,
+                Action::Scale {
+                    namespace: "bench".into(),
+                    deployment: "stampede-serving".into(),
+                    replicas: 0,
+                    restores: false,
+                },
+            ),
+            at(
+                30,
+                Action::DeletePod {
+                    namespace: "bench".into(),
+                    deployment: "missing".into(),
+                },
+            ),
+        ];
+        let (tx, mut rx) = mpsc::channel(8);
+        let task = injector.spawn(Instant::now(), actions, tx, CancellationToken::new());
+        let deleted = rx.recv().await.unwrap();
+        assert_eq!(deleted.error, None, "{deleted:?}");
+        assert_eq!(deleted.kind, "delete_pod");
+        // The first pod of the Deployment by name, nothing else.
+        assert_eq!(api.names(PODS), ["aaa-unrelated", "stampede-serving-b"]);
+        let scaled = rx.recv().await.unwrap();
+        assert_eq!(scaled.error, None, "{scaled:?}");
+        assert_eq!(scaled.action, "scale bench/stampede-serving to 0");
+        let d = api.get(DEPLOYS, "stampede-serving").unwrap();
+        assert_eq!(d["spec"]["replicas"], 0);
+        assert_eq!(
+            d["spec"]["selector"]["matchLabels"], selector,
+            "the rest is kept"
+        );
+        let missing = rx.recv().await.unwrap();
+        let e = missing.error.unwrap();
+        assert!(e.contains("Deployment bench/missing"), "{e}");
+        task.await.unwrap();
     }
 }

@@ -340,6 +340,7 @@ async fn run_phases(
     if simulator {
         orch.simulator_at(&base_url);
     }
+    orch.cluster_for_faults(opts.kube_client.clone());
     orch.record_to(raw);
     let result = async {
         let cluster = match &plan.kubernetes {

@@ -152,6 +152,15 @@ impl Orchestrator {
         }
     }
 
+    /// Kubernetes fault actions act on the plan's cluster, through `client`
+    /// when given (else connected to when an action fires).
+    pub fn cluster_for_faults(&mut self, client: Option<crate::k8s::KubeClient>) {
+        let k = self.plan.kubernetes.clone().unwrap_or_default();
+        if let Some(i) = &mut self.injector {
+            i.set_cluster(k, client);
+        }
+    }
+
     /// Append every accepted report and phase event to `raw` as it happens.
     pub fn record_to(&mut self, raw: RawLog) {
         self.raw = Some(raw);
