@@ -164,7 +164,7 @@ pub fn describe(path: &Path) -> Result<String, SweepError> {
 pub fn prepare(start: Start) -> Result<Prepared, SweepRunError> {
     match start {
         Start::Fresh { plan, out } => {
-            let sweep = plan_sweep::load(&plan)?;
+            let (sweep, text) = load_sweep(&plan)?;
             let dir = out.unwrap_or_else(|| {
                 let stamp: String = now().chars().filter(|c| !matches!(c, '-' | ':')).collect();
                 sweep.output_dir().join(format!("{}-{stamp}", sweep.name()))
@@ -174,7 +174,8 @@ pub fn prepare(start: Start) -> Result<Prepared, SweepRunError> {
             }
             std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
             let copy = dir.join("plan.toml");
-            std::fs::copy(&plan, &copy).map_err(write_err(&copy))?;
+            // The resolved plan: the directory must not depend on included fragments.
+            std::fs::write(&copy, text).map_err(write_err(&copy))?;
             let state = SweepState::new(&sweep, &absolute(&plan), now());
             state.write(&dir)?;
             Ok(Prepared {
@@ -193,16 +194,7 @@ pub fn prepare(start: Start) -> Result<Prepared, SweepRunError> {
             };
             let old = SweepState::read(&dir)?;
             let plan = plan.unwrap_or_else(|| old.plan.clone());
-            let text = std::fs::read_to_string(&plan).map_err(|source| {
-                SweepError::Plan(stampede_common::plan::PlanError::Io {
-                    path: plan.clone(),
-                    source,
-                })
-            })?;
-            if !plan_sweep::is_sweep(&text) {
-                return Err(SweepRunError::NotASweep(plan));
-            }
-            let sweep = plan_sweep::expand(&text, &plan)?;
+            let (sweep, _) = load_sweep(&plan)?;
             let state = old.resume(&dir, &sweep, &absolute(&plan))?;
             state.write(&dir)?;
             Ok(Prepared {
@@ -219,18 +211,26 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// The newest `<output_dir>/<name>-*` directory holding a sweep state.
-fn newest_sweep_of(plan: &Path) -> Result<PathBuf, SweepRunError> {
-    let text = std::fs::read_to_string(plan).map_err(|source| {
-        SweepError::Plan(stampede_common::plan::PlanError::Io {
+/// Read a sweep plan with its includes resolved, and expand it: the sweep
+/// and the resolved plan text.
+fn load_sweep(plan: &Path) -> Result<(Sweep, String), SweepRunError> {
+    let text = std::fs::read_to_string(plan)
+        .map_err(|source| stampede_common::plan::PlanError::Io {
             path: plan.to_path_buf(),
             source,
         })
-    })?;
+        .and_then(|text| stampede_common::include::flatten(&text, plan))
+        .map_err(SweepError::Plan)?;
     if !plan_sweep::is_sweep(&text) {
         return Err(SweepRunError::NotASweep(plan.to_path_buf()));
     }
     let sweep = plan_sweep::expand(&text, plan)?;
+    Ok((sweep, text))
+}
+
+/// The newest `<output_dir>/<name>-*` directory holding a sweep state.
+fn newest_sweep_of(plan: &Path) -> Result<PathBuf, SweepRunError> {
+    let (sweep, _) = load_sweep(plan)?;
     let parent = sweep.output_dir().to_path_buf();
     let prefix = format!("{}-", sweep.name());
     let mut found: Vec<PathBuf> = std::fs::read_dir(&parent)
