@@ -94,8 +94,9 @@ enum Command {
         #[arg(long)]
         controller_address: Option<String>,
     },
-    /// Delete the objects `deploy` created (by name, only with the
-    /// app.kubernetes.io/managed-by=stampede label); Secrets stay.
+    /// Delete the objects `deploy` created and any `[serving]` stack's
+    /// Deployment and Service (only with the app.kubernetes.io/managed-by=stampede
+    /// label); Secrets and Helm releases stay.
     Teardown {
         /// A plan whose [kubernetes] table to use.
         plan: Option<PathBuf>,
