@@ -258,7 +258,11 @@ async fn agent_traced(
         drain_ms: 10_000,
         window_ms: 1000,
         max_requests: 0,
-        shard: Some(proto::Shard { index: 0, count: 1 }),
+        shard: Some(proto::Shard {
+            index: 0,
+            count: 1,
+            ..Default::default()
+        }),
         load: Some(proto::LoadShape {
             shape: Some(proto::load_shape::Shape::OpenLoop(proto::OpenLoop {
                 profile: Some(proto::RateProfile {

@@ -7,9 +7,11 @@
 //! changing rate (it becomes the inhomogeneous Poisson process of that rate).
 //!
 //! Sharding: every agent builds the *same* cluster-wide sequence from the
-//! seed and sends arrival k when k mod n == its index, so the union of the n
-//! shards is exactly the unsharded sequence. Generating the skipped arrivals
-//! costs a few nanoseconds each.
+//! seed and sends arrival k when its shard owns k (k mod n with equal
+//! weights; in proportion to the weights otherwise, see
+//! [`stampede_common::shard`]), so the union of the n shards is exactly the
+//! unsharded sequence. Generating the skipped arrivals costs a few
+//! nanoseconds each.
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -218,15 +220,19 @@ impl Iterator for Schedule {
     }
 }
 
-/// The arrivals of shard `index` of `count`: those with k mod count == index.
-pub fn shard(schedule: Schedule, index: u32, count: u32) -> impl Iterator<Item = (u64, f64)> {
-    let (index, count) = (u64::from(index), u64::from(count.max(1)));
-    schedule.filter(move |(k, _)| k % count == index)
+/// The arrivals of shard `index` of `map`: those it owns.
+pub fn shard(
+    schedule: Schedule,
+    map: &stampede_common::shard::ShardMap,
+    index: u32,
+) -> impl Iterator<Item = (u64, f64)> {
+    schedule.filter(move |(k, _)| map.owner(*k) == index)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stampede_common::shard::ShardMap;
 
     fn times(p: Profile, s: Spacing, seed: u64, horizon: f64) -> Vec<f64> {
         Schedule::new(p, s, seed)
@@ -318,16 +324,30 @@ mod tests {
                 .unwrap()
                 .take_while(|(_, t)| *t < 5.0)
                 .collect();
-            let n = 3;
-            let mut union: Vec<(u64, f64)> = (0..n)
-                .flat_map(|i| {
-                    shard(Schedule::new(profile.clone(), spacing, 3).unwrap(), i, n)
-                        .take_while(|(_, t)| *t < 5.0)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            union.sort_by_key(|(k, _)| *k);
-            assert_eq!(union, whole, "{spacing:?}");
+            // Equal shards, and shards weighted like agents of 2, 8 and 4 cores.
+            for weights in [[1u32, 1, 1], [2, 8, 4]] {
+                let map = ShardMap::weighted(&weights).unwrap();
+                let shards: Vec<Vec<(u64, f64)>> = (0..3)
+                    .map(|i| {
+                        shard(Schedule::new(profile.clone(), spacing, 3).unwrap(), &map, i)
+                            .take_while(|(_, t)| *t < 5.0)
+                            .collect()
+                    })
+                    .collect();
+                let mut union: Vec<(u64, f64)> = shards.concat();
+                union.sort_by_key(|(k, _)| *k);
+                assert_eq!(union, whole, "{spacing:?} {weights:?}");
+                // Each shard's share is its weight's, to within one arrival.
+                let total: u32 = weights.iter().sum();
+                for (s, w) in shards.iter().zip(weights) {
+                    let expected = whole.len() as f64 * f64::from(w) / f64::from(total);
+                    assert!(
+                        (s.len() as f64 - expected).abs() <= 1.0,
+                        "{weights:?}: {} vs {expected}",
+                        s.len()
+                    );
+                }
+            }
         }
     }
 

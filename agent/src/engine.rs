@@ -1,9 +1,10 @@
 //! The load engine: runs this agent's share of one phase.
 //!
 //! Open loop: the phase's arrival sequence is defined once for the cluster
-//! (see [`crate::arrivals`]) and this agent sends the arrivals with
-//! k mod n == shard index, so the union of all agents is exactly the phase's
-//! sequence. Each arrival is sent at its intended time; latency is measured
+//! (see [`crate::arrivals`]) and this agent sends the arrivals k its shard
+//! owns (k mod n with equal weights, in proportion to the weights otherwise:
+//! [`stampede_common::shard`]), so the union of all agents is exactly the
+//! phase's sequence. Each arrival is sent at its intended time; latency is measured
 //! from that intended time (coordinated-omission-correct) and the
 //! intended→actual gap is recorded as schedule lag. Arrivals beyond the
 //! in-flight bound are counted as skipped, never queued.
@@ -11,11 +12,11 @@
 //! Replay: a trace's arrival times, sharded the same way, each arrival with
 //! its record's lengths.
 //!
-//! Closed loop: cluster-wide user u runs on shard u mod n; each user sends its
+//! Closed loop: cluster-wide user u runs on the shard that owns number u; each user sends its
 //! next request when the previous one ends (intended = actual send).
 //!
 //! Resharding: when the controller loses an agent mid-phase it hands every
-//! remaining agent a new slice (index, count) from a window boundary on.
+//! remaining agent a new slice (index, count, weights) from a window boundary on.
 //! Open loop: arrivals intended from then on follow the new slice, so the
 //! survivors again send the whole sequence. Closed loop: the agent starts the
 //! extra users its new slice gives it.
@@ -28,6 +29,7 @@ use crate::replay::Replay;
 use crate::spans::PhaseTrace;
 use crate::workload::WorkloadGen;
 use stampede_common::proto::{self, load_shape::Shape};
+use stampede_common::shard::ShardMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -94,7 +96,8 @@ struct Spec {
     window: Duration,
     max_requests: u64,
     max_arrivals: u64,
-    shard: proto::Shard,
+    /// Who owns which arrival or user, and this agent's index.
+    shard: (Arc<ShardMap>, u32),
     shape: Shape,
     /// The cluster-wide open-loop sequence (open-loop phases only).
     schedule: Option<Schedule>,
@@ -106,10 +109,9 @@ struct Spec {
 
 fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, EngineError> {
     let bad = |m: String| EngineError::Invalid(m);
-    let shard = a.shard.unwrap_or_default();
-    if shard.count == 0 || shard.index >= shard.count {
-        return Err(bad(format!("shard {}/{}", shard.index, shard.count)));
-    }
+    let shard = ShardMap::from_proto(&a.shard.clone().unwrap_or_default())
+        .map(|(map, index)| (Arc::new(map), index))
+        .map_err(|e| bad(e.to_string()))?;
     if a.window_ms == 0 {
         return Err(bad("window_ms = 0".into()));
     }
@@ -394,7 +396,7 @@ pub async fn run_phase(
                     open_loop(&ctx, &spec, Box::new(schedule.clone()), &tracker, &stop, reshards).await;
                 }
                 (_, None, Some(replay)) => {
-                    let arrivals = replay.clone().shard(0, 1);
+                    let arrivals = replay.clone().arrivals();
                     open_loop(&ctx, &spec, Box::new(arrivals), &tracker, &stop, reshards).await;
                 }
                 (_, None, None) => {}
@@ -478,7 +480,7 @@ async fn open_loop(
     let (ctx, tracker, stop) = (ctx.clone(), tracker.clone(), stop.clone());
     let (start, end, max_in_flight, phase_index) =
         (spec.start, spec.end, spec.max_in_flight, spec.phase_index);
-    let mut slices = Slices::new(spec.shard);
+    let mut slices = Slices::new(spec.shard.clone());
     // Without a global bound, the per-agent one (older controllers).
     let (max_arrivals, mut mine_left) = match (spec.max_arrivals, spec.max_requests) {
         (0, 0) => (u64::MAX, u64::MAX),
@@ -533,35 +535,25 @@ async fn open_loop(
 
 /// This agent's slices of a phase over time: the assigned one, then one per reshard.
 struct Slices {
-    /// (from, in seconds since the phase start; index; count), by `from`.
-    slices: Vec<(f64, u64, u64)>,
+    /// (from, in seconds since the phase start; shard map; this agent's index), by `from`.
+    slices: Vec<(f64, Arc<ShardMap>, u32)>,
 }
 
 impl Slices {
-    fn new(shard: proto::Shard) -> Self {
+    fn new((map, index): (Arc<ShardMap>, u32)) -> Self {
         Self {
-            slices: vec![(0.0, u64::from(shard.index), u64::from(shard.count.max(1)))],
+            slices: vec![(0.0, map, index)],
         }
     }
 
     /// Take every reshard of `phase` (the watched list holds all of them).
     fn update(&mut self, reshards: &[proto::Reshard], phase: u32) {
-        let mut slices = vec![self.slices[0]];
+        let mut slices = vec![self.slices[0].clone()];
         for r in reshards.iter().filter(|r| r.phase_index == phase) {
-            let shard = r.shard.unwrap_or_default();
-            if shard.count == 0 || shard.index >= shard.count {
-                tracing::warn!(
-                    index = shard.index,
-                    count = shard.count,
-                    "invalid reshard ignored"
-                );
-                continue;
+            match ShardMap::from_proto(&r.shard.clone().unwrap_or_default()) {
+                Ok((map, index)) => slices.push((r.from_ms as f64 / 1e3, Arc::new(map), index)),
+                Err(e) => tracing::warn!("reshard ignored: {e}"),
             }
-            slices.push((
-                r.from_ms as f64 / 1e3,
-                u64::from(shard.index),
-                u64::from(shard.count),
-            ));
         }
         slices.sort_by(|a, b| a.0.total_cmp(&b.0));
         self.slices = slices;
@@ -569,13 +561,13 @@ impl Slices {
 
     /// Whether arrival `k`, intended `at` seconds into the phase, is this agent's.
     fn owns(&self, k: u64, at: f64) -> bool {
-        let (_, index, count) = self
+        let (_, map, index) = self
             .slices
             .iter()
             .rev()
             .find(|s| s.0 <= at)
             .unwrap_or(&self.slices[0]);
-        k % count == *index
+        map.owner(k) == *index
     }
 }
 
@@ -602,9 +594,9 @@ fn closed_loop(
     stop: &CancellationToken,
     mut reshards: watch::Receiver<Vec<proto::Reshard>>,
 ) {
-    let n = spec.shard.count;
-    let mine = users / n + u32::from(spec.shard.index < users % n);
-    let (count, index) = (u64::from(n), u64::from(spec.shard.index));
+    let (map, index) = &spec.shard;
+    let mine = map.owned_below(*index, u64::from(users)) as u32;
+    let (count, index) = (u64::from(map.count()), u64::from(*index));
     let budget = Arc::new(AtomicU64::new(if spec.max_requests == 0 {
         u64::MAX
     } else {
@@ -686,14 +678,12 @@ fn closed_loop(
                 .borrow_and_update()
                 .iter()
                 .rfind(|r| r.phase_index == phase)
-                .copied();
+                .cloned();
             let Some(r) = latest else { continue };
-            let s = r.shard.unwrap_or_default();
-            if s.count == 0 || s.index >= s.count {
+            let Ok((map, index)) = ShardMap::from_proto(&r.shard.unwrap_or_default()) else {
                 continue;
-            }
-            let want =
-                (r.users / s.count + u32::from(s.index < r.users % s.count)).min(max_in_flight);
+            };
+            let want = (map.owned_below(index, u64::from(r.users)) as u32).min(max_in_flight);
             let from = start + Duration::from_millis(r.from_ms);
             while running < want {
                 user(&spawner, from);

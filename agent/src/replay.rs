@@ -48,16 +48,12 @@ impl Replay {
         })
     }
 
-    /// This shard's arrivals: (index k, seconds from the phase start).
-    pub fn shard(
+    /// Every arrival of the trace: (index k, seconds from the phase start).
+    /// The engine keeps those its shard owns.
+    pub fn arrivals(
         self: std::sync::Arc<Self>,
-        index: u32,
-        count: u32,
     ) -> impl Iterator<Item = (u64, f64)> + Send + 'static {
-        let (index, count) = (u64::from(index), u64::from(count.max(1)));
-        (index..self.at_nanos.len() as u64)
-            .step_by(count as usize)
-            .map(move |k| (k, self.at_nanos[k as usize] as f64 / 1e9))
+        (0..self.at_nanos.len() as u64).map(move |k| (k, self.at_nanos[k as usize] as f64 / 1e9))
     }
 
     /// (prompt tokens, max_tokens) of arrival k.
@@ -72,7 +68,7 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn shards_union_to_the_trace() {
+    fn arrivals_follow_the_trace() {
         let r = Arc::new(
             Replay::from_proto(&proto::Replay {
                 gaps_nanos: vec![0, 1_500_000, 0, 250_000_000, 1],
@@ -81,8 +77,7 @@ mod tests {
             })
             .unwrap(),
         );
-        let mut all: Vec<(u64, f64)> = (0..3).flat_map(|i| r.clone().shard(i, 3)).collect();
-        all.sort_by_key(|(k, _)| *k);
+        let all: Vec<(u64, f64)> = r.clone().arrivals().collect();
         let times: Vec<f64> = all.iter().map(|(_, t)| *t).collect();
         assert_eq!(times, vec![0.0, 0.0015, 0.0015, 0.2515, 0.251_500_001]);
         assert_eq!(r.lengths(3), Some((4, 2)));

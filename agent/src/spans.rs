@@ -68,7 +68,7 @@ impl PhaseTrace {
         } else {
             0.0
         };
-        let shard = a.shard.unwrap_or_default();
+        let shard = a.shard.clone().unwrap_or_default();
         let span = tracing::info_span!(
             target: SPAN_TARGET,
             "agent_phase",

@@ -131,7 +131,11 @@ async fn unacknowledged_reports_are_resent_after_reconnecting() {
         duration_ms: 1_500,
         drain_ms: 2_000,
         window_ms: 250,
-        shard: Some(proto::Shard { index: 0, count: 1 }),
+        shard: Some(proto::Shard {
+            index: 0,
+            count: 1,
+            ..Default::default()
+        }),
         load: Some(proto::LoadShape {
             shape: Some(proto::load_shape::Shape::OpenLoop(proto::OpenLoop {
                 profile: Some(proto::RateProfile {

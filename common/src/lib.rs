@@ -15,6 +15,7 @@ pub mod plan;
 pub mod prompt;
 pub mod security;
 pub mod serving;
+pub mod shard;
 pub mod slo;
 pub mod sweep;
 pub mod trace;

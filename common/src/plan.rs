@@ -166,6 +166,9 @@ pub struct RawAgents {
     pub join_token_file: Option<PathBuf>,
     /// Serve plaintext gRPC on a non-loopback address. Default false.
     pub allow_plaintext: Option<bool>,
+    /// How a phase is split between agents: "cores" (in proportion to the
+    /// cores each agent reports, the default) or "equal".
+    pub shard_weights: Option<String>,
 }
 
 /// `[target]`: the endpoint under test — a URL, or the built-in simulator.
@@ -415,6 +418,17 @@ pub struct Agents {
     pub reconnect_grace: Duration,
     /// mTLS, join token and plaintext policy of the agents' endpoint.
     pub security: crate::security::Security,
+    /// How a phase is split between agents.
+    pub shard_weights: ShardWeights,
+}
+
+/// How a phase is split between agents (see [`crate::shard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardWeights {
+    /// In proportion to the cores each agent reports when it joins.
+    Cores,
+    /// The same share for every agent.
+    Equal,
 }
 
 /// Local agents (started by the controller) or remote ones.
@@ -1026,6 +1040,17 @@ impl RawPlan {
         if max_in_flight == 0 {
             return Err(cx.invalid("agents.max_in_flight", 0, "must be at least 1"));
         }
+        let shard_weights = match a.shard_weights.as_deref() {
+            None | Some("cores") => ShardWeights::Cores,
+            Some("equal") => ShardWeights::Equal,
+            Some(other) => {
+                return Err(cx.invalid(
+                    "agents.shard_weights",
+                    format!("{other:?}"),
+                    "must be \"cores\" or \"equal\"",
+                ));
+            }
+        };
         Ok(Agents {
             mode,
             count,
@@ -1045,6 +1070,7 @@ impl RawPlan {
                     remote: mode == AgentMode::Remote,
                 },
             )?,
+            shard_weights,
         })
     }
 
@@ -2082,6 +2108,23 @@ max_drift = 0.25
         let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\nratee = 3"));
         assert!(e.contains("ratee"), "{e}");
         assert!(e.contains("p.toml"), "{e}");
+    }
+
+    #[test]
+    fn shard_weights_are_cores_unless_equal() {
+        let weights =
+            |extra: &str| check(&GOOD.replace("local = 2", &format!("local = 2\n{extra}")));
+        assert_eq!(
+            weights("").unwrap().agents.shard_weights,
+            ShardWeights::Cores
+        );
+        let equal = weights("shard_weights = \"equal\"").unwrap();
+        assert_eq!(equal.agents.shard_weights, ShardWeights::Equal);
+        let e = weights("shard_weights = \"gpus\"").unwrap_err().to_string();
+        assert!(
+            e.contains("agents.shard_weights") && e.contains("gpus"),
+            "{e}"
+        );
     }
 
     #[test]

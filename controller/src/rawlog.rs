@@ -130,6 +130,9 @@ pub enum Record {
         window_ms: u64,
         /// Agents assigned.
         agents: Vec<String>,
+        /// Each assigned agent's shard weight (same order as `agents`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        shard_weights: Vec<u32>,
         /// The step of a stress phase this assignment runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         step: Option<StepRecord>,

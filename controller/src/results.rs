@@ -153,6 +153,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             window_ms,
             agents,
             step,
+            shard_weights: _,
         } = record
         {
             let planned = plan.phases.get(phase as usize).ok_or_else(|| {

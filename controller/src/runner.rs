@@ -10,11 +10,12 @@ use crate::rawlog::{RawLog, RawLogError, Record, StepRecord};
 use crate::report::{AgentInfo, PhaseSummary, Redistribution, RequestCounts};
 use crate::service::{AgentTx, Event};
 use stampede_common::metric::Metric;
-use stampede_common::plan::{Api, Arrival, Phase, PhaseKind, Plan};
+use stampede_common::plan::{Api, Arrival, Phase, PhaseKind, Plan, ShardWeights};
 use stampede_common::proto::{
     self, ClockProbe, Hello, LoadShape, PhaseAssignment, SessionResponse, Stop, load_shape::Shape,
     session_request::Kind as Up, session_response::Kind as Down,
 };
+use stampede_common::shard::{self, ShardMap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -55,6 +56,11 @@ pub enum RunError {
     /// Every agent was lost.
     #[error("no agents left to run phase {0:?}")]
     NoAgents(String),
+    /// The agents' shard weights cannot be used.
+    #[error(
+        "cannot split the phase between the agents by their cores: {0} (set agents.shard_weights = \"equal\")"
+    )]
+    Shard(String),
     /// Interrupted while waiting for agents.
     #[error("interrupted before the first phase")]
     Interrupted,
@@ -448,7 +454,8 @@ impl Orchestrator {
         // step can never be merged into the next.
         let slot = self.next_slot;
         self.next_slot += 1;
-        let n = active.len() as u32;
+        let weights = self.shard_weights(&active);
+        let shards = ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
         let max_rtt = active
             .iter()
             .map(|id| self.agents[id].clock.unwrap_or_default().rtt_nanos)
@@ -462,9 +469,14 @@ impl Orchestrator {
 
         let mut pending: BTreeSet<String> = BTreeSet::new();
         for (i, id) in active.iter().enumerate() {
-            let Some(assignment) =
-                self.assignment(slot, index as u32, phase, i as u32, n, start_unix, id)
-            else {
+            let Some(assignment) = self.assignment(
+                slot,
+                index as u32,
+                phase,
+                (i as u32, &weights, &shards),
+                start_unix,
+                id,
+            ) else {
                 continue;
             };
             let a = &self.agents[id];
@@ -488,6 +500,7 @@ impl Orchestrator {
             start_unix_nanos: start_unix,
             window_ms: millis(self.plan.window),
             agents: assigned.clone(),
+            shard_weights: self.shard_weights(&assigned),
             step,
         })?;
         self.progress.phase_start(phase, assigned.len(), step);
@@ -658,7 +671,7 @@ impl Orchestrator {
                             let _ = self.agents[&id]
                                 .tx
                                 .send(Ok(SessionResponse {
-                                    kind: Some(Down::Reshard(*r)),
+                                    kind: Some(Down::Reshard(r.clone())),
                                 }))
                                 .await;
                         }
@@ -800,7 +813,8 @@ impl Orchestrator {
         if survivors.is_empty() || from_ms >= millis(phase.duration) {
             return Ok(None);
         }
-        let n = survivors.len() as u32;
+        let weights = self.shard_weights(survivors);
+        ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
         let users = match phase.kind {
             PhaseKind::Baseline => 1,
             PhaseKind::Concurrency { users } => users,
@@ -809,14 +823,11 @@ impl Orchestrator {
         for (i, id) in survivors.iter().enumerate() {
             let r = proto::Reshard {
                 phase_index: slot,
-                shard: Some(proto::Shard {
-                    index: i as u32,
-                    count: n,
-                }),
+                shard: Some(shard::to_proto(i as u32, &weights)),
                 from_ms,
                 users,
             };
-            sent.entry(id.clone()).or_default().push(r);
+            sent.entry(id.clone()).or_default().push(r.clone());
             if let Some(a) = self.agents.get(id) {
                 let _ =
                     a.tx.send(Ok(SessionResponse {
@@ -844,14 +855,25 @@ impl Orchestrator {
         }))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Each agent's shard weight, in `agents` order.
+    fn shard_weights(&self, agents: &[String]) -> Vec<u32> {
+        agents
+            .iter()
+            .map(|id| match self.plan.agents.shard_weights {
+                ShardWeights::Equal => 1,
+                ShardWeights::Cores => self.agents.get(id).map_or(1, |a| a.hello.cores.max(1)),
+            })
+            .collect()
+    }
+
+    /// Agent `id`'s assignment for `phase`, as shard `i` of `shards`
+    /// (built from `weights`); `None` when its share is empty.
     fn assignment(
         &self,
         slot: u32,
         index: u32,
         phase: &Phase,
-        i: u32,
-        n: u32,
+        (i, weights, shards): (u32, &[u32], &ShardMap),
         start_unix: i64,
         id: &str,
     ) -> Option<PhaseAssignment> {
@@ -860,21 +882,16 @@ impl Orchestrator {
             | PhaseKind::Ramp { .. }
             | PhaseKind::Soak { .. }
             | PhaseKind::Stress(_) => {
-                // Arrival k goes to shard k mod n; a global bound M leaves
-                // shard i the arrivals i, i+n, … below M.
-                let share = phase
-                    .max_requests
-                    .map(|m| m.saturating_sub(u64::from(i)).div_ceil(u64::from(n)));
+                // A global bound M leaves each shard its arrivals below M.
+                let share = phase.max_requests.map(|m| shards.owned_below(i, m));
                 (
                     Shape::OpenLoop(open_loop(phase, self.plan.seed, index)),
                     share,
                 )
             }
             PhaseKind::Replay { time_scale } => {
-                // Sharded like any open loop: arrival k to shard k mod n.
-                let share = phase
-                    .max_requests
-                    .map(|m| m.saturating_sub(u64::from(i)).div_ceil(u64::from(n)));
+                // Sharded like any open loop.
+                let share = phase.max_requests.map(|m| shards.owned_below(i, m));
                 let replay = phase.trace.as_ref()?.to_proto(time_scale);
                 (Shape::Replay(replay), share)
             }
@@ -883,17 +900,16 @@ impl Orchestrator {
                     PhaseKind::Concurrency { users } => users,
                     _ => 1,
                 };
-                let mine = users / n + u32::from(i < users % n);
+                let users_of = |j: u32| shards.owned_below(j, u64::from(users));
+                let mine = users_of(i);
                 if mine == 0 {
                     return None;
                 }
                 // Split a global bound in proportion to users, remainder to the first shards.
                 let share = phase.max_requests.map(|m| {
-                    let base = m * u64::from(mine) / u64::from(users);
-                    let handed: u64 = (0..n)
-                        .map(|j| {
-                            m * u64::from(users / n + u32::from(j < users % n)) / u64::from(users)
-                        })
+                    let base = m * mine / u64::from(users);
+                    let handed: u64 = (0..shards.count())
+                        .map(|j| m * users_of(j) / u64::from(users))
                         .sum();
                     base + u64::from(u64::from(i) < m - handed)
                 });
@@ -923,7 +939,7 @@ impl Orchestrator {
             drain_ms: millis(phase.drain),
             window_ms: millis(plan.window),
             max_requests: max_requests.unwrap_or(0),
-            shard: Some(proto::Shard { index: i, count: n }),
+            shard: Some(shard::to_proto(i, weights)),
             load: Some(LoadShape { shape: Some(shape) }),
             request: Some(proto::RequestTemplate {
                 base_url: self.target.base_url.clone(),

@@ -63,7 +63,8 @@ fn setup(
         let hello = Hello {
             agent_id: id.to_string(),
             node_name: "node".into(),
-            cores: 1,
+            // Unequal sizes: shares follow cores.
+            cores: if *id == "b" { 3 } else { 1 },
             ..Default::default()
         };
         events
@@ -321,7 +322,7 @@ async fn a_lost_agent_is_declared_after_its_grace_and_its_share_handed_on() {
             .unwrap()
             .iter()
             .filter_map(|(t, m)| match m {
-                Down::Reshard(r) => Some((*t, *r)),
+                Down::Reshard(r) => Some((*t, r.clone())),
                 _ => None,
             })
             .collect();
@@ -330,9 +331,17 @@ async fn a_lost_agent_is_declared_after_its_grace_and_its_share_handed_on() {
             continue;
         }
         assert_eq!(reshards.len(), 1, "{id}");
-        let (at, r) = reshards[0];
+        let (at, r) = reshards[0].clone();
         let index = if id == "a" { 0 } else { 1 };
-        assert_eq!(r.shard, Some(proto::Shard { index, count: 2 }), "{id}");
+        assert_eq!(
+            r.shard,
+            Some(proto::Shard {
+                index,
+                count: 2,
+                weights: vec![1, 3]
+            }),
+            "{id}"
+        );
         assert_eq!((r.from_ms, r.phase_index, r.users), (5000, 0, 0));
         // Sent when c was declared lost: 0.3 s lead + 2.7 s + 2 s grace.
         let sent_at = at - began;

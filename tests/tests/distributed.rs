@@ -102,3 +102,83 @@ duration = "4s"
         "baseline TTFT p50 {base_p50} ms"
     );
 }
+
+/// Two `agent` processes of 1 and 3 cores share a constant phase in
+/// proportion to their cores (and evenly with `shard_weights = "equal"`):
+/// exactly the arrivals each shard owns, and together every arrival.
+#[test]
+fn shards_follow_agent_cores() {
+    let (_sim, sim_url) = start_sim(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "4"]);
+    for (weights, expected) in [("cores", [30u64, 90]), ("equal", [60, 60])] {
+        let plan = format!(
+            r#"
+[run]
+name = "weighted"
+window = "500ms"
+[agents]
+remote = 2
+join_timeout = "60s"
+shard_weights = "{weights}"
+[target]
+url = "{sim_url}"
+model = "stampede-sim"
+[request]
+prompt_tokens = 8
+max_tokens = 4
+timeout = "10s"
+[[phase]]
+name = "steady"
+kind = "constant"
+rate = 40.0
+duration = "3s"
+"#
+        );
+        let (dir, path) = plan_file(&plan);
+        let out = dir.path().join("run");
+        let (mut controller, addr) = stampede_tests::start_remote_controller(&path, &out);
+        // Ids sort in assignment order: a-small is shard 0.
+        let mut agents: Vec<Proc> = [("a-small", "1"), ("b-large", "3")]
+            .iter()
+            .map(|(id, cores)| {
+                let mut cmd = Command::new(bin("agent"));
+                cmd.args(["--controller", &addr, "--id", id, "--cores", cores]);
+                cmd.args(["--give-up-after", "30s"]);
+                Proc::spawn(cmd)
+            })
+            .collect();
+        let (code, output) = controller.wait_exit(Duration::from_secs(90));
+        assert_eq!(code, Some(0), "controller failed:\n{output}");
+        for a in &mut agents {
+            let (code, output) = a.wait_exit(Duration::from_secs(15));
+            assert_eq!(code, Some(0), "agent failed:\n{output}");
+        }
+
+        let mut sent = std::collections::BTreeMap::<String, u64>::new();
+        let mut recorded_weights = None;
+        for line in std::fs::read_to_string(out.join("windows.jsonl"))
+            .expect("windows.jsonl")
+            .lines()
+        {
+            let r: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            match r["record"].as_str() {
+                Some("phase_start") => recorded_weights = Some(r["shard_weights"].clone()),
+                Some("window") => {
+                    *sent
+                        .entry(r["agent"].as_str().expect("agent").to_string())
+                        .or_default() += r["counters"]["sent"].as_u64().expect("sent");
+                }
+                _ => {}
+            }
+        }
+        let got = [sent["a-small"], sent["b-large"]];
+        assert_eq!(
+            got, expected,
+            "{weights}: requests sent by a-small, b-large"
+        );
+        let want_weights = match weights {
+            "cores" => serde_json::json!([1, 3]),
+            _ => serde_json::json!([1, 1]),
+        };
+        assert_eq!(recorded_weights, Some(want_weights));
+    }
+}
