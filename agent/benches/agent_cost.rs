@@ -19,6 +19,10 @@
 //!    that counts and drops spans, export included) for an untraced phase, a
 //!    phase traced at the default sample ratio and one traced at ratio 1, each
 //!    against the agent of (1), which ran with no exporter at all;
+//!
+//!    1c. pacing precision: the intended → started gap of no-op tasks paced
+//!    by the agent's [`PreciseTimer`] (a timerfd on tokio's reactor) and by an
+//!    OS thread that sleeps and hands each task to the runtime, alternating;
 //! 2. a rate sweep, the bare client and then the agent at each rate:
 //!    achieved/offered, TTFT p50/p99 minus the simulator's measured
 //!    server-side TTFT (`GET /sim/latency`, reset before each run), the
@@ -45,6 +49,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use stampede_agent::engine::{self, AgentClock, Report, cpu_micros, cpu_micros_of};
+use stampede_agent::pacer::PreciseTimer;
 use stampede_agent::session::http_client;
 use stampede_agent::telemetry::{self, LogFormat, SPAN_TARGET};
 use stampede_common::histogram::{decode, new_histogram};
@@ -188,6 +193,85 @@ fn body() -> Bytes {
         "stream_options": {"include_usage": true},
     });
     serde_json::to_vec(&v).expect("json").into()
+}
+
+/// Intended → started gap (µs) of no-op tasks paced at `rate` for `secs` by
+/// an OS thread that sleeps and hands each task to the runtime: the pacing
+/// the agent used before [`PreciseTimer`], kept here as the reference.
+fn pace_by_thread(rt: &tokio::runtime::Runtime, rate: f64, secs: u64) -> Histogram<u64> {
+    let lags = Arc::new(std::sync::Mutex::new(new_histogram()));
+    let (handle, recorded) = (rt.handle().clone(), lags.clone());
+    let start = std::time::Instant::now() + Duration::from_millis(50);
+    let n = (rate * secs as f64) as u64;
+    std::thread::spawn(move || {
+        for k in 0..n {
+            let due = start + Duration::from_secs_f64(k as f64 / rate);
+            let now = std::time::Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let recorded = recorded.clone();
+            handle.spawn(async move {
+                let lag = std::time::Instant::now().saturating_duration_since(due);
+                let mut h = recorded.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = h.record(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX));
+            });
+        }
+    })
+    .join()
+    .expect("pacing thread");
+    std::thread::sleep(Duration::from_millis(50));
+    lags.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// [`pace_by_thread`] with the agent's pacer: a task on the runtime waiting
+/// on [`PreciseTimer`], spawning each no-op task itself.
+fn pace_by_timer(rt: &tokio::runtime::Runtime, rate: f64, secs: u64) -> Histogram<u64> {
+    rt.block_on(async move {
+        let lags = Arc::new(std::sync::Mutex::new(new_histogram()));
+        let recorded = lags.clone();
+        tokio::spawn(async move {
+            let mut timer = PreciseTimer::new();
+            let start = Instant::now() + Duration::from_millis(50);
+            for k in 0..(rate * secs as f64) as u64 {
+                let due = start + Duration::from_secs_f64(k as f64 / rate);
+                timer.sleep_until(due).await;
+                let recorded = recorded.clone();
+                tokio::spawn(async move {
+                    let lag = Instant::now().saturating_duration_since(due);
+                    let mut h = recorded.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = h.record(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX));
+                });
+            }
+        })
+        .await
+        .expect("pacing task");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lags.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    })
+}
+
+/// 1c: pacing precision, the agent's timer against the thread hand-off, alternating.
+fn pacing(rt: &tokio::runtime::Runtime, rate: f64, secs: u64) {
+    println!();
+    println!(
+        "1c. pacing: intended -> started gap of no-op tasks at {rate} /s, {secs} s per run, alternating"
+    );
+    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q);
+    for round in 1..=2 {
+        for (name, h) in [
+            ("OS thread + hand-off", pace_by_thread(rt, rate, secs)),
+            ("agent (PreciseTimer)", pace_by_timer(rt, rate, secs)),
+        ] {
+            println!(
+                "   round {round} {name:<21} p50 {:>5} us  p90 {:>5} us  p99 {:>5} us  max {:>6} us",
+                us(&h, 0.5),
+                us(&h, 0.9),
+                us(&h, 0.99),
+                h.max()
+            );
+        }
+    }
 }
 
 /// What the bare client saw.
@@ -606,6 +690,7 @@ fn main() {
     if !sweep_only {
         tracing_cost(&rt, &sim.url, rate, secs, agent_per_k);
     }
+    pacing(&rt, 1.5 * rate, secs.min(5));
 
     // 2. Rate sweep: at each rate the bare client, then the agent.
     println!();

@@ -24,6 +24,7 @@
 use crate::arrivals::Schedule;
 use crate::client::{self, Target};
 use crate::failure::FailureClass;
+use crate::pacer::PreciseTimer;
 use crate::recorder::Recorder;
 use crate::replay::Replay;
 use crate::spans::PhaseTrace;
@@ -460,14 +461,8 @@ pub async fn run_phase(
     Ok(())
 }
 
-/// Longest a pacing thread sleeps before checking for a stop order.
-const STOP_POLL: Duration = Duration::from_millis(20);
-
-/// Open-loop arrivals, paced by a dedicated OS thread.
-///
-/// The async timer fires on millisecond ticks (a send would leave up to
-/// ~1.5 ms late); a thread sleeping with `nanosleep` wakes within tens of
-/// microseconds of the intended time and hands the request to the runtime.
+/// Open-loop arrivals, each sent at its intended time on a precise timer
+/// ([`crate::pacer`]): tokio's own fires on millisecond ticks.
 async fn open_loop(
     ctx: &Arc<Ctx>,
     spec: &Spec,
@@ -476,8 +471,6 @@ async fn open_loop(
     stop: &CancellationToken,
     mut reshards: watch::Receiver<Vec<proto::Reshard>>,
 ) {
-    let runtime = tokio::runtime::Handle::current();
-    let (ctx, tracker, stop) = (ctx.clone(), tracker.clone(), stop.clone());
     let (start, end, max_in_flight, phase_index) =
         (spec.start, spec.end, spec.max_in_flight, spec.phase_index);
     let mut slices = Slices::new(spec.shard.clone());
@@ -487,49 +480,49 @@ async fn open_loop(
         (0, m) => (u64::MAX, m),
         (m, _) => (m, u64::MAX),
     };
-    let pacer = std::thread::Builder::new()
-        .name("stampede-pacer".into())
-        .spawn(move || {
-            for (k, at) in arrivals {
-                if k >= max_arrivals || mine_left == 0 {
-                    break;
-                }
-                if reshards.has_changed().unwrap_or(false) {
-                    slices.update(&reshards.borrow_and_update(), phase_index);
-                }
-                if !slices.owns(k, at) {
-                    continue;
-                }
-                let Some(due) = Duration::try_from_secs_f64(at)
-                    .ok()
-                    .and_then(|d| start.checked_add(d))
-                else {
-                    break;
-                };
-                if due >= end || !sleep_until_precise(due, &stop) {
-                    break;
-                }
-                mine_left -= 1;
-                if ctx.in_flight.load(Ordering::Relaxed) >= max_in_flight {
-                    ctx.rec.skipped(1);
-                    continue;
-                }
-                ctx.in_flight.fetch_add(1, Ordering::Relaxed);
-                let ctx = ctx.clone();
-                tracker.spawn_on(
-                    async move {
-                        ctx.one_request(due, k).await;
-                        ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    },
-                    &runtime,
-                );
-            }
-        });
-    match pacer {
-        Ok(thread) => {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    let mut timer = PreciseTimer::new();
+    for (k, at) in arrivals {
+        if k >= max_arrivals || mine_left == 0 {
+            break;
         }
-        Err(e) => tracing::error!("cannot start the pacing thread: {e}"),
+        if reshards.has_changed().unwrap_or(false) {
+            slices.update(&reshards.borrow_and_update(), phase_index);
+        }
+        if !slices.owns(k, at) {
+            continue;
+        }
+        let Some(due) = Duration::try_from_secs_f64(at)
+            .ok()
+            .and_then(|d| start.checked_add(d))
+        else {
+            break;
+        };
+        if due >= end {
+            break;
+        }
+        if Instant::now() < due {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = timer.sleep_until(due) => {}
+            }
+        } else if stop.is_cancelled() {
+            break;
+        } else {
+            // Behind schedule: catch up, but let other tasks run.
+            tokio::task::consume_budget().await;
+        }
+        mine_left -= 1;
+        if ctx.in_flight.load(Ordering::Relaxed) >= max_in_flight {
+            ctx.rec.skipped(1);
+            continue;
+        }
+        ctx.in_flight.fetch_add(1, Ordering::Relaxed);
+        let ctx = ctx.clone();
+        tracker.spawn(async move {
+            ctx.one_request(due, k).await;
+            ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
@@ -568,21 +561,6 @@ impl Slices {
             .find(|s| s.0 <= at)
             .unwrap_or(&self.slices[0]);
         map.owner(k) == *index
-    }
-}
-
-/// Block the calling (non-runtime) thread until `due`; false when stopped first.
-fn sleep_until_precise(due: Instant, stop: &CancellationToken) -> bool {
-    let due = due.into_std();
-    loop {
-        if stop.is_cancelled() {
-            return false;
-        }
-        let now = std::time::Instant::now();
-        if now >= due {
-            return true;
-        }
-        std::thread::sleep((due - now).min(STOP_POLL));
     }
 }
 

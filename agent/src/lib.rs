@@ -11,6 +11,7 @@ pub mod failure;
 pub mod http;
 pub mod live;
 pub mod openai;
+pub mod pacer;
 pub mod recorder;
 pub mod replay;
 pub mod security;
