@@ -195,6 +195,15 @@ fn body() -> Bytes {
     serde_json::to_vec(&v).expect("json").into()
 }
 
+/// Record the time since `from` (µs) in a shared histogram.
+fn record_since(h: &std::sync::Mutex<Histogram<u64>>, from: std::time::Instant) {
+    let us = std::time::Instant::now()
+        .saturating_duration_since(from)
+        .as_micros();
+    let mut h = h.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = h.record(u64::try_from(us).unwrap_or(u64::MAX));
+}
+
 /// Intended → started gap (µs) of no-op tasks paced at `rate` for `secs` by
 /// an OS thread that sleeps and hands each task to the runtime: the pacing
 /// the agent used before [`PreciseTimer`], kept here as the reference.
@@ -211,11 +220,7 @@ fn pace_by_thread(rt: &tokio::runtime::Runtime, rate: f64, secs: u64) -> Histogr
                 std::thread::sleep(due - now);
             }
             let recorded = recorded.clone();
-            handle.spawn(async move {
-                let lag = std::time::Instant::now().saturating_duration_since(due);
-                let mut h = recorded.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = h.record(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX));
-            });
+            handle.spawn(async move { record_since(&recorded, due) });
         }
     })
     .join()
@@ -237,11 +242,7 @@ fn pace_by_timer(rt: &tokio::runtime::Runtime, rate: f64, secs: u64) -> Histogra
                 let due = start + Duration::from_secs_f64(k as f64 / rate);
                 timer.sleep_until(due).await;
                 let recorded = recorded.clone();
-                tokio::spawn(async move {
-                    let lag = Instant::now().saturating_duration_since(due);
-                    let mut h = recorded.lock().unwrap_or_else(|e| e.into_inner());
-                    let _ = h.record(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX));
-                });
+                tokio::spawn(async move { record_since(&recorded, due.into_std()) });
             }
         })
         .await
@@ -275,7 +276,6 @@ fn pacing(rt: &tokio::runtime::Runtime, rate: f64, secs: u64) {
 }
 
 /// What the bare client saw.
-#[derive(Default)]
 struct BareRun {
     ok: u64,
     failed: u64,
@@ -326,11 +326,7 @@ async fn bare(url: &str, rate: f64, secs: u64, timed: bool) -> BareRun {
                     if timed {
                         chunks += 1;
                         if chunks == 2 {
-                            let us = Instant::now()
-                                .saturating_duration_since(intended)
-                                .as_micros();
-                            let mut h = first_token.lock().unwrap_or_else(|e| e.into_inner());
-                            let _ = h.record(u64::try_from(us).unwrap_or(u64::MAX));
+                            record_since(&first_token, intended.into_std());
                         }
                     }
                 }
@@ -773,24 +769,21 @@ fn main() {
             "   limited by the agent: it stops holding at {a:.0} req/s, where the bare client still holds"
         ),
     }
-    // The agent's overhead at the step closest to half the ceiling the bare
-    // client and the simulator reach together on this machine.
+    // The agent's overhead at half the ceiling the bare client and the
+    // simulator reach together on this machine, from a step of its own at
+    // that rate unless the sweep had one.
     println!("   ceiling (simulator keeps up, bare client holds): {ceiling:.0} req/s");
-    if ceiling > 0.0 && !overheads.iter().any(|o| o.0 == ceiling / 2.0) {
-        let half = sweep_step(&rt, &sim, true, ceiling / 2.0, secs);
-        overheads.push((ceiling / 2.0, half.ovh50, half.ovh99));
-    }
-    if let Some((r, p50, p99)) = overheads
-        .iter()
-        .filter(|s| ceiling > 0.0 && s.0 <= ceiling)
-        .min_by(|a, b| {
-            (a.0 - ceiling / 2.0)
-                .abs()
-                .total_cmp(&(b.0 - ceiling / 2.0).abs())
-        })
-    {
+    if ceiling > 0.0 {
+        let half = ceiling / 2.0;
+        let (p50, p99) = match overheads.iter().find(|o| o.0 == half) {
+            Some(&(_, p50, p99)) => (p50, p99),
+            None => {
+                let step = sweep_step(&rt, &sim, true, half, secs);
+                (step.ovh50, step.ovh99)
+            }
+        };
         println!(
-            "   agent at {r:.0} req/s (half the {ceiling:.0} req/s ceiling): TTFT overhead p50 {p50:.3} ms (goal < 0.5), p99 {p99:.3} ms (goal < 1)"
+            "   agent at {half:.0} req/s (half the {ceiling:.0} req/s ceiling): TTFT overhead p50 {p50:.3} ms (goal < 0.5), p99 {p99:.3} ms (goal < 1)"
         );
     }
     // The soak runs at half the ceiling (half what the agent held without one).
