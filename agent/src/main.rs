@@ -27,7 +27,9 @@ struct Args {
     /// Node name reported to the controller [default: host name].
     #[arg(long, env = "NODE_NAME")]
     node_name: Option<String>,
-    /// Cores this agent may use [default: available parallelism].
+    /// Cores this agent may use; its share of each phase is in proportion to
+    /// them (unless the plan sets agents.shard_weights = "equal")
+    /// [default: available parallelism].
     #[arg(long)]
     cores: Option<u32>,
     /// Give up when the controller has been unreachable this long.
