@@ -3,16 +3,20 @@
 //! Drives the release `stampede-sim` binary (a child process on loopback:
 //! TTFT 20 ms, ITL 5 ms, 64 output tokens, ~128-word prompts, streaming,
 //! constant arrivals) with
-//! - a *bare* reference client written for this benchmark: the same HTTP
-//!   client, paced by tokio's timer, reading the stream's bytes and nothing
-//!   else (no SSE parsing, no JSON, no timing, no histograms);
-//! - the agent's real engine (`engine::run_phase`): precise pacing, SSE and
-//!   JSON parsing, vLLM metrics into per-window HDR histograms, V2 encoding.
+//! - a *bare* reference client written for this benchmark: HTTP/1.1 by hand
+//!   over tokio's `TcpStream` with kept-alive connections, paced by tokio's
+//!   timer, reading the stream's bytes until the body's last chunk and nothing
+//!   else (no HTTP or SSE parsing, no JSON, no histograms);
+//! - for context in (1), the same bare loop through reqwest, the agent's
+//!   general-purpose HTTP client (used for TLS, HTTP/2 and proxies);
+//! - the agent's real engine (`engine::run_phase`): precise pacing, its lean
+//!   HTTP/1.1 client, SSE and JSON parsing, vLLM metrics into per-window HDR
+//!   histograms, V2 encoding.
 //!
 //! Prints, all measured in this run:
-//! 1. CPU-seconds per 1,000 streamed requests for both at the cost rate and
-//!    at twice it, bare and agent alternating (`STAMPEDE_BENCH_REPEATS` times,
-//!    default 3), and the ratio of their medians;
+//! 1. CPU-seconds per 1,000 streamed requests for all three at the cost rate
+//!    and at twice it, alternating (`STAMPEDE_BENCH_REPEATS` times, default
+//!    3), and the ratio of the agent's median to the bare client's;
 //!
 //!    1b. what OpenTelemetry tracing costs: the agent's CPU per 1,000
 //!    requests with an OTLP exporter installed (to a receiver in this process
@@ -63,12 +67,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const TTFT_MS: f64 = 20.0;
 const TOKENS: u32 = 64;
+/// The simulator's first token, as its chat stream spells it.
+const FIRST_TOKEN: &[u8] = b"\"content\":\"the ";
+/// The end of a chunked body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -139,7 +149,12 @@ impl Sim {
     /// Starts a new server-side first-token measurement interval.
     async fn reset_latency(&self) {
         let url = format!("{}/sim/latency", self.url);
-        let status = http_client().delete(url).send().await.map(|r| r.status());
+        let status = http_client()
+            .reqwest()
+            .delete(url)
+            .send()
+            .await
+            .map(|r| r.status());
         assert!(
             matches!(status, Ok(s) if s.is_success()),
             "resetting the simulator's latency: {status:?}"
@@ -152,6 +167,7 @@ impl Sim {
         let url = format!("{}/sim/latency", self.url);
         let snap: Result<LatencySnapshot, _> = async {
             http_client()
+                .reqwest()
                 .get(url)
                 .send()
                 .await?
@@ -281,19 +297,28 @@ struct BareRun {
     failed: u64,
     /// Requests per second it actually sent: all of them, over the time it took.
     achieved: f64,
-    /// Intended send to the second body chunk (µs), when timed.
+    /// Intended send to the arrival of the first token (µs), when timed.
     first_token: Option<Histogram<u64>>,
 }
 
-/// The bare reference client: paced by tokio's timer, reads bytes only.
-/// With `timed`, it also notes when the second body chunk arrives: with this
-/// simulator's chat streams the first chunk is the role-only message, sent at
-/// once, and the second holds the first token. One clock read per chunk and
-/// one histogram record per request, no parsing.
+/// The bare reference client: HTTP/1.1 by hand over tokio's `TcpStream`,
+/// paced by tokio's timer. It writes a pre-built request on a kept-alive
+/// connection (from a stack; a new one when none is free) and reads bytes
+/// until the chunked body's last chunk: no HTTP or SSE parsing, no JSON, no
+/// histograms. With `timed`, it also notes the read that brings the first
+/// token's text (one substring search per read until found, one histogram
+/// record per request).
 async fn bare(url: &str, rate: f64, secs: u64, timed: bool) -> BareRun {
-    let client = http_client();
-    let url = format!("{url}/v1/chat/completions");
+    let addr = url.trim_start_matches("http://").to_string();
     let body = body();
+    let mut request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let request = Bytes::from(request);
+    let idle: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let first_token = Arc::new(std::sync::Mutex::new(new_histogram()));
     let tracker = TaskTracker::new();
@@ -304,39 +329,49 @@ async fn bare(url: &str, rate: f64, secs: u64, timed: bool) -> BareRun {
         let intended = start + Duration::from_secs_f64(k as f64 / rate);
         tokio::time::sleep_until(intended).await;
         last_send = Instant::now();
-        let (client, url, body, ok, failed) = (
-            client.clone(),
-            url.clone(),
-            body.clone(),
-            ok.clone(),
-            failed.clone(),
-        );
-        let first_token = first_token.clone();
+        let (idle, request, addr) = (idle.clone(), request.clone(), addr.clone());
+        let (ok, failed, first_token) = (ok.clone(), failed.clone(), first_token.clone());
         tracker.spawn(async move {
+            let reused = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let result = async {
-                let mut resp = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                let (mut bytes, mut chunks) = (0usize, 0u32);
-                while let Some(chunk) = resp.chunk().await? {
-                    bytes += chunk.len();
-                    if timed {
-                        chunks += 1;
-                        if chunks == 2 {
-                            record_since(&first_token, intended.into_std());
-                        }
+                let mut conn = match reused {
+                    Some(c) => c,
+                    None => {
+                        let c = TcpStream::connect(&addr).await?;
+                        c.set_nodelay(true)?;
+                        c
+                    }
+                };
+                conn.write_all(&request).await?;
+                let mut buf = vec![0u8; 8192];
+                let (mut tail, mut seen) = (Vec::with_capacity(16), !timed);
+                loop {
+                    let m = conn.read(&mut buf).await?;
+                    if m == 0 {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                    let got = &buf[..m];
+                    if !seen && got.windows(FIRST_TOKEN.len()).any(|w| w == FIRST_TOKEN) {
+                        seen = true;
+                        record_since(&first_token, intended.into_std());
+                    }
+                    tail.extend_from_slice(&got[got.len().saturating_sub(LAST_CHUNK.len())..]);
+                    tail.drain(..tail.len().saturating_sub(LAST_CHUNK.len()));
+                    if tail == LAST_CHUNK {
+                        return Ok::<_, std::io::Error>(conn);
                     }
                 }
-                Ok::<_, reqwest::Error>(bytes)
             }
             .await;
             match result {
-                Ok(b) if b > 0 => ok.fetch_add(1, Ordering::Relaxed),
-                _ => failed.fetch_add(1, Ordering::Relaxed),
-            };
+                Ok(conn) => {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+                }
+                Err(_) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         });
     }
     tracker.close();
@@ -352,6 +387,62 @@ async fn bare(url: &str, rate: f64, secs: u64, timed: bool) -> BareRun {
         failed: failed.load(Ordering::Relaxed),
         achieved: n as f64 / span,
         first_token: timed.then_some(first_token),
+    }
+}
+
+/// A second reference: the agent's general-purpose HTTP client (reqwest over
+/// hyper, keep-alive pool), paced by tokio's timer, reading body chunks and
+/// nothing else. It shows what the HTTP stack alone costs.
+async fn via_reqwest(url: &str, rate: f64, secs: u64) -> BareRun {
+    let client = http_client().reqwest().clone();
+    let url = format!("{url}/v1/chat/completions");
+    let body = body();
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let tracker = TaskTracker::new();
+    let start = Instant::now() + Duration::from_millis(100);
+    let n = (rate * secs as f64) as u64;
+    let mut last_send = start;
+    for k in 0..n {
+        let intended = start + Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until(intended).await;
+        last_send = Instant::now();
+        let (client, url, body, ok, failed) = (
+            client.clone(),
+            url.clone(),
+            body.clone(),
+            ok.clone(),
+            failed.clone(),
+        );
+        tracker.spawn(async move {
+            let result = async {
+                let mut resp = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                let mut bytes = 0usize;
+                while let Some(chunk) = resp.chunk().await? {
+                    bytes += chunk.len();
+                }
+                Ok::<_, reqwest::Error>(bytes)
+            }
+            .await;
+            match result {
+                Ok(b) if b > 0 => ok.fetch_add(1, Ordering::Relaxed),
+                _ => failed.fetch_add(1, Ordering::Relaxed),
+            };
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    let took = last_send.saturating_duration_since(start).as_secs_f64();
+    let span = (secs as f64).max(took + 1.0 / rate);
+    BareRun {
+        ok: ok.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        achieved: n as f64 / span,
+        first_token: None,
     }
 }
 
@@ -649,36 +740,55 @@ fn main() {
     // 1. Cost per 1,000 requests, bare client vs agent, alternating, same run.
     let sweep_only = std::env::var_os("STAMPEDE_BENCH_SWEEP_ONLY").is_some();
     rt.block_on(bare(&sim.url, rate, 2, false)); // warm the connection pool and the simulator
+    if !sweep_only {
+        rt.block_on(via_reqwest(&sim.url, rate, 1));
+    }
     let mut agent_per_k = f64::NAN;
     for r in [rate, 2.0 * rate].into_iter().filter(|_| !sweep_only) {
         println!();
         println!(
-            "1. CPU per 1,000 streamed requests at {r} req/s, {secs} s per run, bare and agent alternating {reps} times"
+            "1. CPU per 1,000 streamed requests at {r} req/s, {secs} s per run; bare, reqwest and agent alternating {reps} times"
         );
-        let (mut bares, mut agents) = (Vec::new(), Vec::new());
+        let (mut bares, mut reqwests, mut agents) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..reps {
             let c0 = cpu_micros();
             let b = rt.block_on(bare(&sim.url, r, secs, false));
             let bare_per_k = (cpu_micros() - c0) as f64 / 1e3 / b.ok.max(1) as f64;
             let c0 = cpu_micros();
+            let q = rt.block_on(via_reqwest(&sim.url, r, secs));
+            let reqwest_per_k = (cpu_micros() - c0) as f64 / 1e3 / q.ok.max(1) as f64;
+            let c0 = cpu_micros();
             let a = rt.block_on(agent(&sim.url, r, secs));
             let per_k = (cpu_micros() - c0) as f64 / 1e3 / a.ok.max(1) as f64;
             println!(
-                "   run {}: bare {bare_per_k:.3} CPU-s ({} ok, {} failed), agent {per_k:.3} CPU-s ({} ok, {} failed, {} skipped): {:.2}x",
+                "   run {}: bare {bare_per_k:.3} CPU-s ({} ok, {} failed), reqwest {reqwest_per_k:.3} CPU-s ({} ok, {} failed), agent {per_k:.3} CPU-s ({} ok, {} failed, {} skipped): {:.2}x bare",
                 i + 1,
                 b.ok,
                 b.failed,
+                q.ok,
+                q.failed,
                 a.ok,
                 a.failed,
                 a.skipped,
                 per_k / bare_per_k
             );
             bares.push(bare_per_k);
+            reqwests.push(reqwest_per_k);
             agents.push(per_k);
         }
-        let (b, a) = (median(&mut bares), median(&mut agents));
-        println!("   median: bare client {b:.3} CPU-s, agent {a:.3} CPU-s");
-        println!("   ratio agent/bare = {:.2}x  (goal <= 1.3x)", a / b);
+        let (b, q, a) = (
+            median(&mut bares),
+            median(&mut reqwests),
+            median(&mut agents),
+        );
+        println!(
+            "   median: bare client {b:.3} CPU-s, reqwest client {q:.3} CPU-s, agent {a:.3} CPU-s"
+        );
+        println!(
+            "   ratio agent/bare = {:.2}x  (goal <= 1.3x); agent/reqwest = {:.2}x",
+            a / b,
+            a / q
+        );
         if r == rate {
             agent_per_k = a;
         }

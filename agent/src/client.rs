@@ -36,8 +36,8 @@ pub struct Success {
 /// Everything needed to send one request of a phase.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// HTTP client (shared connection pool).
-    pub client: reqwest::Client,
+    /// HTTP client (shared connection pools).
+    pub client: crate::http::Client,
     /// Full URL of the endpoint.
     pub url: String,
     /// Serialized JSON body.
@@ -151,43 +151,31 @@ fn classify_send_error(e: &reqwest::Error) -> FailureClass {
     }
 }
 
-async fn exchange(
-    target: &Target,
-    body: Bytes,
-    progress: &mut Progress,
-    first_seen: &AtomicBool,
-    itl_gaps: &mut Vec<u64>,
-    mut text: Option<&mut String>,
-) -> Result<(), FailureClass> {
-    let mut request = target.client.post(&target.url).body(body);
-    if !target.headers.is_empty() {
-        request = request.headers(target.headers.clone());
-    }
-    let mut resp = request.send().await.map_err(|e| classify_send_error(&e))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(FailureClass::Http(status.as_u16()));
-    }
-    progress.status = status.as_u16();
-    if !target.stream {
-        return read_whole(&mut resp, progress, text).await;
-    }
-    let mut parser = SseParser::new();
-    let mut done = false;
-    let mut failure = None;
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|_| FailureClass::StreamEndedEarly)?
-    {
-        if done {
-            continue; // drain to the body's end so the connection is reused
+/// Turns a streamed body, as it arrives, into messages and timestamps.
+struct StreamSink<'a> {
+    parser: SseParser,
+    progress: &'a mut Progress,
+    first_seen: &'a AtomicBool,
+    itl_gaps: &'a mut Vec<u64>,
+    text: Option<&'a mut String>,
+    /// `[DONE]` arrived.
+    done: bool,
+}
+
+impl StreamSink<'_> {
+    /// Takes one network chunk that arrived at `now`.
+    fn feed(&mut self, chunk: &[u8], now: Instant) -> Result<(), FailureClass> {
+        if self.done {
+            return Ok(()); // drain to the body's end so the connection is reused
         }
-        let now = Instant::now();
-        parser
-            .feed(&chunk, |data| {
+        let (progress, first_seen, itl_gaps) =
+            (&mut *self.progress, self.first_seen, &mut *self.itl_gaps);
+        let (text, done) = (&mut self.text, &mut self.done);
+        let mut failure = None;
+        self.parser
+            .feed(chunk, |data| {
                 if data == "[DONE]" {
-                    done = true;
+                    *done = true;
                     return false;
                 }
                 match parse_message(data) {
@@ -221,49 +209,124 @@ async fn exchange(
                 }
             })
             .map_err(|_| FailureClass::MalformedBody)?;
-        if let Some(class) = failure {
-            return Err(class);
-        }
+        failure.map_or(Ok(()), Err)
     }
-    if done {
-        Ok(())
-    } else {
-        Err(FailureClass::StreamEndedEarly)
+
+    /// The body ended: complete only if `[DONE]` came.
+    fn finish(self) -> Result<(), FailureClass> {
+        if self.done {
+            Ok(())
+        } else {
+            Err(FailureClass::StreamEndedEarly)
+        }
     }
 }
 
-async fn read_whole(
-    resp: &mut reqwest::Response,
-    progress: &mut Progress,
-    text: Option<&mut String>,
-) -> Result<(), FailureClass> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|_| FailureClass::StreamEndedEarly)?
-    {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+/// A whole (non-streamed) body, bounded by [`MAX_BODY_BYTES`].
+#[derive(Default)]
+struct WholeBody(Vec<u8>);
+
+impl WholeBody {
+    fn push(&mut self, chunk: &[u8]) -> Result<(), FailureClass> {
+        if self.0.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(FailureClass::MalformedBody);
         }
-        body.extend_from_slice(&chunk);
+        self.0.extend_from_slice(chunk);
+        Ok(())
     }
-    let now = Instant::now();
-    let body_text = std::str::from_utf8(&body).map_err(|_| FailureClass::MalformedBody)?;
-    let info = parse_message(body_text).map_err(|_| FailureClass::MalformedBody)?;
-    if info.error {
-        return Err(FailureClass::StreamError);
-    }
-    if info.token_bearing {
-        if let Some(t) = text {
-            crate::openai::push_text(body_text, t);
+
+    /// Parses the complete body, which arrived at `now`.
+    fn finish(
+        self,
+        now: Instant,
+        progress: &mut Progress,
+        text: Option<&mut String>,
+    ) -> Result<(), FailureClass> {
+        let body_text = std::str::from_utf8(&self.0).map_err(|_| FailureClass::MalformedBody)?;
+        let info = parse_message(body_text).map_err(|_| FailureClass::MalformedBody)?;
+        if info.error {
+            return Err(FailureClass::StreamError);
         }
-        progress.first = Some(now);
-        progress.last = Some(now);
-        progress.messages = 1;
+        if info.token_bearing {
+            if let Some(t) = text {
+                crate::openai::push_text(body_text, t);
+            }
+            progress.first = Some(now);
+            progress.last = Some(now);
+            progress.messages = 1;
+        }
+        progress.usage = Some(info);
+        Ok(())
     }
-    progress.usage = Some(info);
-    Ok(())
+}
+
+async fn exchange(
+    target: &Target,
+    body: Bytes,
+    progress: &mut Progress,
+    first_seen: &AtomicBool,
+    itl_gaps: &mut Vec<u64>,
+    text: Option<&mut String>,
+) -> Result<(), FailureClass> {
+    if let Some(pool) = target.client.h1()
+        && let Some(endpoint) = crate::h1::Endpoint::parse(&target.url)
+    {
+        let mut resp = pool.post(&endpoint, &target.headers, &body).await?;
+        progress.status = resp.status();
+        if !target.stream {
+            let mut whole = WholeBody::default();
+            while let Some(chunk) = resp.data().await? {
+                whole.push(chunk)?;
+            }
+            return whole.finish(Instant::now(), progress, text);
+        }
+        let mut sink = StreamSink::new(progress, first_seen, itl_gaps, text);
+        while let Some(chunk) = resp.data().await? {
+            sink.feed(chunk, Instant::now())?;
+        }
+        return sink.finish();
+    }
+    let mut request = target.client.reqwest().post(&target.url).body(body);
+    if !target.headers.is_empty() {
+        request = request.headers(target.headers.clone());
+    }
+    let mut resp = request.send().await.map_err(|e| classify_send_error(&e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(FailureClass::Http(status.as_u16()));
+    }
+    progress.status = status.as_u16();
+    let ended = |_| FailureClass::StreamEndedEarly;
+    if !target.stream {
+        let mut whole = WholeBody::default();
+        while let Some(chunk) = resp.chunk().await.map_err(ended)? {
+            whole.push(&chunk)?;
+        }
+        return whole.finish(Instant::now(), progress, text);
+    }
+    let mut sink = StreamSink::new(progress, first_seen, itl_gaps, text);
+    while let Some(chunk) = resp.chunk().await.map_err(ended)? {
+        sink.feed(&chunk, Instant::now())?;
+    }
+    sink.finish()
+}
+
+impl<'a> StreamSink<'a> {
+    fn new(
+        progress: &'a mut Progress,
+        first_seen: &'a AtomicBool,
+        itl_gaps: &'a mut Vec<u64>,
+        text: Option<&'a mut String>,
+    ) -> Self {
+        Self {
+            parser: SseParser::new(),
+            progress,
+            first_seen,
+            itl_gaps,
+            text,
+            done: false,
+        }
+    }
 }
 
 /// A duration in whole microseconds (saturating).

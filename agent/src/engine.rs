@@ -317,7 +317,7 @@ impl Ctx {
 /// `stop` ends arrivals early; in-flight requests still get the drain period.
 pub async fn run_phase(
     assignment: proto::PhaseAssignment,
-    http: reqwest::Client,
+    http: crate::http::Client,
     clock: AgentClock,
     reports: mpsc::Sender<Report>,
     stop: CancellationToken,

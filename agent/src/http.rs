@@ -5,10 +5,55 @@
 //! and reused across phases with the same options, so a new phase does not
 //! start on cold connections. The API key is read from the agent's own
 //! environment by the variable name the plan gives: it never crosses the wire.
+//!
+//! Plain-`http://` HTTP/1.1 requests take the lean client of [`crate::h1`];
+//! TLS, HTTP/2 and proxied targets go through reqwest.
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use stampede_common::proto::RequestTemplate;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The agent's HTTP client: reqwest, plus the lean HTTP/1.1 pool that plain
+/// `http://` requests use when HTTP/2 is off and no proxy is configured.
+/// Cheap to clone; clones share their connection pools.
+#[derive(Debug, Clone)]
+pub struct Client {
+    reqwest: reqwest::Client,
+    h1: Option<Arc<crate::h1::Pool>>,
+}
+
+impl Client {
+    /// The reqwest client (TLS, HTTP/2, proxies).
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.reqwest
+    }
+
+    /// The lean HTTP/1.1 pool, when this client uses one.
+    pub fn h1(&self) -> Option<&crate::h1::Pool> {
+        self.h1.as_deref()
+    }
+
+    /// reqwest's defaults and a lean pool: the fallback when building with
+    /// options fails.
+    pub fn basic() -> Self {
+        Self {
+            reqwest: reqwest::Client::new(),
+            h1: Some(Arc::new(crate::h1::Pool::new(
+                &user_agent("-"),
+                ClientOptions::default().connect_timeout,
+            ))),
+        }
+    }
+
+    /// This client without the lean pool: every request through reqwest.
+    pub fn reqwest_only(&self) -> Self {
+        Self {
+            reqwest: self.reqwest.clone(),
+            h1: None,
+        }
+    }
+}
 
 /// Connection options that require a distinct client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,12 +96,12 @@ pub fn user_agent(agent_id: &str) -> String {
 }
 
 /// Build a client for `opts`.
-pub fn build(opts: &ClientOptions) -> Result<reqwest::Client, String> {
+pub fn build(opts: &ClientOptions) -> Result<Client, String> {
     build_for(opts, &user_agent("-"))
 }
 
 /// Build a client for `opts` sending `agent` as its User-Agent.
-pub fn build_for(opts: &ClientOptions, agent: &str) -> Result<reqwest::Client, String> {
+pub fn build_for(opts: &ClientOptions, agent: &str) -> Result<Client, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut defaults = HeaderMap::new();
     defaults.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -82,14 +127,17 @@ pub fn build_for(opts: &ClientOptions, agent: &str) -> Result<reqwest::Client, S
     if opts.insecure_tls {
         b = b.danger_accept_invalid_certs(true);
     }
-    b.build().map_err(|e| format!("HTTP client: {e}"))
+    let reqwest = b.build().map_err(|e| format!("HTTP client: {e}"))?;
+    let h1 = (!opts.http2 && !crate::h1::proxy_configured())
+        .then(|| Arc::new(crate::h1::Pool::new(agent, opts.connect_timeout)));
+    Ok(Client { reqwest, h1 })
 }
 
 /// Reuses the last client while the options stay the same.
 #[derive(Debug, Default)]
 pub struct ClientCache {
     user_agent: String,
-    last: Option<(ClientOptions, reqwest::Client)>,
+    last: Option<(ClientOptions, Client)>,
 }
 
 impl ClientCache {
@@ -102,7 +150,7 @@ impl ClientCache {
     }
 
     /// The client for a template's options.
-    pub fn get(&mut self, t: &RequestTemplate) -> Result<reqwest::Client, String> {
+    pub fn get(&mut self, t: &RequestTemplate) -> Result<Client, String> {
         let opts = ClientOptions::of(t);
         if let Some((o, c)) = &self.last
             && *o == opts

@@ -110,9 +110,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A client with default options (HTTP/1.1, 10 s connect timeout).
-pub fn http_client() -> reqwest::Client {
+pub fn http_client() -> crate::http::Client {
     crate::http::build(&crate::http::ClientOptions::default())
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .unwrap_or_else(|_| crate::http::Client::basic())
 }
 
 /// Run the agent until the controller ends the run, `shutdown` fires, or the
@@ -464,7 +464,7 @@ struct RunningPhase {
 
 fn start_phase(
     a: proto::PhaseAssignment,
-    http: reqwest::Client,
+    http: crate::http::Client,
     clock: AgentClock,
     reports: mpsc::Sender<Report>,
 ) -> RunningPhase {

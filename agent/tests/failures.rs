@@ -1,6 +1,7 @@
 //! Every failure class, produced by a server that misbehaves on purpose and
 //! classified by the real client: the simulator's fault injection, and a
-//! hand-written server for what the simulator does not do.
+//! hand-written server for what the simulator does not do. Every case runs
+//! through both transports: the lean HTTP/1.1 client and reqwest.
 
 use axum::Router;
 use axum::body::Body;
@@ -11,6 +12,7 @@ use axum::routing::post;
 use futures_util::stream;
 use stampede_agent::client::{Success, Target, execute};
 use stampede_agent::failure::FailureClass;
+use stampede_agent::http::Client;
 use stampede_agent::session::http_client;
 use stampede_sim::{FaultConfig, SimConfig};
 use std::convert::Infallible;
@@ -21,7 +23,15 @@ use tokio_util::sync::CancellationToken;
 
 const CHAT: &str = r#"{"model":"stampede-sim","messages":[{"role":"user","content":"hi there"}],"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}"#;
 
-fn target(url: String, stream: bool) -> Target {
+/// The agent's client (lean HTTP/1.1 for `http://`) and reqwest alone.
+fn clients() -> [(&'static str, Client); 2] {
+    let lean = http_client();
+    assert!(lean.h1().is_some(), "the default client has the lean pool");
+    let reqwest = lean.reqwest_only();
+    [("lean", lean), ("reqwest", reqwest)]
+}
+
+fn target(client: &Client, url: String, stream: bool) -> Target {
     let body = if stream {
         CHAT.to_string()
     } else {
@@ -30,7 +40,7 @@ fn target(url: String, stream: bool) -> Target {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("content-type", "application/json".parse().unwrap());
     Target {
-        client: http_client(),
+        client: client.clone(),
         url,
         body: body.into(),
         stream,
@@ -62,52 +72,54 @@ async fn sim_with(faults: FaultConfig) -> (SocketAddr, CancellationToken) {
 
 #[tokio::test]
 async fn simulator_faults_are_classified() {
-    let fault = |f: fn(&mut FaultConfig)| {
-        let mut c = FaultConfig::default();
-        f(&mut c);
-        c
-    };
-    let cases = [
-        (fault(|c| c.error_429 = 1.0), FailureClass::Http(429)),
-        (fault(|c| c.error_500 = 1.0), FailureClass::Http(500)),
-        (fault(|c| c.error_503 = 1.0), FailureClass::Http(503)),
-        (
-            fault(|c| c.stream_cut = 1.0),
-            FailureClass::StreamEndedEarly,
-        ),
-        (fault(|c| c.hang = 1.0), FailureClass::TimeoutFirstToken),
-        (fault(|c| c.malformed = 1.0), FailureClass::MalformedBody),
-    ];
-    for (faults, expected) in cases {
-        let what = format!("{faults:?}");
-        let (addr, stop) = sim_with(faults).await;
-        let t = target(format!("http://{addr}/v1/chat/completions"), true);
-        assert_eq!(
-            run(&t, Duration::from_millis(500)).await,
-            Err(expected),
-            "{what}"
+    for (via, client) in clients() {
+        let fault = |f: fn(&mut FaultConfig)| {
+            let mut c = FaultConfig::default();
+            f(&mut c);
+            c
+        };
+        let cases = [
+            (fault(|c| c.error_429 = 1.0), FailureClass::Http(429)),
+            (fault(|c| c.error_500 = 1.0), FailureClass::Http(500)),
+            (fault(|c| c.error_503 = 1.0), FailureClass::Http(503)),
+            (
+                fault(|c| c.stream_cut = 1.0),
+                FailureClass::StreamEndedEarly,
+            ),
+            (fault(|c| c.hang = 1.0), FailureClass::TimeoutFirstToken),
+            (fault(|c| c.malformed = 1.0), FailureClass::MalformedBody),
+        ];
+        for (faults, expected) in cases {
+            let what = format!("{faults:?}");
+            let (addr, stop) = sim_with(faults).await;
+            let t = target(&client, format!("http://{addr}/v1/chat/completions"), true);
+            assert_eq!(
+                run(&t, Duration::from_millis(500)).await,
+                Err(expected),
+                "{what} via {via}"
+            );
+            stop.cancel();
+        }
+        // A healthy simulator succeeds, with usage-reported tokens, and TTFT is
+        // taken at the first content token (the role-only chunk arrives at once).
+        let (addr, stop) = sim_with(FaultConfig::default()).await;
+        let t = target(&client, format!("http://{addr}/v1/chat/completions"), true);
+        let sent = Instant::now();
+        let ok = run(&t, Duration::from_secs(5))
+            .await
+            .expect("healthy request");
+        assert_eq!((ok.output_tokens, ok.usage_reported), (8, true));
+        assert!(
+            ok.first_token - sent >= Duration::from_millis(5),
+            "TTFT counted from the role chunk"
         );
+        let t = target(&client, format!("http://{addr}/v1/chat/completions"), false);
+        let ok = run(&t, Duration::from_secs(5))
+            .await
+            .expect("non-streaming request");
+        assert_eq!(ok.output_tokens, 8);
         stop.cancel();
     }
-    // A healthy simulator succeeds, with usage-reported tokens, and TTFT is
-    // taken at the first content token (the role-only chunk arrives at once).
-    let (addr, stop) = sim_with(FaultConfig::default()).await;
-    let t = target(format!("http://{addr}/v1/chat/completions"), true);
-    let sent = Instant::now();
-    let ok = run(&t, Duration::from_secs(5))
-        .await
-        .expect("healthy request");
-    assert_eq!((ok.output_tokens, ok.usage_reported), (8, true));
-    assert!(
-        ok.first_token - sent >= Duration::from_millis(5),
-        "TTFT counted from the role chunk"
-    );
-    let t = target(format!("http://{addr}/v1/chat/completions"), false);
-    let ok = run(&t, Duration::from_secs(5))
-        .await
-        .expect("non-streaming request");
-    assert_eq!(ok.output_tokens, 8);
-    stop.cancel();
 }
 
 /// A streamed body: each item waits `ms`, then sends its bytes.
@@ -186,99 +198,130 @@ async fn misbehaving_server() -> SocketAddr {
 
 #[tokio::test]
 async fn misbehaving_server_failures_are_classified() {
-    let addr = misbehaving_server().await;
-    let cases = [
-        ("teapot", true, FailureClass::Http(418)),
-        ("ends_without_done", true, FailureClass::StreamEndedEarly),
-        ("hang_mid_stream", true, FailureClass::TimeoutMidStream),
-        ("hang_before_headers", true, FailureClass::TimeoutFirstToken),
-        ("error_object", true, FailureClass::StreamError),
-        ("empty", true, FailureClass::EmptyResponse),
-        ("not_json", true, FailureClass::MalformedBody),
-        ("huge_line", true, FailureClass::MalformedBody),
-        ("bad_body", false, FailureClass::MalformedBody),
-    ];
-    for (case, stream, expected) in cases {
-        let t = target(format!("http://{addr}/{case}/v1/chat/completions"), stream);
+    for (via, client) in clients() {
+        let addr = misbehaving_server().await;
+        let cases = [
+            ("teapot", true, FailureClass::Http(418)),
+            ("ends_without_done", true, FailureClass::StreamEndedEarly),
+            ("hang_mid_stream", true, FailureClass::TimeoutMidStream),
+            ("hang_before_headers", true, FailureClass::TimeoutFirstToken),
+            ("error_object", true, FailureClass::StreamError),
+            ("empty", true, FailureClass::EmptyResponse),
+            ("not_json", true, FailureClass::MalformedBody),
+            ("huge_line", true, FailureClass::MalformedBody),
+            ("bad_body", false, FailureClass::MalformedBody),
+        ];
+        for (case, stream, expected) in cases {
+            let t = target(
+                &client,
+                format!("http://{addr}/{case}/v1/chat/completions"),
+                stream,
+            );
+            assert_eq!(
+                run(&t, Duration::from_millis(400)).await,
+                Err(expected),
+                "{case} via {via}"
+            );
+        }
+        let t = target(
+            &client,
+            format!("http://{addr}/messy_but_valid/v1/chat/completions"),
+            true,
+        );
+        let ok = run(&t, Duration::from_secs(5))
+            .await
+            .expect("messy but valid stream");
         assert_eq!(
-            run(&t, Duration::from_millis(400)).await,
-            Err(expected),
-            "{case}"
+            (ok.output_tokens, ok.prompt_tokens, ok.usage_reported),
+            (2, Some(2), true)
         );
     }
-    let t = target(
-        format!("http://{addr}/messy_but_valid/v1/chat/completions"),
-        true,
-    );
-    let ok = run(&t, Duration::from_secs(5))
-        .await
-        .expect("messy but valid stream");
-    assert_eq!(
-        (ok.output_tokens, ok.prompt_tokens, ok.usage_reported),
-        (2, Some(2), true)
-    );
 }
 
 #[tokio::test]
 async fn first_token_timeout_is_separate_from_the_request_timeout() {
-    let addr = misbehaving_server().await;
-    let mut t = target(
-        format!("http://{addr}/hang_before_headers/v1/chat/completions"),
-        true,
-    );
-    t.first_token_timeout = Some(Duration::from_millis(200));
-    let started = Instant::now();
-    assert_eq!(
-        run(&t, Duration::from_secs(10)).await,
-        Err(FailureClass::TimeoutFirstToken)
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    // Once the first token is in, only the whole-request timeout applies.
-    let mut t = target(
-        format!("http://{addr}/hang_mid_stream/v1/chat/completions"),
-        true,
-    );
-    t.first_token_timeout = Some(Duration::from_millis(100));
-    assert_eq!(
-        run(&t, Duration::from_millis(600)).await,
-        Err(FailureClass::TimeoutMidStream)
-    );
+    for (via, client) in clients() {
+        let addr = misbehaving_server().await;
+        let mut t = target(
+            &client,
+            format!("http://{addr}/hang_before_headers/v1/chat/completions"),
+            true,
+        );
+        t.first_token_timeout = Some(Duration::from_millis(200));
+        let started = Instant::now();
+        assert_eq!(
+            run(&t, Duration::from_secs(10)).await,
+            Err(FailureClass::TimeoutFirstToken),
+            "via {via}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?} via {via}",
+            started.elapsed()
+        );
+        // Once the first token is in, only the whole-request timeout applies.
+        let mut t = target(
+            &client,
+            format!("http://{addr}/hang_mid_stream/v1/chat/completions"),
+            true,
+        );
+        t.first_token_timeout = Some(Duration::from_millis(100));
+        assert_eq!(
+            run(&t, Duration::from_millis(600)).await,
+            Err(FailureClass::TimeoutMidStream),
+            "via {via}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn headers_and_the_api_key_reach_the_server() {
-    let addr = misbehaving_server().await;
-    // Reading the key from the environment is unit-tested in `http.rs` (this
-    // crate forbids the `unsafe` that setting a variable needs); here the
-    // built headers must reach the server.
-    let mut template = stampede_common::proto::RequestTemplate::default();
-    template.headers.insert("x-team".into(), "infra".into());
-    let mut headers = stampede_agent::http::request_headers(&template).unwrap();
-    headers.insert("authorization", "Bearer sekrit-from-env".parse().unwrap());
-    let mut t = target(format!("http://{addr}/auth/v1/chat/completions"), true);
-    t.headers = headers;
-    assert!(run(&t, Duration::from_secs(5)).await.is_ok());
-    let t = target(format!("http://{addr}/auth/v1/chat/completions"), true);
-    assert_eq!(
-        run(&t, Duration::from_secs(5)).await,
-        Err(FailureClass::Http(401))
-    );
+    for (via, client) in clients() {
+        let addr = misbehaving_server().await;
+        // Reading the key from the environment is unit-tested in `http.rs` (this
+        // crate forbids the `unsafe` that setting a variable needs); here the
+        // built headers must reach the server.
+        let mut template = stampede_common::proto::RequestTemplate::default();
+        template.headers.insert("x-team".into(), "infra".into());
+        let mut headers = stampede_agent::http::request_headers(&template).unwrap();
+        headers.insert("authorization", "Bearer sekrit-from-env".parse().unwrap());
+        let mut t = target(
+            &client,
+            format!("http://{addr}/auth/v1/chat/completions"),
+            true,
+        );
+        t.headers = headers;
+        assert!(run(&t, Duration::from_secs(5)).await.is_ok(), "via {via}");
+        let t = target(
+            &client,
+            format!("http://{addr}/auth/v1/chat/completions"),
+            true,
+        );
+        assert_eq!(
+            run(&t, Duration::from_secs(5)).await,
+            Err(FailureClass::Http(401)),
+            "via {via}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn connection_refused_is_connect() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let t = target(format!("http://127.0.0.1:{port}/v1/chat/completions"), true);
-    assert_eq!(
-        run(&t, Duration::from_secs(5)).await,
-        Err(FailureClass::Connect)
-    );
+    for (via, client) in clients() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let t = target(
+            &client,
+            format!("http://127.0.0.1:{port}/v1/chat/completions"),
+            true,
+        );
+        assert_eq!(
+            run(&t, Duration::from_secs(5)).await,
+            Err(FailureClass::Connect),
+            "via {via}"
+        );
+    }
 }
