@@ -29,14 +29,11 @@ pub struct MessageInfo {
     pub output_words: u64,
 }
 
+/// A message's choices, as [`push_text`] reads them.
 #[derive(Deserialize)]
 struct Message<'a> {
     #[serde(default, borrow)]
     choices: Vec<Choice<'a>>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -82,26 +79,62 @@ impl Delta<'_> {
     }
 }
 
+/// A message as [`parse_message`] reads it: its choices folded as they are
+/// parsed, so a streamed token allocates nothing.
+#[derive(Deserialize)]
+struct Folded {
+    #[serde(default)]
+    choices: ChoicesFold,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+/// What `choices` says about output.
+#[derive(Default)]
+struct ChoicesFold {
+    token_bearing: bool,
+    output_words: u64,
+}
+
+impl<'de> Deserialize<'de> for ChoicesFold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fold;
+        impl<'de> serde::de::Visitor<'de> for Fold {
+            type Value = ChoicesFold;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of choices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ChoicesFold, A::Error> {
+                let words = |s: &Option<Cow<'_, str>>| {
+                    s.as_deref()
+                        .map_or(0, |s| s.split_whitespace().count() as u64)
+                };
+                let mut fold = ChoicesFold::default();
+                while let Some(c) = seq.next_element::<Choice<'de>>()? {
+                    fold.token_bearing |= non_empty(&c.text)
+                        || c.delta.as_ref().is_some_and(Delta::has_output)
+                        || c.message.as_ref().is_some_and(Delta::has_output);
+                    fold.output_words +=
+                        words(&c.text) + c.message.as_ref().map_or(0, |d| words(&d.content));
+                }
+                Ok(fold)
+            }
+        }
+        d.deserialize_seq(Fold)
+    }
+}
+
 /// Parse one JSON message (an SSE event's data, or a whole non-streamed body).
 pub fn parse_message(data: &str) -> Result<MessageInfo, serde_json::Error> {
-    let m: Message<'_> = serde_json::from_str(data)?;
-    let token_bearing = m.choices.iter().any(|c| {
-        non_empty(&c.text)
-            || c.delta.as_ref().is_some_and(Delta::has_output)
-            || c.message.as_ref().is_some_and(Delta::has_output)
-    });
-    let words = |s: &Option<Cow<'_, str>>| {
-        s.as_deref()
-            .map_or(0, |s| s.split_whitespace().count() as u64)
-    };
-    let output_words = m
-        .choices
-        .iter()
-        .map(|c| words(&c.text) + c.message.as_ref().map_or(0, |d| words(&d.content)))
-        .sum();
+    let m: Folded = serde_json::from_str(data)?;
     Ok(MessageInfo {
-        token_bearing,
-        output_words,
+        token_bearing: m.choices.token_bearing,
+        output_words: m.choices.output_words,
         completion_tokens: m.usage.as_ref().and_then(|u| u.completion_tokens),
         prompt_tokens: m.usage.as_ref().and_then(|u| u.prompt_tokens),
         error: m.error.is_some(),

@@ -62,7 +62,20 @@ impl SseParser {
                     Some(_) => {}
                 }
             }
-            let keep_going = if self.line.is_empty() {
+            let keep_going = if self.line.is_empty()
+                && !self.has_data
+                && let Some(value) = head.strip_prefix(b"data:")
+                && let Some(after) = self.blank_line(rest)
+            {
+                // Fast path: a one-line event whose blank line is in this
+                // chunk too, handed over without copying it.
+                rest = after;
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                if value.len() + 1 > MAX_EVENT_BYTES {
+                    return Err(SseError::TooLarge);
+                }
+                on_event(std::str::from_utf8(value).map_err(|_| SseError::NotUtf8)?)
+            } else if self.line.is_empty() {
                 self.line_done(head, &mut on_event)?
             } else {
                 self.push_line(head)?;
@@ -77,6 +90,20 @@ impl SseParser {
             }
         }
         self.push_line(rest)
+    }
+
+    /// `rest` after the blank line it starts with, if it starts with one
+    /// (a `\r` ending the chunk counts, its `\n` skipped in the next one).
+    fn blank_line<'a>(&mut self, rest: &'a [u8]) -> Option<&'a [u8]> {
+        match rest {
+            [b'\n', tail @ ..] | [b'\r', b'\n', tail @ ..] => Some(tail),
+            [b'\r'] => {
+                self.after_cr = true;
+                Some(&[])
+            }
+            [b'\r', tail @ ..] => Some(tail),
+            _ => None,
+        }
     }
 
     /// True when bytes of an unfinished event are buffered (the stream ended mid-event).
