@@ -10,8 +10,10 @@ use crate::openai::{MessageInfo, parse_message};
 use crate::sse::SseParser;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Largest non-streamed body read (bytes).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -93,6 +95,28 @@ pub async fn execute_collect(
     itl_gaps: &mut Vec<u64>,
     text: Option<&mut String>,
 ) -> Result<Success, FailureClass> {
+    execute_until(target, body, intended, deadline, itl_gaps, text, None).await
+}
+
+/// How close to a deadline its timer is polled again (see [`execute_until`]).
+const TIMER_MARGIN: Duration = Duration::from_millis(2);
+
+/// [`execute_collect`], also ending as [`FailureClass::Cancelled`] when
+/// `abandon` is cancelled.
+///
+/// The deadlines' timers and the cancellation are registered with the task
+/// once; afterwards they are polled again only near their deadline (or once
+/// cancelled), not at every streamed token. A timer wakes the task no earlier
+/// than its deadline, so a wake-up it causes always finds it polled.
+pub async fn execute_until(
+    target: &Target,
+    body: Bytes,
+    intended: Instant,
+    deadline: Instant,
+    itl_gaps: &mut Vec<u64>,
+    text: Option<&mut String>,
+    abandon: Option<&CancellationToken>,
+) -> Result<Success, FailureClass> {
     let mut progress = Progress::default();
     let first_seen = AtomicBool::new(false);
     let first_deadline = target
@@ -106,17 +130,33 @@ pub async fn execute_collect(
         tokio::pin!(first_timer);
         let whole = tokio::time::sleep_until(deadline);
         tokio::pin!(whole);
-        loop {
-            tokio::select! {
-                r = &mut work => break Some(r),
-                () = &mut first_timer, if !first_seen.load(Ordering::Relaxed) => {
-                    if !first_seen.load(Ordering::Relaxed) {
-                        break None;
-                    }
-                }
-                () = &mut whole => break None,
+        let cancelled = abandon.map(CancellationToken::cancelled);
+        tokio::pin!(cancelled);
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = work.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
             }
-        }
+            let near = |at: Instant| !registered || Instant::now() + TIMER_MARGIN >= at;
+            if near(deadline) && whole.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            if !first_seen.load(Ordering::Relaxed)
+                && near(first_deadline)
+                && first_timer.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(None);
+            }
+            if let Some(c) = cancelled.as_mut().as_pin_mut()
+                && (!registered || abandon.is_some_and(CancellationToken::is_cancelled))
+                && c.poll(cx).is_ready()
+            {
+                return Poll::Ready(Some(Err(FailureClass::Cancelled)));
+            }
+            registered = true;
+            Poll::Pending
+        })
+        .await
     };
     match finished {
         Some(Ok(())) => {}

@@ -246,10 +246,9 @@ impl Ctx {
         };
         let target = traced.as_ref().map_or(target, |(_, t)| t);
         let deadline = intended + self.timeout;
-        let result = tokio::select! {
-            r = client::execute_collect(target, body, intended, deadline, gaps, text) => r,
-            () = self.abandon.cancelled() => Err(FailureClass::Cancelled),
-        };
+        let abandon = Some(&self.abandon);
+        let result =
+            client::execute_until(target, body, intended, deadline, gaps, text, abandon).await;
         if let Some((span, _)) = traced {
             span.finish(&result);
         }

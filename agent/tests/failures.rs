@@ -325,3 +325,36 @@ async fn connection_refused_is_connect() {
         );
     }
 }
+
+#[tokio::test]
+async fn abandoned_requests_are_cancelled_before_and_after_the_first_token() {
+    for (via, client) in clients() {
+        let addr = misbehaving_server().await;
+        for case in ["hang_before_headers", "hang_mid_stream"] {
+            let t = target(
+                &client,
+                format!("http://{addr}/{case}/v1/chat/completions"),
+                true,
+            );
+            let abandon = tokio_util::sync::CancellationToken::new();
+            let cancel = abandon.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                cancel.cancel();
+            });
+            let (mut gaps, now) = (Vec::new(), Instant::now());
+            let r = stampede_agent::client::execute_until(
+                &t,
+                t.body.clone(),
+                now,
+                now + Duration::from_secs(10),
+                &mut gaps,
+                None,
+                Some(&abandon),
+            )
+            .await;
+            assert_eq!(r, Err(FailureClass::Cancelled), "{case} via {via}");
+            assert!(now.elapsed() < Duration::from_secs(2), "{case} via {via}");
+        }
+    }
+}
