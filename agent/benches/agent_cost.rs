@@ -730,7 +730,8 @@ fn main() {
     let soak = env_u64("STAMPEDE_BENCH_SOAK_SECS", 120);
     let reps = env_u64("STAMPEDE_BENCH_REPEATS", 3).max(1);
     let sim = Sim::start();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // The agent's own runtime, for the reference clients too.
+    let rt = stampede_agent::runtime().expect("runtime");
     println!(
         "stampede agent benchmark: simulator {} (TTFT {TTFT_MS} ms, ITL 5 ms, {TOKENS} tokens), {} cores",
         sim.url,

@@ -150,7 +150,7 @@ fn main() -> ExitCode {
         },
         security,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match stampede_agent::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -459,8 +459,9 @@ fn k8s_command(
     })
 }
 
+/// The agents' runtime: local agents run in this process.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Runtime::new().map_err(|e| {
+    stampede_agent::runtime().map_err(|e| {
         eprintln!("error: cannot start the async runtime: {e}");
         ExitCode::FAILURE
     })
