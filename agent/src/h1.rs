@@ -13,9 +13,10 @@
 //! Only plain HTTP/1.1 without a proxy takes this path; TLS, HTTP/2 and
 //! proxied targets keep hyper (through reqwest). Connections are kept alive
 //! in a pool per authority, like reqwest's with the agent's options: no limit
-//! on idle connections, closed after 90 s idle.
+//! on idle connections; those idle over 90 s are closed the next time the
+//! pool is used.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -117,7 +118,8 @@ struct Idle {
 /// Keep-alive connections per authority, and how to open new ones.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    /// Per `host:port`, oldest first: taken from the back, expired from the front.
+    idle: Mutex<HashMap<String, VecDeque<Idle>>>,
     connect_timeout: Duration,
     user_agent: String,
 }
@@ -137,11 +139,8 @@ impl Pool {
     fn checkout(&self, to: &str) -> Option<(TcpStream, Vec<u8>)> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(to)?;
-        let now = Instant::now();
-        while let Some(c) = list.pop() {
-            if now.saturating_duration_since(c.since) > IDLE_TIMEOUT {
-                continue;
-            }
+        expire(list);
+        while let Some(c) = list.pop_back() {
             // Readable while idle means the server closed it (or sent
             // something unasked): either way it cannot carry a request.
             let mut probe = [0u8; 1];
@@ -157,7 +156,9 @@ impl Pool {
 
     fn checkin(&self, to: &str, stream: TcpStream, buf: Vec<u8>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.entry(to.to_string()).or_default().push(Idle {
+        let list = idle.entry(to.to_string()).or_default();
+        expire(list);
+        list.push_back(Idle {
             stream,
             buf,
             since: Instant::now(),
@@ -248,6 +249,18 @@ impl Pool {
             .await
             .map_err(|_| FailureClass::Transport)?;
         Ok(stream)
+    }
+}
+
+/// Closes the connections idle longer than [`IDLE_TIMEOUT`] (the oldest are
+/// at the front).
+fn expire(list: &mut VecDeque<Idle>) {
+    let now = Instant::now();
+    while list
+        .front()
+        .is_some_and(|c| now.saturating_duration_since(c.since) > IDLE_TIMEOUT)
+    {
+        list.pop_front();
     }
 }
 

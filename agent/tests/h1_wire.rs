@@ -214,6 +214,25 @@ async fn kept_alive_connections_are_reused_and_closed_ones_are_not() {
 }
 
 #[tokio::test]
+async fn connections_idle_over_90_s_are_not_reused() {
+    let (addr, accepted) = server().await;
+    let t = target(addr, "/chunked");
+    run(&t).await.unwrap();
+    run(&t).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(89)).await;
+    tokio::time::resume();
+    run(&t).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "89 s idle: reused");
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(91)).await;
+    tokio::time::resume();
+    run(&t).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "91 s idle: a new one");
+}
+
+#[tokio::test]
 async fn broken_responses_are_classified() {
     let (addr, _) = server().await;
     let cases = [
