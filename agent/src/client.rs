@@ -82,27 +82,15 @@ pub async fn execute_body(
     deadline: Instant,
     itl_gaps: &mut Vec<u64>,
 ) -> Result<Success, FailureClass> {
-    execute_collect(target, body, intended, deadline, itl_gaps, None).await
-}
-
-/// [`execute_body`], also appending the generated text to `text` when given
-/// (a multi-turn session carries the answers in its history).
-pub async fn execute_collect(
-    target: &Target,
-    body: Bytes,
-    intended: Instant,
-    deadline: Instant,
-    itl_gaps: &mut Vec<u64>,
-    text: Option<&mut String>,
-) -> Result<Success, FailureClass> {
-    execute_until(target, body, intended, deadline, itl_gaps, text, None).await
+    execute_until(target, body, intended, deadline, itl_gaps, None, None).await
 }
 
 /// How close to a deadline its timer is polled again (see [`execute_until`]).
 const TIMER_MARGIN: Duration = Duration::from_millis(2);
 
-/// [`execute_collect`], also ending as [`FailureClass::Cancelled`] when
-/// `abandon` is cancelled.
+/// [`execute_body`], also appending the generated text to `text` when given
+/// (a multi-turn session carries the answers in its history), and ending as
+/// [`FailureClass::Cancelled`] when `abandon` is cancelled.
 ///
 /// The deadlines' timers and the cancellation are registered with the task
 /// once; afterwards they are polled again only near their deadline (or once
@@ -137,7 +125,8 @@ pub async fn execute_until(
             if let Poll::Ready(r) = work.as_mut().poll(cx) {
                 return Poll::Ready(Some(r));
             }
-            let near = |at: Instant| !registered || Instant::now() + TIMER_MARGIN >= at;
+            let now = registered.then(Instant::now);
+            let near = |at: Instant| now.is_none_or(|now| now + TIMER_MARGIN >= at);
             if near(deadline) && whole.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }

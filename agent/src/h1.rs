@@ -156,7 +156,10 @@ impl Pool {
 
     fn checkin(&self, to: &str, stream: TcpStream, buf: Vec<u8>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(to.to_string()).or_default();
+        let list = match idle.get_mut(to) {
+            Some(list) => list,
+            None => idle.entry(to.to_string()).or_default(),
+        };
         expire(list);
         list.push_back(Idle {
             stream,
