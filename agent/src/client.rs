@@ -1,7 +1,8 @@
 //! One OpenAI-compatible request, timed and classified.
 //!
 //! The caller passes the request's *intended* send time's deadline; every
-//! timestamp is taken when a network chunk arrives, and every failure ends as
+//! timestamp is when a network chunk arrived (on the lean HTTP/1.1 path, the
+//! kernel's receive time: [`crate::rxtime`]), and every failure ends as
 //! one [`FailureClass`]. ITL gaps go into a caller-owned buffer so the hot
 //! path allocates nothing per token.
 
@@ -304,14 +305,16 @@ async fn exchange(
         progress.status = resp.status();
         if !target.stream {
             let mut whole = WholeBody::default();
-            while let Some(chunk) = resp.data().await? {
+            let mut arrived = None;
+            while let Some((chunk, at)) = resp.data().await? {
                 whole.push(chunk)?;
+                arrived = Some(at);
             }
-            return whole.finish(Instant::now(), progress, text);
+            return whole.finish(arrived.unwrap_or_else(Instant::now), progress, text);
         }
         let mut sink = StreamSink::new(progress, first_seen, itl_gaps, text);
-        while let Some(chunk) = resp.data().await? {
-            sink.feed(chunk, Instant::now())?;
+        while let Some((chunk, arrived)) = resp.data().await? {
+            sink.feed(chunk, arrived)?;
         }
         return sink.finish();
     }

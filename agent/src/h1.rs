@@ -8,7 +8,8 @@
 //! writes the request in one write, parses the response head with
 //! `httparse`, and decodes the body (chunked, content-length or
 //! close-delimited) in place in the connection's buffer, so a token costs one
-//! wake-up and no copy.
+//! wake-up and no copy. Each read also returns when its bytes reached this
+//! host ([`crate::rxtime`]), which is what tokens are timed by.
 //!
 //! Only plain HTTP/1.1 without a proxy takes this path; TLS, HTTP/2 and
 //! proxied targets keep hyper (through reqwest). Connections are kept alive
@@ -22,7 +23,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -175,6 +176,7 @@ impl Pool {
             .map_err(|_| FailureClass::Connect)?;
         // Small requests must leave at once.
         let _ = stream.set_nodelay(true);
+        crate::rxtime::enable(&stream);
         Ok(stream)
     }
 
@@ -229,7 +231,8 @@ impl Pool {
             },
             None => (self.fresh(ep, &request).await?, vec![0; BUF_BYTES]),
         };
-        let mut conn = Conn::new(buf);
+        // Nothing of the response can arrive before the request was sent.
+        let mut conn = Conn::new(buf, Instant::now());
         let head = conn.read_head(&mut stream).await?;
         if !(200..300).contains(&head.status) {
             return Err(FailureClass::Http(head.status));
@@ -297,11 +300,16 @@ struct Conn {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// When the last read's bytes reached this host ([`crate::rxtime`]).
+    arrived: Instant,
+    /// Room for the receive timestamp of each read.
+    control: Vec<u8>,
 }
 
 impl Conn {
-    /// A connection's (empty) buffer: new, or kept with the connection.
-    fn new(mut buf: Vec<u8>) -> Self {
+    /// A connection's (empty) buffer, new or kept with the connection, for
+    /// a response to a request sent at `sent`.
+    fn new(mut buf: Vec<u8>, sent: Instant) -> Self {
         if buf.len() < BUF_BYTES {
             buf.resize(BUF_BYTES, 0);
         }
@@ -309,6 +317,8 @@ impl Conn {
             buf,
             start: 0,
             end: 0,
+            arrived: sent,
+            control: crate::rxtime::control_buffer(),
         }
     }
 
@@ -328,8 +338,11 @@ impl Conn {
                 self.buf.resize(self.buf.len() * 2, 0);
             }
         }
-        let n = stream.read(&mut self.buf[self.end..]).await?;
+        let (n, arrived) =
+            crate::rxtime::read(stream, &mut self.buf[self.end..], &mut self.control).await?;
         self.end += n;
+        // Reads arrive in order: a wall-clock step cannot put one before the last.
+        self.arrived = self.arrived.max(arrived);
         Ok(n)
     }
 
@@ -431,10 +444,12 @@ impl Response<'_> {
         self.status
     }
 
-    /// The next piece of the body as it arrived, valid until the next call;
-    /// `Ok(None)` at its end (the connection then goes back to the pool).
-    /// A body cut short or badly framed is [`FailureClass::StreamEndedEarly`].
-    pub async fn data(&mut self) -> Result<Option<&[u8]>, FailureClass> {
+    /// The next piece of the body as it arrived, valid until the next call,
+    /// with when the read that brought it reached this host
+    /// ([`crate::rxtime`]); `Ok(None)` at its end (the connection then goes
+    /// back to the pool). A body cut short or badly framed is
+    /// [`FailureClass::StreamEndedEarly`].
+    pub async fn data(&mut self) -> Result<Option<(&[u8], Instant)>, FailureClass> {
         loop {
             let Some(stream) = self.stream.as_mut() else {
                 return Ok(None);
@@ -446,7 +461,8 @@ impl Response<'_> {
             let at = self.conn.start;
             self.conn.start += consumed;
             if let Some(r) = data {
-                return Ok(Some(&self.conn.buf[at + r.start..at + r.end]));
+                let bytes = &self.conn.buf[at + r.start..at + r.end];
+                return Ok(Some((bytes, self.conn.arrived)));
             }
             if self.body.is_done() {
                 let stream = self.stream.take();
