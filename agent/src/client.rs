@@ -2,7 +2,7 @@
 //!
 //! The caller passes the request's *intended* send time's deadline; every
 //! timestamp is when a network chunk arrived (on the lean HTTP/1.1 path, the
-//! kernel's receive time: [`crate::rxtime`]), and every failure ends as
+//! kernel's receive time: [`stampede_rxtime`]), and every failure ends as
 //! one [`FailureClass`]. ITL gaps go into a caller-owned buffer so the hot
 //! path allocates nothing per token.
 

@@ -9,7 +9,7 @@
 //! `httparse`, and decodes the body (chunked, content-length or
 //! close-delimited) in place in the connection's buffer, so a token costs one
 //! wake-up and no copy. Each read also returns when its bytes reached this
-//! host ([`crate::rxtime`]), which is what tokens are timed by.
+//! host ([`stampede_rxtime`]), which is what tokens are timed by.
 //!
 //! Only plain HTTP/1.1 without a proxy takes this path; TLS, HTTP/2 and
 //! proxied targets keep hyper (through reqwest). Connections are kept alive
@@ -176,7 +176,7 @@ impl Pool {
             .map_err(|_| FailureClass::Connect)?;
         // Small requests must leave at once.
         let _ = stream.set_nodelay(true);
-        crate::rxtime::enable(&stream);
+        stampede_rxtime::enable(&stream);
         Ok(stream)
     }
 
@@ -300,7 +300,7 @@ struct Conn {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// When the last read's bytes reached this host ([`crate::rxtime`]).
+    /// When the last read's bytes reached this host ([`stampede_rxtime`]).
     arrived: Instant,
     /// Room for the receive timestamp of each read.
     control: Vec<u8>,
@@ -318,7 +318,7 @@ impl Conn {
             start: 0,
             end: 0,
             arrived: sent,
-            control: crate::rxtime::control_buffer(),
+            control: stampede_rxtime::control_buffer(),
         }
     }
 
@@ -339,7 +339,7 @@ impl Conn {
             }
         }
         let (n, arrived) =
-            crate::rxtime::read(stream, &mut self.buf[self.end..], &mut self.control).await?;
+            stampede_rxtime::read(stream, &mut self.buf[self.end..], &mut self.control).await?;
         self.end += n;
         // Reads arrive in order: a wall-clock step cannot put one before the last.
         self.arrived = self.arrived.max(arrived);
@@ -446,7 +446,7 @@ impl Response<'_> {
 
     /// The next piece of the body as it arrived, valid until the next call,
     /// with when the read that brought it reached this host
-    /// ([`crate::rxtime`]); `Ok(None)` at its end (the connection then goes
+    /// ([`stampede_rxtime`]); `Ok(None)` at its end (the connection then goes
     /// back to the pool). A body cut short or badly framed is
     /// [`FailureClass::StreamEndedEarly`].
     pub async fn data(&mut self) -> Result<Option<(&[u8], Instant)>, FailureClass> {

@@ -15,7 +15,6 @@ pub mod openai;
 pub mod pacer;
 pub mod recorder;
 pub mod replay;
-pub mod rxtime;
 pub mod security;
 pub mod session;
 pub mod signals;
