@@ -14,8 +14,8 @@ use crate::faults::FaultConfig;
 /// Settings of one simulated model server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
-    /// Fixed-timeline mode only: time to first content token, measured from the moment the
-    /// request handler starts. Ignored when [`engine`](Self::engine) is set.
+    /// Fixed-timeline mode only: time to first content token, measured from the request's
+    /// arrival at the server's socket. Ignored when [`engine`](Self::engine) is set.
     pub ttft: Duration,
     /// Fixed-timeline mode only: the gap between two consecutive content tokens.
     /// Ignored when [`engine`](Self::engine) is set.

@@ -2,9 +2,9 @@
 //!
 //! The Prometheus TTFT histogram (`metrics`) records each request's *scheduled* first-token
 //! offset in vLLM's coarse buckets. A benchmark of the client needs what the server really
-//! did: the time from the request handler starting (headers arrived) to the first content
-//! token being handed to the HTTP body, timer lateness and scheduling delays included. That
-//! is kept here in an exact HDR histogram, so "client TTFT minus server TTFT" isolates the
+//! did: the time from the request's arrival (the kernel's receive time of the read that
+//! brought its head, see `accept`) to the first content token being handed to the HTTP body,
+//! a late read, timer lateness and scheduling delays included. That is kept here in an exact HDR histogram, so "client TTFT minus server TTFT" isolates the
 //! client and the network. Served as quantiles by `GET /sim/latency`; `DELETE /sim/latency`
 //! starts a new measurement interval.
 
@@ -50,7 +50,7 @@ pub struct LatencySummary {
 /// The body of `GET /sim/latency`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySnapshot {
-    /// Handler start → first content token handed to the response body (streams only).
+    /// Request arrival → first content token handed to the response body (streams only).
     pub first_token: LatencySummary,
 }
 

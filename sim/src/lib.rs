@@ -2,7 +2,7 @@
 //!
 //! It answers `POST /v1/chat/completions` and `POST /v1/completions` (streaming and not).
 //! By default each request runs on its own deterministic timeline: the first content token
-//! `ttft` after the request handler starts, then one token every `itl`. With
+//! `ttft` after the request reached the server, then one token every `itl`. With
 //! [`SimConfig::engine`] set, requests instead share a continuous-batching engine with a
 //! bounded batch, a bounded waiting queue and a prefix-caching KV cache, so the server
 //! saturates like vLLM. Tests and the embedded default benchmark use it as a stand-in for a
@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+mod accept;
 mod config;
 mod dur;
 mod engine;
@@ -40,7 +41,6 @@ mod wire;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -104,12 +104,8 @@ pub async fn start(
 
     let stats = Arc::new(SimStats::new());
     let app = server::build(cfg, Arc::clone(&stats), shutdown.clone());
-    // Small SSE events must leave at once, not wait for Nagle.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::trace!(%err, "failed to set TCP_NODELAY");
-        }
-    });
+    let listener = accept::StampedListener(listener);
+    let app = app.into_make_service_with_connect_info::<accept::RequestArrival>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -7,16 +7,17 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use futures_util::stream;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::accept::RequestArrival;
 use crate::config::SimConfig;
 use crate::engine::{Engine, SubmitError};
 use crate::error::ApiError;
@@ -103,31 +104,39 @@ pub(crate) fn build(cfg: SimConfig, stats: Arc<SimStats>, shutdown: Cancellation
         .with_state(state)
 }
 
+/// When the request reached the server's socket, if it was accepted by [`crate::start`].
+type Arrival = Option<Extension<ConnectInfo<RequestArrival>>>;
+
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    arrival: Arrival,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    generate(&state, Endpoint::Chat, &headers, body).await
+    generate(&state, Endpoint::Chat, arrival, &headers, body).await
 }
 
 async fn completions(
     State(state): State<Arc<AppState>>,
+    arrival: Arrival,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    generate(&state, Endpoint::Completions, &headers, body).await
+    generate(&state, Endpoint::Completions, arrival, &headers, body).await
 }
 
-/// Shared handler of both generation endpoints. The timeline starts here, before the body
-/// is read, i.e. as soon as the request headers arrived.
+/// Shared handler of both generation endpoints. The timeline starts when the request
+/// head reached the server ([`crate::accept`]); mounted without that, when this handler
+/// starts. Either way, before the body is read.
 async fn generate(
     state: &Arc<AppState>,
     endpoint: Endpoint,
+    arrival: Arrival,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    let start = Instant::now();
+    let now = Instant::now();
+    let start = arrival.map_or(now, |Extension(ConnectInfo(a))| a.at_most(now));
     let seq = state.stats.record_started();
     if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
         state.stats.record_traceparent(tp);

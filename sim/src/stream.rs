@@ -42,7 +42,7 @@ fn aborted(why: &'static str) -> std::io::Error {
 
 /// Everything a stream needs between two events.
 struct StreamState {
-    /// When the request handler started: the origin of the measured first-token latency.
+    /// When the request arrived: the origin of the measured first-token latency.
     start: Instant,
     generation: Generation,
     writer: ChunkWriter,
