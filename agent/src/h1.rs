@@ -129,6 +129,8 @@ impl Pool {
     /// A pool whose requests carry `user_agent` and whose connects give up
     /// after `connect_timeout`.
     pub fn new(user_agent: &str, connect_timeout: Duration) -> Self {
+        // Receive stamping on before the first connection, not a moment after.
+        stampede_rxtime::hold_enabled();
         Self {
             idle: Mutex::new(HashMap::new()),
             connect_timeout,

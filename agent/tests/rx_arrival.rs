@@ -62,6 +62,10 @@ fn server(
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn tokens_are_timed_at_arrival_even_when_the_agent_reads_late() {
+    assert!(
+        stampede_rxtime::wait_until_active(Duration::from_secs(5)),
+        "the kernel stamps received segments"
+    );
     let (got_tx, got_rx) = tokio::sync::oneshot::channel();
     let (written_tx, written_rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel();

@@ -15,6 +15,13 @@
 //! lower bound (the request's send time, the previous read) floor the result
 //! at it.
 //!
+//! Linux stamps segments on receive only while some socket on the host asks
+//! for it, and turns that on a moment *after* the first one asks (a deferred
+//! kernel work item). Bytes that arrive before then carry no stamp and are
+//! timed when read. [`hold_enabled`] keeps one socket asking for the life of
+//! the process, so stamping is on before the first request and stays on
+//! between connections; [`wait_until_active`] waits until it has taken effect.
+//!
 //! The agent's HTTP/1.1 client times tokens with [`read`]; the simulator
 //! accepts [`StampedStream`]s so its server-side latency starts when the
 //! request reached its socket.
@@ -49,7 +56,9 @@ pub fn arrival(mono_now: Instant, real_now: SystemTime, stamp: Option<SystemTime
 #[cfg(target_os = "linux")]
 mod imp {
     use std::io::{self, IoSliceMut};
-    use std::os::fd::AsRawFd;
+    use std::net::{Ipv4Addr, UdpSocket};
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::sync::OnceLock;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
@@ -65,7 +74,52 @@ mod imp {
     /// Asks the kernel to stamp `stream`'s received segments; `false` if it
     /// refused (reads then fall back to their own time).
     pub fn enable(stream: &TcpStream) -> bool {
+        hold_enabled();
         setsockopt(stream, sockopt::ReceiveTimestampns, &true).is_ok()
+    }
+
+    /// A loopback UDP socket asking for receive stamps.
+    fn stamped_udp() -> io::Result<UdpSocket> {
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        setsockopt(&sock, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)?;
+        Ok(sock)
+    }
+
+    /// The socket that keeps the host's receive stamping on (see the crate doc).
+    static HOLDER: OnceLock<Option<UdpSocket>> = OnceLock::new();
+
+    pub fn hold_enabled() -> bool {
+        HOLDER.get_or_init(|| stamped_udp().ok()).is_some()
+    }
+
+    /// Whether a datagram that waited `WAIT` unread comes back stamped with
+    /// its arrival rather than its reading.
+    fn stamps_arrivals() -> io::Result<bool> {
+        const WAIT: Duration = Duration::from_millis(2);
+        let sock = stamped_udp()?;
+        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+        sock.send_to(b"?", sock.local_addr()?)?;
+        std::thread::sleep(WAIT);
+        let mut buf = [0u8; 1];
+        let (_, stamp) = recv_stamped(sock.as_raw_fd(), &mut buf, &mut control_buffer())?;
+        Ok(stamp
+            .and_then(|s| SystemTime::now().duration_since(s).ok())
+            .is_some_and(|age| age >= WAIT / 2))
+    }
+
+    pub fn wait_until_active(timeout: Duration) -> bool {
+        if !hold_enabled() {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if stamps_arrivals().unwrap_or(false) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+        }
     }
 
     /// One non-blocking `recvmsg`: the byte count and the kernel's stamp.
@@ -75,18 +129,25 @@ mod imp {
         control: &mut [u8],
     ) -> io::Result<(usize, Option<SystemTime>)> {
         let fd = stream.as_raw_fd();
-        stream.try_io(Interest::READABLE, || {
-            let mut iov = [IoSliceMut::new(&mut *buf)];
-            let msg = recvmsg::<()>(fd, &mut iov, Some(&mut *control), MsgFlags::empty())
-                .map_err(io::Error::from)?;
-            let stamp = msg.cmsgs().ok().and_then(|mut c| {
-                c.find_map(|m| match m {
-                    ControlMessageOwned::ScmTimestampns(ts) => wall_time(ts),
-                    _ => None,
-                })
-            });
-            Ok((msg.bytes, stamp))
-        })
+        stream.try_io(Interest::READABLE, || recv_stamped(fd, buf, control))
+    }
+
+    /// One `recvmsg` on `fd`: the byte count and the kernel's stamp.
+    fn recv_stamped(
+        fd: RawFd,
+        buf: &mut [u8],
+        control: &mut [u8],
+    ) -> io::Result<(usize, Option<SystemTime>)> {
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::empty())
+            .map_err(io::Error::from)?;
+        let stamp = msg.cmsgs().ok().and_then(|mut c| {
+            c.find_map(|m| match m {
+                ControlMessageOwned::ScmTimestampns(ts) => wall_time(ts),
+                _ => None,
+            })
+        });
+        Ok((msg.bytes, stamp))
     }
 
     /// A kernel timestamp as wall-clock time; `None` if it is before 1970.
@@ -100,7 +161,7 @@ mod imp {
 #[cfg(not(target_os = "linux"))]
 mod imp {
     use std::io;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use tokio::net::TcpStream;
 
@@ -111,6 +172,14 @@ mod imp {
 
     /// Receive timestamps are not used on this platform.
     pub fn enable(_stream: &TcpStream) -> bool {
+        false
+    }
+
+    pub fn hold_enabled() -> bool {
+        false
+    }
+
+    pub fn wait_until_active(_timeout: Duration) -> bool {
         false
     }
 
@@ -125,6 +194,22 @@ mod imp {
 }
 
 pub use imp::{control_buffer, enable};
+
+/// Keeps the host's receive stamping on for the life of the process (one
+/// loopback UDP socket that asks for it); call it early, before the first
+/// connection. `false` where that is not possible (another platform, no
+/// socket). [`enable`] calls it too.
+pub fn hold_enabled() -> bool {
+    imp::hold_enabled()
+}
+
+/// Blocks until received bytes are stamped with their arrival (the kernel
+/// has acted on [`hold_enabled`]), for at most `timeout`: probes a loopback
+/// datagram left unread for 2 ms. `false` if stamping did not take effect,
+/// or on another platform.
+pub fn wait_until_active(timeout: Duration) -> bool {
+    imp::wait_until_active(timeout)
+}
 
 /// One non-blocking read into `buf`: the byte count (0 at end of stream) and
 /// when those bytes reached this host. `control` comes from
@@ -306,6 +391,12 @@ mod tests {
     /// reading (Linux; elsewhere reads are dated when they return).
     #[tokio::test]
     async fn a_late_read_is_dated_to_the_bytes_arrival() {
+        let active = wait_until_active(Duration::from_secs(5));
+        assert_eq!(
+            active,
+            cfg!(target_os = "linux"),
+            "receive stamping took effect"
+        );
         let (mut tx, rx) = pair().await;
         let mut rx = StampedStream::new(rx);
         assert_eq!(rx.last_arrival().get(), None);

@@ -92,6 +92,8 @@ pub async fn start(
 ) -> std::io::Result<RunningSim> {
     cfg.validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // Receive stamping on before the first request arrives ([`accept`]).
+    stampede_rxtime::hold_enabled();
     let socket = if listen.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

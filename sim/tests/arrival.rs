@@ -35,6 +35,10 @@ fn read_response(conn: &mut BufReader<TcpStream>) -> String {
 
 #[test]
 fn a_request_read_late_is_timed_from_its_arrival() {
+    assert!(
+        stampede_rxtime::wait_until_active(Duration::from_secs(5)),
+        "the kernel stamps received segments"
+    );
     // The simulator on a one-thread runtime of its own, which the test can block.
     let shutdown = CancellationToken::new();
     let (tx, rx) = mpsc::channel::<(SocketAddr, tokio::runtime::Handle)>();
