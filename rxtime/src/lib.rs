@@ -113,8 +113,11 @@ mod imp {
         }
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if stamps_arrivals().unwrap_or(false) {
-                return true;
+            match stamps_arrivals() {
+                Ok(true) => return true,
+                Ok(false) => {}
+                // A probe that could not run at all: do not spin on it.
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
             if std::time::Instant::now() >= deadline {
                 return false;

@@ -13,7 +13,8 @@
 //! `GET /sim/stats` (a [`StatsSnapshot`]), `GET`/`POST /sim/faults` ([`FaultConfig`]) and
 //! `GET`/`DELETE /sim/latency` (measured first-token latency, a [`LatencySnapshot`]).
 //!
-//! Modules, each with one job: [`config`](SimConfig) settings, `file` the TOML config file,
+//! Modules, each with one job: `accept` connections whose reads carry their arrival time,
+//! [`config`](SimConfig) settings, `file` the TOML config file,
 //! `request` parsing, `timeline` token timing, `engine` the batching engine and KV cache,
 //! `faults` fault injection, `wire` the JSON and SSE format, `stream` the per-request SSE
 //! body, `server` the routes, `stats` counters, `latency` measured first-token latency, `metrics` the Prometheus page.
