@@ -218,7 +218,7 @@ pub fn wait_until_active(timeout: Duration) -> bool {
 /// when those bytes reached this host. `control` comes from
 /// [`control_buffer`]. `WouldBlock` means "not readable yet" and clears the
 /// stream's readiness, as [`TcpStream::try_read`] does.
-pub fn try_read(
+fn try_read(
     stream: &TcpStream,
     buf: &mut [u8],
     control: &mut [u8],
@@ -228,7 +228,7 @@ pub fn try_read(
 }
 
 /// Polls [`try_read`] until it has bytes, end of stream or an error.
-pub fn poll_read(
+fn poll_read(
     stream: &TcpStream,
     cx: &mut Context<'_>,
     buf: &mut [u8],
@@ -307,11 +307,6 @@ impl StampedStream {
     /// The handle to this stream's latest arrival.
     pub fn last_arrival(&self) -> &LastArrival {
         &self.last
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.inner
     }
 }
 
