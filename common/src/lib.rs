@@ -13,6 +13,7 @@ pub mod kubernetes;
 pub mod metric;
 pub mod plan;
 pub mod prompt;
+pub mod quantile;
 pub mod security;
 pub mod serving;
 pub mod shard;

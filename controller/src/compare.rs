@@ -13,6 +13,7 @@ use crate::report::PhaseSummary;
 use crate::results::{PhaseData, RunData};
 use hdrhistogram::Histogram;
 use stampede_common::metric::Metric;
+use stampede_common::quantile::quantile_or_zero;
 use std::fmt::Write as _;
 
 /// z-score of a two-sided 95% interval.
@@ -58,7 +59,7 @@ pub fn quantile(h: &Histogram<u64>, q: f64) -> Option<Estimate> {
     }
     let n = h.len() as f64;
     let half = Z95 * (q * (1.0 - q) / n).sqrt();
-    let at = |q: f64| h.value_at_quantile(q.clamp(0.0, 1.0)) as f64 / 1e3;
+    let at = |q: f64| quantile_or_zero(h, q) / 1e3;
     Some(Estimate {
         value: at(q),
         lo: at(q - half),

@@ -11,7 +11,8 @@ use crate::results::{PhaseData, RunData};
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 use stampede_common::metric::{Metric, Unit};
-use stampede_common::plan::Plan;
+use stampede_common::plan::{Phase, PhaseKind, Plan};
+use stampede_common::quantile::quantile_or_zero;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -48,7 +49,7 @@ pub fn statistics(h: &Histogram<u64>, units: &str, divisor: f64) -> Option<Value
     m.insert("stddev".into(), json!(h.stdev() / divisor));
     m.insert("min".into(), json!(h.min() as f64 / divisor));
     for (key, q) in PERCENTILES {
-        m.insert(key.into(), json!(h.value_at_quantile(q) as f64 / divisor));
+        m.insert(key.into(), json!(quantile_or_zero(h, q) / divisor));
     }
     m.insert("max".into(), json!(h.max() as f64 / divisor));
     Some(Value::Object(m))

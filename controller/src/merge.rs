@@ -10,6 +10,7 @@ use serde::Serialize;
 use stampede_common::histogram::{self, new_histogram};
 use stampede_common::metric::{Metric, Unit};
 use stampede_common::proto::{self, metric_histogram::Encoding};
+use stampede_common::quantile::quantile_or_zero;
 use std::collections::{BTreeMap, HashSet};
 
 /// Merged measurements of a set of windows.
@@ -308,7 +309,7 @@ impl MetricSummary {
             Unit::Micros => ("ms", 1e-3),
             Unit::Tokens => ("tokens", 1.0),
         };
-        let q = |p: f64| h.value_at_quantile(p) as f64 * scale;
+        let q = |p: f64| quantile_or_zero(h, p) * scale;
         let empty = h.is_empty();
         MetricSummary {
             unit,
@@ -373,6 +374,20 @@ mod tests {
         assert_eq!(buckets(merged), buckets(&single));
         for q in [0.5, 0.9, 0.99, 0.999] {
             assert_eq!(merged.value_at_quantile(q), single.value_at_quantile(q));
+        }
+    }
+
+    #[test]
+    fn summary_percentiles_interpolate_like_numpy() {
+        // 100 TTFTs of 1..=100 ms: numpy.percentile(x, [50, 90, 99]) = 50.5, 90.1, 99.01.
+        let mut h = new_histogram();
+        for ms in 1..=100u64 {
+            h.record(ms * 1_000).unwrap();
+        }
+        let s = MetricSummary::of(Metric::Ttft, &h);
+        for (got, want) in [(s.p50, 50.5), (s.p90, 90.1), (s.p99, 99.01)] {
+            // Within the histogram's precision at 100 ms (64 µs buckets).
+            assert!((got - want).abs() < 0.07, "{got} ms, numpy says {want} ms");
         }
     }
 

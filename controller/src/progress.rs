@@ -8,6 +8,7 @@ use crate::rawlog::StepRecord;
 use crate::report::PhaseSummary;
 use stampede_common::metric::Metric;
 use stampede_common::plan::Phase;
+use stampede_common::quantile::quantile_or_zero;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
@@ -93,7 +94,7 @@ impl Progress {
         let secs = window.as_secs_f64();
         let c = &agg.counters;
         let ttft = agg.hist(Metric::Ttft);
-        let ms = |q: f64| ttft.value_at_quantile(q) as f64 / 1e3;
+        let ms = |q: f64| quantile_or_zero(ttft, q) / 1e3;
         let middle = window.mul_f64(f64::from(index) + 0.5);
         let offered = phase
             .kind

@@ -15,6 +15,7 @@ pub use crate::fault_actions::FiredAction;
 use crate::merge::Aggregate;
 use serde::Serialize;
 use stampede_common::metric::Metric;
+use stampede_common::quantile::quantile;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -133,8 +134,7 @@ impl Point {
         Point {
             ok: a.counters.ok,
             failed: a.counters.failed,
-            ttft_p90_ms: (!h.is_empty())
-                .then(|| h.value_at_quantile(BAND_TTFT_QUANTILE) as f64 / 1e3),
+            ttft_p90_ms: quantile(h, BAND_TTFT_QUANTILE).map(|v| v / 1e3),
         }
     }
 

@@ -7,6 +7,7 @@ use crate::merge::MetricSummary;
 use crate::report::PhaseSummary;
 use crate::results::{PhaseData, RunData};
 use stampede_common::metric::{Metric, Unit};
+use stampede_common::quantile::quantile;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -97,11 +98,7 @@ fn window_rows(out: &mut String, index: usize, repeat: u32, p: &PhaseData) {
         for m in WINDOW_METRICS {
             let h = agg.hist(m);
             for (q, _) in WINDOW_QUANTILES {
-                row.push(if h.is_empty() {
-                    String::new()
-                } else {
-                    format!("{:.3}", h.value_at_quantile(q) as f64 / 1e3)
-                });
+                row.push(quantile(h, q).map_or_else(String::new, |v| format!("{:.3}", v / 1e3)));
             }
         }
         let _ = writeln!(out, "{}", row.join(","));

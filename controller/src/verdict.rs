@@ -11,6 +11,7 @@ use crate::report::PhaseSummary;
 use serde::Serialize;
 use stampede_common::metric::Metric;
 use stampede_common::plan::{Phase, PhaseKind, Stress};
+use stampede_common::quantile::{quantile, quantile_or_zero};
 use stampede_common::slo::{Slo, Stat, Subject};
 use std::time::Duration;
 
@@ -63,7 +64,7 @@ pub struct DriftEnd {
 }
 
 fn p(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
-    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1e3)
+    quantile(h, q).map(|v| v / 1e3)
 }
 
 fn error_rate(c: &stampede_common::proto::Counters) -> f64 {
@@ -155,11 +156,7 @@ pub fn drift(
     // Completions reach their steady rate one request latency after the
     // start: windows before that are skipped (at least the first).
     let e2e = acc.total.hist(Metric::E2e);
-    let settle_micros = if e2e.is_empty() {
-        0
-    } else {
-        e2e.value_at_quantile(0.5)
-    };
+    let settle_micros = quantile_or_zero(e2e, 0.5).ceil() as u64;
     let skip = u32::try_from(u128::from(settle_micros).div_ceil(window.as_micros().max(1)))
         .unwrap_or(u32::MAX)
         .max(1)

@@ -239,6 +239,27 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// The published llm-d Benchmark Report v0.2 JSON Schema (reference data
+/// kept beside the repository, never copied into it, or the file named by
+/// `STAMPEDE_LLMD_SCHEMA`), parsed, when it is at hand; says so when absent.
+pub fn llmd_schema() -> Option<serde_json::Value> {
+    let path = std::env::var_os("STAMPEDE_LLMD_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            workspace_root()
+                .join("../shared/reference/llmd-benchmark-report-v0.2/br_v0_2_json_schema.json")
+        });
+    if path.exists() {
+        Some(read_json(&path))
+    } else {
+        eprintln!(
+            "llm-d schema {} absent: reports checked without it",
+            path.display()
+        );
+        None
+    }
+}
+
 /// A temporary directory holding a plan file with `text`.
 pub fn plan_file(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -107,7 +107,7 @@ fn hdr_logs_read_back_to_the_summary_percentiles() {
             let s = &phase["metrics"][metric];
             assert_eq!(h.len(), s["count"].as_u64().unwrap(), "{metric} {name}");
             for (q, key) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p999")] {
-                let from_log = h.value_at_quantile(q) as f64 / 1e3;
+                let from_log = stampede_common::quantile::quantile_or_zero(h, q) / 1e3;
                 let from_summary = s[key].as_f64().unwrap();
                 assert!(
                     (from_log - from_summary).abs() < 1e-9,
@@ -134,22 +134,41 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// The published llm-d Benchmark Report v0.2 JSON Schema (reference data
-/// kept beside the repository, never copied into it).
-fn llmd_schema() -> serde_json::Value {
-    let path = std::env::var_os("STAMPEDE_LLMD_SCHEMA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            stampede_tests::workspace_root()
-                .join("../shared/reference/llmd-benchmark-report-v0.2/br_v0_2_json_schema.json")
-        });
-    json(&path)
+/// The parts of a report every reader needs, checked without the schema.
+fn assert_report_structure(path: &Path, r: &serde_json::Value) {
+    let at = |pointer: &str| {
+        r.pointer(pointer)
+            .unwrap_or_else(|| panic!("{}: no {pointer}", path.display()))
+    };
+    assert_eq!(at("/version"), "0.2");
+    for key in ["/run/uid", "/run/eid", "/run/time/start", "/run/time/end"] {
+        assert!(at(key).is_string(), "{}: {key}", path.display());
+    }
+    let load = "/scenario/load/standardized";
+    assert_eq!(at(&format!("{load}/tool")), "stampede");
+    let source = at(&format!("{load}/source"));
+    assert!(["random", "sampled", "unknown"].contains(&source.as_str().unwrap()));
+    let input = at(&format!("{load}/input_seq_len"));
+    assert!(["fixed", "other"].contains(&input["distribution"].as_str().unwrap()));
+    assert!(input["value"].as_f64().is_some_and(|v| v >= 0.0));
+    let requests = "/results/request_performance/aggregate/requests";
+    assert!(at(&format!("{requests}/total")).is_u64());
+    for metric in ["time_to_first_token", "request_latency"] {
+        let stats = at(&format!(
+            "/results/request_performance/aggregate/latency/{metric}"
+        ));
+        assert_eq!(stats["units"], "s", "{}: {metric}", path.display());
+        for q in ["mean", "p50", "p99", "max"] {
+            assert!(stats[q].is_f64(), "{}: {metric}.{q}", path.display());
+        }
+    }
 }
 
 #[test]
 fn every_llmd_report_passes_the_published_schema() {
     let dir = run_dir();
-    let validator = jsonschema::validator_for(&llmd_schema()).expect("schema compiles");
+    let validator = stampede_tests::llmd_schema()
+        .map(|s| jsonschema::validator_for(&s).expect("schema compiles"));
     let summary = json(&dir.join("summary.json"));
     let mut reports: Vec<PathBuf> = std::fs::read_dir(dir.join("llmd"))
         .expect("llmd/ directory")
@@ -159,16 +178,21 @@ fn every_llmd_report_passes_the_published_schema() {
     assert_eq!(reports.len(), summary["phases"].as_array().unwrap().len());
     for path in &reports {
         let report = json(path);
-        let errors: Vec<String> = validator
-            .iter_errors(&report)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        assert_report_structure(path, &report);
+        if let Some(validator) = &validator {
+            let errors: Vec<String> = validator
+                .iter_errors(&report)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        }
     }
-    // The schema is a real bar: a report without its run id fails it.
-    let mut broken = json(&reports[0]);
-    broken["run"].as_object_mut().unwrap().remove("uid");
-    assert!(!validator.is_valid(&broken));
+    if let Some(validator) = &validator {
+        // The schema is a real bar: a report without its run id fails it.
+        let mut broken = json(&reports[0]);
+        broken["run"].as_object_mut().unwrap().remove("uid");
+        assert!(!validator.is_valid(&broken));
+    }
 
     // Same numbers as summary.json, in seconds.
     let first = json(&reports[1]);

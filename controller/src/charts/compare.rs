@@ -7,6 +7,7 @@ use crate::report::PhaseSummary;
 use crate::results::RunData;
 use plotters::prelude::*;
 use stampede_common::metric::Metric;
+use stampede_common::quantile::quantile;
 use std::path::Path;
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
@@ -67,7 +68,7 @@ fn latency(
                 .filter_map(|(x, p)| {
                     let i = matching(run, p)?;
                     let h = run.phases[i].acc.total.hist(metric);
-                    (!h.is_empty()).then(|| (x as f64, h.value_at_quantile(q) as f64 / 1e3))
+                    quantile(h, q).map(|v| (x as f64, v / 1e3))
                 })
                 .collect::<Vec<_>>();
             if !pts.is_empty() {

@@ -8,6 +8,7 @@ use super::{FONT, by_load, color, empty_panel, err, grid, log_range, range, titl
 use crate::results::RunData;
 use plotters::prelude::*;
 use stampede_common::metric::Metric;
+use stampede_common::quantile::{quantile, quantile_or_zero};
 use std::path::Path;
 
 /// Percentiles drawn against load, with marker shapes told apart in the legend.
@@ -60,7 +61,7 @@ pub(super) fn draw(path: &Path, data: &RunData) -> Result<(), String> {
 /// A window's TTFT quantile `q` in ms (`None`: no successful request).
 fn ttft_at(a: &crate::merge::Aggregate, q: f64) -> Option<f64> {
     let h = a.hist(Metric::Ttft);
-    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1e3)
+    quantile(h, q).map(|v| v / 1e3)
 }
 
 fn vs_load(
@@ -76,7 +77,7 @@ fn vs_load(
                 .iter()
                 .filter_map(|(load, i)| {
                     let h = data.phases[*i].acc.total.hist(*m);
-                    (!h.is_empty()).then(|| (*load, h.value_at_quantile(*q) as f64 / 1e3))
+                    quantile(h, *q).map(|v| (*load, v / 1e3))
                 })
                 .collect();
             (*label, points)
@@ -126,7 +127,7 @@ fn cdf(
             (!h.is_empty()).then(|| {
                 let pts = qs
                     .iter()
-                    .map(|q| ((h.value_at_quantile(*q) as f64 / 1e3).max(1e-3), q * 100.0))
+                    .map(|q| ((quantile_or_zero(h, *q) / 1e3).max(1e-3), q * 100.0))
                     .collect();
                 (i, pts)
             })
