@@ -514,6 +514,18 @@ pub struct RequestSpec {
     pub connect_timeout: Duration,
 }
 
+impl Plan {
+    /// The request mix agents send: `[[workload]]`, or without it one entry
+    /// of `[request]`'s lengths ([`crate::workload::from_request`]).
+    pub fn mix(&self) -> std::borrow::Cow<'_, [crate::workload::WorkloadEntry]> {
+        if self.workload.is_empty() {
+            vec![crate::workload::from_request(&self.request)].into()
+        } else {
+            self.workload.as_slice().into()
+        }
+    }
+}
+
 /// A validated phase.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phase {

@@ -660,6 +660,26 @@ impl Length {
     }
 }
 
+/// The mix of a plan without `[[workload]]`: one entry with `[request]`'s
+/// lengths. Its prompts are synthetic like every entry's, so they differ
+/// per request from the first word on (no shared prefix a server's prefix
+/// cache could answer); the body asks for what `[request]` asks (no
+/// `ignore_eos`, the server's temperature).
+pub fn from_request(r: &crate::plan::RequestSpec) -> WorkloadEntry {
+    WorkloadEntry {
+        name: "request".into(),
+        weight: 1.0,
+        input: Length::Fixed(r.prompt_tokens.max(1)),
+        output: Length::Fixed(r.max_tokens.max(1)),
+        shared_prefix: None,
+        ignore_eos: false,
+        temperature: None,
+        dataset: None,
+        options: RequestOptions::default(),
+        session: None,
+    }
+}
+
 /// The wire form of a validated mix.
 pub fn to_proto(entries: &[WorkloadEntry], seed: u64) -> proto::Workload {
     proto::Workload {

@@ -961,12 +961,12 @@ impl Orchestrator {
                 connect_timeout_ms: millis(plan.request.connect_timeout),
                 ca_pem: plan.target.ca_pem.clone().unwrap_or_default(),
                 insecure_tls: plan.target.insecure_tls,
-                workload: (!plan.workload.is_empty()).then(|| {
-                    stampede_common::workload::to_proto(
-                        &plan.workload,
-                        plan.seed ^ u64::from(index),
-                    )
-                }),
+                // Seeded per phase run (repeats and stress steps included), so
+                // no run of a phase resends another's prompts.
+                workload: Some(stampede_common::workload::to_proto(
+                    &plan.mix(),
+                    plan.seed ^ u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                )),
             }),
             max_in_flight: plan.agents.max_in_flight,
             goodput: crate::verdict::goodput_bounds(phase),

@@ -94,9 +94,9 @@ fn get_text(url: &str) -> String {
     body
 }
 
-#[test]
-fn shared_prefixes_give_the_expected_prefix_cache_hit_rate() {
-    // Batching engine with prefix caching (16-token blocks).
+/// Run the plan `plan_for(url)` against a fresh simulator engine with prefix
+/// caching (16-token blocks); the engine's (hits, queries) in prompt tokens.
+fn prefix_cache_counters(plan_for: impl FnOnce(&str) -> String) -> (f64, f64) {
     let (_sim, url) = stampede_tests::start_sim(&[
         "--max-num-seqs",
         "8",
@@ -105,9 +105,27 @@ fn shared_prefixes_give_the_expected_prefix_cache_hit_rate() {
         "--output-tokens",
         "4",
     ]);
+    let (dir, path) = plan_file(&plan_for(&url));
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("run"));
+    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(180));
+    assert_eq!(code, Some(0), "{output}");
+    let metrics = get_text(&format!("{url}/metrics"));
+    (
+        counter(&metrics, "vllm:prefix_cache_hits_total"),
+        counter(&metrics, "vllm:prefix_cache_queries_total"),
+    )
+}
+
+#[test]
+fn shared_prefixes_give_the_expected_prefix_cache_hit_rate() {
     let (n, groups, prefix, question) = (160u64, 4u64, 256u64, 32u64);
-    let plan = format!(
-        r#"
+    let (hits, queries) = prefix_cache_counters(|url| {
+        format!(
+            r#"
 [run]
 name = "prefix"
 seed = 3
@@ -125,26 +143,57 @@ kind = "baseline"
 requests = {n}
 duration = "120s"
 "#
-    );
-    let (dir, path) = plan_file(&plan);
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(dir.path().join("run"));
-    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(180));
-    assert_eq!(code, Some(0), "{output}");
-    let metrics = get_text(&format!("{url}/metrics"));
-    let hits = counter(&metrics, "vllm:prefix_cache_hits_total");
-    let queries = counter(&metrics, "vllm:prefix_cache_queries_total");
+        )
+    });
     // Every request queries its whole prompt; all but the first of each group
     // hit the whole (block-aligned) prefix, and nothing else is shared.
-    assert_eq!(queries, (n * (prefix + question)) as f64, "{metrics}");
+    assert_eq!(queries, (n * (prefix + question)) as f64);
     let expected = ((n - groups) * prefix) as f64 / (n * (prefix + question)) as f64;
     let rate = hits / queries;
     eprintln!("prefix-cache hit rate {rate:.4}, expected {expected:.4}");
     assert!(
         (rate - expected).abs() < 0.02,
         "hit rate {rate} vs expected {expected}"
+    );
+}
+
+#[test]
+fn default_plan_prompts_share_no_prefix() {
+    // A plan without [[workload]]: every request's prompt is its own, across
+    // agents, closed and open loops and repeats, so a prefix cache finds nothing.
+    let prompt = 256u64;
+    let (hits, queries) = prefix_cache_counters(|url| {
+        format!(
+            r#"
+[run]
+name = "default-prompts"
+repeat = 2
+[agents]
+local = 2
+[target]
+url = "{url}"
+model = "stampede-sim"
+[request]
+prompt_tokens = {prompt}
+max_tokens = 2
+[[phase]]
+kind = "concurrency"
+users = 4
+requests = 60
+duration = "60s"
+[[phase]]
+kind = "constant"
+rate = 40
+duration = "1s"
+"#
+        )
+    });
+    // Two repeats of 60 + 40 requests, each querying its whole prompt.
+    assert_eq!(queries, (200 * prompt) as f64);
+    let rate = hits / queries;
+    eprintln!("default plan: prefix-cache hit rate {rate:.4} over {queries} prompt tokens");
+    assert!(
+        rate < 0.01,
+        "hit rate {rate}: requests share prompt prefixes"
     );
 }
