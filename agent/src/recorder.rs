@@ -204,6 +204,12 @@ impl Recorder {
             w.record(Metric::Ttft, ttft);
             w.record(Metric::E2e, e2e);
             w.record(Metric::OutputTokens, s.output_tokens);
+            if let Some(prompt) = s.prompt_tokens {
+                w.record(Metric::InputTokens, prompt);
+            }
+            if let Some(ntpot) = e2e.checked_div(s.output_tokens) {
+                w.record(Metric::Ntpot, ntpot);
+            }
             if let Some(tpot) = tpot {
                 w.record(Metric::Tpot, tpot);
             }

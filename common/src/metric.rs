@@ -18,6 +18,10 @@ pub enum Metric {
     ScheduleLag,
     /// Output tokens per successful request (tokens).
     OutputTokens,
+    /// Prompt tokens per successful request, as the server counted them (tokens).
+    InputTokens,
+    /// Normalized time per output token, E2E / output tokens (µs).
+    Ntpot,
 }
 
 /// Unit of a metric's recorded values.
@@ -31,13 +35,15 @@ pub enum Unit {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 8] = [
         Metric::Ttft,
         Metric::Itl,
         Metric::E2e,
         Metric::Tpot,
         Metric::ScheduleLag,
         Metric::OutputTokens,
+        Metric::InputTokens,
+        Metric::Ntpot,
     ];
 
     /// Short name used in files and reports.
@@ -49,13 +55,15 @@ impl Metric {
             Metric::Tpot => "tpot",
             Metric::ScheduleLag => "schedule_lag",
             Metric::OutputTokens => "output_tokens",
+            Metric::InputTokens => "input_tokens",
+            Metric::Ntpot => "ntpot",
         }
     }
 
     /// Unit of the recorded values.
     pub fn unit(self) -> Unit {
         match self {
-            Metric::OutputTokens => Unit::Tokens,
+            Metric::OutputTokens | Metric::InputTokens => Unit::Tokens,
             _ => Unit::Micros,
         }
     }
@@ -69,6 +77,8 @@ impl Metric {
             Metric::Tpot => proto::Metric::Tpot,
             Metric::ScheduleLag => proto::Metric::ScheduleLag,
             Metric::OutputTokens => proto::Metric::OutputTokens,
+            Metric::InputTokens => proto::Metric::InputTokens,
+            Metric::Ntpot => proto::Metric::Ntpot,
         }
     }
 
@@ -82,6 +92,8 @@ impl Metric {
             proto::Metric::Tpot => Some(Metric::Tpot),
             proto::Metric::ScheduleLag => Some(Metric::ScheduleLag),
             proto::Metric::OutputTokens => Some(Metric::OutputTokens),
+            proto::Metric::InputTokens => Some(Metric::InputTokens),
+            proto::Metric::Ntpot => Some(Metric::Ntpot),
         }
     }
 

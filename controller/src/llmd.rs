@@ -55,6 +55,42 @@ pub fn statistics(h: &Histogram<u64>, units: &str, divisor: f64) -> Option<Value
     Some(Value::Object(m))
 }
 
+/// A measured length distribution as the schema's `SequenceLength`: `fixed`
+/// when every request had the same length, otherwise `other` with the mean,
+/// standard deviation and range; `None` when nothing was measured.
+fn sequence_length(h: &Histogram<u64>) -> Option<Value> {
+    if h.is_empty() {
+        return None;
+    }
+    Some(if h.min() == h.max() {
+        json!({ "distribution": "fixed", "value": h.min() })
+    } else {
+        json!({
+            "distribution": "other",
+            "value": h.mean(),
+            "std_dev": h.stdev(),
+            "min": h.min(),
+            "max": h.max(),
+        })
+    })
+}
+
+/// Where a phase's prompts came from: the schema's `source` ("random": words
+/// drawn by stampede, "sampled": dataset records, "unknown": a mix of both)
+/// and stampede's own name for it.
+fn prompt_source(plan: &Plan, phase: &Phase) -> (&'static str, &'static str) {
+    if matches!(phase.kind, PhaseKind::Replay { .. }) {
+        // A trace gives lengths; the prompts are synthetic.
+        return ("random", "replay");
+    }
+    let mix = plan.mix();
+    match mix.iter().filter(|e| e.dataset.is_some()).count() {
+        0 => ("random", "synthetic"),
+        n if n == mix.len() => ("sampled", "dataset"),
+        _ => ("unknown", "mix"),
+    }
+}
+
 fn rfc3339(nanos: i64) -> String {
     let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
     humantime::format_rfc3339_millis(t).to_string()
@@ -75,7 +111,7 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
     let hist = |m: Metric| total.hist(m);
     let latency = |m: Metric| -> Value {
         let (units, divisor) = match (m, m.unit()) {
-            (Metric::Itl | Metric::Tpot, _) => ("s/token", 1e6),
+            (Metric::Itl | Metric::Tpot | Metric::Ntpot, _) => ("s/token", 1e6),
             (_, Unit::Micros) => ("s", 1e6),
             (_, Unit::Tokens) => ("count", 1.0),
         };
@@ -84,11 +120,12 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
     let end_nanos = p
         .start_unix_nanos
         .saturating_add((s.finished_s * 1e9) as i64);
-    let input_mean = if s.requests.ok > 0 {
-        s.input_tokens as f64 / s.requests.ok as f64
-    } else {
-        0.0
-    };
+    let (source, origin) = prompt_source(plan, &p.phase);
+    // Measured lengths; without any (no request succeeded, or the server
+    // reported no usage) the schema still needs a value: `other`, 0.
+    let unmeasured = json!({ "distribution": "other", "value": 0 });
+    let input_seq_len = sequence_length(hist(Metric::InputTokens)).unwrap_or(unmeasured);
+    let output_seq_len = sequence_length(hist(Metric::OutputTokens));
     let total_token_rate = if s.finished_s > 0.0 {
         (s.input_tokens + s.output_tokens) as f64 / s.finished_s
     } else {
@@ -126,10 +163,10 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
                     "tool": "stampede",
                     "tool_version": run.stampede_version,
                     "parallelism": s.agents.len().max(1),
-                    "source": "random",
+                    "source": source,
                     "stage": index,
-                    "input_seq_len": { "distribution": "fixed", "value": plan.request.prompt_tokens },
-                    "output_seq_len": { "distribution": "fixed", "value": plan.request.max_tokens },
+                    "input_seq_len": input_seq_len,
+                    "output_seq_len": output_seq_len,
                     "rate_qps": s.offered_rate,
                     "concurrency": s.users,
                 },
@@ -144,6 +181,12 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
                             "planned_duration_s": s.planned_duration_s,
                         },
                         "window_s": p.window.as_secs_f64(),
+                        "prompts": origin,
+                        "workload": plan.mix().iter().map(|e| json!({
+                            "name": e.name,
+                            "weight": e.weight,
+                            "prompts": if e.dataset.is_some() { "dataset" } else { "synthetic" },
+                        })).collect::<Vec<_>>(),
                     },
                 },
             },
@@ -154,13 +197,14 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
                     "requests": {
                         "total": s.requests.sent,
                         "failures": s.requests.failed,
-                        "input_length": { "units": "count", "mean": input_mean },
+                        "input_length": latency(Metric::InputTokens),
                         "output_length": latency(Metric::OutputTokens),
                     },
                     "latency": {
                         "time_to_first_token": latency(Metric::Ttft),
                         "inter_token_latency": latency(Metric::Itl),
                         "time_per_output_token": latency(Metric::Tpot),
+                        "normalized_time_per_output_token": latency(Metric::Ntpot),
                         "request_latency": latency(Metric::E2e),
                     },
                     "throughput": {

@@ -287,10 +287,8 @@ mod tests {
         assert!(h.starts_with(expected_start), "{h}");
         assert!(
             h.ends_with(
-                "output_tokens_count,output_tokens_mean_tokens,output_tokens_stddev_tokens,\
-                 output_tokens_min_tokens,output_tokens_p50_tokens,output_tokens_p90_tokens,\
-                 output_tokens_p95_tokens,output_tokens_p99_tokens,output_tokens_p999_tokens,\
-                 output_tokens_max_tokens,currency,cost,cost_per_million_output_tokens,\
+                "ntpot_count,ntpot_mean_ms,ntpot_stddev_ms,ntpot_min_ms,ntpot_p50_ms,ntpot_p90_ms,\
+                 ntpot_p95_ms,ntpot_p99_ms,ntpot_p999_ms,ntpot_max_ms,currency,cost,cost_per_million_output_tokens,\
                  output_tokens_per_currency_unit,slo_passed,slo_failed,good_requests,goodput_per_s"
             ),
             "{h}"
