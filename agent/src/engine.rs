@@ -393,11 +393,13 @@ pub async fn run_phase(
             match (&spec.shape, &spec.schedule, &spec.replay) {
                 (Shape::Concurrency(c), _, _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop, reshards),
                 (_, Some(schedule), _) => {
-                    open_loop(&ctx, &spec, Box::new(schedule.clone()), &tracker, &stop, reshards).await;
+                    let ended = open_loop(&ctx, &spec, Box::new(schedule.clone()), &tracker, &stop, reshards).await;
+                    run_out_window(ended, spec.end, &stop).await;
                 }
                 (_, None, Some(replay)) => {
                     let arrivals = replay.clone().arrivals();
-                    open_loop(&ctx, &spec, Box::new(arrivals), &tracker, &stop, reshards).await;
+                    let ended = open_loop(&ctx, &spec, Box::new(arrivals), &tracker, &stop, reshards).await;
+                    run_out_window(ended, spec.end, &stop).await;
                 }
                 (_, None, None) => {}
             }
@@ -460,8 +462,22 @@ pub async fn run_phase(
     Ok(())
 }
 
+/// How an open loop's arrivals ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArrivalsEnd {
+    /// The schedule passed the phase's end (or ran out): the phase still
+    /// runs its planned duration.
+    Window,
+    /// The request bound was spent.
+    Bound,
+    /// Stopped from outside.
+    Stopped,
+}
+
 /// Open-loop arrivals, each sent at its intended time on a precise timer
-/// ([`crate::pacer`]): tokio's own fires on millisecond ticks.
+/// ([`crate::pacer`]): tokio's own fires on millisecond ticks. An arrival
+/// whose deadline (intended time + request timeout) has passed by the time
+/// the agent gets to it — the agent was stalled — expires unsent.
 async fn open_loop(
     ctx: &Arc<Ctx>,
     spec: &Spec,
@@ -469,7 +485,7 @@ async fn open_loop(
     tracker: &TaskTracker,
     stop: &CancellationToken,
     mut reshards: watch::Receiver<Vec<proto::Reshard>>,
-) {
+) -> ArrivalsEnd {
     let (start, end, max_in_flight, phase_index) =
         (spec.start, spec.end, spec.max_in_flight, spec.phase_index);
     let mut slices = Slices::new(spec.shard.clone());
@@ -482,7 +498,7 @@ async fn open_loop(
     let mut timer = PreciseTimer::new();
     for (k, at) in arrivals {
         if k >= max_arrivals || mine_left == 0 {
-            break;
+            return ArrivalsEnd::Bound;
         }
         if reshards.has_changed().unwrap_or(false) {
             slices.update(&reshards.borrow_and_update(), phase_index);
@@ -494,24 +510,28 @@ async fn open_loop(
             .ok()
             .and_then(|d| start.checked_add(d))
         else {
-            break;
+            return ArrivalsEnd::Window;
         };
         if due >= end {
-            break;
+            return ArrivalsEnd::Window;
         }
         if Instant::now() < due {
             tokio::select! {
                 biased;
-                () = stop.cancelled() => break,
+                () = stop.cancelled() => return ArrivalsEnd::Stopped,
                 () = timer.sleep_until(due) => {}
             }
         } else if stop.is_cancelled() {
-            break;
+            return ArrivalsEnd::Stopped;
         } else {
             // Behind schedule: catch up, but let other tasks run.
             tokio::task::consume_budget().await;
         }
         mine_left -= 1;
+        if Instant::now() >= due + ctx.timeout {
+            ctx.rec.expired(1);
+            continue;
+        }
         if ctx.in_flight.load(Ordering::Relaxed) >= max_in_flight {
             ctx.rec.skipped(1);
             continue;
@@ -522,6 +542,19 @@ async fn open_loop(
             ctx.one_request(due, k).await;
             ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+    ArrivalsEnd::Window
+}
+
+/// After the schedule's last arrival, the phase still runs to its planned
+/// end (a sparse phase is as long as planned, and its arrival window is the
+/// planned one), unless stopped or its request bound was spent.
+async fn run_out_window(ended: ArrivalsEnd, end: Instant, stop: &CancellationToken) {
+    if ended == ArrivalsEnd::Window {
+        tokio::select! {
+            () = tokio::time::sleep_until(end) => {}
+            () = stop.cancelled() => {}
+        }
     }
 }
 
@@ -688,9 +721,12 @@ async fn flush_loop(
             () = stop.cancelled() => break,
         }
         let cpu_now = cpu_micros();
-        for (idx, data) in ctx.rec.take_before(next + 1) {
+        // Woken well past the boundary: the agent did not run for part of the window.
+        let late = Instant::now().saturating_duration_since(boundary);
+        for (idx, mut data) in ctx.rec.take_before(next + 1) {
             let cpu = cpu_now.saturating_sub(cpu_before);
             cpu_before = cpu_now;
+            data.flushed_late(late);
             if reports
                 .send(Report::Window(data.into_report(
                     phase_index,

@@ -21,6 +21,9 @@ use tokio::time::Instant;
 pub const SATURATION_LAG_MICROS: u64 = 5_000;
 /// Share of the machine's CPU above which a window counts as saturated.
 pub const SATURATION_CPU: f64 = 0.9;
+/// Lateness of a window's flush past its end above which the agent counts
+/// as stalled in that window (its process was stopped or starved).
+pub const STALL: Duration = Duration::from_millis(250);
 
 /// Measurements of one window.
 #[derive(Debug, Clone)]
@@ -28,6 +31,8 @@ pub struct WindowData {
     hists: Vec<Histogram<u64>>,
     counters: proto::Counters,
     errors: HashMap<FailureClass, u64>,
+    /// How late past the window's end it was flushed, when late by more than [`STALL`].
+    stalled: Option<Duration>,
 }
 
 impl Default for WindowData {
@@ -36,6 +41,7 @@ impl Default for WindowData {
             hists: Metric::ALL.iter().map(|_| new_histogram()).collect(),
             counters: proto::Counters::default(),
             errors: HashMap::new(),
+            stalled: None,
         }
     }
 }
@@ -49,10 +55,31 @@ impl WindowData {
         }
     }
 
-    /// Why this window counts as saturated, if it does: schedule lag p99
-    /// above [`SATURATION_LAG_MICROS`] or CPU above [`SATURATION_CPU`] of
-    /// the machine's cores.
+    /// Mark the window flushed `late` past its end; beyond [`STALL`] the
+    /// agent itself was not running for part of it.
+    pub fn flushed_late(&mut self, late: Duration) {
+        if late > STALL {
+            self.stalled = Some(late);
+        }
+    }
+
+    /// Why this window counts as saturated, if it does: the agent stalled
+    /// (arrivals expired unsent, or the window was flushed more than
+    /// [`STALL`] late), schedule lag p99 above [`SATURATION_LAG_MICROS`], or
+    /// CPU above [`SATURATION_CPU`] of the machine's cores.
     pub fn saturation(&self, cpu_micros: u64, window: Duration) -> Option<String> {
+        if self.counters.expired > 0 {
+            return Some(format!(
+                "agent stalled: {} arrivals expired unsent",
+                self.counters.expired
+            ));
+        }
+        if let Some(late) = self.stalled {
+            return Some(format!(
+                "agent stalled: window flushed {:.1} s late",
+                late.as_secs_f64()
+            ));
+        }
         let lag = &self.hists[Metric::ScheduleLag.index()];
         let lag_p99 = if lag.is_empty() {
             0
@@ -181,6 +208,13 @@ impl Recorder {
     pub fn skipped(&self, n: u64) {
         crate::live::LIVE.skipped(n);
         self.with_window(false, |w| w.counters.skipped += n);
+    }
+
+    /// `n` due arrivals were not sent: their deadline had passed when the
+    /// agent got to them.
+    pub fn expired(&self, n: u64) {
+        crate::live::LIVE.skipped(n);
+        self.with_window(false, |w| w.counters.expired += n);
     }
 
     /// A request intended at `intended` succeeded.

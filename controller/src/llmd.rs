@@ -197,6 +197,7 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
                     "requests": {
                         "total": s.requests.sent,
                         "failures": s.requests.failed,
+                        "incomplete": s.requests.lost,
                         "input_length": latency(Metric::InputTokens),
                         "output_length": latency(Metric::OutputTokens),
                     },

@@ -172,6 +172,7 @@ fn add_counters(c: &mut proto::Counters, o: &proto::Counters) {
     c.input_tokens = c.input_tokens.saturating_add(o.input_tokens);
     c.usage_reported = c.usage_reported.saturating_add(o.usage_reported);
     c.good = c.good.saturating_add(o.good);
+    c.expired = c.expired.saturating_add(o.expired);
 }
 
 /// Per-phase merge state.
@@ -196,6 +197,10 @@ pub struct PhaseAccumulator {
     pub finished_micros: u64,
     /// When each agent actually began the phase (Unix ns, controller clock).
     pub starts: Vec<i64>,
+    /// Per agent, requests sent and not yet reported complete (ok or
+    /// failed), over every window whatever the measured interval: what a
+    /// lost agent had in flight.
+    pub outstanding: BTreeMap<String, i64>,
 }
 
 /// What became of a report handed to [`PhaseAccumulator::offer`].
@@ -236,6 +241,10 @@ impl PhaseAccumulator {
                     e.1.clone_from(&w.saturation);
                 }
                 self.total.add(&d);
+                let c = w.counters.unwrap_or_default();
+                let open = i64::try_from(c.sent).unwrap_or(i64::MAX)
+                    - i64::try_from(c.ok.saturating_add(c.failed)).unwrap_or(i64::MAX);
+                *self.outstanding.entry(agent.to_string()).or_default() += open;
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);
                 entry.1 = entry.1.saturating_add(1);
@@ -262,6 +271,14 @@ impl PhaseAccumulator {
         let (from, to) = (at(first), at(end));
         self.arrivals_micros = self.arrivals_micros.min(to).saturating_sub(from);
         self.finished_micros = self.finished_micros.min(to).saturating_sub(from);
+    }
+
+    /// Requests the agents in `lost` sent that no report ever completed.
+    pub fn lost_requests(&self, lost: &[String]) -> u64 {
+        lost.iter()
+            .filter_map(|a| self.outstanding.get(a))
+            .map(|n| u64::try_from(*n).unwrap_or(0))
+            .sum()
     }
 
     /// An agent finished its share;
@@ -348,6 +365,20 @@ mod tests {
     }
 
     #[test]
+    fn summary_percentiles_interpolate_like_numpy() {
+        // 100 TTFTs of 1..=100 ms: numpy.percentile(x, [50, 90, 99]) = 50.5, 90.1, 99.01.
+        let mut h = new_histogram();
+        for ms in 1..=100u64 {
+            h.record(ms * 1_000).unwrap();
+        }
+        let s = MetricSummary::of(Metric::Ttft, &h);
+        for (got, want) in [(s.p50, 50.5), (s.p90, 90.1), (s.p99, 99.01)] {
+            // Within the histogram's precision at 100 ms (64 µs buckets).
+            assert!((got - want).abs() < 0.07, "{got} ms, numpy says {want} ms");
+        }
+    }
+
+    #[test]
     fn merged_agents_equal_one_histogram_bucket_for_bucket() {
         let mut rng = SmallRng::seed_from_u64(7);
         let mut single = new_histogram();
@@ -374,20 +405,6 @@ mod tests {
         assert_eq!(buckets(merged), buckets(&single));
         for q in [0.5, 0.9, 0.99, 0.999] {
             assert_eq!(merged.value_at_quantile(q), single.value_at_quantile(q));
-        }
-    }
-
-    #[test]
-    fn summary_percentiles_interpolate_like_numpy() {
-        // 100 TTFTs of 1..=100 ms: numpy.percentile(x, [50, 90, 99]) = 50.5, 90.1, 99.01.
-        let mut h = new_histogram();
-        for ms in 1..=100u64 {
-            h.record(ms * 1_000).unwrap();
-        }
-        let s = MetricSummary::of(Metric::Ttft, &h);
-        for (got, want) in [(s.p50, 50.5), (s.p90, 90.1), (s.p99, 99.01)] {
-            // Within the histogram's precision at 100 ms (64 µs buckets).
-            assert!((got - want).abs() < 0.07, "{got} ms, numpy says {want} ms");
         }
     }
 

@@ -69,6 +69,9 @@ pub struct RawCounters {
     /// Successful requests within every goodput bound.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub good: u64,
+    /// Arrivals that expired unsent (the agent was stalled).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expired: u64,
 }
 
 impl From<proto::Counters> for RawCounters {
@@ -82,6 +85,7 @@ impl From<proto::Counters> for RawCounters {
             input_tokens: c.input_tokens,
             usage_reported: c.usage_reported,
             good: c.good,
+            expired: c.expired,
         }
     }
 }
@@ -97,6 +101,7 @@ impl From<RawCounters> for proto::Counters {
             input_tokens: c.input_tokens,
             usage_reported: c.usage_reported,
             good: c.good,
+            expired: c.expired,
         }
     }
 }

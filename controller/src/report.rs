@@ -136,6 +136,11 @@ pub struct RequestCounts {
     pub failed: u64,
     /// Due but not sent (in-flight bound).
     pub skipped: u64,
+    /// Due but not sent: their deadline had passed when the agent got to
+    /// them (the agent was stalled). Never a server failure.
+    pub expired: u64,
+    /// Sent by an agent that was lost before reporting how they ended.
+    pub lost: u64,
 }
 
 /// One phase's merged results.
@@ -163,7 +168,12 @@ pub struct PhaseSummary {
     pub requests: RequestCounts,
     /// Failures by class.
     pub errors: BTreeMap<String, u64>,
-    /// Sent requests per second over the arrival span.
+    /// Arrivals the open-loop schedule defines in the measured interval
+    /// (sent + skipped + expired when every agent ran the whole phase);
+    /// `None` for closed loops.
+    pub scheduled: Option<u64>,
+    /// Sent requests per second over the arrival window (the planned one,
+    /// unless the phase was stopped or its request bound spent first).
     pub achieved_rate: f64,
     /// Successful requests per second (start to last completion).
     pub request_throughput: f64,
@@ -450,8 +460,24 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     let r = &p.requests;
     let _ = writeln!(
         s,
-        "  requests    sent {}  ok {}  failed {}  skipped {}",
-        r.sent, r.ok, r.failed, r.skipped
+        "  requests    sent {}  ok {}  failed {}{}  skipped {}{}",
+        r.sent,
+        r.ok,
+        r.failed,
+        if r.lost > 0 {
+            format!("  lost {} (in flight on lost agents)", r.lost)
+        } else {
+            String::new()
+        },
+        r.skipped,
+        if r.expired > 0 {
+            format!(
+                "  expired {} (the agent was stalled; never sent)",
+                r.expired
+            )
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         s,
@@ -460,6 +486,9 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
         p.offered_rate
             .map(|o| format!(" of {o:.2} offered ({:.1}%)", 100.0 * p.achieved_rate / o))
             .unwrap_or_default()
+            + &p.scheduled
+                .map(|n| format!(", {} of {n} scheduled arrivals sent", p.requests.sent))
+                .unwrap_or_default()
     );
     let _ = writeln!(
         s,
@@ -669,8 +698,11 @@ pub(crate) mod tests {
                     ok: 1200,
                     failed: 4,
                     skipped: 0,
+                    expired: 0,
+                    lost: 0,
                 },
                 errors,
+                scheduled: Some(1204),
                 achieved_rate: 20.08,
                 request_throughput: 19.93,
                 output_tokens: 19_200,
@@ -724,7 +756,7 @@ agents    1
 phase steady, 20/s (constant, open loop, offered 20.00 req/s) — incomplete: the controller stopped mid-phase
   time        planned 60.0 s, arrivals 59.95 s, last completion 60.20 s
   requests    sent 1204  ok 1200  failed 4  skipped 0
-  rate        achieved 20.08 req/s of 20.00 offered (100.4%)
+  rate        achieved 20.08 req/s of 20.00 offered (100.4%), 1204 of 1204 scheduled arrivals sent
   throughput  19.93 req/s ok, 318.9 output tok/s (19200 output tokens, 1200 from usage)
   errors      http_5xx:503 3, timeout_first_token 1
   lost agents a1

@@ -330,6 +330,8 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             b.lost,
             b.stopped_early,
         );
+        s.scheduled =
+            crate::runner::scheduled_arrivals(&b.data.phase, plan.seed, b.index, b.data.window);
         s.complete = b.ended;
         s.repeat = b.repeat;
         s.step = b.step;

@@ -729,6 +729,8 @@ impl Orchestrator {
             acc.restrict(first, end, self.plan.window);
         }
         let mut summary = summarize(phase, &acc, assigned, lost, stopped_early);
+        summary.scheduled =
+            scheduled_arrivals(phase, self.plan.seed, index as u32, self.plan.window);
         summary.step = step;
         summary.redistributed = redistributed;
         if self.scraper.is_some() {
@@ -1069,6 +1071,32 @@ fn open_loop(phase: &Phase, seed: u64, index: u32) -> proto::OpenLoop {
     }
 }
 
+/// Arrivals the open-loop schedule of plan phase `index` defines in its
+/// measured interval (the planned window without warm-up and cool-down, within
+/// the phase's request bound): exactly the arrivals agents send, skip or let
+/// expire between them. `None` for closed loops.
+pub fn scheduled_arrivals(phase: &Phase, seed: u64, index: u32, window: Duration) -> Option<u64> {
+    use stampede_agent::arrivals::Schedule;
+    let arrivals: Box<dyn Iterator<Item = (u64, f64)>> = match phase.kind {
+        PhaseKind::Baseline | PhaseKind::Concurrency { .. } => return None,
+        PhaseKind::Replay { time_scale } => {
+            let trace = phase.trace.as_ref()?.to_proto(time_scale);
+            let replay = stampede_agent::replay::Replay::from_proto(&trace).ok()?;
+            Box::new(std::sync::Arc::new(replay).arrivals())
+        }
+        _ => Box::new(Schedule::from_proto(&open_loop(phase, seed, index)).ok()?),
+    };
+    let (first, end) = phase.measured_windows(window);
+    let secs = |i: u32| window.as_secs_f64() * f64::from(i);
+    let (from, to) = (secs(first), secs(end).min(phase.duration.as_secs_f64()));
+    let bound = phase.max_requests.unwrap_or(u64::MAX);
+    let count = arrivals
+        .take_while(|(k, at)| *k < bound && *at < to)
+        .filter(|(_, at)| *at >= from)
+        .count();
+    Some(count as u64)
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -1090,6 +1118,7 @@ pub fn summarize(
     stopped_early: bool,
 ) -> PhaseSummary {
     let c = &acc.total.counters;
+    let lost_requests = acc.lost_requests(&lost);
     let arrivals_s = acc.arrivals_micros as f64 / 1e6;
     let finished_s = acc.finished_micros as f64 / 1e6;
     let metrics = Metric::ALL
@@ -1121,8 +1150,11 @@ pub fn summarize(
             ok: c.ok,
             failed: c.failed,
             skipped: c.skipped,
+            expired: c.expired,
+            lost: lost_requests,
         },
         errors: acc.total.errors.clone(),
+        scheduled: None,
         achieved_rate: per_second(c.sent, arrivals_s),
         request_throughput: per_second(c.ok, finished_s),
         output_tokens: c.output_tokens,

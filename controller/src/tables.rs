@@ -52,6 +52,7 @@ pub fn windows_header() -> String {
         "ok",
         "failed",
         "skipped",
+        "expired",
         "sent_per_s",
         "ok_per_s",
         "output_tokens",
@@ -89,6 +90,7 @@ fn window_rows(out: &mut String, index: usize, repeat: u32, p: &PhaseData) {
             c.ok.to_string(),
             c.failed.to_string(),
             c.skipped.to_string(),
+            c.expired.to_string(),
             format!("{:.3}", c.sent as f64 / secs),
             format!("{:.3}", c.ok as f64 / secs),
             c.output_tokens.to_string(),
@@ -135,6 +137,9 @@ pub fn phases_header() -> String {
         "ok",
         "failed",
         "skipped",
+        "expired",
+        "lost",
+        "scheduled",
         "achieved_rate_per_s",
         "request_throughput_per_s",
         "output_tokens",
@@ -200,6 +205,9 @@ pub fn phase_row(p: &PhaseSummary) -> String {
         p.requests.ok.to_string(),
         p.requests.failed.to_string(),
         p.requests.skipped.to_string(),
+        p.requests.expired.to_string(),
+        p.requests.lost.to_string(),
+        p.scheduled.map(|n| n.to_string()).unwrap_or_default(),
         format!("{:.3}", p.achieved_rate),
         format!("{:.3}", p.request_throughput),
         p.output_tokens.to_string(),
@@ -268,7 +276,7 @@ mod tests {
         assert_eq!(
             windows_header(),
             "phase,phase_index,repeat,window,start_s,start_unix_s,window_s,agents_reporting,\
-             offered_rate_per_s,sent,ok,failed,skipped,sent_per_s,ok_per_s,output_tokens,\
+             offered_rate_per_s,sent,ok,failed,skipped,expired,sent_per_s,ok_per_s,output_tokens,\
              output_tokens_per_s,input_tokens,ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,itl_p50_ms,\
              itl_p90_ms,itl_p99_ms,e2e_p50_ms,e2e_p90_ms,e2e_p99_ms,tpot_p50_ms,tpot_p90_ms,\
              tpot_p99_ms"
@@ -278,7 +286,7 @@ mod tests {
     #[test]
     fn phases_header_snapshot() {
         let expected_start = "phase,kind,repeat,offered_rate_per_s,users,planned_duration_s,arrivals_s,\
-             finished_s,agents,lost_agents,sent,ok,failed,skipped,achieved_rate_per_s,\
+             finished_s,agents,lost_agents,sent,ok,failed,skipped,expired,lost,scheduled,achieved_rate_per_s,\
              request_throughput_per_s,output_tokens,input_tokens,output_token_throughput_per_s,\
              usage_reported,errors,agent_cpu_s,rejected_reports,duplicate_reports,stopped_early,\
              complete,ttft_count,ttft_mean_ms,ttft_stddev_ms,ttft_min_ms,ttft_p50_ms,ttft_p90_ms,\
@@ -293,7 +301,7 @@ mod tests {
             ),
             "{h}"
         );
-        assert_eq!(h.split(',').count(), 26 + 10 * Metric::ALL.len() + 4 + 4);
+        assert_eq!(h.split(',').count(), 29 + 10 * Metric::ALL.len() + 4 + 4);
     }
 
     #[test]

@@ -301,18 +301,24 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 }
 
 /// Check a phase of `summary.json` accounts for every request:
-/// sent = ok + Σ errors by class, and failed = Σ errors. Returns (sent, ok).
+/// sent = ok + Σ errors by class + lost (in flight on lost agents), and
+/// failed = Σ errors. Returns (sent, ok).
 pub fn assert_reconciles(phase: &serde_json::Value) -> (u64, u64) {
     let r = &phase["requests"];
     let count = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("count in {phase}"));
     let (sent, ok, failed) = (count(&r["sent"]), count(&r["ok"]), count(&r["failed"]));
+    let lost = count(&r["lost"]);
     let errors: u64 = phase["errors"]
         .as_object()
         .unwrap_or_else(|| panic!("errors in {phase}"))
         .values()
         .map(count)
         .sum();
-    assert_eq!(sent, ok + errors, "sent = ok + Σ errors: {phase}");
+    assert_eq!(
+        sent,
+        ok + errors + lost,
+        "sent = ok + Σ errors + lost: {phase}"
+    );
     assert_eq!(failed, errors, "failed = Σ errors: {phase}");
     (sent, ok)
 }
