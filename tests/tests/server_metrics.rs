@@ -16,7 +16,8 @@ fn counter(page: &str, name: &str) -> f64 {
 
 #[test]
 fn reported_prefix_cache_hit_rate_is_the_simulators_own() {
-    // The batching engine with prefix caching: identical prompts share blocks.
+    // The batching engine with prefix caching: requests of a shared-prefix
+    // group share its blocks.
     let (_sim, sim_url) = start_sim(&["--max-num-seqs", "32", "--output-tokens", "16"]);
     let metrics = format!("{sim_url}/metrics");
     let before = get_text(&metrics);
@@ -29,9 +30,10 @@ local = 2
 [target]
 url = "{sim_url}"
 model = "stampede-sim"
-[request]
-prompt_tokens = 256
-max_tokens = 16
+[[workload]]
+input = {{ dist = "fixed", value = 64 }}
+output = {{ dist = "fixed", value = 16 }}
+shared_prefix = {{ groups = 2, tokens = 192 }}
 [server_metrics]
 urls = ["{metrics}"]
 interval = "500ms"
