@@ -18,6 +18,8 @@ const STREAMS: usize = 8;
 const TOKENS: u32 = 40;
 /// How far from the setting at least half of the gaps must be.
 const TOLERANCE: Duration = Duration::from_micros(100);
+/// Measurements, each of every stream, until one holds.
+const ATTEMPTS: usize = 6;
 
 /// One streamed completion over raw HTTP/1.1; the receive time of every SSE event, in order
 /// (the last is `[DONE]`).
@@ -54,6 +56,41 @@ async fn stream_event_times(addr: SocketAddr) -> Vec<Instant> {
     times
 }
 
+/// The gaps between consecutive tokens of [`STREAMS`] concurrent streams.
+async fn token_gaps(addr: SocketAddr) -> Vec<Duration> {
+    let streams: Vec<_> = (0..STREAMS)
+        .map(|_| tokio::spawn(stream_event_times(addr)))
+        .collect();
+    let mut gaps = Vec::new();
+    for s in streams {
+        let times = tokio::time::timeout(Duration::from_secs(20), s)
+            .await
+            .expect("stream finished in time")
+            .expect("stream task");
+        // Content tokens, then [DONE].
+        assert_eq!(times.len(), TOKENS as usize + 1, "events per stream");
+        let tokens = &times[..TOKENS as usize];
+        gaps.extend(tokens.windows(2).map(|w| w[1] - w[0]));
+    }
+    gaps
+}
+
+/// The median distance of a gap from `itl`, and a summary of the gaps for messages.
+fn median_distance(mut gaps: Vec<Duration>, itl: Duration) -> (Duration, String) {
+    let mut off: Vec<Duration> = gaps.iter().map(|g| g.abs_diff(itl)).collect();
+    off.sort();
+    gaps.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let quartiles = [gaps.len() / 4, gaps.len() / 2, gaps.len() * 3 / 4].map(|i| ms(gaps[i]));
+    let median = off[off.len() / 2];
+    let summary = format!(
+        "median distance {:.3} ms, gap quartiles {quartiles:.3?} ms over {} gaps",
+        ms(median),
+        gaps.len()
+    );
+    (median, summary)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_tokens_keep_the_configured_gap() {
     assert!(
@@ -71,42 +108,22 @@ async fn streamed_tokens_keep_the_configured_gap() {
         .await
         .expect("start");
 
-    let streams: Vec<_> = (0..STREAMS)
-        .map(|_| tokio::spawn(stream_event_times(sim.addr)))
-        .collect();
-    let mut gaps = Vec::new();
-    for s in streams {
-        let times = tokio::time::timeout(Duration::from_secs(20), s)
-            .await
-            .expect("stream finished in time")
-            .expect("stream task");
-        // Content tokens, then [DONE].
-        assert_eq!(times.len(), TOKENS as usize + 1, "events per stream");
-        let tokens = &times[..TOKENS as usize];
-        gaps.extend(tokens.windows(2).map(|w| w[1] - w[0]));
-    }
     // Half the gaps within the tolerance of the setting: the median gap is then within it
     // too, and a timer that spreads gaps around the setting (tokio's millisecond ticks mix
     // ~4.3 and ~5.3 ms gaps per stream, and streams' phases differ) fails even when its
-    // mean is right.
-    let mut off: Vec<Duration> = gaps.iter().map(|g| g.abs_diff(itl)).collect();
-    off.sort();
-    gaps.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let quartiles = [
-        gaps[gaps.len() / 4],
-        gaps[gaps.len() / 2],
-        gaps[gaps.len() * 3 / 4],
-    ];
-    let median_off = off[off.len() / 2];
-    assert!(
-        median_off <= TOLERANCE,
-        "median distance of a gap from the setting {:.3} ms, over {:.3} ms; gap quartiles \
-         {:.3?} ms over {} gaps, setting {:.3} ms",
-        ms(median_off),
-        ms(TOLERANCE),
-        quartiles.map(ms),
-        gaps.len(),
-        ms(itl)
+    // mean is right. Other work on a shared machine can only spread the gaps further, so
+    // one attempt of [`ATTEMPTS`] that holds is enough; a timer that spreads them fails
+    // every attempt.
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let (median, summary) = median_distance(token_gaps(sim.addr).await, itl);
+        if median <= TOLERANCE {
+            return;
+        }
+        seen.push(summary);
+    }
+    panic!(
+        "fewer than half the gaps within {TOLERANCE:?} of the {itl:?} setting in all \
+         {ATTEMPTS} attempts: {seen:#?}"
     );
 }
