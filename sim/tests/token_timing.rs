@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use stampede_sim::SimConfig;
+use stampede_sim::{EngineConfig, SimConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -91,29 +91,24 @@ fn median_distance(mut gaps: Vec<Duration>, itl: Duration) -> (Duration, String)
     (median, summary)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streamed_tokens_keep_the_configured_gap() {
+/// Serves `cfg` and asserts that half the gaps between its streamed tokens lie within
+/// [`TOLERANCE`] of `itl`.
+///
+/// The median gap is then within it too, and a timer that spreads gaps around the setting
+/// (tokio's millisecond ticks mix ~4.3 and ~5.3 ms gaps per stream, and streams' phases
+/// differ) fails even when its mean is right. Other work on a shared machine can only
+/// spread the gaps further, so one attempt of [`ATTEMPTS`] that holds is enough; a timer
+/// that spreads them fails every attempt.
+async fn assert_gaps_hold(cfg: SimConfig, itl: Duration) {
     assert!(
         stampede_rxtime::wait_until_active(Duration::from_secs(5)),
         "the kernel stamps received segments"
     );
-    let cfg = SimConfig {
-        output_tokens: TOKENS,
-        ..SimConfig::default()
-    };
-    let itl = cfg.itl;
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
     let sim = stampede_sim::start(cfg, "127.0.0.1:0".parse().expect("addr"), shutdown)
         .await
         .expect("start");
-
-    // Half the gaps within the tolerance of the setting: the median gap is then within it
-    // too, and a timer that spreads gaps around the setting (tokio's millisecond ticks mix
-    // ~4.3 and ~5.3 ms gaps per stream, and streams' phases differ) fails even when its
-    // mean is right. Other work on a shared machine can only spread the gaps further, so
-    // one attempt of [`ATTEMPTS`] that holds is enough; a timer that spreads them fails
-    // every attempt.
     let mut seen = Vec::new();
     for _ in 0..ATTEMPTS {
         let (median, summary) = median_distance(token_gaps(sim.addr).await, itl);
@@ -123,7 +118,35 @@ async fn streamed_tokens_keep_the_configured_gap() {
         seen.push(summary);
     }
     panic!(
-        "fewer than half the gaps within {TOLERANCE:?} of the {itl:?} setting in all \
-         {ATTEMPTS} attempts: {seen:#?}"
+        "fewer than half the gaps within {TOLERANCE:?} of {itl:?} in all {ATTEMPTS} \
+         attempts: {seen:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_tokens_keep_the_configured_gap() {
+    let cfg = SimConfig {
+        output_tokens: TOKENS,
+        ..SimConfig::default()
+    };
+    let itl = cfg.itl;
+    assert_gaps_hold(cfg, itl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_steps_keep_their_planned_length() {
+    // Every step takes `step_base` alone, so each stream's gaps are one step.
+    let engine = EngineConfig {
+        step_base: Duration::from_millis(5),
+        step_per_seq: Duration::ZERO,
+        prefill_per_token: Duration::ZERO,
+        ..EngineConfig::default()
+    };
+    let step = engine.step_base;
+    let cfg = SimConfig {
+        output_tokens: TOKENS,
+        engine: Some(engine),
+        ..SimConfig::default()
+    };
+    assert_gaps_hold(cfg, step).await;
 }
