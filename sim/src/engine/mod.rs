@@ -213,7 +213,9 @@ fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The engine loop: plan a step, sleep until it ends, publish its tokens; idle when empty.
+/// The engine loop: plan a step, sleep until it ends (on the high-resolution timer when
+/// serving, so a step is not stretched to tokio's next millisecond tick), publish its
+/// tokens; idle when empty.
 async fn run(shared: Arc<Shared>) {
     let metrics = &shared.stats.metrics;
     let mut prev_end: Option<Instant> = None;
