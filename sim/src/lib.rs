@@ -15,7 +15,8 @@
 //!
 //! Modules, each with one job: `accept` connections whose reads carry their arrival time,
 //! [`config`](SimConfig) settings, `file` the TOML config file,
-//! `request` parsing, `timeline` token timing, `engine` the batching engine and KV cache,
+//! `request` parsing, `timeline` token timing, `hrtimer` the sub-millisecond timer every
+//! token deadline and engine step waits on, `engine` the batching engine and KV cache,
 //! `faults` fault injection, `wire` the JSON and SSE format, `stream` the per-request SSE
 //! body, `server` the routes, `stats` counters, `latency` measured first-token latency, `metrics` the Prometheus page.
 

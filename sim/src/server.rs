@@ -22,6 +22,7 @@ use crate::config::SimConfig;
 use crate::engine::{Engine, SubmitError};
 use crate::error::ApiError;
 use crate::faults::{Fault, FaultConfig, Faults};
+use crate::hrtimer::Clock;
 use crate::latency::LatencySnapshot;
 use crate::request::{self, Endpoint, GenRequest};
 use crate::stats::{SimStats, StatsSnapshot, Traceparents};
@@ -79,6 +80,7 @@ pub(crate) fn build(cfg: SimConfig, stats: Arc<SimStats>, shutdown: Cancellation
             Arc::clone(&stats),
             Arc::clone(&faults),
             shutdown.clone(),
+            Clock::Precise,
         )
     });
     let state = Arc::new(AppState {

@@ -6,19 +6,19 @@
 //!
 //! Fixed timeline (the default): every request runs alone; token `i` (0-based) is due at
 //! `start + ttft + i * itl` (each interval scaled by the warm-up factor and, if configured, a
-//! seeded jitter factor). Deadlines are absolute (`tokio::time::sleep_until`), so scheduling
-//! delays do not accumulate into drift. The first token is timed on
-//! [`crate::hrtimer`], so the measured TTFT is the configured one to within ~0.1 ms.
+//! seeded jitter factor). Deadlines are absolute, so scheduling delays do not accumulate
+//! into drift, and every one is timed on [`crate::hrtimer`] rather than tokio's millisecond
+//! timer, so the measured TTFT and inter-token gaps are the configured ones to within ~0.1 ms.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
 use crate::config::SimConfig;
 use crate::engine::SeqHandle;
-use crate::hrtimer::HrTimer;
+use crate::hrtimer::Clock;
 use crate::rng::{Rng, scale};
 use crate::stats::SimStats;
 
@@ -148,8 +148,8 @@ pub(crate) struct Fixed {
     jitter: f64,
     rng: Rng,
     stats: Arc<SimStats>,
-    /// Time the first token on the high-resolution timer (real clock only).
-    precise_first: bool,
+    /// What the deadlines are slept on.
+    clock: Clock,
 }
 
 impl Fixed {
@@ -174,7 +174,7 @@ impl Fixed {
             jitter: cfg.jitter,
             rng: Rng::new(cfg.seed, seq),
             stats,
-            precise_first: true,
+            clock: Clock::Precise,
         }
     }
 
@@ -216,11 +216,7 @@ impl Fixed {
         let base = if i == 0 { self.ttft } else { self.itl };
         let gap = scale(base, probe.jitter(self.jitter));
         let due = self.at.checked_add(gap).unwrap_or(FAR).min(FAR);
-        if i == 0 && self.precise_first {
-            first_token_sleep(self.instant(due)).await;
-        } else {
-            sleep_until(self.instant(due)).await;
-        }
+        self.clock.sleep_until(self.instant(due)).await;
         self.advance();
         Some(Token::new(i, self.len))
     }
@@ -235,26 +231,10 @@ impl Fixed {
                 .unwrap_or(FAR)
                 .min(FAR);
         }
-        if self.next == 0 && self.len == 1 && self.precise_first {
-            first_token_sleep(self.instant(at)).await;
-        } else {
-            sleep_until(self.instant(at)).await;
-        }
+        self.clock.sleep_until(self.instant(at)).await;
         while self.next < self.len {
             self.advance();
         }
-    }
-}
-
-/// Sleep until the first token is due on the high-resolution timer: the
-/// configured TTFT is what benchmarks compare against, and tokio's
-/// millisecond timer would add up to ~1.5 ms. Falls back to tokio's timer
-/// when the timer thread cannot start.
-async fn first_token_sleep(at: Instant) {
-    static TIMER: std::sync::OnceLock<Option<HrTimer>> = std::sync::OnceLock::new();
-    match TIMER.get_or_init(|| HrTimer::new().ok()) {
-        Some(timer) => timer.sleep_until(at.into_std()).await,
-        None => sleep_until(at).await,
     }
 }
 
@@ -272,7 +252,7 @@ mod tests {
         let len = output_len(cfg, max_tokens);
         let mut f = Fixed::new(cfg, start, len, 0, 1.0, Arc::new(SimStats::new()));
         // These tests run in paused time, which drives tokio's timer only.
-        f.precise_first = false;
+        f.clock = Clock::Tokio;
         f
     }
 
@@ -357,7 +337,10 @@ mod tests {
             ..SimConfig::default()
         };
         let start = Instant::now();
-        let mut g = Generation::Fixed(fixed(&cfg, start, None));
+        let mut f = fixed(&cfg, start, None);
+        // Real time: the timer every served request uses.
+        f.clock = Clock::Precise;
+        let mut g = Generation::Fixed(f);
         let mut seen = Vec::new();
         while let Some(t) = g.next_token().await {
             seen.push((start.elapsed(), t.last));

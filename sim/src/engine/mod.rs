@@ -21,11 +21,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EngineConfig;
 use crate::faults::Faults;
+use crate::hrtimer::Clock;
 use crate::stats::SimStats;
 use kv::block_hashes;
 use sched::{Core, Seq};
@@ -122,6 +123,8 @@ struct Shared {
     faults: Arc<Faults>,
     shutdown: CancellationToken,
     spawned: AtomicBool,
+    /// What step ends are slept on.
+    clock: Clock,
 }
 
 /// A handle to one engine; cheap to clone. The engine task is spawned on first use.
@@ -131,8 +134,8 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// An engine with settings `cfg`; `jitter` and `seed` as in [`crate::SimConfig`]. It
-    /// exits once `shutdown` is cancelled and no request is left.
+    /// An engine with settings `cfg`; `jitter` and `seed` as in [`crate::SimConfig`]; its
+    /// steps end on `clock`. It exits once `shutdown` is cancelled and no request is left.
     pub(crate) fn new(
         cfg: EngineConfig,
         jitter: f64,
@@ -140,6 +143,7 @@ impl Engine {
         stats: Arc<SimStats>,
         faults: Arc<Faults>,
         shutdown: CancellationToken,
+        clock: Clock,
     ) -> Self {
         stats
             .metrics
@@ -153,6 +157,7 @@ impl Engine {
                 faults,
                 shutdown,
                 spawned: AtomicBool::new(false),
+                clock,
             }),
         }
     }
@@ -208,7 +213,9 @@ fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The engine loop: plan a step, sleep until it ends, publish its tokens; idle when empty.
+/// The engine loop: plan a step, sleep until it ends (on the high-resolution timer when
+/// serving, so a step is not stretched to tokio's next millisecond tick), publish its
+/// tokens; idle when empty.
 async fn run(shared: Arc<Shared>) {
     let metrics = &shared.stats.metrics;
     let mut prev_end: Option<Instant> = None;
@@ -235,7 +242,7 @@ async fn run(shared: Arc<Shared>) {
             }
         };
         let end = start.checked_add(duration).unwrap_or(start);
-        sleep_until(end).await;
+        shared.clock.sleep_until(end).await;
         lock(&shared.core).end_step(end, duration, metrics);
         prev_end = Some(end);
     }

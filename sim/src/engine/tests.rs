@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use crate::config::EngineConfig;
 use crate::faults::{FaultConfig, Faults};
+use crate::hrtimer::Clock;
 use crate::stats::SimStats;
 
 const PROMPT: u32 = 50;
@@ -38,7 +39,16 @@ fn engine(c: EngineConfig) -> (Engine, Arc<SimStats>, CancellationToken) {
     let stats = Arc::new(SimStats::new());
     let faults = Arc::new(Faults::new(FaultConfig::default(), 0));
     let stop = CancellationToken::new();
-    let e = Engine::new(c, 0.0, 1, Arc::clone(&stats), faults, stop.clone());
+    // Paused time drives tokio's timer only.
+    let e = Engine::new(
+        c,
+        0.0,
+        1,
+        Arc::clone(&stats),
+        faults,
+        stop.clone(),
+        Clock::Tokio,
+    );
     (e, stats, stop)
 }
 
