@@ -145,6 +145,10 @@ duration = "9s"
     );
     // The stall covers six 500 ms windows; each is flagged.
     let saturated = phase["saturated_windows"]["a"].as_u64().unwrap_or(0);
+    eprintln!(
+        "stalled agent: sent {sent} (server saw {served}), expired {expired}, failed {failed}, \
+         {saturated} saturated windows"
+    );
     assert!(saturated >= 6, "{saturated} saturated windows: {phase:#}");
     drop(a);
 }
