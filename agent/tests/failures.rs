@@ -148,7 +148,11 @@ async fn misbehave(Path(case): Path<String>, headers: axum::http::HeaderMap) -> 
             let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
             let team = headers.get("x-team").and_then(|v| v.to_str().ok());
             if auth == Some("Bearer sekrit-from-env") && team == Some("infra") {
-                sse(vec![(0, s(TOKEN)), (0, s(FINISH)), (0, s("data: [DONE]\n\n"))])
+                sse(vec![
+                    (0, s(TOKEN)),
+                    (0, s(FINISH)),
+                    (0, s("data: [DONE]\n\n")),
+                ])
             } else {
                 StatusCode::UNAUTHORIZED.into_response()
             }
@@ -174,7 +178,11 @@ async fn misbehave(Path(case): Path<String>, headers: axum::http::HeaderMap) -> 
         ]),
         // What llama.cpp's Python server sends when a newer request interrupts
         // a generation: tokens, then `[DONE]` with no `finish_reason`.
-        "interrupted" => sse(vec![(0, s(TOKEN)), (1, s(TOKEN)), (0, s("data: [DONE]\n\n"))]),
+        "interrupted" => sse(vec![
+            (0, s(TOKEN)),
+            (1, s(TOKEN)),
+            (0, s("data: [DONE]\n\n")),
+        ]),
         "interrupted_before_a_token" => {
             sse(vec![(0, format!("{ROLE}\n\n")), (0, s("data: [DONE]\n\n"))])
         }

@@ -109,7 +109,11 @@ fn timings(lines: &[String]) -> Vec<Timing> {
     for line in lines {
         if let Some((_, rest)) = line.split_once("Llama.generate: ") {
             // `24 prefix-match hit, remaining 16 prompt tokens to eval`
-            cached = rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            cached = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
         } else if let Some((_, rest)) = line.split_once("prompt eval time =") {
             prefill = figures(rest);
         } else if let Some((_, rest)) = line.split_once(" eval time =")
@@ -140,8 +144,22 @@ impl Llama {
         let mut cmd = Command::new(python);
         cmd.args(["-m", "llama_cpp.server", "--model"])
             .arg(model_file(python))
-            .args(["--model_alias", MODEL, "--host", "127.0.0.1", "--port", &port])
-            .args(["--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "1024"])
+            .args([
+                "--model_alias",
+                MODEL,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+            ])
+            .args([
+                "--n_threads",
+                "1",
+                "--n_threads_batch",
+                "1",
+                "--n_ctx",
+                "1024",
+            ])
             // With logits for every prompt token (the server's default), its
             // llama.cpp times the prefill at ~0 ms; without, it times it.
             .args(["--logits_all", "False", "--use_mlock", "False"])
@@ -154,21 +172,39 @@ impl Llama {
         }
     }
 
-    /// Lines containing `needle` so far, once there are at least `n`.
-    fn count(&mut self, needle: &str, n: usize) -> usize {
-        let lines = self.proc.wait_for_count(needle, n, Duration::from_secs(30));
-        lines.iter().filter(|l| l.contains(needle)).count()
+    /// Generations the server completed and streams it interrupted, once it
+    /// has told of `sent` requests (a stream interrupted after its last token
+    /// counts as both).
+    fn outcomes(&mut self, sent: u64) -> (u64, u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = self.proc.wait_for_count("", 0, Duration::ZERO);
+            let n = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count() as u64;
+            let (completed, interrupted) = (n("prompt eval time ="), n("Disconnected from client"));
+            if completed + interrupted >= sent {
+                return (completed, interrupted);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server told of {completed} completed and {interrupted} interrupted \
+                 of {sent} requests"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The server's figures of its completed generations, once there are `n`.
     fn timings(&mut self, n: usize) -> Vec<Timing> {
-        timings(self.proc.wait_for_count(" eval time =", 2 * n, Duration::from_secs(30)))
+        timings(
+            self.proc
+                .wait_for_count(" eval time =", 2 * n, Duration::from_secs(30)),
+        )
     }
 }
 
-/// A one-phase plan against `url`: `body` holds `[request]` and workload
-/// tables, `phase` the phase's keys.
-fn plan(url: &str, name: &str, body: &str, phase: &str) -> String {
+/// A plan against `url`: `body` holds `[request]` and workload tables,
+/// `phases` the `[[phase]]` tables.
+fn plan(url: &str, name: &str, body: &str, phases: &str) -> String {
     format!(
         r#"
 [run]
@@ -179,28 +215,31 @@ local = 1
 url = "{url}"
 model = "{MODEL}"
 {body}
-[[phase]]
-{phase}
+{phases}
 "#
     )
 }
 
-/// A finished run's only phase from its `summary.json`, its books checked.
-fn run_phase(plan: &str) -> serde_json::Value {
+/// A finished run's phases from its `summary.json`, its books checked.
+fn run_phases(plan: &str) -> Vec<serde_json::Value> {
     let run = run_plan(plan, RUN_TIMEOUT);
     assert_eq!(run.code, Some(0), "{}", run.output);
-    check_books(&run.out)["phases"][0].clone()
+    let summary = check_books(&run.out);
+    summary["phases"].as_array().expect("phases").clone()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    assert!(!v.is_empty(), "median of nothing");
+/// A finished one-phase run's phase.
+fn run_phase(plan: &str) -> serde_json::Value {
+    run_phases(plan).swap_remove(0)
+}
+
+/// The median as stampede's histograms take it: the value of rank ⌈n/2⌉
+/// (nearest rank), so that values each at least the server's give a p50 at
+/// least the server's.
+fn p50(mut v: Vec<f64>) -> f64 {
+    assert!(!v.is_empty(), "p50 of nothing");
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    v[v.len().div_ceil(2) - 1]
 }
 
 fn count(phase: &serde_json::Value, key: &str) -> u64 {
@@ -230,7 +269,8 @@ fn assert_no_cache_hits(server: &[Timing], prompt: u64) {
 }
 
 /// Closed loop, one user, a few requests: the server's timings are its own.
-const ONE_USER: &str = r#"kind = "baseline"
+const ONE_USER: &str = r#"[[phase]]
+kind = "baseline"
 duration = "120s"
 requests = 4"#;
 
@@ -251,8 +291,8 @@ output = { dist = "fixed", value = 8 }
     assert_eq!(count(&phase["requests"], "ok"), 4, "{phase:#}");
     let server = llama.timings(4);
     assert_no_cache_hits(&server, 128);
-    let prefill = median(server.iter().map(|t| t.prefill_ms).collect());
-    let per_token = median(server.iter().map(|t| t.ms_per_token).collect());
+    let prefill = p50(server.iter().map(|t| t.prefill_ms).collect());
+    let per_token = p50(server.iter().map(|t| t.ms_per_token).collect());
     let ttft = p50_ms(&phase, "ttft");
     eprintln!("TTFT p50 {ttft:.1} ms; server prefill p50 {prefill:.1} ms; {server:?}");
     assert!(
@@ -310,7 +350,7 @@ stream = {stream}
     // This server streams no usage: the count is one per token-bearing message.
     assert_eq!(count(&streamed, "usage_reported"), 0, "{streamed:#}");
     let itl = p50_ms(&streamed, "itl");
-    let per_token = median(server.iter().map(|t| t.ms_per_token).collect());
+    let per_token = p50(server.iter().map(|t| t.ms_per_token).collect());
     eprintln!("ITL p50 {itl:.2} ms; server eval p50 {per_token:.2} ms per token");
     // Each gap is one decode step plus sampling, detokenizing and HTTP.
     assert!(
@@ -342,6 +382,23 @@ fn check_tokens(phase: &serde_json::Value, server: &[Timing], what: &str) {
     );
 }
 
+/// Three closed-loop users (a newer request always waits, so streams end
+/// after their first chunk), then open-loop arrivals every third of a second
+/// (they come mid-generation, so streams end after some tokens).
+const INTERRUPTING: &str = r#"
+[[phase]]
+name = "users"
+kind = "concurrency"
+users = 3
+duration = "4s"
+requests = 24
+[[phase]]
+name = "arrivals"
+kind = "constant"
+rate = 3.0
+duration = "3s"
+"#;
+
 #[test]
 fn interrupted_streams_are_failures_and_every_request_is_counted() {
     let Some(python) = python() else { return };
@@ -351,56 +408,33 @@ fn interrupted_streams_are_failures_and_every_request_is_counted() {
 [request]
 timeout = "120s"
 [[workload]]
-name = "short"
+name = "short-prompt"
 input = { dist = "fixed", value = 16 }
-output = { dist = "fixed", value = 16 }
+output = { dist = "fixed", value = 96 }
 "#;
-    let users = r#"kind = "concurrency"
-users = 3
-duration = "4s"
-requests = 24"#;
-    let phase = run_phase(&plan(&llama.url, "interrupts", body, users));
-    let (sent, ok) = (
-        count(&phase["requests"], "sent"),
-        count(&phase["requests"], "ok"),
-    );
-    let errors = phase["errors"].as_object().expect("errors");
-    let ended_early = errors
-        .get("stream_ended_early")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
-    assert_eq!(
-        ok + ended_early,
-        sent,
-        "only ok and stream_ended_early: {phase:#}"
-    );
-    // Each request is completed or interrupted (both, when a newer request
-    // came after its last token): wait until the server has told of all.
-    let mut interrupted = 0;
-    let mut completed = 0;
-    for _ in 0..100 {
-        interrupted = llama.count("Disconnected from client", 0);
-        completed = llama.count("prompt eval time =", 0);
-        if interrupted + completed >= sent as usize {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let (mut sent, mut ok, mut ended_early) = (0, 0, 0);
+    for phase in run_phases(&plan(&llama.url, "interrupts", body, INTERRUPTING)) {
+        let requests = &phase["requests"];
+        let early = phase["errors"]["stream_ended_early"].as_u64().unwrap_or(0);
+        eprintln!("{}: {requests}, stream_ended_early {early}", phase["name"]);
+        assert_eq!(
+            count(requests, "ok") + early,
+            count(requests, "sent"),
+            "only ok and stream_ended_early: {phase:#}"
+        );
+        assert!(early >= 1, "no stream interrupted: {phase:#}");
+        sent += count(requests, "sent");
+        ok += count(requests, "ok");
+        ended_early += early;
     }
-    eprintln!(
-        "sent {sent}, ok {ok}, stream_ended_early {ended_early}; server: {completed} completed, \
-         {interrupted} interrupted"
-    );
+    let (completed, interrupted) = llama.outcomes(sent);
+    eprintln!("server: {completed} completed, {interrupted} interrupted of {sent}");
     assert!(
-        interrupted + completed >= sent as usize,
-        "the server told of {completed} completed and {interrupted} interrupted of {sent}"
-    );
-    assert!(ended_early >= 1, "no interruption under 3 users: {phase:#}");
-    assert!(
-        ok <= completed as u64,
+        ok <= completed,
         "{ok} ok, but the server completed only {completed}: interrupted streams counted as ok"
     );
     assert!(
-        ended_early <= interrupted as u64,
+        ended_early <= interrupted,
         "{ended_early} ended early, but the server interrupted only {interrupted}"
     );
 }
@@ -438,4 +472,11 @@ fn server_timings_are_read_from_its_output() {
             },
         ]
     );
+}
+
+#[test]
+fn p50_is_the_nearest_rank_median() {
+    assert_eq!(p50(vec![4.0, 1.0, 3.0, 2.0]), 2.0);
+    assert_eq!(p50(vec![3.0, 1.0, 2.0]), 2.0);
+    assert_eq!(p50(vec![7.0]), 7.0);
 }
