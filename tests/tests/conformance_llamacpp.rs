@@ -412,20 +412,16 @@ name = "short-prompt"
 input = { dist = "fixed", value = 16 }
 output = { dist = "fixed", value = 96 }
 "#;
-    let (mut sent, mut ok, mut ended_early) = (0, 0, 0);
-    for phase in run_phases(&plan(&llama.url, "interrupts", body, INTERRUPTING)) {
-        let requests = &phase["requests"];
-        let early = phase["errors"]["stream_ended_early"].as_u64().unwrap_or(0);
-        eprintln!("{}: {requests}, stream_ended_early {early}", phase["name"]);
-        assert_eq!(
-            count(requests, "ok") + early,
-            count(requests, "sent"),
-            "only ok and stream_ended_early: {phase:#}"
-        );
-        assert!(early >= 1, "no stream interrupted: {phase:#}");
-        sent += count(requests, "sent");
-        ok += count(requests, "ok");
-        ended_early += early;
+    let phases = run_phases(&plan(&llama.url, "interrupts", body, INTERRUPTING));
+    let total = |f: &dyn Fn(&serde_json::Value) -> u64| phases.iter().map(f).sum::<u64>();
+    let early = |p: &serde_json::Value| p["errors"]["stream_ended_early"].as_u64().unwrap_or(0);
+    let (sent, ok, ended_early) = (
+        total(&|p| count(&p["requests"], "sent")),
+        total(&|p| count(&p["requests"], "ok")),
+        total(&early),
+    );
+    for p in &phases {
+        eprintln!("{}: {}, errors {}", p["name"], p["requests"], p["errors"]);
     }
     let (completed, interrupted) = llama.outcomes(sent);
     eprintln!("server: {completed} completed, {interrupted} interrupted of {sent}");
@@ -437,6 +433,15 @@ output = { dist = "fixed", value = 96 }
         ended_early <= interrupted,
         "{ended_early} ended early, but the server interrupted only {interrupted}"
     );
+    for p in &phases {
+        let requests = &p["requests"];
+        assert_eq!(
+            count(requests, "ok") + early(p),
+            count(requests, "sent"),
+            "only ok and stream_ended_early: {p:#}"
+        );
+        assert!(early(p) >= 1, "no stream interrupted: {p:#}");
+    }
 }
 
 #[test]
