@@ -364,6 +364,10 @@ stream = {stream}
     assert_eq!(count(&whole, "usage_reported"), 4, "{whole:#}");
     // usage.prompt_tokens is the whole prompt: cached plus evaluated.
     let prompt: u64 = server.iter().map(|t| t.cached + t.evaluated).sum();
+    eprintln!(
+        "non-streamed: {} prompt tokens by usage; the server's {prompt}",
+        whole["input_tokens"]
+    );
     assert_eq!(count(&whole, "input_tokens"), prompt, "{server:?}");
 }
 
