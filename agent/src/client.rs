@@ -59,6 +59,8 @@ struct Progress {
     first: Option<Instant>,
     last: Option<Instant>,
     messages: u64,
+    /// A choice said why generation stopped (`finish_reason`).
+    finished: bool,
     usage: Option<MessageInfo>,
     status: u16,
 }
@@ -227,6 +229,7 @@ impl StreamSink<'_> {
                             }
                             progress.last = Some(now);
                         }
+                        progress.finished |= info.finished;
                         if info.completion_tokens.is_some() {
                             progress.usage = Some(info);
                         }
@@ -242,9 +245,10 @@ impl StreamSink<'_> {
         failure.map_or(Ok(()), Err)
     }
 
-    /// The body ended: complete only if `[DONE]` came.
+    /// The body ended: complete only if `[DONE]` came after a `finish_reason`
+    /// (a stream the server abandoned ends with `[DONE]` but no reason).
     fn finish(self) -> Result<(), FailureClass> {
-        if self.done {
+        if self.done && self.progress.finished {
             Ok(())
         } else {
             Err(FailureClass::StreamEndedEarly)

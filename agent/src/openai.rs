@@ -6,6 +6,11 @@
 //! A role-only first chunk (`delta: {"role": "assistant", "content": ""}`),
 //! which vLLM sends as soon as it accepts a request, is not token-bearing, so
 //! TTFT measures the first generated output, not the accept.
+//!
+//! A stream is complete only when a choice has said why it stopped (a non-null
+//! `finish_reason`) before `[DONE]`: servers that abandon a generation (e.g.
+//! llama.cpp's Python server when a newer request interrupts it) still end the
+//! stream with `[DONE]`, and only the missing `finish_reason` tells it apart.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -18,6 +23,8 @@ use std::borrow::Cow;
 pub struct MessageInfo {
     /// The message carries generated output.
     pub token_bearing: bool,
+    /// A choice carries a non-null `finish_reason`: generation ended normally.
+    pub finished: bool,
     /// `usage.completion_tokens`, when the message has usage.
     pub completion_tokens: Option<u64>,
     /// `usage.prompt_tokens`, when the message has usage.
@@ -44,6 +51,8 @@ struct Choice<'a> {
     delta: Option<Delta<'a>>,
     #[serde(default, borrow)]
     message: Option<Delta<'a>>,
+    #[serde(default)]
+    finish_reason: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +104,7 @@ struct Folded {
 #[derive(Default)]
 struct ChoicesFold {
     token_bearing: bool,
+    finished: bool,
     output_words: u64,
 }
 
@@ -119,6 +129,7 @@ impl<'de> Deserialize<'de> for ChoicesFold {
                     fold.token_bearing |= non_empty(&c.text)
                         || c.delta.as_ref().is_some_and(Delta::has_output)
                         || c.message.as_ref().is_some_and(Delta::has_output);
+                    fold.finished |= c.finish_reason.is_some();
                     fold.output_words +=
                         words(&c.text) + c.message.as_ref().map_or(0, |d| words(&d.content));
                 }
@@ -134,6 +145,7 @@ pub fn parse_message(data: &str) -> Result<MessageInfo, serde_json::Error> {
     let m: Folded = serde_json::from_str(data)?;
     Ok(MessageInfo {
         token_bearing: m.choices.token_bearing,
+        finished: m.choices.finished,
         output_words: m.choices.output_words,
         completion_tokens: m.usage.as_ref().and_then(|u| u.completion_tokens),
         prompt_tokens: m.usage.as_ref().and_then(|u| u.prompt_tokens),
@@ -216,6 +228,24 @@ mod tests {
         ] {
             assert!(parse_message(s).unwrap().token_bearing, "{s}");
         }
+    }
+
+    #[test]
+    fn finish_reason_is_read_when_not_null() {
+        let finished = |s| parse_message(s).unwrap().finished;
+        assert!(finished(
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#
+        ));
+        assert!(finished(
+            r#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"#
+        ));
+        assert!(!finished(
+            r#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}"#
+        ));
+        assert!(!finished(r#"{"choices":[{"delta":{"content":"x"}}]}"#));
+        assert!(!finished(
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#
+        ));
     }
 
     #[test]

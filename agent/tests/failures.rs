@@ -137,6 +137,9 @@ fn sse(events: Vec<(u64, String)>) -> Response {
 
 const TOKEN: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
 const ROLE: &str = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}";
+/// The chunk that ends a generation normally: no content, a `finish_reason`.
+const FINISH: &str =
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
 
 async fn misbehave(Path(case): Path<String>, headers: axum::http::HeaderMap) -> Response {
     let s = |x: &str| x.to_string();
@@ -145,7 +148,11 @@ async fn misbehave(Path(case): Path<String>, headers: axum::http::HeaderMap) -> 
             let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
             let team = headers.get("x-team").and_then(|v| v.to_str().ok());
             if auth == Some("Bearer sekrit-from-env") && team == Some("infra") {
-                sse(vec![(0, s(TOKEN)), (0, s("data: [DONE]\n\n"))])
+                sse(vec![
+                    (0, s(TOKEN)),
+                    (0, s(FINISH)),
+                    (0, s("data: [DONE]\n\n")),
+                ])
             } else {
                 StatusCode::UNAUTHORIZED.into_response()
             }
@@ -164,7 +171,21 @@ async fn misbehave(Path(case): Path<String>, headers: axum::http::HeaderMap) -> 
                 s("data: {\"error\":{\"message\":\"engine died\",\"code\":500}}\n\n"),
             ),
         ]),
-        "empty" => sse(vec![(0, format!("{ROLE}\n\n")), (0, s("data: [DONE]\n\n"))]),
+        "empty" => sse(vec![
+            (0, format!("{ROLE}\n\n")),
+            (0, s(FINISH)),
+            (0, s("data: [DONE]\n\n")),
+        ]),
+        // What llama.cpp's Python server sends when a newer request interrupts
+        // a generation: tokens, then `[DONE]` with no `finish_reason`.
+        "interrupted" => sse(vec![
+            (0, s(TOKEN)),
+            (1, s(TOKEN)),
+            (0, s("data: [DONE]\n\n")),
+        ]),
+        "interrupted_before_a_token" => {
+            sse(vec![(0, format!("{ROLE}\n\n")), (0, s("data: [DONE]\n\n"))])
+        }
         "not_json" => sse(vec![(0, s("data: {\"choices\": [\n\n"))]),
         "huge_line" => sse(vec![(0, s("data: ")), (0, "a".repeat(9 * 1024 * 1024))]),
         "bad_body" => "<html>not json</html>".into_response(),
@@ -176,7 +197,10 @@ async fn misbehave(Path(case): Path<String>, headers: axum::http::HeaderMap) -> 
                 2,
                 s("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\r\n\r\ndata: {\"choi"),
             ),
-            (1, s("ces\":[{\"delta\":{\"content\":\"b\"}}]}\r")),
+            (
+                1,
+                s("ces\":[{\"delta\":{\"content\":\"b\"},\"finish_reason\":\"length\"}]}\r"),
+            ),
             (
                 1,
                 s(
@@ -207,6 +231,12 @@ async fn misbehaving_server_failures_are_classified() {
             ("hang_before_headers", true, FailureClass::TimeoutFirstToken),
             ("error_object", true, FailureClass::StreamError),
             ("empty", true, FailureClass::EmptyResponse),
+            ("interrupted", true, FailureClass::StreamEndedEarly),
+            (
+                "interrupted_before_a_token",
+                true,
+                FailureClass::StreamEndedEarly,
+            ),
             ("not_json", true, FailureClass::MalformedBody),
             ("huge_line", true, FailureClass::MalformedBody),
             ("bad_body", false, FailureClass::MalformedBody),

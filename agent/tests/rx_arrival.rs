@@ -14,7 +14,7 @@ use tokio::time::Instant;
 const HEAD_AND_FIRST: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
 transfer-encoding: chunked\r\n\r\n\
 2f\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n\r\n";
-const REST: &str = "2f\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n\r\n\
+const REST: &str = "48\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"},\"finish_reason\":\"length\"}]}\n\n\r\n\
 e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
 
 /// When the server wrote the first token: just before and just after.

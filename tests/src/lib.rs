@@ -119,6 +119,26 @@ impl Proc {
         }
     }
 
+    /// Wait until at least `n` lines seen so far contain `needle`, then take
+    /// every line already arrived; returns all lines seen.
+    pub fn wait_for_count(&mut self, needle: &str, n: usize, timeout: Duration) -> &[String] {
+        let deadline = Instant::now() + timeout;
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "fewer than {n} lines containing {needle:?} within {timeout:?}; output:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
     /// Wait for the process to exit; returns its exit code and all its output.
     pub fn wait_exit(&mut self, timeout: Duration) -> (Option<i32>, String) {
         let deadline = Instant::now() + timeout;

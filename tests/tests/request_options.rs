@@ -45,7 +45,7 @@ fn serve(stream: TcpStream, seen: Seen) {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let stream = v["stream"] == true;
             seen.lock().unwrap().push((path, v));
-            let chunk = r#"{"choices":[{"index":0,"text":"hi","delta":{"content":"hi"},"message":{"role":"assistant","content":"hi"}}]"#;
+            let chunk = r#"{"choices":[{"index":0,"text":"hi","delta":{"content":"hi"},"message":{"role":"assistant","content":"hi"},"finish_reason":"length"}]"#;
             let usage = r#""usage":{"prompt_tokens":5,"completion_tokens":1}}"#;
             if stream {
                 (
