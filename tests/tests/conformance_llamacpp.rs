@@ -257,13 +257,18 @@ fn run_phase(plan: &str) -> serde_json::Value {
     run_phases(plan).swap_remove(0)
 }
 
-/// The median as stampede's histograms take it: the value of rank ⌈n/2⌉
-/// (nearest rank), so that values each at least the server's give a p50 at
-/// least the server's.
+/// The median by stampede's percentile rule (numpy's linear interpolation,
+/// docs/metrics.md), so that values each at least the server's give a p50
+/// at least the server's.
 fn p50(mut v: Vec<f64>) -> f64 {
     assert!(!v.is_empty(), "p50 of nothing");
     v.sort_by(f64::total_cmp);
-    v[v.len().div_ceil(2) - 1]
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn count(phase: &serde_json::Value, key: &str) -> u64 {
@@ -482,8 +487,8 @@ fn server_timings_are_read_from_its_output() {
 }
 
 #[test]
-fn p50_is_the_nearest_rank_median() {
-    assert_eq!(p50(vec![4.0, 1.0, 3.0, 2.0]), 2.0);
+fn p50_interpolates_like_the_reports() {
+    assert_eq!(p50(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
     assert_eq!(p50(vec![3.0, 1.0, 2.0]), 2.0);
     assert_eq!(p50(vec![7.0]), 7.0);
 }
