@@ -24,7 +24,12 @@ duration = "60s"
 
 /// Run `[run]` + simulator + `middle` + one phase; (summary phase, llm-d report).
 fn run(name: &str, middle: &str) -> (serde_json::Value, serde_json::Value) {
-    let plan = format!("[run]\nname = \"{name}\"\nseed = 4\n{SIM}{middle}{PHASE}");
+    run_phase(name, middle, PHASE)
+}
+
+/// [`run`] with the phase given.
+fn run_phase(name: &str, middle: &str, phase: &str) -> (serde_json::Value, serde_json::Value) {
+    let plan = format!("[run]\nname = \"{name}\"\nseed = 4\n{SIM}{middle}{phase}");
     let run = run_plan(&plan, Duration::from_secs(120));
     assert_eq!(run.code, Some(0), "{name}: {}", run.output);
     let summary = read_json(&run.out.join("summary.json"));
@@ -136,5 +141,30 @@ fn dataset_and_mixed_sources_are_named() {
     assert_eq!(
         report["scenario"]["load"]["native"]["config"]["prompts"],
         "mix"
+    );
+}
+
+#[test]
+fn a_replay_reports_measured_lengths_of_synthetic_prompts() {
+    let trace = workspace_root().join("examples/data/azure-sample.csv");
+    let phase = format!(
+        "[[phase]]\nkind = \"replay\"\ntrace = {{ path = {:?}, format = \"csv\", time_scale = 20.0 }}\nduration = \"3s\"\n",
+        trace.display().to_string()
+    );
+    let (phase, report) = run_phase("replay", "", &phase);
+    let l = load(&report);
+    assert_eq!(l["source"], "random", "{l:#}");
+    assert_eq!(
+        report["scenario"]["load"]["native"]["config"]["prompts"],
+        "replay"
+    );
+    // The trace's lengths vary: what was measured, not a plan default.
+    let input = &l["input_seq_len"];
+    assert_eq!(input["distribution"], "other", "{input:#}");
+    // Long prompts sit in histogram buckets of 3 significant digits.
+    let (mean, counted) = (input["value"].as_f64().unwrap(), mean_input(&phase));
+    assert!(
+        (mean / counted - 1.0).abs() < 1e-3,
+        "report mean {mean}, counted {counted}"
     );
 }
