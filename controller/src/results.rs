@@ -11,7 +11,6 @@ use crate::manifest::{self, ManifestError};
 use crate::merge::PhaseAccumulator;
 use crate::rawlog::{self, RawLogError, Record};
 use crate::report::{PhaseSummary, RunSummary, StressResult, StressStep};
-use crate::runner::summarize;
 use stampede_common::plan::{self, Phase, PlanError};
 use stampede_common::proto;
 use std::path::{Path, PathBuf};
@@ -319,32 +318,22 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             b.data.acc.arrivals_micros = micros;
             b.data.acc.finished_micros = u64::try_from(span.as_micros()).unwrap_or(0);
         }
-        let (first, end) = b.data.phase.measured_windows(b.data.window);
-        if (first, end) != (0, u32::MAX) {
-            b.data.acc.restrict(first, end, b.data.window);
-        }
-        let mut s = summarize(
-            &b.data.phase,
-            &b.data.acc,
-            b.agents,
-            b.lost,
-            b.stopped_early,
-        );
-        s.scheduled =
-            crate::runner::scheduled_arrivals(&b.data.phase, plan.seed, b.index, b.data.window);
+        let scraped = !b.scrapes.is_empty() || !b.failed_scrapes.is_empty();
+        let run = crate::summary::PhaseRun {
+            phase: &b.data.phase,
+            seed: plan.seed,
+            index: b.index,
+            window: b.data.window,
+            agents: b.agents,
+            lost: b.lost,
+            stopped_early: b.stopped_early,
+            step: b.step,
+            redistributed: b.redistributed,
+            scrapes: scraped.then_some((b.scrapes.as_slice(), &b.failed_scrapes)),
+        };
+        let mut s = crate::summary::phase_summary(run, &mut b.data.acc);
         s.complete = b.ended;
         s.repeat = b.repeat;
-        s.step = b.step;
-        s.redistributed = b.redistributed;
-        if !b.scrapes.is_empty() || !b.failed_scrapes.is_empty() {
-            s.server = Some(crate::server_metrics::summarize(
-                &b.scrapes,
-                &b.failed_scrapes,
-            ));
-        }
-        if b.step.is_some() {
-            s.kind = "stress".into();
-        }
         if !b.faults.is_empty() {
             let window = b.data.window;
             let series = crate::recovery::Series {

@@ -4,13 +4,12 @@
 //! they stream in, and summarize.
 
 use crate::clock::{self, ClockEstimate, ProbeSample};
-use crate::merge::{MetricSummary, Offered, PhaseAccumulator};
+use crate::merge::{Offered, PhaseAccumulator};
 use crate::progress::Progress;
 use crate::rawlog::{RawLog, RawLogError, Record, StepRecord};
-use crate::report::{AgentInfo, PhaseSummary, Redistribution, RequestCounts};
+use crate::report::{AgentInfo, PhaseSummary, Redistribution};
 use crate::service::{AgentTx, Event};
-use stampede_common::metric::Metric;
-use stampede_common::plan::{Api, Arrival, Phase, PhaseKind, Plan, ShardWeights};
+use stampede_common::plan::{Api, Phase, PhaseKind, Plan, ShardWeights};
 use stampede_common::proto::{
     self, ClockProbe, Hello, LoadShape, PhaseAssignment, SessionResponse, Stop, load_shape::Shape,
     session_request::Kind as Up, session_response::Kind as Down,
@@ -724,21 +723,22 @@ impl Orchestrator {
         if let Some(raw) = &mut self.raw {
             raw.sync()?;
         }
-        let (first, end) = phase.measured_windows(self.plan.window);
-        if (first, end) != (0, u32::MAX) {
-            acc.restrict(first, end, self.plan.window);
-        }
-        let mut summary = summarize(phase, &acc, assigned, lost, stopped_early);
-        summary.scheduled =
-            scheduled_arrivals(phase, self.plan.seed, index as u32, self.plan.window);
-        summary.step = step;
-        summary.redistributed = redistributed;
-        if self.scraper.is_some() {
-            summary.server = Some(crate::server_metrics::summarize(&scrapes, &failed_scrapes));
-        }
-        if step.is_some() {
-            summary.kind = "stress".into();
-        }
+        let run = crate::summary::PhaseRun {
+            phase,
+            seed: self.plan.seed,
+            index: index as u32,
+            window: self.plan.window,
+            agents: assigned,
+            lost,
+            stopped_early,
+            step,
+            redistributed,
+            scrapes: self
+                .scraper
+                .is_some()
+                .then_some((scrapes.as_slice(), &failed_scrapes)),
+        };
+        let summary = crate::summary::phase_summary(run, &mut acc);
         Ok((summary, acc))
     }
 
@@ -887,7 +887,7 @@ impl Orchestrator {
                 // A global bound M leaves each shard its arrivals below M.
                 let share = phase.max_requests.map(|m| shards.owned_below(i, m));
                 (
-                    Shape::OpenLoop(open_loop(phase, self.plan.seed, index)),
+                    Shape::OpenLoop(crate::schedule::open_loop(phase, self.plan.seed, index)),
                     share,
                 )
             }
@@ -999,199 +999,6 @@ impl Orchestrator {
     }
 }
 
-/// The wire form of an open-loop phase's arrival process.
-fn open_loop(phase: &Phase, seed: u64, index: u32) -> proto::OpenLoop {
-    use proto::rate_profile::Profile as P;
-    let (profile, arrival) = match phase.kind {
-        PhaseKind::Constant { rate, arrival } | PhaseKind::Soak { rate, arrival, .. } => (
-            P::Constant(proto::ConstantRate {
-                requests_per_second: rate,
-            }),
-            arrival,
-        ),
-        PhaseKind::Ramp {
-            from,
-            to,
-            steps: None,
-            arrival,
-        } => (
-            P::Linear(proto::LinearRamp {
-                from,
-                to,
-                over_ms: millis(phase.duration),
-            }),
-            arrival,
-        ),
-        PhaseKind::Ramp {
-            from,
-            to,
-            steps: Some(n),
-            arrival,
-        } => {
-            let step_ms = (millis(phase.duration) / u64::from(n)).max(1);
-            let steps = (0..n)
-                .map(|j| proto::RateStep {
-                    requests_per_second: if n == 1 {
-                        to
-                    } else {
-                        from + (to - from) * f64::from(j) / f64::from(n - 1)
-                    },
-                    duration_ms: step_ms,
-                })
-                .collect();
-            (P::Steps(proto::RateSteps { steps }), arrival)
-        }
-        // A stress phase runs as constant-rate steps; this shape is its first.
-        PhaseKind::Stress(s) => (
-            P::Constant(proto::ConstantRate {
-                requests_per_second: s.from,
-            }),
-            s.arrival,
-        ),
-        PhaseKind::Baseline | PhaseKind::Concurrency { .. } | PhaseKind::Replay { .. } => (
-            P::Constant(proto::ConstantRate {
-                requests_per_second: 1.0,
-            }),
-            Arrival::Uniform,
-        ),
-    };
-    let (arrival, burstiness) = match arrival {
-        Arrival::Uniform => (proto::Arrival::Uniform, 0.0),
-        Arrival::Poisson => (proto::Arrival::Poisson, 0.0),
-        Arrival::Gamma { burstiness } => (proto::Arrival::Gamma, burstiness),
-    };
-    proto::OpenLoop {
-        profile: Some(proto::RateProfile {
-            profile: Some(profile),
-        }),
-        arrival: arrival as i32,
-        burstiness,
-        // A distinct, reproducible stream per phase.
-        seed: seed ^ (u64::from(index) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    }
-}
-
-/// Arrivals the open-loop schedule of plan phase `index` defines in its
-/// measured interval (the planned window without warm-up and cool-down, within
-/// the phase's request bound): exactly the arrivals agents send, skip or let
-/// expire between them. `None` for closed loops.
-pub fn scheduled_arrivals(phase: &Phase, seed: u64, index: u32, window: Duration) -> Option<u64> {
-    use stampede_agent::arrivals::Schedule;
-    let arrivals: Box<dyn Iterator<Item = (u64, f64)>> = match phase.kind {
-        PhaseKind::Baseline | PhaseKind::Concurrency { .. } => return None,
-        PhaseKind::Replay { time_scale } => {
-            let trace = phase.trace.as_ref()?.to_proto(time_scale);
-            let replay = stampede_agent::replay::Replay::from_proto(&trace).ok()?;
-            Box::new(std::sync::Arc::new(replay).arrivals())
-        }
-        _ => Box::new(Schedule::from_proto(&open_loop(phase, seed, index)).ok()?),
-    };
-    let (first, end) = phase.measured_windows(window);
-    let secs = |i: u32| window.as_secs_f64() * f64::from(i);
-    let (from, to) = (secs(first), secs(end).min(phase.duration.as_secs_f64()));
-    let bound = phase.max_requests.unwrap_or(u64::MAX);
-    let count = arrivals
-        .take_while(|(k, at)| *k < bound && *at < to)
-        .filter(|(_, at)| *at >= from)
-        .count();
-    Some(count as u64)
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn per_second(count: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        count as f64 / seconds
-    } else {
-        0.0
-    }
-}
-
-/// Turn a phase's merged state into its summary.
-pub fn summarize(
-    phase: &Phase,
-    acc: &PhaseAccumulator,
-    agents: Vec<String>,
-    lost: Vec<String>,
-    stopped_early: bool,
-) -> PhaseSummary {
-    let c = &acc.total.counters;
-    let lost_requests = acc.lost_requests(&lost);
-    let arrivals_s = acc.arrivals_micros as f64 / 1e6;
-    let finished_s = acc.finished_micros as f64 / 1e6;
-    let metrics = Metric::ALL
-        .iter()
-        .filter(|m| !acc.total.hist(**m).is_empty())
-        .map(|m| {
-            (
-                m.name().to_string(),
-                MetricSummary::of(*m, acc.total.hist(*m)),
-            )
-        })
-        .collect();
-    PhaseSummary {
-        name: phase.name.clone(),
-        kind: phase.kind.name().to_string(),
-        offered_rate: phase.kind.offered_rate(),
-        users: match phase.kind {
-            PhaseKind::Baseline => Some(1),
-            PhaseKind::Concurrency { users } => Some(users),
-            _ => None,
-        },
-        planned_duration_s: phase.duration.as_secs_f64(),
-        arrivals_s,
-        finished_s,
-        agents,
-        lost_agents: lost,
-        requests: RequestCounts {
-            sent: c.sent,
-            ok: c.ok,
-            failed: c.failed,
-            skipped: c.skipped,
-            expired: c.expired,
-            lost: lost_requests,
-        },
-        errors: acc.total.errors.clone(),
-        scheduled: None,
-        achieved_rate: per_second(c.sent, arrivals_s),
-        request_throughput: per_second(c.ok, finished_s),
-        output_tokens: c.output_tokens,
-        input_tokens: c.input_tokens,
-        output_token_throughput: per_second(c.output_tokens, finished_s),
-        usage_reported: c.usage_reported,
-        metrics,
-        agent_cpu_s: acc.total.cpu_micros as f64 / 1e6,
-        rejected_reports: acc.rejected.values().sum(),
-        duplicate_reports: acc.duplicates,
-        stopped_early,
-        reports_dropped: acc.reports_dropped.values().sum(),
-        saturated_windows: acc
-            .saturated
-            .iter()
-            .map(|(a, (n, _))| (a.clone(), *n))
-            .collect(),
-        complete: true,
-        repeat: 0,
-        cost: None,
-        slo: Vec::new(),
-        slo_passed: None,
-        goodput: None,
-        good_requests: None,
-        step: None,
-        drift: None,
-        faults: None,
-        redistributed: Vec::new(),
-        server: None,
-        start_spread_ms: (!acc.starts.is_empty()).then(|| {
-            let (lo, hi) = acc
-                .starts
-                .iter()
-                .fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
-            (hi - lo) as f64 / 1e6
-        }),
-        warmup_s: phase.warmup.as_secs_f64(),
-        cooldown_s: phase.cooldown.as_secs_f64(),
-    }
 }

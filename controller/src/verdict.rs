@@ -370,7 +370,7 @@ mod tests {
             trace: None,
             faults: Vec::new(),
         };
-        let mut s = crate::runner::summarize(&phase, &acc, Vec::new(), Vec::new(), false);
+        let mut s = crate::summary::summarize(&phase, &acc, Vec::new(), Vec::new(), false);
         apply(&phase, &mut s, &acc, Duration::from_secs(1));
         assert_eq!(s.slo_passed, Some(false), "{:?}", s.slo);
         let ttft = s
@@ -412,7 +412,7 @@ mod tests {
         };
         let step = phase.stress_step(10.0);
         let verdict = |acc: &PhaseAccumulator, tweak: &dyn Fn(&mut PhaseSummary)| {
-            let mut s = crate::runner::summarize(&step, acc, Vec::new(), Vec::new(), false);
+            let mut s = crate::summary::summarize(&step, acc, Vec::new(), Vec::new(), false);
             tweak(&mut s);
             apply(&phase, &mut s, acc, Duration::from_secs(1));
             let failed: Vec<String> = s
