@@ -123,7 +123,7 @@ impl Slo {
                 .find(|x| x.name() == m && x.unit() == crate::metric::Unit::Micros)
                 .ok_or_else(|| {
                     bad(format!(
-                        "unknown metric {m:?} (expected ttft, itl, e2e, tpot or schedule_lag)"
+                        "unknown metric {m:?} (expected ttft, itl, e2e, tpot, ntpot or schedule_lag)"
                     ))
                 })?;
             let stat = parse_stat(s).map_err(bad)?;
