@@ -253,6 +253,13 @@ mod tests {
         assert_eq!((s.subject, s.threshold), (Subject::ErrorRate, 0.01));
         assert_eq!(Slo::parse("e2e.mean >= 0.5s").unwrap().op, Op::Ge);
         assert_eq!(Slo::parse("error_rate <= 0.05").unwrap().threshold, 0.05);
+        assert_eq!(
+            Slo::parse("ntpot.p99 < 60ms").unwrap().subject,
+            Subject::Latency {
+                metric: Metric::Ntpot,
+                stat: Stat::Quantile(0.99)
+            }
+        );
     }
 
     #[test]
