@@ -515,11 +515,14 @@ pub struct RequestSpec {
 }
 
 impl Plan {
-    /// The request mix agents send: `[[workload]]`, or without it one entry
-    /// of `[request]`'s lengths ([`crate::workload::from_request`]).
-    pub fn mix(&self) -> std::borrow::Cow<'_, [crate::workload::WorkloadEntry]> {
+    /// The request mix agents send in `phase`: `[[workload]]`, or without it
+    /// one entry of `[request]`'s lengths ([`crate::workload::from_request`]);
+    /// a replayed trace's records give the lengths, and ask for `ignore_eos`
+    /// so the outputs are as long as recorded.
+    pub fn mix_for(&self, phase: &Phase) -> std::borrow::Cow<'_, [crate::workload::WorkloadEntry]> {
         if self.workload.is_empty() {
-            vec![crate::workload::from_request(&self.request)].into()
+            let replay = matches!(phase.kind, PhaseKind::Replay { .. });
+            vec![crate::workload::from_request(&self.request, replay)].into()
         } else {
             self.workload.as_slice().into()
         }
@@ -1952,6 +1955,26 @@ duration = "3s"
 
     fn check(text: &str) -> Result<Plan, PlanError> {
         parse(text, Path::new("p.toml"))?.validate(Path::new("p.toml"))
+    }
+
+    #[test]
+    fn without_a_workload_the_mix_is_the_request_and_replays_ignore_eos() {
+        let plan = check(GOOD).unwrap();
+        let steady = &plan.phases[1];
+        let mix = plan.mix_for(steady);
+        assert_eq!(mix.len(), 1);
+        let e = &mix[0];
+        assert_eq!(
+            (&e.input, &e.output, e.ignore_eos),
+            (
+                &crate::workload::Length::Fixed(plan.request.prompt_tokens),
+                &crate::workload::Length::Fixed(plan.request.max_tokens),
+                false
+            )
+        );
+        let mut replay = steady.clone();
+        replay.kind = PhaseKind::Replay { time_scale: 1.0 };
+        assert!(plan.mix_for(&replay)[0].ignore_eos);
     }
 
     const PHASES: &str = r#"

@@ -663,16 +663,17 @@ impl Length {
 /// The mix of a plan without `[[workload]]`: one entry with `[request]`'s
 /// lengths. Its prompts are synthetic like every entry's, so they differ
 /// per request from the first word on (no shared prefix a server's prefix
-/// cache could answer); the body asks for what `[request]` asks (no
-/// `ignore_eos`, the server's temperature).
-pub fn from_request(r: &crate::plan::RequestSpec) -> WorkloadEntry {
+/// cache could answer); the body asks for what `[request]` asks (the
+/// server's temperature, `ignore_eos` only when given: a replayed trace's
+/// recorded output lengths).
+pub fn from_request(r: &crate::plan::RequestSpec, ignore_eos: bool) -> WorkloadEntry {
     WorkloadEntry {
         name: "request".into(),
         weight: 1.0,
         input: Length::Fixed(r.prompt_tokens.max(1)),
         output: Length::Fixed(r.max_tokens.max(1)),
         shared_prefix: None,
-        ignore_eos: false,
+        ignore_eos,
         temperature: None,
         dataset: None,
         options: RequestOptions::default(),

@@ -83,7 +83,7 @@ fn prompt_source(plan: &Plan, phase: &Phase) -> (&'static str, &'static str) {
         // A trace gives lengths; the prompts are synthetic.
         return ("random", "replay");
     }
-    let mix = plan.mix();
+    let mix = plan.mix_for(phase);
     match mix.iter().filter(|e| e.dataset.is_some()).count() {
         0 => ("random", "synthetic"),
         n if n == mix.len() => ("sampled", "dataset"),
@@ -182,7 +182,7 @@ pub fn phase_report(data: &RunData, index: usize) -> Value {
                         },
                         "window_s": p.window.as_secs_f64(),
                         "prompts": origin,
-                        "workload": plan.mix().iter().map(|e| json!({
+                        "workload": plan.mix_for(&p.phase).iter().map(|e| json!({
                             "name": e.name,
                             "weight": e.weight,
                             "prompts": if e.dataset.is_some() { "dataset" } else { "synthetic" },

@@ -966,7 +966,7 @@ impl Orchestrator {
                 // Seeded per phase run (repeats and stress steps included), so
                 // no run of a phase resends another's prompts.
                 workload: Some(stampede_common::workload::to_proto(
-                    &plan.mix(),
+                    &plan.mix_for(phase),
                     plan.seed ^ u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 )),
             }),
