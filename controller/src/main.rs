@@ -3,11 +3,13 @@
 use clap::{Parser, Subcommand};
 use stampede_agent::telemetry::{self, LogFormat};
 use stampede_common::plan;
-use stampede_controller::error::{
+use stampede_controller::orchestrate::error::{
     ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED,
 };
+use stampede_controller::orchestrate::{certs, k8s};
+use stampede_controller::outputs::report;
 use stampede_controller::run::{self, RunOptions};
-use stampede_controller::{certs, k8s, report, results, sweep};
+use stampede_controller::{results, sweep};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -151,7 +153,7 @@ fn main() -> ExitCode {
         }
         Command::Validate { plan: path } => match plan::load(&path).and_then(|p| {
             let words = match &p.target.tokenizer {
-                Some(t) => Some(stampede_controller::tokenizer::one_token_words(t)?),
+                Some(t) => Some(stampede_controller::orchestrate::tokenizer::one_token_words(t)?),
                 None => None,
             };
             Ok((p, words))
@@ -167,14 +169,14 @@ fn main() -> ExitCode {
                     p.phases.len(),
                     p.agents.count,
                 );
-                use stampede_controller::inputs;
+                use stampede_controller::analysis::inputs;
                 print!("{}", inputs::text(&inputs::datasets(&p)));
                 print!("{}", inputs::trace_text(&inputs::traces(&p)));
                 if let Some(k) = &p.kubernetes {
                     println!("{}", k8s::command::summary(k));
                 }
                 if let Some(s) = &p.serving {
-                    println!("{}", stampede_controller::serving::summary(s));
+                    println!("{}", stampede_controller::orchestrate::serving::summary(s));
                 }
                 if let (Some(t), Some(w)) = (&p.target.tokenizer, words) {
                     println!(
@@ -292,10 +294,10 @@ fn compare_command(runs: &[PathBuf], min_change: f64, png: Option<&std::path::Pa
     let labels: Vec<String> = runs.iter().map(|p| p.display().to_string()).collect();
     print!(
         "{}",
-        stampede_controller::compare::table(&labels, &data, min_change / 100.0)
+        stampede_controller::outputs::compare::table(&labels, &data, min_change / 100.0)
     );
     if let Some(path) = png {
-        if let Err(e) = stampede_controller::charts::write_compare(path, &labels, &data) {
+        if let Err(e) = stampede_controller::outputs::charts::write_compare(path, &labels, &data) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(EXIT_RUN_FAILED);
         }
@@ -343,7 +345,7 @@ fn report_command(run_dir: &std::path::Path) -> ExitCode {
         };
     }
     let done = results::rebuild(run_dir).and_then(|data| {
-        results::write_all(run_dir, &data)?;
+        stampede_controller::outputs::write_all(run_dir, &data)?;
         Ok(data)
     });
     match done {

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use prost::Message;
 use stampede_common::histogram::{encode, new_histogram};
 use stampede_common::proto::{self, metric_histogram::Encoding};
-use stampede_controller::merge::{Offered, PhaseAccumulator, decode};
+use stampede_controller::analysis::merge::{Offered, PhaseAccumulator, decode};
 
 fn hist_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![

@@ -6,7 +6,7 @@
 //! readings are never negative, and quantiles stay within the bucket bounds.
 
 use proptest::prelude::*;
-use stampede_controller::server_metrics::{Scrape, increase, parse, quantile, summarize};
+use stampede_controller::analysis::server_metrics::{Scrape, increase, parse, quantile, summarize};
 use std::collections::BTreeMap;
 
 const URL: &str = "http://127.0.0.1:9/metrics";

@@ -9,9 +9,9 @@ use stampede_common::proto::{
     self, ClockProbeReply, Hello, SessionResponse, load_shape::Shape, rate_profile::Profile,
     session_request::Kind as Up, session_response::Kind as Down,
 };
-use stampede_controller::report::PhaseSummary;
-use stampede_controller::runner::{Orchestrator, ResolvedTarget};
-use stampede_controller::service::Event;
+use stampede_controller::model::PhaseSummary;
+use stampede_controller::orchestrate::runner::{Orchestrator, ResolvedTarget};
+use stampede_controller::orchestrate::service::Event;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +37,7 @@ fn load(text: &str) -> plan::Plan {
 }
 
 fn now_nanos() -> i64 {
-    stampede_controller::clock::now_unix_nanos()
+    stampede_controller::orchestrate::clock::now_unix_nanos()
 }
 
 /// Join `ids` to an orchestrator for `plan`, each answering as `behaviour(id)` says.

@@ -14,7 +14,7 @@
 pub mod state;
 pub mod summary;
 
-use crate::error::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED};
+use crate::orchestrate::error::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED};
 use crate::run::{self, RunOptions};
 use stampede_common::sweep::{self as plan_sweep, Sweep, SweepError};
 use state::{CellStatus, STATE_FILE, StateError, SweepState};
@@ -408,7 +408,8 @@ pub async fn run(
             record.finished_at = Some(now());
             let line = match result {
                 Ok(outcome) => {
-                    record.metrics = summary::CellMetrics::of(&outcome.summary, &cell.report_phase);
+                    record.metrics =
+                        crate::model::sweep::CellMetrics::of(&outcome.summary, &cell.report_phase);
                     if interrupt.is_cancelled() {
                         record.status = CellStatus::Interrupted;
                         "interrupted (partial results kept until it is rerun)".to_string()
@@ -479,7 +480,7 @@ pub async fn run(
 }
 
 /// One line of key results for a completed cell.
-fn cell_line(m: Option<&summary::CellMetrics>, slo_failed: bool) -> String {
+fn cell_line(m: Option<&crate::model::sweep::CellMetrics>, slo_failed: bool) -> String {
     let Some(m) = m else {
         return "complete (its report phase did not run)".to_string();
     };
@@ -547,12 +548,12 @@ model = ["a/b", "c"]
         let sweep = plan_sweep::expand(PLAN, Path::new("p.toml")).unwrap();
         let mut state = SweepState::new(&sweep, Path::new("/p.toml"), now());
         state.cells[0].status = CellStatus::Complete;
-        state.cells[0].metrics = Some(summary::CellMetrics {
+        state.cells[0].metrics = Some(crate::model::sweep::CellMetrics {
             phase: "concurrency-0".into(),
             users: Some(1),
             requests: 9,
             ttft_p99_ms: Some(12.5),
-            ..summary::CellMetrics::default()
+            ..crate::model::sweep::CellMetrics::default()
         });
         state.write(dir.path()).unwrap();
         let text = report(dir.path()).unwrap();

@@ -9,7 +9,7 @@
 //! cells: a plan edited in a way that changes what some cell would run is
 //! refused on resume, naming the cells added, removed or changed.
 
-use super::summary::CellMetrics;
+use crate::model::sweep::CellMetrics;
 use serde::{Deserialize, Serialize};
 use stampede_common::sweep::Sweep;
 use std::collections::BTreeMap;

@@ -5,9 +5,9 @@
 //! without re-reading their directories.
 
 use super::state::{CellState, SweepState};
-use crate::report::RunSummary;
-use crate::tables::{field, opt};
-use serde::{Deserialize, Serialize};
+use crate::model::RunSummary;
+use crate::model::sweep::{CellMetrics, ChartData, Series};
+use crate::outputs::tables::{field, opt};
 use stampede_common::metric::Metric;
 use std::path::Path;
 
@@ -16,47 +16,12 @@ pub const CSV_FILE: &str = "sweep.csv";
 /// File name of the comparison chart.
 pub const PNG_FILE: &str = "sweep.png";
 
-/// Key results of one cell's report phase.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CellMetrics {
-    /// The phase they come from.
-    pub phase: String,
-    /// Offered rate (open-loop phases).
-    pub offered_rate: Option<f64>,
-    /// Users (closed-loop phases).
-    pub users: Option<u32>,
-    /// Requests sent.
-    pub requests: u64,
-    /// Achieved send rate (requests/s).
-    pub achieved_rate: f64,
-    /// Successful requests per second.
-    pub request_throughput: f64,
-    /// Output tokens per second.
-    pub output_token_throughput: f64,
-    /// TTFT median (ms).
-    pub ttft_p50_ms: Option<f64>,
-    /// TTFT 99th percentile (ms).
-    pub ttft_p99_ms: Option<f64>,
-    /// ITL median (ms).
-    pub itl_p50_ms: Option<f64>,
-    /// ITL 99th percentile (ms).
-    pub itl_p99_ms: Option<f64>,
-    /// E2E 99th percentile (ms).
-    pub e2e_p99_ms: Option<f64>,
-    /// Failed / (ok + failed).
-    pub error_rate: f64,
-    /// Requests meeting every latency objective, per second.
-    pub goodput: Option<f64>,
-    /// Whether the run met all its objectives (`None`: it had none).
-    pub slo_passed: Option<bool>,
-}
-
 impl CellMetrics {
     /// The key results of phase `phase` in `run` (its last occurrence, when
     /// the run repeats), or `None` when the run has no such phase.
     pub fn of(run: &RunSummary, phase: &str) -> Option<CellMetrics> {
         let p = run.phases.iter().rev().find(|p| p.name == phase)?;
-        let stat = |m: Metric, f: fn(&crate::merge::MetricSummary) -> f64| {
+        let stat = |m: Metric, f: fn(&crate::model::MetricSummary) -> f64| {
             p.metrics.get(m.name()).filter(|s| s.count > 0).map(f)
         };
         let done = p.requests.ok + p.requests.failed;
@@ -160,29 +125,6 @@ pub fn csv(state: &SweepState) -> String {
     out
 }
 
-/// One line of the comparison chart: the cells sharing every axis value but x.
-#[derive(Debug, Clone)]
-pub struct Series {
-    /// The other axes' values, e.g. `cluster=big,workload=chat`.
-    pub label: String,
-    /// (x position, the cell's results), sorted by x.
-    pub points: Vec<(f64, CellMetrics)>,
-}
-
-/// What the chart draws: x is a load axis (numeric) or another axis (its
-/// values at positions 0, 1, ...).
-#[derive(Debug, Clone)]
-pub struct ChartData {
-    /// The x axis's name.
-    pub x_name: String,
-    /// Whether x values are load levels.
-    pub x_load: bool,
-    /// Labels of x positions for a non-load axis.
-    pub x_labels: Vec<String>,
-    /// Lines.
-    pub series: Vec<Series>,
-}
-
 /// Group the completed cells into chart lines.
 pub fn chart_data(state: &SweepState) -> ChartData {
     let x = state
@@ -238,7 +180,7 @@ pub fn write(
     let path = dir.join(CSV_FILE);
     std::fs::write(&path, csv(state)).map_err(|e| (path.clone(), e.to_string()))?;
     let path = dir.join(PNG_FILE);
-    crate::charts::write_sweep(&path, title, &chart_data(state)).map_err(|e| (path, e))
+    crate::outputs::charts::write_sweep(&path, title, &chart_data(state)).map_err(|e| (path, e))
 }
 
 #[cfg(test)]

@@ -1,0 +1,439 @@
+//! Exact merging of agents' window reports into phase results.
+//!
+//! Histograms are added bucket for bucket (`Histogram::add`), so cluster-wide
+//! percentiles are exact, never averages of per-agent percentiles. Reports
+//! are deduplicated by (agent, sequence); a report that cannot be decoded is
+//! counted, not silently dropped.
+
+use crate::model::MetricSummary;
+use hdrhistogram::Histogram;
+use stampede_common::histogram::{self, new_histogram};
+use stampede_common::metric::{Metric, Unit};
+use stampede_common::proto::{self, metric_histogram::Encoding};
+use stampede_common::quantile::quantile_or_zero;
+use std::collections::{BTreeMap, HashSet};
+
+/// Merged measurements of a set of windows.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    /// One histogram per metric, indexed by [`Metric::index`].
+    pub hists: Vec<Histogram<u64>>,
+    /// Summed counters.
+    pub counters: proto::Counters,
+    /// Failures by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Agent CPU time (µs).
+    pub cpu_micros: u64,
+}
+
+impl Default for Aggregate {
+    fn default() -> Self {
+        Self {
+            hists: Metric::ALL.iter().map(|_| new_histogram()).collect(),
+            counters: proto::Counters::default(),
+            errors: BTreeMap::new(),
+            cpu_micros: 0,
+        }
+    }
+}
+
+/// A decoded window report.
+#[derive(Debug, Clone)]
+pub struct DecodedWindow {
+    /// Its histograms by metric.
+    pub hists: Vec<(Metric, Histogram<u64>)>,
+    /// Its counters.
+    pub counters: proto::Counters,
+    /// Its error tallies.
+    pub errors: Vec<(String, u64)>,
+    /// Agent CPU (µs).
+    pub cpu_micros: u64,
+}
+
+/// A window report that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A histogram names no known metric.
+    #[error("histogram with unknown metric {0}")]
+    UnknownMetric(i32),
+    /// A histogram has no encoding this controller reads.
+    #[error("histogram of {0} has no supported encoding")]
+    NoEncoding(Metric),
+    /// Decoding failed.
+    #[error("histogram of {metric}: {source}")]
+    Codec {
+        /// Which metric.
+        metric: Metric,
+        /// Codec error.
+        source: histogram::CodecError,
+    },
+    /// More histograms than metrics, or one metric twice.
+    #[error("histogram of {0} appears more than once")]
+    DuplicateMetric(Metric),
+    /// More error classes than a report may carry.
+    #[error("{0} error classes, more than the limit of {MAX_ERROR_CLASSES}")]
+    TooManyErrorClasses(usize),
+    /// The failed count disagrees with the error tallies.
+    #[error("counters say {failed} failed but error tallies sum to {tallied}")]
+    Inconsistent {
+        /// `counters.failed`.
+        failed: u64,
+        /// Sum of tallies.
+        tallied: u64,
+    },
+}
+
+/// Most error classes one window report may carry; the agent's classes are
+/// a few dozen, and each becomes a key in every summary.
+pub const MAX_ERROR_CLASSES: usize = 256;
+
+/// Decode and check a window report before it touches any aggregate. At
+/// most one histogram per metric is decoded, so a report cannot make the
+/// controller allocate more than that many bounded histograms.
+pub fn decode(w: &proto::WindowReport) -> Result<DecodedWindow, ReportError> {
+    if w.errors.len() > MAX_ERROR_CLASSES {
+        return Err(ReportError::TooManyErrorClasses(w.errors.len()));
+    }
+    let mut hists: Vec<(Metric, Histogram<u64>)> = Vec::with_capacity(Metric::ALL.len());
+    for h in &w.histograms {
+        let metric = Metric::from_proto(h.metric).ok_or(ReportError::UnknownMetric(h.metric))?;
+        if hists.iter().any(|(m, _)| *m == metric) {
+            return Err(ReportError::DuplicateMetric(metric));
+        }
+        let Some(Encoding::HdrV2(bytes)) = &h.encoding else {
+            return Err(ReportError::NoEncoding(metric));
+        };
+        let hist =
+            histogram::decode(bytes).map_err(|source| ReportError::Codec { metric, source })?;
+        hists.push((metric, hist));
+    }
+    let counters = w.counters.unwrap_or_default();
+    let tallied = w.errors.iter().fold(0u64, |s, e| s.saturating_add(e.count));
+    if tallied != counters.failed {
+        return Err(ReportError::Inconsistent {
+            failed: counters.failed,
+            tallied,
+        });
+    }
+    Ok(DecodedWindow {
+        hists,
+        counters,
+        errors: w
+            .errors
+            .iter()
+            .map(|e| (e.class.clone(), e.count))
+            .collect(),
+        cpu_micros: w.agent_cpu_micros,
+    })
+}
+
+impl Aggregate {
+    /// Add a decoded window.
+    pub fn add(&mut self, w: &DecodedWindow) {
+        for (metric, h) in &w.hists {
+            // Both sides are auto-resizing; add cannot fail on range.
+            let _ = histogram::merge(&mut self.hists[metric.index()], h);
+        }
+        add_counters(&mut self.counters, &w.counters);
+        for (class, n) in &w.errors {
+            let e = self.errors.entry(class.clone()).or_default();
+            *e = e.saturating_add(*n);
+        }
+        self.cpu_micros = self.cpu_micros.saturating_add(w.cpu_micros);
+    }
+
+    /// Add another aggregate (e.g. to merge a range of windows).
+    pub fn merge(&mut self, other: &Aggregate) {
+        for (mine, theirs) in self.hists.iter_mut().zip(&other.hists) {
+            let _ = histogram::merge(mine, theirs);
+        }
+        add_counters(&mut self.counters, &other.counters);
+        for (class, n) in &other.errors {
+            let e = self.errors.entry(class.clone()).or_default();
+            *e = e.saturating_add(*n);
+        }
+        self.cpu_micros = self.cpu_micros.saturating_add(other.cpu_micros);
+    }
+
+    /// The histogram of a metric.
+    pub fn hist(&self, m: Metric) -> &Histogram<u64> {
+        &self.hists[m.index()]
+    }
+}
+
+/// `c += o`, field by field, saturating: a corrupt or hostile report must
+/// not panic the merge.
+fn add_counters(c: &mut proto::Counters, o: &proto::Counters) {
+    c.sent = c.sent.saturating_add(o.sent);
+    c.ok = c.ok.saturating_add(o.ok);
+    c.failed = c.failed.saturating_add(o.failed);
+    c.skipped = c.skipped.saturating_add(o.skipped);
+    c.output_tokens = c.output_tokens.saturating_add(o.output_tokens);
+    c.input_tokens = c.input_tokens.saturating_add(o.input_tokens);
+    c.usage_reported = c.usage_reported.saturating_add(o.usage_reported);
+    c.good = c.good.saturating_add(o.good);
+    c.expired = c.expired.saturating_add(o.expired);
+}
+
+/// Per-phase merge state.
+#[derive(Debug, Default)]
+pub struct PhaseAccumulator {
+    /// Whole-phase totals.
+    pub total: Aggregate,
+    /// Per window index.
+    pub windows: BTreeMap<u32, (Aggregate, u32)>,
+    seen: HashSet<(String, u64)>,
+    /// Reports that could not be used, by agent.
+    pub rejected: BTreeMap<String, u64>,
+    /// Duplicate reports ignored.
+    pub duplicates: u64,
+    /// Windows in which an agent reported itself saturated: count and last reason, by agent.
+    pub saturated: BTreeMap<String, (u64, String)>,
+    /// Reports each agent dropped unacknowledged (its latest cumulative count).
+    pub reports_dropped: BTreeMap<String, u64>,
+    /// Longest arrival span reported by an agent (µs).
+    pub arrivals_micros: u64,
+    /// Latest completion reported by an agent (µs from phase start).
+    pub finished_micros: u64,
+    /// When each agent actually began the phase (Unix ns, controller clock).
+    pub starts: Vec<i64>,
+    /// Per agent, requests sent and not yet reported complete (ok or
+    /// failed), over every window whatever the measured interval: what a
+    /// lost agent had in flight.
+    pub outstanding: BTreeMap<String, i64>,
+}
+
+/// What became of a report handed to [`PhaseAccumulator::offer`].
+#[derive(Debug)]
+pub enum Offered {
+    /// Merged into this window index.
+    Merged(u32),
+    /// Already seen (same agent and sequence); ignored.
+    Duplicate,
+    /// Malformed; counted, not merged.
+    Rejected(ReportError),
+}
+
+impl PhaseAccumulator {
+    /// Take one report from `agent`; returns the window index when it was new and valid.
+    pub fn add(&mut self, agent: &str, w: &proto::WindowReport) -> Option<u32> {
+        match self.offer(agent, w) {
+            Offered::Merged(i) => Some(i),
+            Offered::Duplicate | Offered::Rejected(_) => None,
+        }
+    }
+
+    /// Take one report from `agent` and say what became of it.
+    pub fn offer(&mut self, agent: &str, w: &proto::WindowReport) -> Offered {
+        if !self.seen.insert((agent.to_string(), w.sequence)) {
+            self.duplicates += 1;
+            return Offered::Duplicate;
+        }
+        match decode(w) {
+            Ok(d) => {
+                if w.reports_dropped > 0 {
+                    let d = self.reports_dropped.entry(agent.to_string()).or_default();
+                    *d = (*d).max(w.reports_dropped);
+                }
+                if !w.saturation.is_empty() {
+                    let e = self.saturated.entry(agent.to_string()).or_default();
+                    e.0 = e.0.saturating_add(1);
+                    e.1.clone_from(&w.saturation);
+                }
+                self.total.add(&d);
+                let c = w.counters.unwrap_or_default();
+                let open = i64::try_from(c.sent).unwrap_or(i64::MAX)
+                    - i64::try_from(c.ok.saturating_add(c.failed)).unwrap_or(i64::MAX);
+                *self.outstanding.entry(agent.to_string()).or_default() += open;
+                let entry = self.windows.entry(w.window_index).or_default();
+                entry.0.add(&d);
+                entry.1 = entry.1.saturating_add(1);
+                Offered::Merged(w.window_index)
+            }
+            Err(e) => {
+                tracing::warn!(agent, sequence = w.sequence, "window report rejected: {e}");
+                *self.rejected.entry(agent.to_string()).or_default() += 1;
+                Offered::Rejected(e)
+            }
+        }
+    }
+
+    /// Keep only windows `first..end` in the phase totals (warm-up and
+    /// cool-down exclusion); the per-window data stays whole for time series.
+    /// Arrival and completion spans are cut to the same interval.
+    pub fn restrict(&mut self, first: u32, end: u32, window: std::time::Duration) {
+        let mut total = Aggregate::default();
+        for (_, (w, _)) in self.windows.range(first..end) {
+            total.merge(w);
+        }
+        self.total = total;
+        let at = |i: u32| u64::try_from(window.as_micros() * u128::from(i)).unwrap_or(u64::MAX);
+        let (from, to) = (at(first), at(end));
+        self.arrivals_micros = self.arrivals_micros.min(to).saturating_sub(from);
+        self.finished_micros = self.finished_micros.min(to).saturating_sub(from);
+    }
+
+    /// Requests the agents in `lost` sent that no report ever completed.
+    pub fn lost_requests(&self, lost: &[String]) -> u64 {
+        lost.iter()
+            .filter_map(|a| self.outstanding.get(a))
+            .map(|n| u64::try_from(*n).unwrap_or(0))
+            .sum()
+    }
+
+    /// An agent finished its share;
+    /// `d.started_unix_nanos` must already be in the controller's clock.
+    pub fn done(&mut self, d: &proto::PhaseDone) {
+        if d.started_unix_nanos != 0 {
+            self.starts.push(d.started_unix_nanos);
+        }
+        self.arrivals_micros = self.arrivals_micros.max(d.arrivals_micros);
+        self.finished_micros = self.finished_micros.max(d.finished_micros);
+    }
+}
+
+impl MetricSummary {
+    /// Summarize a histogram of `metric` (µs values shown in ms).
+    pub fn of(metric: Metric, h: &Histogram<u64>) -> Self {
+        let (unit, scale) = match metric.unit() {
+            Unit::Micros => ("ms", 1e-3),
+            Unit::Tokens => ("tokens", 1.0),
+        };
+        let q = |p: f64| quantile_or_zero(h, p) * scale;
+        let empty = h.is_empty();
+        MetricSummary {
+            unit,
+            count: h.len(),
+            mean: if empty { 0.0 } else { h.mean() * scale },
+            stddev: if empty { 0.0 } else { h.stdev() * scale },
+            min: if empty { 0.0 } else { h.min() as f64 * scale },
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: if empty { 0.0 } else { h.max() as f64 * scale },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+    fn report(seq: u64, hist: &Histogram<u64>) -> proto::WindowReport {
+        proto::WindowReport {
+            sequence: seq,
+            histograms: vec![proto::MetricHistogram {
+                metric: proto::Metric::Ttft as i32,
+                encoding: Some(Encoding::HdrV2(histogram::encode(hist).unwrap())),
+            }],
+            counters: Some(proto::Counters {
+                ok: hist.len(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn summary_percentiles_interpolate_like_numpy() {
+        // 100 TTFTs of 1..=100 ms: numpy.percentile(x, [50, 90, 99]) = 50.5, 90.1, 99.01.
+        let mut h = new_histogram();
+        for ms in 1..=100u64 {
+            h.record(ms * 1_000).unwrap();
+        }
+        let s = MetricSummary::of(Metric::Ttft, &h);
+        for (got, want) in [(s.p50, 50.5), (s.p90, 90.1), (s.p99, 99.01)] {
+            // Within the histogram's precision at 100 ms (64 µs buckets).
+            assert!((got - want).abs() < 0.07, "{got} ms, numpy says {want} ms");
+        }
+    }
+
+    #[test]
+    fn merged_agents_equal_one_histogram_bucket_for_bucket() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut single = new_histogram();
+        let mut acc = PhaseAccumulator::default();
+        for agent in 0..5 {
+            for window in 0..4u64 {
+                let mut h = new_histogram();
+                for _ in 0..1_000 {
+                    // Log-uniform latencies from 50 µs to 50 s.
+                    let v = (50.0 * 10f64.powf(rng.random::<f64>() * 6.0)) as u64;
+                    h.record(v).unwrap();
+                    single.record(v).unwrap();
+                }
+                acc.add(&format!("a{agent}"), &report(window + 1, &h));
+            }
+        }
+        let merged = acc.total.hist(Metric::Ttft);
+        assert_eq!(merged.len(), single.len());
+        let buckets = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        assert_eq!(buckets(merged), buckets(&single));
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            assert_eq!(merged.value_at_quantile(q), single.value_at_quantile(q));
+        }
+    }
+
+    #[test]
+    fn warm_up_and_cool_down_windows_leave_the_totals_but_not_the_series() {
+        let mut acc = PhaseAccumulator::default();
+        for i in 0..10u32 {
+            let mut h = new_histogram();
+            h.record_n(1000 * u64::from(i + 1), 10).unwrap();
+            let mut r = report(u64::from(i) + 1, &h);
+            r.window_index = i;
+            acc.add("a", &r);
+        }
+        acc.arrivals_micros = 9_500_000;
+        acc.finished_micros = 10_000_000;
+        acc.restrict(2, 8, std::time::Duration::from_secs(1));
+        let t = acc.total.hist(Metric::Ttft);
+        assert_eq!(t.len(), 60);
+        assert_eq!((t.min(), t.max() / 1000), (3000, 8));
+        assert_eq!(acc.total.counters.ok, 60);
+        assert_eq!(acc.windows.len(), 10);
+        assert_eq!(
+            (acc.arrivals_micros, acc.finished_micros),
+            (6_000_000, 6_000_000)
+        );
+        // Warm-up only: completions in the drain still count.
+        let mut acc2 = PhaseAccumulator {
+            finished_micros: 10_400_000,
+            arrivals_micros: 10_000_000,
+            ..Default::default()
+        };
+        acc2.restrict(3, u32::MAX, std::time::Duration::from_secs(1));
+        assert_eq!(
+            (acc2.arrivals_micros, acc2.finished_micros),
+            (7_000_000, 7_400_000)
+        );
+    }
+
+    #[test]
+    fn duplicates_and_bad_reports_are_counted_not_merged() {
+        let mut h = new_histogram();
+        h.record(10).unwrap();
+        let mut acc = PhaseAccumulator::default();
+        assert_eq!(acc.add("a", &report(1, &h)), Some(0));
+        assert_eq!(acc.add("a", &report(1, &h)), None);
+        assert_eq!(acc.duplicates, 1);
+        let mut bad = report(2, &h);
+        bad.histograms[0].encoding = Some(Encoding::HdrV2(vec![1, 2, 3]));
+        assert_eq!(acc.add("a", &bad), None);
+        let mut inconsistent = report(3, &h);
+        inconsistent.counters = Some(proto::Counters {
+            failed: 2,
+            ..Default::default()
+        });
+        assert_eq!(acc.add("a", &inconsistent), None);
+        assert_eq!(acc.rejected["a"], 2);
+        assert_eq!(acc.total.hist(Metric::Ttft).len(), 1);
+    }
+}

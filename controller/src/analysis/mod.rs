@@ -1,0 +1,14 @@
+//! Turning agents' windows into facts: exact merging, phase summaries,
+//! objective verdicts, the stress search, fault recovery, repeat statistics
+//! and cost. Pure functions over `model` data; no I/O beyond what a caller hands in.
+
+pub mod cost;
+pub mod inputs;
+pub mod merge;
+pub mod recovery;
+pub mod repeats;
+pub mod schedule;
+pub mod server_metrics;
+pub mod stress;
+pub mod summary;
+pub mod verdict;
