@@ -7,6 +7,7 @@
 //! The `controller` binary is a thin shell over [`cli::main`].
 
 pub mod analysis;
+pub mod cli;
 pub mod model;
 pub mod orchestrate;
 pub mod outputs;

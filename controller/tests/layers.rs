@@ -91,32 +91,58 @@ fn code_only(src: &str) -> String {
     out
 }
 
+/// The first segment of a path after `crate::`: one name, or each name of a
+/// `{a::x, b}` group (which must close on the same line).
+fn named_layers(rest: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![ident(rest)];
+    };
+    let mut names = Vec::new();
+    let (mut depth, mut item_start) = (0, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                names.push(ident(&group[item_start..i]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                names.push(ident(&group[item_start..i]));
+                item_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names
+}
+
 /// Every upward import in one file, as messages.
 fn violations(file: &str, layer: &str, src: &str) -> Vec<String> {
     let own = rank(layer).expect("a known layer");
     let mut found = Vec::new();
     for (n, line) in code_only(src).lines().enumerate() {
         for (at, _) in line.match_indices("crate::") {
-            let rest = &line[at + "crate::".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            match rank(&name) {
-                Some(r) if r > own => found.push(format!(
-                    "{file}:{}: layer `{layer}` imports `crate::{name}`, a layer above it",
-                    n + 1
-                )),
-                Some(_) => {}
-                None if rest.starts_with('{') => found.push(format!(
-                    "{file}:{}: name the layer in each `crate::` path, not `crate::{{…}}`",
-                    n + 1
-                )),
-                None => found.push(format!(
-                    "{file}:{}: `crate::{name}` is not a layer ({})",
-                    n + 1,
-                    LAYERS.join(", ")
-                )),
+            for name in named_layers(&line[at + "crate::".len()..]) {
+                match rank(&name) {
+                    Some(r) if r > own => found.push(format!(
+                        "{file}:{}: layer `{layer}` imports `crate::{name}`, a layer above it",
+                        n + 1
+                    )),
+                    Some(_) => {}
+                    None => found.push(format!(
+                        "{file}:{}: `crate::{name}` is not a layer ({})",
+                        n + 1,
+                        LAYERS.join(", ")
+                    )),
+                }
             }
         }
         if line.contains("super::super::") {
@@ -182,11 +208,11 @@ fn the_check_finds_upward_imports_and_ignores_comments_and_strings() {
                // crate::cli::main in a comment\n\
                let s = \"crate::sweep in a string\";\n\
                fn f() -> crate::analysis::merge::Aggregate { todo!() }\n\
-               use crate::{model, cli};\n\
+               use crate::{model::X, cli::{a, b}};\n\
                use super::super::x;\n";
     let found = violations("src/results/x.rs", "results", src);
     assert_eq!(found.len(), 3, "{found:#?}");
     assert!(found[0].contains("src/results/x.rs:2:") && found[0].contains("crate::orchestrate"));
-    assert!(found[1].contains(":6:") && found[1].contains("crate::{"));
+    assert!(found[1].contains(":6:") && found[1].contains("crate::cli"));
     assert!(found[2].contains(":7:") && found[2].contains("super::super"));
 }

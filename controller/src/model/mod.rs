@@ -4,12 +4,14 @@
 pub mod cluster;
 pub mod faults;
 pub mod inputs;
+pub mod status;
 pub mod summary;
 pub mod sweep;
 
 pub use cluster::*;
 pub use faults::*;
 pub use inputs::*;
+pub use status::Status;
 #[cfg(test)]
 pub(crate) use summary::tests;
 pub use summary::*;

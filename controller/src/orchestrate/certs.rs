@@ -6,6 +6,7 @@
 //! files are not overwritten unless asked, so a second run cannot silently
 //! replace the CA agents already trust.
 
+use crate::model::Status;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -52,6 +53,16 @@ pub enum CertsError {
         /// Cause.
         source: std::io::Error,
     },
+}
+
+impl CertsError {
+    /// Failing to generate or write is a failed command; the rest is bad input.
+    pub fn status(&self) -> Status {
+        match self {
+            CertsError::Generate { .. } | CertsError::Write { .. } => Status::RunFailed,
+            _ => Status::BadInput,
+        }
+    }
 }
 
 /// What to generate.

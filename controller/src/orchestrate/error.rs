@@ -1,22 +1,12 @@
-//! The controller's error type and the exit codes it maps to: a bad plan or
-//! flag (2) is told apart from a run that could not complete (1) and from a
-//! run that completed but failed its service-level objectives (3).
+//! Everything that can stop a run, and its class: a bad plan or flag is told
+//! apart from a run that could not complete (`cli` turns the class into the
+//! exit code).
 
+use crate::model::Status;
 use crate::orchestrate::runner::RunError;
 use stampede_common::plan::PlanError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-
-/// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: the run could not complete.
-pub const EXIT_RUN_FAILED: u8 = 1;
-/// Exit code: invalid plan or command line.
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// The run completed but a phase failed its service-level objectives.
-pub const EXIT_SLO_FAILED: u8 = 3;
-/// Exit code: aborted by a second stop signal.
-pub const EXIT_ABORTED: u8 = 130;
 
 /// Everything that can stop the controller.
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +56,12 @@ pub enum ControllerError {
 }
 
 impl ControllerError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// The class of this error: bad input, or a run that could not complete.
+    pub fn status(&self) -> Status {
         match self {
-            ControllerError::Plan(_) | ControllerError::Security(_) => EXIT_BAD_INPUT,
-            ControllerError::Kubernetes(e) if e.is_bad_input() => EXIT_BAD_INPUT,
-            ControllerError::Serving(e) if e.is_bad_input() => EXIT_BAD_INPUT,
+            ControllerError::Plan(_) | ControllerError::Security(_) => Status::BadInput,
+            ControllerError::Kubernetes(e) if e.is_bad_input() => Status::BadInput,
+            ControllerError::Serving(e) if e.is_bad_input() => Status::BadInput,
             // `controller report` on a missing or damaged run directory.
             ControllerError::Results(
                 crate::results::ResultsError::NoRunDir(_)
@@ -81,8 +71,8 @@ impl ControllerError {
                     crate::results::rawlog::RawLogError::Corrupt { .. },
                 )
                 | crate::results::ResultsError::Inconsistent { .. },
-            ) => EXIT_BAD_INPUT,
-            _ => EXIT_RUN_FAILED,
+            ) => Status::BadInput,
+            _ => Status::RunFailed,
         }
     }
 }

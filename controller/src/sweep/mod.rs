@@ -14,7 +14,7 @@
 pub mod state;
 pub mod summary;
 
-use crate::orchestrate::error::{EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED};
+use crate::model::Status;
 use crate::run::{self, RunOptions};
 use stampede_common::sweep::{self as plan_sweep, Sweep, SweepError};
 use state::{CellStatus, STATE_FILE, StateError, SweepState};
@@ -94,13 +94,13 @@ pub enum SweepRunError {
 }
 
 impl SweepRunError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// The class of this error: a sweep that could not be written, or bad input.
+    pub fn status(&self) -> Status {
         match self {
             SweepRunError::Write { .. } | SweepRunError::State(StateError::Io { .. }) => {
-                EXIT_RUN_FAILED
+                Status::RunFailed
             }
-            _ => EXIT_BAD_INPUT,
+            _ => Status::BadInput,
         }
     }
 }
@@ -267,15 +267,15 @@ pub struct SweepOutcome {
 }
 
 impl SweepOutcome {
-    /// Exit code: 1 when a cell failed or cells are left to run, else 3 when
-    /// a cell missed an objective, else 0.
-    pub fn exit_code(&self) -> u8 {
+    /// How the sweep ended: failed when a cell failed or cells are left to
+    /// run, else objectives missed when a cell missed one, else passed.
+    pub fn status(&self) -> Status {
         if self.failed > 0 || self.complete < self.cells {
-            EXIT_RUN_FAILED
+            Status::RunFailed
         } else if self.slo_failed > 0 {
-            EXIT_SLO_FAILED
+            Status::ObjectivesMissed
         } else {
-            EXIT_OK
+            Status::Passed
         }
     }
 
@@ -565,12 +565,12 @@ model = ["a/b", "c"]
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
         // Not a sweep directory: named.
         let e = report(&dir.path().join("a_b")).unwrap_err();
-        assert_eq!(e.exit_code(), EXIT_BAD_INPUT);
+        assert_eq!(e.status(), Status::BadInput);
         assert!(e.to_string().contains("not a sweep directory"), "{e}");
     }
 
     #[test]
-    fn exit_code_reflects_failures_then_objectives() {
+    fn status_reflects_failures_then_objectives() {
         let outcome = |complete, failed, slo_failed| SweepOutcome {
             dir: PathBuf::from("d"),
             cells: 4,
@@ -579,10 +579,10 @@ model = ["a/b", "c"]
             slo_failed,
             interrupted: false,
         };
-        assert_eq!(outcome(4, 0, 0).exit_code(), EXIT_OK);
-        assert_eq!(outcome(4, 0, 1).exit_code(), EXIT_SLO_FAILED);
-        assert_eq!(outcome(3, 1, 1).exit_code(), EXIT_RUN_FAILED);
-        assert_eq!(outcome(2, 0, 0).exit_code(), EXIT_RUN_FAILED);
+        assert_eq!(outcome(4, 0, 0).status(), Status::Passed);
+        assert_eq!(outcome(4, 0, 1).status(), Status::ObjectivesMissed);
+        assert_eq!(outcome(3, 1, 1).status(), Status::RunFailed);
+        assert_eq!(outcome(2, 0, 0).status(), Status::RunFailed);
         assert!(outcome(2, 0, 0).text().contains("--resume d"));
     }
 }
