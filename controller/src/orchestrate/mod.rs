@@ -3,6 +3,7 @@
 //! progress, live metrics and spans, plus the Kubernetes and serving-stack
 //! machinery a run may deploy.
 
+mod assign;
 pub mod certs;
 pub mod clock;
 pub mod embedded;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod fault_actions;
 pub mod k8s;
 pub mod live;
+mod phase_run;
 pub mod progress;
 pub mod runner;
 pub mod security;

@@ -1,0 +1,282 @@
+//! Handing a phase to the agents: each agent's shard and assignment, one
+//! start instant translated into each agent's clock, and resharding a lost
+//! agent's share onto the others.
+
+use super::phase_run::Assigned;
+use super::runner::{Orchestrator, RunError, millis};
+use crate::model::{Redistribution, StepRecord};
+use crate::orchestrate::clock;
+use crate::orchestrate::live::LIVE;
+use crate::results::rawlog::Record;
+use stampede_common::plan::{Api, Phase, PhaseKind, ShardWeights};
+use stampede_common::proto::{
+    self, LoadShape, PhaseAssignment, SessionResponse, load_shape::Shape,
+    session_response::Kind as Down,
+};
+use stampede_common::shard::{self, ShardMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::time::Instant;
+
+impl Orchestrator {
+    /// Estimate new agents' clocks, then send `phase` (planned as phase
+    /// `index`) to every connected agent with a clock, all starting at one
+    /// instant; record and announce the start.
+    pub(super) async fn assign(
+        &mut self,
+        index: u32,
+        repeat: u32,
+        phase: &Phase,
+        step: Option<StepRecord>,
+    ) -> Result<Assigned, RunError> {
+        self.estimate_clocks().await?;
+        let active: Vec<String> = self
+            .connected()
+            .into_iter()
+            .filter(|id| self.agents[id].clock.is_some())
+            .collect();
+        if active.is_empty() {
+            return Err(RunError::NoAgents(phase.name.clone()));
+        }
+        // Every assignment has its own wire number, so a late report of one
+        // step can never be merged into the next.
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let weights = self.shard_weights(&active);
+        let shards = ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
+        let (start, start_unix) = self.start_instant(&active);
+        let mut sent: BTreeSet<String> = BTreeSet::new();
+        for (i, id) in active.iter().enumerate() {
+            let shard = (i as u32, weights.as_slice(), &shards);
+            let Some(assignment) = self.assignment(slot, index, phase, shard, start_unix, id)
+            else {
+                continue;
+            };
+            let a = &self.agents[id];
+            let msg = SessionResponse {
+                kind: Some(Down::PhaseAssignment(assignment)),
+            };
+            if a.tx.send(Ok(msg)).await.is_ok() {
+                sent.insert(id.clone());
+            }
+        }
+        // In assignment order: the order slices are handed out again in.
+        let agents: Vec<String> = active.into_iter().filter(|id| sent.contains(id)).collect();
+        self.record(&Record::PhaseStart {
+            phase: index,
+            repeat,
+            name: phase.name.clone(),
+            start_unix_nanos: start_unix,
+            window_ms: millis(self.plan.window),
+            agents: agents.clone(),
+            shard_weights: self.shard_weights(&agents),
+            step,
+        })?;
+        self.progress.phase_start(phase, agents.len(), step);
+        LIVE.phase(Some((index, &phase.name, phase.kind.name())));
+        Ok(Assigned {
+            slot,
+            start,
+            start_unix,
+            agents,
+        })
+    }
+
+    /// The phase's start: far enough ahead for the slowest agent's
+    /// assignment to arrive, in this process's clock and as Unix time.
+    fn start_instant(&self, active: &[String]) -> (Instant, i64) {
+        let max_rtt = active
+            .iter()
+            .map(|id| self.agents[id].clock.unwrap_or_default().rtt_nanos)
+            .max()
+            .unwrap_or(0);
+        let lead = Duration::from_millis(300)
+            + Duration::from_nanos(u64::try_from(max_rtt).unwrap_or(0) * 2);
+        let start_unix =
+            clock::now_unix_nanos() + i64::try_from(lead.as_nanos()).unwrap_or(i64::MAX);
+        (Instant::now() + lead, start_unix)
+    }
+
+    /// Hand lost agent `lost`'s share of the running phase to `survivors`
+    /// from the next window boundary on; record and announce it.
+    pub(super) async fn redistribute(
+        &mut self,
+        (slot, index, phase, start): (u32, u32, &Phase, Instant),
+        lost: &str,
+        survivors: &[String],
+        sent: &mut BTreeMap<String, Vec<proto::Reshard>>,
+    ) -> Result<Option<Redistribution>, RunError> {
+        let window = millis(self.plan.window).max(1);
+        // Far enough ahead for the message to arrive before the boundary.
+        let soon = millis(Instant::now().saturating_duration_since(start)) + 100;
+        let from_ms = soon.div_ceil(window) * window;
+        if survivors.is_empty() || from_ms >= millis(phase.duration) {
+            return Ok(None);
+        }
+        let weights = self.shard_weights(survivors);
+        ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
+        let users = match phase.kind {
+            PhaseKind::Baseline => 1,
+            PhaseKind::Concurrency { users } => users,
+            _ => 0,
+        };
+        for (i, id) in survivors.iter().enumerate() {
+            let r = proto::Reshard {
+                phase_index: slot,
+                shard: Some(shard::to_proto(i as u32, &weights)),
+                from_ms,
+                users,
+            };
+            sent.entry(id.clone()).or_default().push(r.clone());
+            if let Some(a) = self.agents.get(id) {
+                let _ =
+                    a.tx.send(Ok(SessionResponse {
+                        kind: Some(Down::Reshard(r)),
+                    }))
+                    .await;
+            }
+        }
+        self.record(&Record::Reshard {
+            phase: index,
+            lost: lost.to_string(),
+            agents: survivors.to_vec(),
+            from_ms,
+        })?;
+        self.progress.line(&format!(
+            "agent {lost}'s share goes to {} from {:.1} s into phase {}",
+            survivors.join(", "),
+            from_ms as f64 / 1e3,
+            phase.name
+        ));
+        Ok(Some(Redistribution {
+            lost: lost.to_string(),
+            to: survivors.to_vec(),
+            from_s: from_ms as f64 / 1e3,
+        }))
+    }
+
+    /// Each agent's shard weight, in `agents` order.
+    fn shard_weights(&self, agents: &[String]) -> Vec<u32> {
+        agents
+            .iter()
+            .map(|id| match self.plan.agents.shard_weights {
+                ShardWeights::Equal => 1,
+                ShardWeights::Cores => self.agents.get(id).map_or(1, |a| a.hello.cores.max(1)),
+            })
+            .collect()
+    }
+
+    /// Agent `id`'s assignment for `phase`, as shard `i` of `shards`
+    /// (built from `weights`); `None` when its share is empty.
+    fn assignment(
+        &self,
+        slot: u32,
+        index: u32,
+        phase: &Phase,
+        (i, weights, shards): (u32, &[u32], &ShardMap),
+        start_unix: i64,
+        id: &str,
+    ) -> Option<PhaseAssignment> {
+        let (shape, max_requests) = match phase.kind {
+            PhaseKind::Constant { .. }
+            | PhaseKind::Ramp { .. }
+            | PhaseKind::Soak { .. }
+            | PhaseKind::Stress(_) => {
+                // A global bound M leaves each shard its arrivals below M.
+                let share = phase.max_requests.map(|m| shards.owned_below(i, m));
+                (
+                    Shape::OpenLoop(crate::analysis::schedule::open_loop(
+                        phase,
+                        self.plan.seed,
+                        index,
+                    )),
+                    share,
+                )
+            }
+            PhaseKind::Replay { time_scale } => {
+                // Sharded like any open loop.
+                let share = phase.max_requests.map(|m| shards.owned_below(i, m));
+                let replay = phase.trace.as_ref()?.to_proto(time_scale);
+                (Shape::Replay(replay), share)
+            }
+            PhaseKind::Baseline | PhaseKind::Concurrency { .. } => {
+                let users = match phase.kind {
+                    PhaseKind::Concurrency { users } => users,
+                    _ => 1,
+                };
+                let users_of = |j: u32| shards.owned_below(j, u64::from(users));
+                let mine = users_of(i);
+                if mine == 0 {
+                    return None;
+                }
+                // Split a global bound in proportion to users, remainder to the first shards.
+                let share = phase.max_requests.map(|m| {
+                    let base = m * mine / u64::from(users);
+                    let handed: u64 = (0..shards.count())
+                        .map(|j| m * users_of(j) / u64::from(users))
+                        .sum();
+                    base + u64::from(u64::from(i) < m - handed)
+                });
+                (Shape::Concurrency(proto::Concurrency { users }), share)
+            }
+        };
+        if max_requests == Some(0) {
+            return None;
+        }
+        // Open loop: the bound is on arrival numbers, so it holds across reshards.
+        let (max_requests, max_arrivals) = match shape {
+            Shape::OpenLoop(_) | Shape::Replay(_) => (None, phase.max_requests),
+            Shape::Concurrency(_) => (max_requests, None),
+        };
+        let offset = self
+            .agents
+            .get(id)
+            .and_then(|a| a.clock)
+            .unwrap_or_default()
+            .offset_nanos;
+        let plan = &self.plan;
+        Some(PhaseAssignment {
+            phase_index: slot,
+            phase_name: phase.name.clone(),
+            start_unix_nanos: start_unix + offset,
+            duration_ms: millis(phase.duration),
+            drain_ms: millis(phase.drain),
+            window_ms: millis(plan.window),
+            max_requests: max_requests.unwrap_or(0),
+            shard: Some(shard::to_proto(i, weights)),
+            load: Some(LoadShape { shape: Some(shape) }),
+            request: Some(proto::RequestTemplate {
+                base_url: self.target.base_url.clone(),
+                api: match plan.target.api {
+                    Api::Chat => proto::Api::Chat,
+                    Api::Completions => proto::Api::Completions,
+                } as i32,
+                model: plan.target.model.clone(),
+                prompt: self.target.prompt.clone(),
+                prompt_words: self.target.prompt_words.clone(),
+                max_tokens: plan.request.max_tokens,
+                stream: plan.request.stream,
+                timeout_ms: millis(plan.request.timeout),
+                prompt_tokens_estimate: plan.request.prompt_tokens,
+                headers: plan.target.headers.clone().into_iter().collect(),
+                api_key_env: plan.target.api_key_env.clone().unwrap_or_default(),
+                http2: plan.target.http2,
+                first_token_timeout_ms: millis(plan.request.first_token_timeout),
+                connect_timeout_ms: millis(plan.request.connect_timeout),
+                ca_pem: plan.target.ca_pem.clone().unwrap_or_default(),
+                insecure_tls: plan.target.insecure_tls,
+                // Seeded per phase run (repeats and stress steps included), so
+                // no run of a phase resends another's prompts.
+                workload: Some(stampede_common::workload::to_proto(
+                    &plan.mix_for(phase),
+                    plan.seed ^ u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                )),
+            }),
+            max_in_flight: plan.agents.max_in_flight,
+            goodput: crate::analysis::verdict::goodput_bounds(phase),
+            max_arrivals: max_arrivals.unwrap_or(0),
+            trace_context: crate::orchestrate::spans::assignment_context(plan),
+            trace_sample_ratio: plan.tracing.map_or(0.0, |t| t.sample_ratio),
+        })
+    }
+}

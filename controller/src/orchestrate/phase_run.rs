@@ -1,0 +1,529 @@
+//! One phase run, from assignment to summary, as a state machine: the
+//! running phase's state lives in [`ActivePhase`], and each event of the run
+//! — a window report, an agent done, joining, leaving, a reconnect grace
+//! running out, a stop request, the deadline — is one method on it. The loop
+//! in [`Orchestrator::run_assignment`] only waits for the next event.
+
+use super::runner::{Orchestrator, REPORT_GRACE, RunError};
+use crate::analysis::merge::{Offered, PhaseAccumulator};
+use crate::analysis::server_metrics::{Scrape, Scraped};
+use crate::analysis::summary;
+use crate::model::{FiredAction, PhaseSummary, Redistribution, StepRecord};
+use crate::orchestrate::live::LIVE;
+use crate::orchestrate::service::{AgentTx, Event};
+use crate::orchestrate::spans;
+use crate::results::rawlog::Record;
+use stampede_common::plan::Phase;
+use stampede_common::proto::{
+    self, Hello, PhaseDone, SessionResponse, Stop, WindowReport, session_request::Kind as Up,
+    session_response::Kind as Down,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A phase assigned to agents and not yet summarized.
+pub(super) struct ActivePhase<'p> {
+    /// The phase's number in the plan.
+    index: u32,
+    /// The assignment's wire number.
+    slot: u32,
+    phase: &'p Phase,
+    step: Option<StepRecord>,
+    /// The agreed start, in this process's clock.
+    start: Instant,
+    /// Agents given a share, in assignment order.
+    assigned: Vec<String>,
+    /// Assigned agents not done yet.
+    pending: BTreeSet<String>,
+    /// Agents declared lost.
+    lost: Vec<String>,
+    /// Assigned agents whose session dropped, and when: they keep their share
+    /// (their load goes on) until `reconnect_grace` has passed.
+    away: BTreeMap<String, Instant>,
+    /// Reshards sent, by agent: sent again when the agent reconnects.
+    reshards: BTreeMap<String, Vec<proto::Reshard>>,
+    redistributed: Vec<Redistribution>,
+    grace: Duration,
+    stopped_early: bool,
+    /// When agents still pending are given up on.
+    deadline: Instant,
+    acc: PhaseAccumulator,
+    window_spans: spans::Windows,
+    scraping: Background<Scraped>,
+    scrapes: Vec<Scrape>,
+    failed_scrapes: BTreeMap<String, u32>,
+    faults: Background<FiredAction>,
+}
+
+/// A task that runs beside the phase and sends what it finds.
+struct Background<T> {
+    rx: mpsc::Receiver<T>,
+    task: Option<JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+impl<T> Background<T> {
+    fn channel(capacity: usize) -> (Self, mpsc::Sender<T>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let stop = CancellationToken::new();
+        (
+            Self {
+                rx,
+                task: None,
+                stop,
+            },
+            tx,
+        )
+    }
+
+    fn running(&self) -> bool {
+        self.task.is_some()
+    }
+}
+
+/// Where the phase starts and who runs it, as assigned.
+pub(super) struct Assigned {
+    pub(super) slot: u32,
+    pub(super) start: Instant,
+    pub(super) start_unix: i64,
+    pub(super) agents: Vec<String>,
+}
+
+impl Orchestrator {
+    /// Assign `phase` (planned as phase `index`) to the connected agents, merge
+    /// their reports until all are done or lost, and summarize it.
+    pub(super) async fn run_assignment(
+        &mut self,
+        index: usize,
+        repeat: u32,
+        phase: &Phase,
+        step: Option<StepRecord>,
+    ) -> Result<(PhaseSummary, PhaseAccumulator), RunError> {
+        let assigned = self.assign(index as u32, repeat, phase, step).await?;
+        let mut run = ActivePhase::new(self, index as u32, phase, step, assigned);
+        let interrupt = self.interrupt.clone();
+        while !run.pending.is_empty() {
+            let (deadline, grace_ends) = (run.deadline, run.grace_ends());
+            let (away, stopped_early) = (!run.away.is_empty(), run.stopped_early);
+            let ev = tokio::select! {
+                ev = self.next_event() => ev?,
+                Some(scraped) = run.scraping.rx.recv(), if run.scraping.running() => {
+                    run.on_scrape(self, scraped)?;
+                    continue;
+                }
+                Some(fired) = run.faults.rx.recv(), if run.faults.running() => {
+                    self.on_fault(run.index, fired)?;
+                    continue;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    run.on_deadline(self);
+                    break;
+                }
+                () = tokio::time::sleep_until(grace_ends), if away => {
+                    run.on_grace_expired(self).await?;
+                    continue;
+                }
+                () = interrupt.cancelled(), if !stopped_early => {
+                    run.on_interrupt(self).await;
+                    continue;
+                }
+            };
+            run.on_event(self, ev).await?;
+        }
+        run.finish(self).await
+    }
+}
+
+impl<'p> ActivePhase<'p> {
+    /// The phase just assigned: its background scraping and fault actions started.
+    fn new(
+        o: &mut Orchestrator,
+        index: u32,
+        phase: &'p Phase,
+        step: Option<StepRecord>,
+        a: Assigned,
+    ) -> Self {
+        let (mut scraping, scrape_tx) = Background::channel(256);
+        scraping.task = o
+            .scraper
+            .as_ref()
+            .map(|s| s.spawn(a.start, scrape_tx, scraping.stop.clone()));
+        let (mut faults, fault_tx) = Background::channel(16);
+        faults.task = o
+            .injector
+            .as_ref()
+            .filter(|_| !phase.faults.is_empty())
+            .map(|i| i.spawn(a.start, phase.faults.clone(), fault_tx, faults.stop.clone()));
+        Self {
+            index,
+            slot: a.slot,
+            phase,
+            step,
+            start: a.start,
+            pending: a.agents.iter().cloned().collect(),
+            window_spans: spans::Windows::new(&o.plan, a.start_unix, o.plan.window),
+            assigned: a.agents,
+            lost: Vec::new(),
+            away: BTreeMap::new(),
+            reshards: BTreeMap::new(),
+            redistributed: Vec::new(),
+            grace: o.plan.agents.reconnect_grace,
+            stopped_early: false,
+            deadline: a.start + phase.duration + phase.drain + REPORT_GRACE,
+            acc: PhaseAccumulator::default(),
+            scraping,
+            scrapes: Vec::new(),
+            failed_scrapes: BTreeMap::new(),
+            faults,
+        }
+    }
+
+    /// The earliest instant an away agent's grace runs out.
+    fn grace_ends(&self) -> Instant {
+        self.away
+            .values()
+            .min()
+            .map_or(self.deadline, |t| *t + self.grace)
+    }
+
+    async fn on_event(&mut self, o: &mut Orchestrator, ev: Event) -> Result<(), RunError> {
+        match ev {
+            Event::Message {
+                agent,
+                kind: Up::WindowReport(w),
+                ..
+            } if w.phase_index == self.slot => self.on_window(o, agent, &w),
+            Event::Message {
+                agent,
+                kind: Up::PhaseDone(d),
+                ..
+            } if d.phase_index == self.slot => self.on_done(o, agent, d),
+            Event::Message { .. } => Ok(()),
+            Event::Joined { hello, tx } => {
+                self.on_join(o, hello, tx).await;
+                Ok(())
+            }
+            Event::Left { agent, reason } => {
+                self.on_left(o, agent, &reason);
+                Ok(())
+            }
+        }
+    }
+
+    /// A window report of this phase: acknowledged, merged, recorded.
+    fn on_window(
+        &mut self,
+        o: &mut Orchestrator,
+        agent: String,
+        w: &WindowReport,
+    ) -> Result<(), RunError> {
+        let ack = SessionResponse {
+            kind: Some(Down::Ack(proto::Ack {
+                sequence: w.sequence,
+            })),
+        };
+        if let Some(a) = o.agents.get(&agent) {
+            let _ = a.tx.try_send(Ok(ack));
+        }
+        if !w.saturation.is_empty() && !self.acc.saturated.contains_key(&agent) {
+            o.progress.line(&format!(
+                "  warning: agent {agent} is saturated ({}): its latencies may include its own delay",
+                w.saturation
+            ));
+        }
+        match self.acc.offer(&agent, w) {
+            Offered::Merged(widx) => {
+                let counters = w.counters.unwrap_or_default();
+                let errors: Vec<(String, u64)> = w
+                    .errors
+                    .iter()
+                    .map(|e| (e.class.clone(), e.count))
+                    .collect();
+                LIVE.window(&counters, &errors);
+                o.record(&Record::window(self.index, &agent, w))?;
+                let expected = self
+                    .assigned
+                    .iter()
+                    .filter(|id| !self.lost.contains(id))
+                    .count() as u32;
+                self.window_spans.merged(widx, &counters, expected);
+                o.progress
+                    .window(self.phase, widx, &self.acc, expected, o.plan.window);
+                Ok(())
+            }
+            Offered::Rejected(e) => o.record(&Record::Rejected {
+                phase: self.index,
+                agent,
+                reason: e.to_string(),
+            }),
+            Offered::Duplicate => Ok(()),
+        }
+    }
+
+    /// An agent finished its share: its start moved into this process's clock.
+    fn on_done(
+        &mut self,
+        o: &mut Orchestrator,
+        agent: String,
+        d: PhaseDone,
+    ) -> Result<(), RunError> {
+        let offset = o
+            .agents
+            .get(&agent)
+            .and_then(|a| a.clock)
+            .unwrap_or_default()
+            .offset_nanos;
+        let started = if d.started_unix_nanos == 0 {
+            0
+        } else {
+            d.started_unix_nanos - offset
+        };
+        self.acc.done(&PhaseDone {
+            started_unix_nanos: started,
+            ..d
+        });
+        o.record(&Record::PhaseDone {
+            phase: self.index,
+            agent: agent.clone(),
+            arrivals_micros: d.arrivals_micros,
+            finished_micros: d.finished_micros,
+            started_unix_nanos: started,
+        })?;
+        self.pending.remove(&agent);
+        Ok(())
+    }
+
+    /// An agent (re)joined: a lost one is stopped, an away one gets the
+    /// reshards it missed, a new one waits for the next phase.
+    async fn on_join(&mut self, o: &mut Orchestrator, hello: Hello, tx: AgentTx) {
+        let id = hello.agent_id.clone();
+        o.on_join(hello, tx);
+        if self.lost.contains(&id) {
+            // Its share went to others: it must not send it too.
+            o.progress.line(&format!(
+                "agent {id} came back after its share was handed on; stopping its part of phase {}",
+                self.phase.name
+            ));
+            let stop = Stop {
+                reason: "declared lost; share handed to other agents".into(),
+                abort: false,
+            };
+            o.send(&id, Down::Stop(stop)).await;
+        } else if self.away.remove(&id).is_some() || self.pending.contains(&id) {
+            for r in self.reshards.get(&id).into_iter().flatten() {
+                o.send(&id, Down::Reshard(r.clone())).await;
+            }
+        } else {
+            o.progress
+                .line(&format!("agent {id} will take part from the next phase"));
+        }
+    }
+
+    /// An agent's session dropped: it keeps its share while it may reconnect.
+    fn on_left(&mut self, o: &mut Orchestrator, agent: String, reason: &str) {
+        o.on_left(&agent, reason);
+        if self.pending.contains(&agent) {
+            o.progress.line(&format!(
+                "agent {agent} keeps its share for up to {}s while it reconnects",
+                self.grace.as_secs()
+            ));
+            self.away.insert(agent, Instant::now());
+        }
+    }
+
+    /// Away agents whose grace ran out are lost; their share goes to the rest.
+    async fn on_grace_expired(&mut self, o: &mut Orchestrator) -> Result<(), RunError> {
+        let now = Instant::now();
+        let gone: Vec<String> = self
+            .away
+            .iter()
+            .filter(|(_, t)| **t + self.grace <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.away.remove(&id);
+            if !self.pending.remove(&id) {
+                continue;
+            }
+            o.progress.line(&format!(
+                "agent {id} did not come back within {}s: lost",
+                self.grace.as_secs()
+            ));
+            self.lost.push(id.clone());
+            let survivors: Vec<String> = self
+                .assigned
+                .iter()
+                .filter(|a| self.pending.contains(*a))
+                .cloned()
+                .collect();
+            let handed = o
+                .redistribute(
+                    (self.slot, self.index, self.phase, self.start),
+                    &id,
+                    &survivors,
+                    &mut self.reshards,
+                )
+                .await?;
+            self.redistributed.extend(handed);
+        }
+        Ok(())
+    }
+
+    /// A stop request: agents end the phase early, and the deadline shrinks
+    /// to the drain.
+    async fn on_interrupt(&mut self, o: &mut Orchestrator) {
+        self.stopped_early = true;
+        o.progress
+            .line("stop requested: ending the phase early (press Ctrl-C again to abort)");
+        for id in &self.pending {
+            let stop = Stop {
+                reason: "stopped by the user".into(),
+                abort: false,
+            };
+            o.send(id, Down::Stop(stop)).await;
+        }
+        self.deadline = self
+            .deadline
+            .min(Instant::now() + self.phase.drain + REPORT_GRACE);
+    }
+
+    /// The deadline passed: agents still pending are lost.
+    fn on_deadline(&mut self, o: &mut Orchestrator) {
+        for id in std::mem::take(&mut self.pending) {
+            o.progress.line(&format!(
+                "agent {id} did not finish phase {} in time",
+                self.phase.name
+            ));
+            self.lost.push(id);
+        }
+    }
+
+    /// A scrape of the target's metrics: recorded and kept for the summary.
+    fn on_scrape(&mut self, o: &mut Orchestrator, scraped: Scraped) -> Result<(), RunError> {
+        o.on_scrape(
+            self.index,
+            scraped,
+            &mut self.scrapes,
+            &mut self.failed_scrapes,
+        )
+    }
+
+    /// Every agent is done or lost: collect the last fault outcomes and
+    /// scrapes, record the phase's end, and summarize it.
+    async fn finish(
+        mut self,
+        o: &mut Orchestrator,
+    ) -> Result<(PhaseSummary, PhaseAccumulator), RunError> {
+        // Actions not fired by now never will be: recorded as such.
+        self.faults.stop.cancel();
+        if let Some(task) = self.faults.task.take() {
+            // Until the task ends and drops its sender.
+            while let Some(fired) = self.faults.rx.recv().await {
+                o.on_fault(self.index, fired)?;
+            }
+            let _ = task.await;
+        }
+        // The last scrape, after every agent is done: the phase's whole increase.
+        self.scraping.stop.cancel();
+        if let Some(task) = self.scraping.task.take() {
+            let _ = task.await;
+            while let Ok(scraped) = self.scraping.rx.try_recv() {
+                self.on_scrape(o, scraped)?;
+            }
+            if let Some(scraper) = o.scraper.clone() {
+                for scraped in scraper.scrape_all(self.start).await {
+                    self.on_scrape(o, scraped)?;
+                }
+            }
+        }
+        LIVE.phase(None);
+        o.record(&Record::PhaseEnd {
+            phase: self.index,
+            lost_agents: self.lost.clone(),
+            stopped_early: self.stopped_early,
+            duplicates: self.acc.duplicates,
+        })?;
+        if let Some(raw) = &mut o.raw {
+            raw.sync()?;
+        }
+        let run = summary::PhaseRun {
+            phase: self.phase,
+            seed: o.plan.seed,
+            index: self.index,
+            window: o.plan.window,
+            agents: self.assigned,
+            lost: self.lost,
+            stopped_early: self.stopped_early,
+            step: self.step,
+            redistributed: self.redistributed,
+            scrapes: o
+                .scraper
+                .is_some()
+                .then_some((self.scrapes.as_slice(), &self.failed_scrapes)),
+        };
+        let summary = summary::phase_summary(run, &mut self.acc);
+        Ok((summary, self.acc))
+    }
+}
+
+impl Orchestrator {
+    /// Send `msg` to agent `id` if it is known; a closed session is the
+    /// session service's to report.
+    pub(super) async fn send(&self, id: &str, msg: Down) {
+        if let Some(a) = self.agents.get(id) {
+            let _ = a.tx.send(Ok(SessionResponse { kind: Some(msg) })).await;
+        }
+    }
+
+    /// Record a fault action's outcome and announce it.
+    fn on_fault(&mut self, phase: u32, fired: FiredAction) -> Result<(), RunError> {
+        self.progress.line(&format!(
+            "  fault {}: {} {}",
+            fired.index,
+            fired.action,
+            fired.outcome()
+        ));
+        self.record(&Record::Fault { phase, fired })
+    }
+
+    /// Record a scrape and keep it for the phase's summary.
+    fn on_scrape(
+        &mut self,
+        phase: u32,
+        scraped: Scraped,
+        scrapes: &mut Vec<Scrape>,
+        failed: &mut BTreeMap<String, u32>,
+    ) -> Result<(), RunError> {
+        match scraped {
+            Scraped::Page(page) => {
+                self.record(&Record::Scrape {
+                    phase,
+                    url: page.url.clone(),
+                    at_ms: page.at_ms,
+                    types: page.types.clone(),
+                    samples: page.samples.clone(),
+                })?;
+                scrapes.push(page);
+            }
+            Scraped::Failed { url, at_ms, reason } => {
+                let n = failed.entry(url.clone()).or_default();
+                if *n == 0 {
+                    self.progress
+                        .line(&format!("  warning: cannot scrape {url}: {reason}"));
+                }
+                *n += 1;
+                self.record(&Record::ScrapeFailed {
+                    phase,
+                    url,
+                    at_ms,
+                    reason,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
