@@ -46,13 +46,21 @@ pub enum ControllerError {
     Security(#[from] crate::orchestrate::security::SecurityError),
     /// A Kubernetes API call or configuration failed.
     #[error("kubernetes: {0}")]
-    Kubernetes(#[from] crate::orchestrate::k8s::K8sError),
+    Kubernetes(Box<crate::orchestrate::k8s::K8sError>),
     /// The serving stack could not be deployed, reached or removed.
     #[error(transparent)]
     Serving(#[from] crate::orchestrate::serving::ServingError),
     /// The run loop failed.
     #[error(transparent)]
     Run(#[from] RunError),
+}
+
+/// Boxed: a Kubernetes client error is large, and every result of a run
+/// carries this type.
+impl From<crate::orchestrate::k8s::K8sError> for ControllerError {
+    fn from(e: crate::orchestrate::k8s::K8sError) -> Self {
+        ControllerError::Kubernetes(Box::new(e))
+    }
 }
 
 impl ControllerError {

@@ -151,7 +151,41 @@ fn stress_text(s: &mut String, r: &StressResult, repeats: u32) {
     }
 }
 
+/// One phase's block of stats.txt.
 fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
+    header_text(s, p, repeats);
+    counts_text(s, p);
+    objectives_text(s, p);
+    if let Some(m) = &p.server {
+        server_text(s, m);
+    }
+    if let Some(d) = &p.drift {
+        drift_text(s, d);
+    }
+    if let Some(f) = &p.faults {
+        crate::outputs::faults_out::text(s, f);
+    }
+    health_text(s, p);
+    metrics_text(s, p);
+    if let Some(c) = &p.cost {
+        let _ = writeln!(
+            s,
+            "  cost        {:.4} {cur} ({} GPU × {:.2} {cur}/h over {:.2} s): {} per million output tokens, {:.0} output tokens per {cur}",
+            c.cost,
+            c.gpus,
+            c.gpu_hour_price,
+            p.finished_s,
+            c.per_million_output_tokens
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.4} {}", c.currency)),
+            c.output_tokens_per_unit,
+            cur = c.currency,
+        );
+    }
+    let _ = writeln!(s, "  agent cpu   {:.2} s", p.agent_cpu_s);
+}
+
+/// The phase line, its timing and what was measured.
+fn header_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     let load = match (p.offered_rate, p.users) {
         (Some(r), _) => format!("open loop, offered {r:.2} req/s"),
         (None, Some(u)) => format!("closed loop, {u} user{}", if u == 1 { "" } else { "s" }),
@@ -199,6 +233,10 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
             }
         );
     }
+}
+
+/// Requests, rates, throughput, errors and where shares went.
+fn counts_text(s: &mut String, p: &PhaseSummary) {
     let r = &p.requests;
     let _ = writeln!(
         s,
@@ -255,6 +293,10 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
             r.from_s
         );
     }
+}
+
+/// Goodput and each objective's verdict.
+fn objectives_text(s: &mut String, p: &PhaseSummary) {
     if let (Some(g), Some(n)) = (p.goodput, p.good_requests) {
         let _ = writeln!(
             s,
@@ -282,35 +324,35 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
             );
         }
     }
-    if let Some(m) = &p.server {
-        server_text(s, m);
-    }
-    if let Some(d) = &p.drift {
-        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:+.1}%", v * 100.0));
-        let _ = writeln!(
-            s,
-            "  drift       windows {} vs the last {}: ttft p99 {} → {} ms ({}), e2e p99 {} → {} ms ({}), \
-             throughput {:.2} → {:.2} req/s ({}), error rate {:.2}% → {:.2}% (slope {:+.4}%/min)",
-            format_args!("{}..{}", d.skipped + 1, d.skipped + d.windows),
-            d.windows,
-            ms(d.first.ttft_p99_ms),
-            ms(d.last.ttft_p99_ms),
-            pct(d.ttft_p99_change),
-            ms(d.first.e2e_p99_ms),
-            ms(d.last.e2e_p99_ms),
-            pct(d.e2e_p99_change),
-            d.first.throughput,
-            d.last.throughput,
-            pct(d.throughput_change),
-            d.first.error_rate * 100.0,
-            d.last.error_rate * 100.0,
-            d.error_rate_slope_per_min * 100.0
-        );
-    }
-    if let Some(f) = &p.faults {
-        crate::outputs::faults_out::text(s, f);
-    }
+}
+
+/// A soak's drift between its first and last windows.
+fn drift_text(s: &mut String, d: &crate::model::Drift) {
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:+.1}%", v * 100.0));
+    let _ = writeln!(
+        s,
+        "  drift       windows {} vs the last {}: ttft p99 {} → {} ms ({}), e2e p99 {} → {} ms ({}), \
+         throughput {:.2} → {:.2} req/s ({}), error rate {:.2}% → {:.2}% (slope {:+.4}%/min)",
+        format_args!("{}..{}", d.skipped + 1, d.skipped + d.windows),
+        d.windows,
+        ms(d.first.ttft_p99_ms),
+        ms(d.last.ttft_p99_ms),
+        pct(d.ttft_p99_change),
+        ms(d.first.e2e_p99_ms),
+        ms(d.last.e2e_p99_ms),
+        pct(d.e2e_p99_change),
+        d.first.throughput,
+        d.last.throughput,
+        pct(d.throughput_change),
+        d.first.error_rate * 100.0,
+        d.last.error_rate * 100.0,
+        d.error_rate_slope_per_min * 100.0
+    );
+}
+
+/// What may make the figures less trustworthy: lost reports, saturated agents, malformed reports.
+fn health_text(s: &mut String, p: &PhaseSummary) {
     if p.reports_dropped > 0 {
         let _ = writeln!(
             s,
@@ -337,6 +379,10 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
             p.rejected_reports
         );
     }
+}
+
+/// The per-metric table.
+fn metrics_text(s: &mut String, p: &PhaseSummary) {
     let _ = writeln!(
         s,
         "  {:<14}{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -359,21 +405,6 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
             );
         }
     }
-    if let Some(c) = &p.cost {
-        let _ = writeln!(
-            s,
-            "  cost        {:.4} {cur} ({} GPU × {:.2} {cur}/h over {:.2} s): {} per million output tokens, {:.0} output tokens per {cur}",
-            c.cost,
-            c.gpus,
-            c.gpu_hour_price,
-            p.finished_s,
-            c.per_million_output_tokens
-                .map_or_else(|| "-".to_string(), |v| format!("{v:.4} {}", c.currency)),
-            c.output_tokens_per_unit,
-            cur = c.currency,
-        );
-    }
-    let _ = writeln!(s, "  agent cpu   {:.2} s", p.agent_cpu_s);
 }
 
 /// The cluster lines of stats.txt: context and namespace, each node's GPU,

@@ -278,6 +278,21 @@ fn is_zero_i64(n: &i64) -> bool {
 }
 
 impl Record {
+    /// The number of the phase this record belongs to.
+    pub fn phase(&self) -> u32 {
+        match self {
+            Record::PhaseStart { phase, .. }
+            | Record::Window { phase, .. }
+            | Record::Scrape { phase, .. }
+            | Record::ScrapeFailed { phase, .. }
+            | Record::Reshard { phase, .. }
+            | Record::Fault { phase, .. }
+            | Record::Rejected { phase, .. }
+            | Record::PhaseDone { phase, .. }
+            | Record::PhaseEnd { phase, .. } => *phase,
+        }
+    }
+
     /// The wire report a `Window` record came from (`None` for other records).
     pub fn to_report(&self) -> Result<Option<proto::WindowReport>, String> {
         let Record::Window {

@@ -136,231 +136,30 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
     let manifest = manifest::read(dir)?;
     let raw_path = dir.join(rawlog::FILE_NAME);
     let records = rawlog::read(&raw_path)?;
-    let bad = |line: usize, message: String| ResultsError::Inconsistent {
-        path: raw_path.clone(),
-        line,
-        message,
+    let bad = |line: usize| {
+        let path = raw_path.clone();
+        move |message: String| ResultsError::Inconsistent {
+            path,
+            line,
+            message,
+        }
     };
-
     let mut phases: Vec<Building> = Vec::new();
     for (line, record) in records {
-        if let Record::PhaseStart {
-            phase,
-            repeat,
-            name,
-            start_unix_nanos,
-            window_ms,
-            agents,
-            step,
-            shard_weights: _,
-        } = record
-        {
-            let planned = plan.phases.get(phase as usize).ok_or_else(|| {
-                bad(
-                    line,
-                    format!(
-                        "phase {phase} is not in plan.toml ({} phases)",
-                        plan.phases.len()
-                    ),
-                )
-            })?;
-            if planned.name != name {
-                return Err(bad(
-                    line,
-                    format!(
-                        "phase {phase} is {name:?} here but {:?} in plan.toml",
-                        planned.name
-                    ),
-                ));
-            }
-            if window_ms == 0 {
-                return Err(bad(line, "window_ms is 0".into()));
-            }
-            let run_as = match (planned.kind, step) {
-                (plan::PhaseKind::Stress(_), Some(step)) => planned.stress_step(step.rate),
-                (plan::PhaseKind::Stress(_), None) => {
-                    return Err(bad(
-                        line,
-                        format!("stress phase {name:?} started without a step"),
-                    ));
-                }
-                (_, Some(_)) => {
-                    return Err(bad(
-                        line,
-                        format!("phase {name:?} is not a stress phase but has a step"),
-                    ));
-                }
-                (_, None) => planned.clone(),
-            };
-            phases.push(Building {
-                index: phase,
-                planned: planned.clone(),
-                step,
-                redistributed: Vec::new(),
-                scrapes: Vec::new(),
-                failed_scrapes: std::collections::BTreeMap::new(),
-                faults: Vec::new(),
-                repeat,
-                data: PhaseData {
-                    phase: run_as,
-                    acc: PhaseAccumulator::default(),
-                    start_unix_nanos,
-                    window: Duration::from_millis(window_ms),
-                },
-                agents,
-                lost: Vec::new(),
-                stopped_early: false,
-                ended: false,
-                done: false,
-            });
+        if let Record::PhaseStart { .. } = record {
+            phases.push(Building::start(&plan, record).map_err(bad(line))?);
             continue;
         }
-        let phase = match &record {
-            Record::Window { phase, .. }
-            | Record::Scrape { phase, .. }
-            | Record::ScrapeFailed { phase, .. }
-            | Record::Reshard { phase, .. }
-            | Record::Fault { phase, .. }
-            | Record::Rejected { phase, .. }
-            | Record::PhaseDone { phase, .. }
-            | Record::PhaseEnd { phase, .. } => *phase,
-            Record::PhaseStart { .. } => unreachable!("handled above"),
-        };
+        let phase = record.phase();
         let Some(b) = phases.iter_mut().rev().find(|b| b.index == phase) else {
-            return Err(bad(
-                line,
-                format!("record of phase {phase} before its phase_start"),
-            ));
+            return Err(bad(line)(format!(
+                "record of phase {phase} before its phase_start"
+            )));
         };
-        match record {
-            Record::Window { ref agent, .. } => {
-                let report = record
-                    .to_report()
-                    .map_err(|m| bad(line, m))?
-                    .ok_or_else(|| bad(line, "not a window record".to_string()))?;
-                if let crate::analysis::merge::Offered::Rejected(e) =
-                    b.data.acc.offer(agent, &report)
-                {
-                    return Err(bad(line, format!("window report of {agent}: {e}")));
-                }
-            }
-            Record::Rejected { agent, .. } => {
-                *b.data.acc.rejected.entry(agent).or_default() += 1;
-            }
-            Record::Scrape {
-                url,
-                at_ms,
-                types,
-                samples,
-                ..
-            } => b.scrapes.push(crate::analysis::server_metrics::Scrape {
-                url,
-                at_ms,
-                types,
-                samples,
-            }),
-            Record::ScrapeFailed { url, .. } => *b.failed_scrapes.entry(url).or_default() += 1,
-            Record::Fault { fired, .. } => b.faults.push(fired),
-            Record::Reshard {
-                lost,
-                agents,
-                from_ms,
-                ..
-            } => b.redistributed.push(crate::model::Redistribution {
-                lost,
-                to: agents,
-                from_s: from_ms as f64 / 1e3,
-            }),
-            Record::PhaseDone {
-                arrivals_micros,
-                finished_micros,
-                started_unix_nanos,
-                ..
-            } => {
-                b.done = true;
-                b.data.acc.done(&proto::PhaseDone {
-                    phase_index: phase,
-                    windows: 0,
-                    arrivals_micros,
-                    finished_micros,
-                    started_unix_nanos,
-                });
-            }
-            Record::PhaseEnd {
-                lost_agents,
-                stopped_early,
-                duplicates,
-                ..
-            } => {
-                b.ended = true;
-                b.lost = lost_agents;
-                b.stopped_early = stopped_early;
-                b.data.acc.duplicates = duplicates;
-            }
-            Record::PhaseStart { .. } => unreachable!("handled above"),
-        }
+        b.apply(record).map_err(bad(line))?;
     }
-
-    let mut summaries: Vec<PhaseSummary> = Vec::with_capacity(phases.len());
-    let mut out: Vec<PhaseData> = Vec::with_capacity(phases.len());
-    for mut b in phases {
-        if !b.done {
-            // No agent said when its arrivals ended: the windows received are
-            // the best measure of the time covered.
-            let span = b
-                .data
-                .acc
-                .windows
-                .keys()
-                .next_back()
-                .map_or(Duration::ZERO, |last| {
-                    b.data.window.saturating_mul(last.saturating_add(1))
-                });
-            let micros = u64::try_from(span.min(b.data.phase.duration).as_micros()).unwrap_or(0);
-            b.data.acc.arrivals_micros = micros;
-            b.data.acc.finished_micros = u64::try_from(span.as_micros()).unwrap_or(0);
-        }
-        let scraped = !b.scrapes.is_empty() || !b.failed_scrapes.is_empty();
-        let run = crate::analysis::summary::PhaseRun {
-            phase: &b.data.phase,
-            seed: plan.seed,
-            index: b.index,
-            window: b.data.window,
-            agents: b.agents,
-            lost: b.lost,
-            stopped_early: b.stopped_early,
-            step: b.step,
-            redistributed: b.redistributed,
-            scrapes: scraped.then_some((b.scrapes.as_slice(), &b.failed_scrapes)),
-        };
-        let mut s = crate::analysis::summary::phase_summary(run, &mut b.data.acc);
-        s.complete = b.ended;
-        s.repeat = b.repeat;
-        if !b.faults.is_empty() {
-            let window = b.data.window;
-            let series = crate::analysis::recovery::Series {
-                windows: &b.data.acc.windows,
-                window,
-                first: b.data.phase.measured_windows(window).0,
-                arrival_windows: u32::try_from(
-                    b.data
-                        .phase
-                        .duration
-                        .as_nanos()
-                        .div_ceil(window.as_nanos().max(1)),
-                )
-                .unwrap_or(u32::MAX),
-            };
-            s.faults = Some(crate::model::FaultReport::of(&series, b.faults));
-        }
-        crate::analysis::verdict::apply(&b.planned, &mut s, &b.data.acc, b.data.window);
-        s.cost = plan
-            .cost
-            .as_ref()
-            .map(|c| crate::model::PhaseCost::of(c, &s));
-        summaries.push(s);
-        out.push(b.data);
-    }
+    let (summaries, out): (Vec<PhaseSummary>, Vec<PhaseData>) =
+        phases.into_iter().map(|b| b.summarize(&plan)).unzip();
     let stress = stress_results(&plan, &summaries);
     let slo_failed = slo_failed(&summaries, &stress);
     let repeat = plan.repeat;
@@ -393,6 +192,208 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         },
         phases: out,
     })
+}
+
+impl Building {
+    /// A phase as its `phase_start` record opens it, checked against the plan.
+    fn start(plan: &plan::Plan, record: Record) -> Result<Self, String> {
+        let Record::PhaseStart {
+            phase,
+            repeat,
+            name,
+            start_unix_nanos,
+            window_ms,
+            agents,
+            step,
+            shard_weights: _,
+        } = record
+        else {
+            return Err("not a phase_start record".into());
+        };
+        let planned = plan.phases.get(phase as usize).ok_or_else(|| {
+            format!(
+                "phase {phase} is not in plan.toml ({} phases)",
+                plan.phases.len()
+            )
+        })?;
+        if planned.name != name {
+            return Err(format!(
+                "phase {phase} is {name:?} here but {:?} in plan.toml",
+                planned.name
+            ));
+        }
+        if window_ms == 0 {
+            return Err("window_ms is 0".into());
+        }
+        let run_as = match (planned.kind, step) {
+            (plan::PhaseKind::Stress(_), Some(step)) => planned.stress_step(step.rate),
+            (plan::PhaseKind::Stress(_), None) => {
+                return Err(format!("stress phase {name:?} started without a step"));
+            }
+            (_, Some(_)) => {
+                return Err(format!(
+                    "phase {name:?} is not a stress phase but has a step"
+                ));
+            }
+            (_, None) => planned.clone(),
+        };
+        Ok(Building {
+            index: phase,
+            planned: planned.clone(),
+            step,
+            redistributed: Vec::new(),
+            scrapes: Vec::new(),
+            failed_scrapes: std::collections::BTreeMap::new(),
+            faults: Vec::new(),
+            repeat,
+            data: PhaseData {
+                phase: run_as,
+                acc: PhaseAccumulator::default(),
+                start_unix_nanos,
+                window: Duration::from_millis(window_ms),
+            },
+            agents,
+            lost: Vec::new(),
+            stopped_early: false,
+            ended: false,
+            done: false,
+        })
+    }
+
+    /// Take one record of this phase (any but `phase_start`).
+    fn apply(&mut self, record: Record) -> Result<(), String> {
+        match record {
+            Record::Window { ref agent, .. } => {
+                let report = record
+                    .to_report()?
+                    .ok_or_else(|| "not a window record".to_string())?;
+                if let crate::analysis::merge::Offered::Rejected(e) =
+                    self.data.acc.offer(agent, &report)
+                {
+                    return Err(format!("window report of {agent}: {e}"));
+                }
+            }
+            Record::Rejected { agent, .. } => {
+                *self.data.acc.rejected.entry(agent).or_default() += 1;
+            }
+            Record::Scrape {
+                url,
+                at_ms,
+                types,
+                samples,
+                ..
+            } => self.scrapes.push(crate::analysis::server_metrics::Scrape {
+                url,
+                at_ms,
+                types,
+                samples,
+            }),
+            Record::ScrapeFailed { url, .. } => *self.failed_scrapes.entry(url).or_default() += 1,
+            Record::Fault { fired, .. } => self.faults.push(fired),
+            Record::Reshard {
+                lost,
+                agents,
+                from_ms,
+                ..
+            } => self.redistributed.push(crate::model::Redistribution {
+                lost,
+                to: agents,
+                from_s: from_ms as f64 / 1e3,
+            }),
+            Record::PhaseDone {
+                phase,
+                arrivals_micros,
+                finished_micros,
+                started_unix_nanos,
+                ..
+            } => {
+                self.done = true;
+                self.data.acc.done(&proto::PhaseDone {
+                    phase_index: phase,
+                    windows: 0,
+                    arrivals_micros,
+                    finished_micros,
+                    started_unix_nanos,
+                });
+            }
+            Record::PhaseEnd {
+                lost_agents,
+                stopped_early,
+                duplicates,
+                ..
+            } => {
+                self.ended = true;
+                self.lost = lost_agents;
+                self.stopped_early = stopped_early;
+                self.data.acc.duplicates = duplicates;
+            }
+            Record::PhaseStart { .. } => return Err("a second phase_start".into()),
+        }
+        Ok(())
+    }
+
+    /// The phase's summary, made as the live run makes it, beside its data.
+    fn summarize(mut self, plan: &plan::Plan) -> (PhaseSummary, PhaseData) {
+        if !self.done {
+            self.arrivals_from_windows();
+        }
+        let scraped = !self.scrapes.is_empty() || !self.failed_scrapes.is_empty();
+        let run = crate::analysis::summary::PhaseRun {
+            phase: &self.data.phase,
+            seed: plan.seed,
+            index: self.index,
+            window: self.data.window,
+            agents: self.agents,
+            lost: self.lost,
+            stopped_early: self.stopped_early,
+            step: self.step,
+            redistributed: self.redistributed,
+            scrapes: scraped.then_some((self.scrapes.as_slice(), &self.failed_scrapes)),
+        };
+        let mut s = crate::analysis::summary::phase_summary(run, &mut self.data.acc);
+        s.complete = self.ended;
+        s.repeat = self.repeat;
+        if !self.faults.is_empty() {
+            let window = self.data.window;
+            let series = crate::analysis::recovery::Series {
+                windows: &self.data.acc.windows,
+                window,
+                first: self.data.phase.measured_windows(window).0,
+                arrival_windows: u32::try_from(
+                    self.data
+                        .phase
+                        .duration
+                        .as_nanos()
+                        .div_ceil(window.as_nanos().max(1)),
+                )
+                .unwrap_or(u32::MAX),
+            };
+            s.faults = Some(crate::model::FaultReport::of(&series, self.faults));
+        }
+        crate::analysis::verdict::apply(&self.planned, &mut s, &self.data.acc, self.data.window);
+        s.cost = plan
+            .cost
+            .as_ref()
+            .map(|c| crate::model::PhaseCost::of(c, &s));
+        (s, self.data)
+    }
+
+    /// No agent said when its arrivals ended: the windows received are the
+    /// best measure of the time covered.
+    fn arrivals_from_windows(&mut self) {
+        let span = self
+            .data
+            .acc
+            .windows
+            .keys()
+            .next_back()
+            .map_or(Duration::ZERO, |last| {
+                self.data.window.saturating_mul(last.saturating_add(1))
+            });
+        let micros = u64::try_from(span.min(self.data.phase.duration).as_micros()).unwrap_or(0);
+        self.data.acc.arrivals_micros = micros;
+        self.data.acc.finished_micros = u64::try_from(span.as_micros()).unwrap_or(0);
+    }
 }
 
 /// Each stress phase's step table and knee, replayed from its steps' verdicts.

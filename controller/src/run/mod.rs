@@ -213,19 +213,7 @@ async fn run_phases(
     interrupt: CancellationToken,
     serving: Option<ServingRecord>,
 ) -> Result<RunOutcome, ControllerError> {
-    if let (AgentMode::Local, Some(var)) = (plan.agents.mode, &plan.target.api_key_env)
-        && std::env::var_os(var).is_none()
-    {
-        return Err(ControllerError::Plan(
-            stampede_common::plan::PlanError::Invalid {
-                path: PathBuf::from("(plan)"),
-                key: "target.api_key_env".into(),
-                value: format!("{var:?}"),
-                reason: "not set in the controller's environment, where local agents read it"
-                    .into(),
-            },
-        ));
-    }
+    check_local_key(&plan)?;
     // Who may join is settled before anything is started.
     let listen = opts.listen.unwrap_or(plan.agents.listen);
     let security = &plan.agents.security;
@@ -240,18 +228,7 @@ async fn run_phases(
         None => Vec::new(),
     };
     let started = SystemTime::now();
-    let stamp: String = rfc3339(started)
-        .chars()
-        .filter(|c| !matches!(c, '-' | ':'))
-        .collect();
-    let run_id = format!("{}-{stamp}", plan.name);
-    let run_dir = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| plan.output_dir.join(&run_id));
-    std::fs::create_dir_all(&run_dir).map_err(write_err(&run_dir))?;
-    let plan_copy = run_dir.join("plan.toml");
-    std::fs::write(&plan_copy, plan_text).map_err(write_err(&plan_copy))?;
+    let (run_id, run_dir) = create_run_dir(&plan, plan_text, &opts, started)?;
 
     let progress = Progress::new();
     let services = CancellationToken::new();
@@ -262,55 +239,20 @@ async fn run_phases(
                 .map_err(|source| ControllerError::Bind { addr, source })?;
         progress.line(&format!("metrics on http://{bound}/metrics"));
     }
-    let (base_url, sim_stats) = match &plan.target.endpoint {
-        Endpoint::Simulator(spec) => {
-            let sim = embedded::start_simulator(spec, &plan.target.model, services.clone()).await?;
-            let url = format!("http://{}", sim.addr);
-            progress.line(&format!("simulator listening on {url}"));
-            (url, Some(sim.stats))
-        }
-        Endpoint::Url(url) => (url.clone(), None),
-    };
-    let simulator = sim_stats.is_some();
-
-    let mut manifest = Manifest {
-        stampede_version: stampede_common::VERSION.to_string(),
-        git_revision: manifest::GIT_REVISION.to_string(),
-        run_id: run_id.clone(),
-        host: stampede_agent::host_name(),
-        started_at: rfc3339(started),
-        finished_at: None,
-        interrupted: false,
-        target: TargetInfo {
-            url: base_url.clone(),
-            model: plan.target.model.clone(),
-            api: plan.target.api,
-            simulator,
-        },
-        target_models: manifest::fetch_models(&base_url).await,
-        agents: Vec::new(),
-        environment: manifest::redacted_environment(std::env::vars()),
-        datasets: crate::analysis::inputs::datasets(&plan),
-        traces: crate::analysis::inputs::traces(&plan),
-        kubernetes: None,
-        simulator_stats: None,
+    let (base_url, sim_stats) = start_target(&plan, &services, &progress).await?;
+    let mut manifest = new_manifest(
+        &plan,
+        &run_id,
+        started,
+        &base_url,
+        sim_stats.is_some(),
         serving,
-    };
+    )
+    .await;
     manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
     let raw = RawLog::create(&run_dir).map_err(|e| results_err(e.into()))?;
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| ControllerError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ControllerError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let (listener, addr) = bind(listen).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     progress.line(&format!("controller listening on {scheme}://{addr}"));
 
@@ -326,63 +268,24 @@ async fn run_phases(
         AgentMode::Local => embedded::start_agents(plan.agents.count, addr, &services),
         AgentMode::Remote => Vec::new(),
     };
-
-    let metrics_urls = match &plan.server_metrics {
-        Some(m) if m.urls.is_empty() => vec![format!("{base_url}/metrics")],
-        Some(m) => m.urls.clone(),
-        None => Vec::new(),
-    };
-    let target = ResolvedTarget {
-        base_url: base_url.clone(),
-        prompt: stampede_common::prompt::synthetic_from(plan.request.prompt_tokens, &prompt_words),
-        metrics_urls,
-        prompt_words,
-    };
+    let target = resolve_target(&plan, &base_url, prompt_words);
     let mut orch = Orchestrator::new(plan.clone(), target, events_rx, interrupt.clone());
-    if simulator {
+    if sim_stats.is_some() {
         orch.simulator_at(&base_url);
     }
     orch.cluster_for_faults(opts.kube_client.clone());
     orch.record_to(raw);
-    let result = async {
-        let cluster = match &plan.kubernetes {
-            Some(k) => {
-                Some(kubernetes_prepare(k, &plan, plan_text, addr.port(), &opts, &progress).await?)
-            }
-            None => None,
-        };
-        match cluster.as_ref().and_then(|c| c.1.as_ref()) {
-            Some(nodes) => orch.wait_for_nodes(nodes).await?,
-            None => orch.wait_for_agents().await?,
-        }
-        if let (Some((client, _)), Some(k)) = (&cluster, &plan.kubernetes) {
-            let info =
-                crate::orchestrate::k8s::discovery::describe(client, k, &orch.agent_infos()).await;
-            for e in &info.errors {
-                tracing::warn!("kubernetes: {e}");
-            }
-            manifest.kubernetes = Some(info);
-        }
-        'repeats: for repeat in 0..plan.repeat {
-            if plan.repeat > 1 {
-                progress.line(&format!("repeat {} of {}", repeat + 1, plan.repeat));
-            }
-            for i in 0..plan.phases.len() {
-                if orch.interrupted() {
-                    break 'repeats;
-                }
-                orch.estimate_clocks().await?;
-                manifest.agents = orch.agent_infos();
-                manifest::write(&run_dir, &manifest).map_err(|e| results_err(e.into()))?;
-                orch.run_phase(i, repeat)
-                    .instrument(crate::orchestrate::spans::phase(&plan, i, repeat))
-                    .await?;
-            }
-        }
-        Ok::<(), ControllerError>(())
-    }
-    .instrument(crate::orchestrate::spans::run(&plan, &run_id))
-    .await;
+    let ctx = RunContext {
+        plan: &plan,
+        plan_text,
+        opts: &opts,
+        progress: &progress,
+        run_dir: &run_dir,
+        port: addr.port(),
+    };
+    let result = drive(&mut orch, &ctx, &mut manifest)
+        .instrument(crate::orchestrate::spans::run(&plan, &run_id))
+        .await;
 
     orch.finish(if result.is_ok() {
         "run complete"
@@ -411,6 +314,186 @@ async fn run_phases(
         run_dir,
         summary: data.summary,
     })
+}
+
+/// The manifest as the run starts: what runs, where, against what.
+async fn new_manifest(
+    plan: &Plan,
+    run_id: &str,
+    started: SystemTime,
+    base_url: &str,
+    simulator: bool,
+    serving: Option<ServingRecord>,
+) -> Manifest {
+    Manifest {
+        stampede_version: stampede_common::VERSION.to_string(),
+        git_revision: manifest::GIT_REVISION.to_string(),
+        run_id: run_id.to_string(),
+        host: stampede_agent::host_name(),
+        started_at: rfc3339(started),
+        finished_at: None,
+        interrupted: false,
+        target: TargetInfo {
+            url: base_url.to_string(),
+            model: plan.target.model.clone(),
+            api: plan.target.api,
+            simulator,
+        },
+        target_models: manifest::fetch_models(base_url).await,
+        agents: Vec::new(),
+        environment: manifest::redacted_environment(std::env::vars()),
+        datasets: crate::analysis::inputs::datasets(plan),
+        traces: crate::analysis::inputs::traces(plan),
+        kubernetes: None,
+        simulator_stats: None,
+        serving,
+    }
+}
+
+/// The gRPC listener agents dial, and the address it got.
+async fn bind(
+    listen: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), ControllerError> {
+    let bind_err = |source| ControllerError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    Ok((listener, addr))
+}
+
+/// What the phases of one run are driven with.
+struct RunContext<'a> {
+    plan: &'a Plan,
+    plan_text: &'a str,
+    opts: &'a RunOptions,
+    progress: &'a Progress,
+    run_dir: &'a Path,
+    /// The gRPC port agents dial.
+    port: u16,
+}
+
+/// Local agents read `target.api_key_env` from the controller's environment:
+/// it must be set there.
+fn check_local_key(plan: &Plan) -> Result<(), ControllerError> {
+    if let (AgentMode::Local, Some(var)) = (plan.agents.mode, &plan.target.api_key_env)
+        && std::env::var_os(var).is_none()
+    {
+        return Err(ControllerError::Plan(
+            stampede_common::plan::PlanError::Invalid {
+                path: PathBuf::from("(plan)"),
+                key: "target.api_key_env".into(),
+                value: format!("{var:?}"),
+                reason: "not set in the controller's environment, where local agents read it"
+                    .into(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// The run's id and directory, with the plan as run copied into it.
+fn create_run_dir(
+    plan: &Plan,
+    plan_text: &str,
+    opts: &RunOptions,
+    started: SystemTime,
+) -> Result<(String, PathBuf), ControllerError> {
+    let stamp: String = rfc3339(started)
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let run_id = format!("{}-{stamp}", plan.name);
+    let run_dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| plan.output_dir.join(&run_id));
+    std::fs::create_dir_all(&run_dir).map_err(write_err(&run_dir))?;
+    let plan_copy = run_dir.join("plan.toml");
+    std::fs::write(&plan_copy, plan_text).map_err(write_err(&plan_copy))?;
+    Ok((run_id, run_dir))
+}
+
+/// The target's base URL: the plan's, or the built-in simulator's, started
+/// here (with its statistics).
+async fn start_target(
+    plan: &Plan,
+    services: &CancellationToken,
+    progress: &Progress,
+) -> Result<(String, Option<std::sync::Arc<stampede_sim::SimStats>>), ControllerError> {
+    Ok(match &plan.target.endpoint {
+        Endpoint::Simulator(spec) => {
+            let sim = embedded::start_simulator(spec, &plan.target.model, services.clone()).await?;
+            let url = format!("http://{}", sim.addr);
+            progress.line(&format!("simulator listening on {url}"));
+            (url, Some(sim.stats))
+        }
+        Endpoint::Url(url) => (url.clone(), None),
+    })
+}
+
+/// What every request of the run is built from.
+fn resolve_target(plan: &Plan, base_url: &str, prompt_words: Vec<String>) -> ResolvedTarget {
+    let metrics_urls = match &plan.server_metrics {
+        Some(m) if m.urls.is_empty() => vec![format!("{base_url}/metrics")],
+        Some(m) => m.urls.clone(),
+        None => Vec::new(),
+    };
+    ResolvedTarget {
+        base_url: base_url.to_string(),
+        prompt: stampede_common::prompt::synthetic_from(plan.request.prompt_tokens, &prompt_words),
+        metrics_urls,
+        prompt_words,
+    }
+}
+
+/// Prepare the cluster (if any), wait for the agents, then run every phase
+/// of every repeat until done or interrupted.
+async fn drive(
+    orch: &mut Orchestrator,
+    ctx: &RunContext<'_>,
+    manifest: &mut Manifest,
+) -> Result<(), ControllerError> {
+    let plan = ctx.plan;
+    let cluster = match &plan.kubernetes {
+        Some(k) => Some(
+            kubernetes_prepare(k, plan, ctx.plan_text, ctx.port, ctx.opts, ctx.progress).await?,
+        ),
+        None => None,
+    };
+    match cluster.as_ref().and_then(|c| c.1.as_ref()) {
+        Some(nodes) => orch.wait_for_nodes(nodes).await?,
+        None => orch.wait_for_agents().await?,
+    }
+    if let (Some((client, _)), Some(k)) = (&cluster, &plan.kubernetes) {
+        let info =
+            crate::orchestrate::k8s::discovery::describe(client, k, &orch.agent_infos()).await;
+        for e in &info.errors {
+            tracing::warn!("kubernetes: {e}");
+        }
+        manifest.kubernetes = Some(info);
+    }
+    for repeat in 0..plan.repeat {
+        if plan.repeat > 1 {
+            ctx.progress
+                .line(&format!("repeat {} of {}", repeat + 1, plan.repeat));
+        }
+        for i in 0..plan.phases.len() {
+            if orch.interrupted() {
+                return Ok(());
+            }
+            orch.estimate_clocks().await?;
+            manifest.agents = orch.agent_infos();
+            manifest::write(ctx.run_dir, manifest).map_err(|e| results_err(e.into()))?;
+            orch.run_phase(i, repeat)
+                .instrument(crate::orchestrate::spans::phase(plan, i, repeat))
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Connect to the plan's cluster; with `kubernetes.deploy`, deploy the agents

@@ -367,20 +367,11 @@ pub async fn run(
                 continue;
             }
             let cell_dir = dir.join(&cell.slug);
-            if record.attempts > 0 && cell_dir.exists() {
-                say(&format!(
-                    "cell {n}/{total} {}: removing the results of its incomplete attempt",
-                    cell.slug
-                ));
-                std::fs::remove_dir_all(&cell_dir).map_err(write_err(&cell_dir))?;
-            }
-            record.status = CellStatus::Running;
-            record.attempts += 1;
-            record.started_at = Some(now());
-            record.finished_at = None;
-            record.error = None;
-            record.slo_failed = false;
-            record.metrics = None;
+            begin(
+                record,
+                &cell_dir,
+                &format!("cell {n}/{total} {}", cell.slug),
+            )?;
             state.write(&dir)?;
             say(&format!("cell {n}/{total} {}: starting", cell.slug));
             let text = format!(
@@ -405,38 +396,12 @@ pub async fn run(
             )
             .await;
             let record = &mut state.cells[at];
-            record.finished_at = Some(now());
-            let line = match result {
-                Ok(outcome) => {
-                    record.metrics =
-                        crate::model::sweep::CellMetrics::of(&outcome.summary, &cell.report_phase);
-                    if interrupt.is_cancelled() {
-                        record.status = CellStatus::Interrupted;
-                        "interrupted (partial results kept until it is rerun)".to_string()
-                    } else {
-                        record.status = CellStatus::Complete;
-                        record.slo_failed = outcome.summary.slo_failed;
-                        cell_line(record.metrics.as_ref(), record.slo_failed)
-                    }
-                }
-                Err(e) => {
-                    record.error = Some(e.to_string());
-                    if interrupt.is_cancelled() {
-                        record.status = CellStatus::Interrupted;
-                        format!("interrupted: {e}")
-                    } else {
-                        record.status = CellStatus::Failed;
-                        stopped = stop_on_failure;
-                        format!(
-                            "failed: {e}{}",
-                            if stopped {
-                                " (stopping the sweep: stop_on_failure)"
-                            } else {
-                                ""
-                            }
-                        )
-                    }
-                }
+            let (line, failed) = settle(record, result, &cell.report_phase, &interrupt);
+            stopped = failed && stop_on_failure;
+            let line = if stopped {
+                format!("{line} (stopping the sweep: stop_on_failure)")
+            } else {
+                line
             };
             state.write(&dir)?;
             summary::write(&dir, &state, &title)
@@ -447,20 +412,7 @@ pub async fn run(
     }
     .await;
     // Whatever happened to the cells, the stack goes (unless `keep`).
-    let deploys = stack.deploys().await;
-    match stack.finish().await {
-        Ok(lines) => {
-            for l in lines {
-                say(&format!("serving: {l}"));
-            }
-        }
-        Err(e) => say(&format!("serving: teardown failed: {e}")),
-    }
-    if deploys > 0 {
-        say(&format!(
-            "serving: {deploys} stack deployment(s) for {total} cell(s)"
-        ));
-    }
+    finish_stack(&stack, total).await;
     cells_run?;
     // Also when nothing was left to run: the summary covers every cell.
     summary::write(&dir, &state, &title)
@@ -477,6 +429,78 @@ pub async fn run(
             .count(),
         interrupted: interrupt.is_cancelled(),
     })
+}
+
+/// Make a cell ready to (re)run: the results of an incomplete attempt go,
+/// its record starts afresh.
+fn begin(record: &mut state::CellState, cell_dir: &Path, name: &str) -> Result<(), SweepRunError> {
+    if record.attempts > 0 && cell_dir.exists() {
+        say(&format!(
+            "{name}: removing the results of its incomplete attempt"
+        ));
+        std::fs::remove_dir_all(cell_dir).map_err(write_err(cell_dir))?;
+    }
+    record.status = CellStatus::Running;
+    record.attempts += 1;
+    record.started_at = Some(now());
+    record.finished_at = None;
+    record.error = None;
+    record.slo_failed = false;
+    record.metrics = None;
+    Ok(())
+}
+
+/// Record how a cell's run ended; its line, and whether it failed.
+fn settle(
+    record: &mut state::CellState,
+    result: Result<run::RunOutcome, crate::orchestrate::error::ControllerError>,
+    report_phase: &str,
+    interrupt: &CancellationToken,
+) -> (String, bool) {
+    record.finished_at = Some(now());
+    match result {
+        Ok(outcome) => {
+            record.metrics = crate::model::sweep::CellMetrics::of(&outcome.summary, report_phase);
+            if interrupt.is_cancelled() {
+                record.status = CellStatus::Interrupted;
+                let line = "interrupted (partial results kept until it is rerun)";
+                (line.to_string(), false)
+            } else {
+                record.status = CellStatus::Complete;
+                record.slo_failed = outcome.summary.slo_failed;
+                (cell_line(record.metrics.as_ref(), record.slo_failed), false)
+            }
+        }
+        Err(e) => {
+            record.error = Some(e.to_string());
+            if interrupt.is_cancelled() {
+                record.status = CellStatus::Interrupted;
+                (format!("interrupted: {e}"), false)
+            } else {
+                record.status = CellStatus::Failed;
+                (format!("failed: {e}"), true)
+            }
+        }
+    }
+}
+
+/// Tear down the sweep's serving stack (unless `keep`) and say how often it
+/// was deployed.
+async fn finish_stack(stack: &crate::run::SharedStack, total: usize) {
+    let deploys = stack.deploys().await;
+    match stack.finish().await {
+        Ok(lines) => {
+            for l in lines {
+                say(&format!("serving: {l}"));
+            }
+        }
+        Err(e) => say(&format!("serving: teardown failed: {e}")),
+    }
+    if deploys > 0 {
+        say(&format!(
+            "serving: {deploys} stack deployment(s) for {total} cell(s)"
+        ));
+    }
 }
 
 /// One line of key results for a completed cell.

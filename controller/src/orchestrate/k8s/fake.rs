@@ -355,6 +355,39 @@ impl State {
         obj
     }
 
+    /// A list of `t`'s collection, filtered by the query's label and field
+    /// selectors, whole or as metadata only.
+    fn list(&self, t: Target, query: &str, meta_only: bool) -> (StatusCode, Value) {
+        let kind = kind_of(&t.collection);
+        let selector = query_param(query, "labelSelector").unwrap_or_default();
+        let fields = query_param(query, "fieldSelector").unwrap_or_default();
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|((c, _), o)| {
+                *c == t.collection
+                    && selector_matches(&selector, &o["metadata"]["labels"])
+                    && fields_match(&fields, o)
+            })
+            .map(|(_, o)| {
+                if meta_only {
+                    metadata_only(o)
+                } else {
+                    o.clone()
+                }
+            })
+            .collect();
+        (
+            StatusCode::OK,
+            json!({
+                "apiVersion": if meta_only { "meta.k8s.io/v1".to_string() } else { t.api_version },
+                "kind": if meta_only { "PartialObjectMetadataList".to_string() } else { format!("{kind}List") },
+                "metadata": { "resourceVersion": self.version.to_string() },
+                "items": items,
+            }),
+        )
+    }
+
     fn handle(
         &mut self,
         method: &Method,
@@ -374,35 +407,7 @@ impl State {
         let kind = kind_of(&t.collection);
         let parse_body = || serde_json::from_slice::<Value>(body);
         match (method, t.name) {
-            (&Method::GET, None) => {
-                let selector = query_param(query, "labelSelector").unwrap_or_default();
-                let fields = query_param(query, "fieldSelector").unwrap_or_default();
-                let items: Vec<Value> = self
-                    .objects
-                    .iter()
-                    .filter(|((c, _), o)| {
-                        *c == t.collection
-                            && selector_matches(&selector, &o["metadata"]["labels"])
-                            && fields_match(&fields, o)
-                    })
-                    .map(|(_, o)| {
-                        if meta_only {
-                            metadata_only(o)
-                        } else {
-                            o.clone()
-                        }
-                    })
-                    .collect();
-                (
-                    StatusCode::OK,
-                    json!({
-                        "apiVersion": if meta_only { "meta.k8s.io/v1".to_string() } else { t.api_version },
-                        "kind": if meta_only { "PartialObjectMetadataList".to_string() } else { format!("{kind}List") },
-                        "metadata": { "resourceVersion": self.version.to_string() },
-                        "items": items,
-                    }),
-                )
-            }
+            (&Method::GET, None) => self.list(Target { name: None, ..t }, query, meta_only),
             (&Method::GET, Some(name)) => match self.objects.get(&(t.collection, name.clone())) {
                 Some(o) if meta_only => (StatusCode::OK, metadata_only(o)),
                 Some(o) => (StatusCode::OK, o.clone()),
