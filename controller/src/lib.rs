@@ -1,5 +1,5 @@
 //! stampede's controller as a library, in layers that import only downwards
-//! (`docs/architecture.md`; `tests/layers.rs` enforces it):
+//! (`docs/architecture.md`; `tests/tests/architecture.rs` enforces it):
 //!
 //! `model` → `analysis` → `results` → `outputs` → `orchestrate` → `run` →
 //! `sweep` → `cli`.

@@ -5,6 +5,8 @@
 //! the same cargo and profile as the test itself, so `cargo test` on a fresh
 //! clone needs no separate build step.
 
+pub mod source;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,9 +1,11 @@
-//! The controller's layers import only downwards (docs/architecture.md):
+//! The architecture's rules (docs/architecture.md), checked on the sources.
+//!
+//! The controller's layers import only downwards:
 //! a module may name its own layer and the layers below it, never one above.
 //! This test reads every source file under `src/` and fails on the first
 //! `crate::<layer>` path that points up, naming the file, line and both layers.
 
-use std::path::{Path, PathBuf};
+use stampede_tests::source::{code_only, rust_files};
 
 /// Bottom to top.
 const LAYERS: &[&str] = &[
@@ -19,76 +21,6 @@ const LAYERS: &[&str] = &[
 
 fn rank(layer: &str) -> Option<usize> {
     LAYERS.iter().position(|l| *l == layer)
-}
-
-/// Source text with comments, string and char literals blanked out (line
-/// breaks kept), so that only code is checked.
-fn code_only(src: &str) -> String {
-    let b = src.as_bytes();
-    let mut out = String::with_capacity(src.len());
-    let mut i = 0;
-    let blank = |out: &mut String, c: u8| out.push(if c == b'\n' { '\n' } else { ' ' });
-    while i < b.len() {
-        if b[i..].starts_with(b"//") {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if b[i..].starts_with(b"/*") {
-            let mut depth = 0;
-            while i < b.len() {
-                if b[i..].starts_with(b"/*") {
-                    depth += 1;
-                    i += 2;
-                } else if b[i..].starts_with(b"*/") {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    blank(&mut out, b[i]);
-                    i += 1;
-                }
-            }
-        } else if b[i] == b'r' && (b[i..].starts_with(b"r#\"") || b[i..].starts_with(b"r\"")) {
-            let hashes = b[i + 1..].iter().take_while(|c| **c == b'#').count();
-            let end: Vec<u8> = std::iter::once(b'"')
-                .chain(std::iter::repeat_n(b'#', hashes))
-                .collect();
-            i += 2 + hashes;
-            while i < b.len() && !b[i..].starts_with(&end) {
-                blank(&mut out, b[i]);
-                i += 1;
-            }
-            i += end.len();
-        } else if b[i] == b'"' {
-            i += 1;
-            while i < b.len() && b[i] != b'"' {
-                if b[i] == b'\\' {
-                    i += 1;
-                }
-                if i < b.len() {
-                    blank(&mut out, b[i]);
-                }
-                i += 1;
-            }
-            i += 1;
-        } else if b[i] == b'\'' && i + 2 < b.len() && (b[i + 2] == b'\'' || b[i + 1] == b'\\') {
-            // A char literal ('x', '\n', '\u{..}'); lifetimes are left alone.
-            i += 1;
-            while i < b.len() && b[i] != b'\'' {
-                if b[i] == b'\\' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i += 1;
-        } else {
-            out.push(b[i] as char);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// The first segment of a path after `crate::`: one name, or each name of a
@@ -155,23 +87,10 @@ fn violations(file: &str, layer: &str, src: &str) -> Vec<String> {
     found
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read src") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_module_imports_only_its_own_layer_or_below() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    files.sort();
+    let src = stampede_tests::workspace_root().join("controller/src");
+    let files = rust_files(&src);
     let mut found = Vec::new();
     let mut checked = 0;
     for path in &files {
