@@ -83,11 +83,7 @@ fn latency(
     if lines.is_empty() {
         return super::empty_panel(area, &caption);
     }
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 24))
-        .margin(12)
-        .x_label_area_size(55)
-        .y_label_area_size(80)
+    let mut chart = super::panel(area, caption)
         .build_cartesian_2d(
             x_axis(reference),
             log_range(lines.iter().flat_map(|l| l.2.iter().map(|p| p.1))).log_scale(),
@@ -151,11 +147,7 @@ fn tokens(
             (r, pts)
         })
         .collect();
-    let mut chart = ChartBuilder::on(area)
-        .caption("Output tokens/s", (FONT, 24))
-        .margin(12)
-        .x_label_area_size(55)
-        .y_label_area_size(80)
+    let mut chart = super::panel(area, "Output tokens/s")
         .build_cartesian_2d(
             x_axis(reference),
             range(lines.iter().flat_map(|l| l.1.iter().map(|p| p.1)), true),

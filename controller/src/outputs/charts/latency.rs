@@ -88,26 +88,17 @@ fn vs_load(
         return empty_panel(area, caption);
     }
     let all = || series.iter().flat_map(|(_, p)| p.iter().copied());
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 24))
-        .margin(12)
-        .x_label_area_size(55)
-        .y_label_area_size(80)
+    let mut chart = super::panel(area, caption)
         .build_cartesian_2d(
             range(all().map(|p| p.0), true),
             log_range(all().map(|p| p.1)).log_scale(),
         )
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("load (req/s: offered; achieved for closed-loop phases)")
-        .y_desc("latency (ms, log scale)")
-        .x_label_formatter(&super::label)
-        .y_label_formatter(&super::label)
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18))
-        .draw()
-        .map_err(err)?;
+    super::mesh(
+        &mut chart,
+        "load (req/s: offered; achieved for closed-loop phases)",
+        "latency (ms, log scale)",
+    )?;
     for (k, (label, points)) in series.iter().enumerate() {
         super::line_with_markers(&mut chart, points.clone(), color(k), label)?;
     }
@@ -136,26 +127,17 @@ fn cdf(
     if lines.is_empty() {
         return empty_panel(area, caption);
     }
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 24))
-        .margin(12)
-        .x_label_area_size(55)
-        .y_label_area_size(80)
+    let mut chart = super::panel(area, caption)
         .build_cartesian_2d(
             log_range(lines.iter().flat_map(|(_, p)| p.iter().map(|p| p.0))).log_scale(),
             0.0..100.0,
         )
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("{} (ms, log scale)", metric.name().to_uppercase()))
-        .y_desc("percentile (%)")
-        .x_label_formatter(&super::label)
-        .y_label_formatter(&super::label)
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18))
-        .draw()
-        .map_err(err)?;
+    super::mesh(
+        &mut chart,
+        format!("{} (ms, log scale)", metric.name().to_uppercase()),
+        "percentile (%)",
+    )?;
     for (i, points) in lines {
         let c = color(i);
         chart

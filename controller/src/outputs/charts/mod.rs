@@ -191,6 +191,45 @@ fn grid<'a>(
     Ok(body.split_evenly((2, 2)))
 }
 
+/// A panel's chart in the shared style: its title, margin and label areas.
+fn panel<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    caption: impl AsRef<str>,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, (FONT, 24))
+        .margin(12)
+        .x_label_area_size(55)
+        .y_label_area_size(80);
+    builder
+}
+
+/// Axes in the shared style: descriptions, numbers through [`label`], one font.
+fn mesh<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    x_desc: impl Into<String>,
+    y_desc: impl Into<String>,
+) -> Result<(), String>
+where
+    DB: DrawingBackend,
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>
+        + plotters::coord::ranged1d::ValueFormatter<f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>
+        + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&label)
+        .y_label_formatter(&label)
+        .label_style((FONT, 16))
+        .axis_desc_style((FONT, 18))
+        .draw()
+        .map_err(err)
+}
+
 /// A labelled line through `points` with a dot at each point.
 fn line_with_markers<DB: DrawingBackend, Y: plotters::coord::ranged1d::Ranged<ValueType = f64>>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,

@@ -116,12 +116,7 @@ fn draw_panel(area: &Area<'_>, data: &ChartData, panel: &Panel) -> Result<(), St
         y_desc: panel.y_desc,
         fmt_x: &fmt_x,
     };
-    let mut builder = ChartBuilder::on(area);
-    builder
-        .caption(panel.caption, (FONT, 24))
-        .margin(12)
-        .x_label_area_size(55)
-        .y_label_area_size(80);
+    let mut builder = super::panel(area, panel.caption);
     if panel.log {
         let chart = builder
             .build_cartesian_2d(x_range, log_range(ys()).log_scale())

@@ -2,7 +2,7 @@
 //! rate, output tokens/s against load) and does it stay steady over time
 //! (per-window request and token rates across the run)?
 
-use super::{FONT, by_load, color, empty_panel, err, grid, offset_s, range, title};
+use super::{by_load, color, empty_panel, err, grid, offset_s, range, title};
 use crate::results::RunData;
 use plotters::prelude::*;
 use std::path::Path;
@@ -56,23 +56,14 @@ fn rate_vs_load(area: &Area<'_>, data: &RunData) -> Result<(), String> {
         .collect();
     let x = range(phases.iter().map(|p| p.0), true);
     let y = range(achieved.iter().chain(&ok).map(|p| p.1).chain([x.end]), true);
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 24))
-        .margin(12)
-        .x_label_area_size(55)
-        .y_label_area_size(80)
+    let mut chart = super::panel(area, caption)
         .build_cartesian_2d(x.clone(), y)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("load (req/s: offered; achieved for closed-loop phases)")
-        .y_desc("requests/s")
-        .x_label_formatter(&super::label)
-        .y_label_formatter(&super::label)
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18))
-        .draw()
-        .map_err(err)?;
+    super::mesh(
+        &mut chart,
+        "load (req/s: offered; achieved for closed-loop phases)",
+        "requests/s",
+    )?;
     let grey = RGBColor(150, 150, 150);
     chart
         .draw_series(LineSeries::new(
@@ -97,26 +88,17 @@ fn tokens_vs_load(area: &Area<'_>, data: &RunData) -> Result<(), String> {
         .iter()
         .map(|(l, i)| (*l, data.summary.phases[*i].output_token_throughput))
         .collect();
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 24))
-        .margin(12)
-        .x_label_area_size(55)
-        .y_label_area_size(80)
+    let mut chart = super::panel(area, caption)
         .build_cartesian_2d(
             range(points.iter().map(|p| p.0), true),
             range(points.iter().map(|p| p.1), true),
         )
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("load (req/s: offered; achieved for closed-loop phases)")
-        .y_desc("output tokens/s")
-        .x_label_formatter(&super::label)
-        .y_label_formatter(&super::label)
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18))
-        .draw()
-        .map_err(err)?;
+    super::mesh(
+        &mut chart,
+        "load (req/s: offered; achieved for closed-loop phases)",
+        "output tokens/s",
+    )?;
     super::line_with_markers(&mut chart, points, color(2), "output tokens/s")?;
     super::legend(&mut chart)
 }
@@ -171,23 +153,10 @@ pub(super) fn over_time(
             .chain(offered_lines.iter().flatten().map(|p| p.1)),
         true,
     );
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 24))
-        .margin(12)
-        .x_label_area_size(55)
-        .y_label_area_size(80)
+    let mut chart = super::panel(area, caption)
         .build_cartesian_2d(range(pts().map(|p| p.0), true), y.clone())
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since the first phase started (s)")
-        .y_desc(y_desc)
-        .x_label_formatter(&super::label)
-        .y_label_formatter(&super::label)
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18))
-        .draw()
-        .map_err(err)?;
+    super::mesh(&mut chart, "time since the first phase started (s)", y_desc)?;
     fault_marks(&mut chart, data, &y)?;
     let grey = RGBColor(120, 120, 120);
     for (n, line) in offered_lines.into_iter().enumerate() {
