@@ -1,7 +1,6 @@
 //! `controller`: run or check a stampede benchmark plan.
 
 use clap::{Parser, Subcommand};
-use stampede_agent::telemetry::{self, LogFormat};
 use stampede_common::plan;
 use stampede_controller::orchestrate::error::{
     ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED,
@@ -10,6 +9,7 @@ use stampede_controller::orchestrate::{certs, k8s};
 use stampede_controller::outputs::report;
 use stampede_controller::run::{self, RunOptions};
 use stampede_controller::{results, sweep};
+use stampede_runtime::telemetry::{self, LogFormat};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -463,7 +463,7 @@ fn k8s_command(
 
 /// The agents' runtime: local agents run in this process.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    stampede_agent::runtime().map_err(|e| {
+    stampede_runtime::runtime().map_err(|e| {
         eprintln!("error: cannot start the async runtime: {e}");
         ExitCode::FAILURE
     })
@@ -511,7 +511,7 @@ fn report_error(e: &ControllerError) -> ExitCode {
 
 /// First SIGINT/SIGTERM: end the current phase and write results. Second: abort.
 async fn watch_signals(interrupt: CancellationToken) {
-    let mut signals = stampede_agent::signals::Shutdown::new();
+    let mut signals = stampede_runtime::signals::Shutdown::new();
     signals.recv().await;
     interrupt.cancel();
     signals.recv().await;
