@@ -55,10 +55,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use stampede_agent::engine::{self, AgentClock, Report, cpu_micros, cpu_micros_of};
 use stampede_agent::pacer::PreciseTimer;
 use stampede_agent::session::http_client;
-use stampede_agent::telemetry::{self, LogFormat, SPAN_TARGET};
 use stampede_common::histogram::{decode, new_histogram};
 use stampede_common::metric::Metric;
 use stampede_common::proto::{self, metric_histogram::Encoding};
+use stampede_runtime::telemetry::{self, LogFormat, SPAN_TARGET};
 use stampede_sim::{LatencySnapshot, LatencySummary};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -732,7 +732,7 @@ fn main() {
     let reps = env_u64("STAMPEDE_BENCH_REPEATS", 3).max(1);
     let sim = Sim::start();
     // The agent's own runtime, for the reference clients too.
-    let rt = stampede_agent::runtime().expect("runtime");
+    let rt = stampede_runtime::runtime().expect("runtime");
     println!(
         "stampede agent benchmark: simulator {} (TTFT {TTFT_MS} ms, ITL 5 ms, {TOKENS} tokens), {} cores",
         sim.url,

@@ -183,6 +183,63 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The phase's shared state: the target the template describes, the
+    /// workload varying its requests and the recorder of its windows.
+    fn new(
+        request: &proto::RequestTemplate,
+        spec: &Spec,
+        http: crate::http::Client,
+        trace: Option<PhaseTrace>,
+        goodput: Option<proto::GoodputBounds>,
+    ) -> Result<Self, EngineError> {
+        let api = proto::Api::try_from(request.api).unwrap_or(proto::Api::Chat);
+        let headers = crate::http::request_headers(request).map_err(EngineError::Invalid)?;
+        let target = Target {
+            client: http,
+            url: format!("{}{}", request.base_url, crate::openai::path(api)),
+            body: crate::openai::body(request).into(),
+            stream: request.stream,
+            headers,
+            first_token_timeout: (request.first_token_timeout_ms > 0)
+                .then(|| Duration::from_millis(request.first_token_timeout_ms)),
+        };
+        let mut workload = request
+            .workload
+            .as_ref()
+            .map(|w| WorkloadGen::from_proto(w, request))
+            .transpose()
+            .map_err(EngineError::Invalid)?;
+        if spec.replay.is_some() && workload.is_none() {
+            // A replayed record's lengths need a generated body.
+            workload = Some(WorkloadGen::plain(request).map_err(EngineError::Invalid)?);
+        }
+        let entry_targets = workload.as_ref().map_or_else(Vec::new, |w| {
+            (0..)
+                .map_while(|i| w.route(i))
+                .map(|(api, stream)| Target {
+                    url: format!("{}{}", request.base_url, crate::openai::path(api)),
+                    stream,
+                    ..target.clone()
+                })
+                .collect()
+        });
+        Ok(Self {
+            entry_targets,
+            target,
+            workload,
+            replay: spec.replay.clone(),
+            start: spec.start,
+            end: spec.end,
+            closed_count: AtomicU64::new(0),
+            expected_tokens: (request.max_tokens as usize).min(4096),
+            rec: Recorder::new(spec.start, spec.window).with_goodput(goodput),
+            timeout: spec.timeout,
+            in_flight: AtomicU32::new(0),
+            abandon: CancellationToken::new(),
+            trace,
+        })
+    }
+
     /// Send request `k` of the phase, intended at `intended`.
     async fn one_request(&self, intended: Instant, k: u64) {
         /// Counts the request out of the live in-flight gauge however it ends.
@@ -325,52 +382,7 @@ pub async fn run_phase(
     let spec = validate(&assignment, &clock)?;
     let trace = PhaseTrace::from_assignment(&assignment);
     let request = assignment.request.unwrap_or_default();
-    let api = proto::Api::try_from(request.api).unwrap_or(proto::Api::Chat);
-    let headers = crate::http::request_headers(&request).map_err(EngineError::Invalid)?;
-    let target = Target {
-        client: http,
-        url: format!("{}{}", request.base_url, crate::openai::path(api)),
-        body: crate::openai::body(&request).into(),
-        stream: request.stream,
-        headers,
-        first_token_timeout: (request.first_token_timeout_ms > 0)
-            .then(|| Duration::from_millis(request.first_token_timeout_ms)),
-    };
-    let mut workload = request
-        .workload
-        .as_ref()
-        .map(|w| WorkloadGen::from_proto(w, &request))
-        .transpose()
-        .map_err(EngineError::Invalid)?;
-    if spec.replay.is_some() && workload.is_none() {
-        // A replayed record's lengths need a generated body.
-        workload = Some(WorkloadGen::plain(&request).map_err(EngineError::Invalid)?);
-    }
-    let entry_targets = workload.as_ref().map_or_else(Vec::new, |w| {
-        (0..)
-            .map_while(|i| w.route(i))
-            .map(|(api, stream)| Target {
-                url: format!("{}{}", request.base_url, crate::openai::path(api)),
-                stream,
-                ..target.clone()
-            })
-            .collect()
-    });
-    let ctx = Arc::new(Ctx {
-        entry_targets,
-        target,
-        workload,
-        replay: spec.replay.clone(),
-        start: spec.start,
-        end: spec.end,
-        closed_count: AtomicU64::new(0),
-        expected_tokens: (request.max_tokens as usize).min(4096),
-        rec: Recorder::new(spec.start, spec.window).with_goodput(assignment.goodput),
-        timeout: spec.timeout,
-        in_flight: AtomicU32::new(0),
-        abandon: CancellationToken::new(),
-        trace,
-    });
+    let ctx = Arc::new(Ctx::new(&request, &spec, http, trace, assignment.goodput)?);
 
     let flusher_stop = CancellationToken::new();
     let flusher = tokio::spawn(flush_loop(
@@ -384,28 +396,63 @@ pub async fn run_phase(
 
     crate::live::LIVE.phase(spec.phase_index, Some(&assignment.phase_name));
     let tracker = TaskTracker::new();
-    let mut started_unix_nanos = 0;
-    tokio::select! {
+    let started_unix_nanos = tokio::select! {
         () = tokio::time::sleep_until(spec.start) => {
-            started_unix_nanos = clock.now_unix_nanos();
-            // Open loop: the whole cluster-wide sequence; the pacer keeps
-            // this agent's slice of it (which a reshard may change).
-            match (&spec.shape, &spec.schedule, &spec.replay) {
-                (Shape::Concurrency(c), _, _) => closed_loop(&ctx, &spec, c.users, &tracker, &stop, reshards),
-                (_, Some(schedule), _) => {
-                    let ended = open_loop(&ctx, &spec, Box::new(schedule.clone()), &tracker, &stop, reshards).await;
-                    run_out_window(ended, spec.end, &stop).await;
-                }
-                (_, None, Some(replay)) => {
-                    let arrivals = replay.clone().arrivals();
-                    let ended = open_loop(&ctx, &spec, Box::new(arrivals), &tracker, &stop, reshards).await;
-                    run_out_window(ended, spec.end, &stop).await;
-                }
-                (_, None, None) => {}
-            }
+            let started = clock.now_unix_nanos();
+            send_arrivals(&ctx, &spec, &tracker, &stop, reshards).await;
+            started
         }
-        () = stop.cancelled() => {}
+        () = stop.cancelled() => 0,
+    };
+    let arrivals_end = drain(&ctx, &spec, &tracker, &stop).await;
+
+    crate::live::LIVE.phase(spec.phase_index, None);
+    flusher_stop.cancel();
+    let (flushed, cpu_at) = flusher.await.unwrap_or((0, cpu_micros()));
+    let windows = flushed + send_last_windows(&ctx, &spec, &reports, cpu_at).await;
+    let since_start = |t: Instant| client::micros(t.saturating_duration_since(spec.start));
+    let _ = reports
+        .send(Report::Done(proto::PhaseDone {
+            phase_index: spec.phase_index,
+            windows,
+            arrivals_micros: since_start(arrivals_end.min(spec.end.max(spec.start))),
+            finished_micros: ctx.rec.last_completion().map_or(0, since_start),
+            started_unix_nanos,
+        }))
+        .await;
+    Ok(())
+}
+
+/// From the phase's start: send its arrivals, or start its closed-loop users,
+/// until the phase ends, its bound is spent or `stop`.
+async fn send_arrivals(
+    ctx: &Arc<Ctx>,
+    spec: &Spec,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+    reshards: watch::Receiver<Vec<proto::Reshard>>,
+) {
+    // Open loop: the whole cluster-wide sequence; the pacer keeps
+    // this agent's slice of it (which a reshard may change).
+    match (&spec.shape, &spec.schedule, &spec.replay) {
+        (Shape::Concurrency(c), _, _) => closed_loop(ctx, spec, c.users, tracker, stop, reshards),
+        (_, Some(schedule), _) => {
+            let arrivals = Box::new(schedule.clone());
+            let ended = open_loop(ctx, spec, arrivals, tracker, stop, reshards).await;
+            run_out_window(ended, spec.end, stop).await;
+        }
+        (_, None, Some(replay)) => {
+            let arrivals = Box::new(replay.clone().arrivals());
+            let ended = open_loop(ctx, spec, arrivals, tracker, stop, reshards).await;
+            run_out_window(ended, spec.end, stop).await;
+        }
+        (_, None, None) => {}
     }
+}
+
+/// Wait for the requests in flight, abandoning those still running when the
+/// drain period is over. Returns when arrivals ended.
+async fn drain(ctx: &Ctx, spec: &Spec, tracker: &TaskTracker, stop: &CancellationToken) -> Instant {
     let mut arrivals_end = Instant::now();
     tracker.close();
     // In-flight requests get `drain` past the phase's end (or past a stop).
@@ -425,13 +472,21 @@ pub async fn run_phase(
         // Closed-loop users send until the phase ends or their budget runs out.
         arrivals_end = Instant::now().min(spec.end);
     }
+    arrivals_end
+}
 
-    crate::live::LIVE.phase(spec.phase_index, None);
-    flusher_stop.cancel();
-    let (mut windows, cpu_at) = flusher.await.unwrap_or((0, cpu_micros()));
+/// Report the windows the flusher left (the CPU used since `cpu_at` goes to
+/// the last one); returns how many.
+async fn send_last_windows(
+    ctx: &Ctx,
+    spec: &Spec,
+    reports: &mpsc::Sender<Report>,
+    cpu_at: u64,
+) -> u32 {
     let cpu_now = cpu_micros();
     let rest = ctx.rec.take_all();
     let count = rest.len();
+    let mut windows = 0;
     for (i, (idx, data)) in rest.into_iter().enumerate() {
         // Attribute the remaining CPU to the last window.
         let cpu = if i + 1 == count {
@@ -449,17 +504,7 @@ pub async fn run_phase(
             .await;
         windows += 1;
     }
-    let since_start = |t: Instant| client::micros(t.saturating_duration_since(spec.start));
-    let _ = reports
-        .send(Report::Done(proto::PhaseDone {
-            phase_index: spec.phase_index,
-            windows,
-            arrivals_micros: since_start(arrivals_end.min(spec.end.max(spec.start))),
-            finished_micros: ctx.rec.last_completion().map_or(0, since_start),
-            started_unix_nanos,
-        }))
-        .await;
-    Ok(())
+    windows
 }
 
 /// How an open loop's arrivals ended.

@@ -3,8 +3,10 @@
 //! and the phase running — for dashboards while a run goes on. The exact
 //! per-window results still travel to the controller as histograms; these
 //! are cheap process-wide counters (a few relaxed atomic additions per
-//! request) served as Prometheus text.
+//! request) rendered as Prometheus text, which `stampede_runtime::metrics`
+//! serves.
 
+use stampede_runtime::metrics::escape;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -164,41 +166,6 @@ impl Live {
         }
         out
     }
-}
-
-/// Escape a label value.
-pub fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Serve `page()` as `/metrics` on `addr` until `shutdown`; returns the bound address.
-pub async fn serve(
-    addr: std::net::SocketAddr,
-    page: fn() -> String,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> std::io::Result<std::net::SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || async move {
-            (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )],
-                page(),
-            )
-        }),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-    });
-    Ok(bound)
 }
 
 #[cfg(test)]

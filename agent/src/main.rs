@@ -2,9 +2,9 @@
 
 use clap::Parser;
 use stampede_agent::security::{ClientSecurity, ClientTls};
-use stampede_agent::telemetry::{self, LogFormat};
 use stampede_agent::{AgentClock, AgentConfig};
 use stampede_common::security::{MAX_PEM_BYTES, Secret, check_token};
+use stampede_runtime::telemetry::{self, LogFormat};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -134,7 +134,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let host = stampede_agent::host_name();
+    let host = stampede_runtime::host_name();
     let cfg = AgentConfig {
         controller: args.controller,
         agent_id: args
@@ -150,7 +150,7 @@ fn main() -> ExitCode {
         },
         security,
     };
-    let runtime = match stampede_agent::runtime() {
+    let runtime = match stampede_runtime::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
         let shutdown = CancellationToken::new();
         if let Some(addr) = metrics_listen {
             let page = || stampede_agent::live::LIVE.render();
-            match stampede_agent::live::serve(addr, page, shutdown.clone()).await {
+            match stampede_runtime::metrics::serve(addr, page, shutdown.clone()).await {
                 Ok(bound) => eprintln!("metrics on http://{bound}/metrics"),
                 Err(e) => {
                     eprintln!("error: --metrics-listen {addr}: {e}");
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
             }
         }
         // SIGINT or SIGTERM (a pod being deleted): finish gracefully.
-        let mut signals = stampede_agent::signals::Shutdown::new();
+        let mut signals = stampede_runtime::signals::Shutdown::new();
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {

@@ -11,13 +11,13 @@
 
 use crate::client::{Success, Target};
 use crate::failure::FailureClass;
-use crate::telemetry::SPAN_TARGET;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Injector, TextMapPropagator};
 use opentelemetry::trace::Status;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use reqwest::header::{HeaderName, HeaderValue};
 use stampede_common::proto;
+use stampede_runtime::telemetry::SPAN_TARGET;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant as StdInstant, SystemTime};
 use tokio::time::Instant;
@@ -54,7 +54,7 @@ impl PhaseTrace {
         if a.trace_context.is_empty() {
             return None;
         }
-        if !crate::telemetry::exporting() {
+        if !stampede_runtime::telemetry::exporting() {
             if !WARNED.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "the run is traced but this agent exports no spans: set OTEL_EXPORTER_OTLP_ENDPOINT in its environment"

@@ -290,15 +290,7 @@ impl WorkloadGen {
         history: &[(String, String)],
     ) -> Generated {
         let mut rng = SmallRng::seed_from_u64(self.seed ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        let mut pick = rng.random::<f64>() * self.total_weight;
-        let mut index = self.entries.len() - 1;
-        for (i, e) in self.entries.iter().enumerate() {
-            if pick < e.weight {
-                index = i;
-                break;
-            }
-            pick -= e.weight;
-        }
+        let index = self.pick(&mut rng);
         let e = &self.entries[index];
         if turn > 0 {
             // Same entry as the session's first turn; lengths and words of its own.
@@ -332,7 +324,41 @@ impl WorkloadGen {
                 &self.words,
             );
         }
-        let mut messages: Vec<(&str, std::borrow::Cow<'_, str>)> = history
+        let (messages, question) = self.messages(e, history, record, input, &mut rng);
+        Generated {
+            body: serde_json::to_vec(&e.body(prefix, &messages, max_tokens))
+                .unwrap_or_default()
+                .into(),
+            max_tokens,
+            entry: index,
+            question,
+        }
+    }
+
+    /// The entry a request comes from, drawn by weight.
+    fn pick(&self, rng: &mut SmallRng) -> usize {
+        let mut pick = rng.random::<f64>() * self.total_weight;
+        for (i, e) in self.entries.iter().enumerate() {
+            if pick < e.weight {
+                return i;
+            }
+            pick -= e.weight;
+        }
+        self.entries.len() - 1
+    }
+
+    /// A request's messages: the session's `history`, then the record's
+    /// prompt or a new question of `input` words. The question comes back
+    /// too when `e` runs sessions (the next turn's history needs it).
+    fn messages<'a>(
+        &self,
+        e: &Entry,
+        history: &'a [(String, String)],
+        record: Option<&'a proto::DatasetRecord>,
+        input: u32,
+        rng: &mut SmallRng,
+    ) -> (Messages<'a>, String) {
+        let mut messages: Messages<'a> = history
             .iter()
             .flat_map(|(q, a)| {
                 [
@@ -358,53 +384,60 @@ impl WorkloadGen {
                 vec![("user", question.into())]
             }
         });
-        let mut v = match e.api {
+        (messages, kept_question)
+    }
+}
+
+/// (role, content) of a request's messages, borrowed where they can be.
+type Messages<'a> = Vec<(&'a str, std::borrow::Cow<'a, str>)>;
+
+impl Entry {
+    /// The JSON body of a request of this entry: its API's shape with the
+    /// shared `prefix` (as system message or prompt start) and `messages`,
+    /// the extra fields, then stampede's own.
+    fn body(&self, prefix: String, messages: &Messages<'_>, max_tokens: u32) -> serde_json::Value {
+        let mut v = match self.api {
             Api::Completions => {
                 let mut prompt = prefix;
-                for (_, text) in &messages {
+                for (_, text) in messages {
                     if !prompt.is_empty() {
                         prompt.push(if messages.len() > 1 { '\n' } else { ' ' });
                     }
                     prompt.push_str(text);
                 }
-                json!({ "model": e.model, "prompt": prompt })
+                json!({ "model": self.model, "prompt": prompt })
             }
             Api::Chat | Api::Unspecified => {
                 let mut list = Vec::with_capacity(messages.len() + 1);
                 if !prefix.is_empty() {
                     list.push(json!({ "role": "system", "content": prefix }));
                 }
-                for (role, content) in &messages {
+                for (role, content) in messages {
                     list.push(json!({ "role": role, "content": content }));
                 }
-                json!({ "model": e.model, "messages": list })
+                json!({ "model": self.model, "messages": list })
             }
         };
         if let serde_json::Value::Object(body) = &mut v {
-            for (key, value) in &e.extra {
+            for (key, value) in &self.extra {
                 body.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
-        if !e.stop.is_empty() {
-            v["stop"] = json!(e.stop);
+        if !self.stop.is_empty() {
+            v["stop"] = json!(self.stop);
         }
         v["max_tokens"] = json!(max_tokens);
-        v["stream"] = json!(e.stream);
-        if e.stream {
+        v["stream"] = json!(self.stream);
+        if self.stream {
             v["stream_options"] = json!({ "include_usage": true });
         }
-        if e.ignore_eos {
+        if self.ignore_eos {
             v["ignore_eos"] = json!(true);
         }
-        if let Some(t) = e.temperature {
+        if let Some(t) = self.temperature {
             v["temperature"] = json!(t);
         }
-        Generated {
-            body: serde_json::to_vec(&v).unwrap_or_default().into(),
-            max_tokens,
-            entry: index,
-            question: kept_question,
-        }
+        v
     }
 }
 

@@ -210,32 +210,7 @@ async fn respond(
         _ => {}
     }
 
-    let mut generation = match &state.engine {
-        None => Generation::Fixed(Fixed::new(
-            &state.cfg,
-            start,
-            len,
-            seq,
-            state.faults.slowdown(start),
-            Arc::clone(&state.stats),
-        )),
-        Some(engine) => match engine.submit(&req.prompt_ids, len, start) {
-            Ok(handle) => Generation::Engine(handle),
-            Err(SubmitError::QueueFull) => {
-                state.stats.record_queue_full();
-                let code = state
-                    .cfg
-                    .engine
-                    .as_ref()
-                    .map_or(429, |e| e.queue_full_status.code());
-                return Err(ApiError::QueueFull(code));
-            }
-            Err(SubmitError::TooLarge { needed, capacity }) => {
-                return Err(ApiError::TooLarge { needed, capacity });
-            }
-            Err(SubmitError::Closed) => return Err(ApiError::ShuttingDown),
-        },
-    };
+    let mut generation = start_generation(state, &req, len, start, seq)?;
     state.stats.add_prompt_tokens(req.prompt_tokens);
 
     if req.stream {
@@ -262,10 +237,53 @@ async fn respond(
         completion: u64::from(n),
     };
     let json = full_body(&meta, full_text(n), usage).to_string();
+    Ok(full_response(&state.stats, json, fault))
+}
+
+/// Put request `seq` on its timeline: a fixed one of its own, or a sequence in the
+/// batching engine (whose queue may refuse it).
+fn start_generation(
+    state: &AppState,
+    req: &GenRequest,
+    len: u32,
+    start: Instant,
+    seq: u64,
+) -> Result<Generation, ApiError> {
+    let Some(engine) = &state.engine else {
+        return Ok(Generation::Fixed(Fixed::new(
+            &state.cfg,
+            start,
+            len,
+            seq,
+            state.faults.slowdown(start),
+            Arc::clone(&state.stats),
+        )));
+    };
+    match engine.submit(&req.prompt_ids, len, start) {
+        Ok(handle) => Ok(Generation::Engine(handle)),
+        Err(SubmitError::QueueFull) => {
+            state.stats.record_queue_full();
+            let code = state
+                .cfg
+                .engine
+                .as_ref()
+                .map_or(429, |e| e.queue_full_status.code());
+            Err(ApiError::QueueFull(code))
+        }
+        Err(SubmitError::TooLarge { needed, capacity }) => {
+            Err(ApiError::TooLarge { needed, capacity })
+        }
+        Err(SubmitError::Closed) => Err(ApiError::ShuttingDown),
+    }
+}
+
+/// The whole (non-streamed) answer `json`, or the part of it a `Cut` or
+/// `Malformed` fault leaves.
+fn full_response(stats: &SimStats, json: String, fault: Option<Fault>) -> Response {
     let json_headers = [(header::CONTENT_TYPE, "application/json")];
     match fault {
         Some(Fault::Cut) => {
-            state.stats.record_fault(Fault::Cut);
+            stats.record_fault(Fault::Cut);
             // Half the body, then an aborted connection.
             let json = Bytes::from(json);
             let half = json.slice(..json.len() / 2);
@@ -276,18 +294,18 @@ async fn respond(
                     "injected stream cut",
                 )),
             ]);
-            Ok((json_headers, Body::from_stream(body)).into_response())
+            (json_headers, Body::from_stream(body)).into_response()
         }
         Some(Fault::Malformed) => {
-            state.stats.record_fault(Fault::Malformed);
+            stats.record_fault(Fault::Malformed);
             let cut = json.len() / 2;
             let truncated = json.get(..cut).unwrap_or("{").to_owned();
-            state.stats.record_served();
-            Ok((json_headers, truncated).into_response())
+            stats.record_served();
+            (json_headers, truncated).into_response()
         }
         _ => {
-            state.stats.record_served();
-            Ok((json_headers, json).into_response())
+            stats.record_served();
+            (json_headers, json).into_response()
         }
     }
 }

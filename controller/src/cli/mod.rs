@@ -12,7 +12,7 @@ mod runtime;
 mod validate;
 
 use clap::{Parser, Subcommand};
-use stampede_agent::telemetry::{self, LogFormat};
+use stampede_runtime::telemetry::{self, LogFormat};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -22,7 +22,7 @@ pub fn with_signals(work: impl AsyncFnOnce(CancellationToken) -> ExitCode) -> Ex
 
 /// The agents' runtime: local agents run in this process.
 pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    stampede_agent::runtime().map_err(|e| {
+    stampede_runtime::runtime().map_err(|e| {
         eprintln!("error: cannot start the async runtime: {e}");
         ExitCode::FAILURE
     })
@@ -30,7 +30,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// First SIGINT/SIGTERM: end the current phase and write results. Second: abort.
 async fn watch_signals(interrupt: CancellationToken) {
-    let mut signals = stampede_agent::signals::Shutdown::new();
+    let mut signals = stampede_runtime::signals::Shutdown::new();
     signals.recv().await;
     interrupt.cancel();
     signals.recv().await;

@@ -60,7 +60,7 @@ pub fn start_agents(
     addr: SocketAddr,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let node = stampede_agent::host_name();
+    let node = stampede_runtime::host_name();
     (0..count)
         .map(|i| {
             let cfg = AgentConfig {

@@ -94,7 +94,7 @@ impl Live {
             let _ = writeln!(
                 out,
                 "stampede_controller_requests_failed_total{{class=\"{}\"}} {n}",
-                stampede_agent::live::escape(class)
+                stampede_runtime::metrics::escape(class)
             );
         }
         let _ = writeln!(
@@ -106,7 +106,7 @@ impl Live {
             let _ = writeln!(
                 out,
                 "stampede_controller_phase_running{{index=\"{i}\",phase=\"{}\",kind=\"{kind}\"}} 1",
-                stampede_agent::live::escape(name)
+                stampede_runtime::metrics::escape(name)
             );
         }
         out

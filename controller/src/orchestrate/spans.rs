@@ -12,9 +12,9 @@
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer};
-use stampede_agent::telemetry::SPAN_TARGET;
 use stampede_common::plan::{Phase, Plan};
 use stampede_common::proto;
+use stampede_runtime::telemetry::SPAN_TARGET;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Span;
@@ -128,7 +128,7 @@ impl Windows {
             return;
         };
         let from = self.start + self.window * index;
-        let tracer = opentelemetry::global::tracer(stampede_agent::telemetry::TRACER);
+        let tracer = opentelemetry::global::tracer(stampede_runtime::telemetry::TRACER);
         let c = &t.counters;
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let mut span = tracer

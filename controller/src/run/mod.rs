@@ -233,10 +233,13 @@ async fn run_phases(
     let progress = Progress::new();
     let services = CancellationToken::new();
     if let Some(addr) = opts.metrics_listen {
-        let bound =
-            stampede_agent::live::serve(addr, crate::orchestrate::live::page, services.clone())
-                .await
-                .map_err(|source| ControllerError::Bind { addr, source })?;
+        let bound = stampede_runtime::metrics::serve(
+            addr,
+            crate::orchestrate::live::page,
+            services.clone(),
+        )
+        .await
+        .map_err(|source| ControllerError::Bind { addr, source })?;
         progress.line(&format!("metrics on http://{bound}/metrics"));
     }
     let (base_url, sim_stats) = start_target(&plan, &services, &progress).await?;
@@ -329,7 +332,7 @@ async fn new_manifest(
         stampede_version: stampede_common::VERSION.to_string(),
         git_revision: manifest::GIT_REVISION.to_string(),
         run_id: run_id.to_string(),
-        host: stampede_agent::host_name(),
+        host: stampede_runtime::host_name(),
         started_at: rfc3339(started),
         finished_at: None,
         interrupted: false,
