@@ -2,7 +2,6 @@
 
 use clap::{Parser, Subcommand};
 use stampede_agent::telemetry::{self, LogFormat};
-use stampede_common::plan;
 use stampede_controller::orchestrate::error::{
     ControllerError, EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, EXIT_SLO_FAILED,
 };
@@ -10,6 +9,7 @@ use stampede_controller::orchestrate::{certs, k8s};
 use stampede_controller::outputs::report;
 use stampede_controller::run::{self, RunOptions};
 use stampede_controller::{results, sweep};
+use stampede_plan as plan;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -367,7 +367,7 @@ fn run_command(path: PathBuf, opts: RunOptions, log_format: LogFormat) -> ExitCo
             source,
         })
         // A run keeps the resolved plan: its directory must not depend on included files.
-        .and_then(|text| stampede_common::include::flatten(&text, &path))
+        .and_then(|text| stampede_plan::include::flatten(&text, &path))
         .and_then(|text| Ok((plan::parse(&text, &path)?.validate(&path)?, text)));
     let (plan, text) = match validated {
         Ok(v) => v,
@@ -474,10 +474,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 fn is_sweep(path: &std::path::Path) -> bool {
     std::fs::read_to_string(path)
         .and_then(|t| {
-            stampede_common::include::flatten(&t, path)
+            stampede_plan::include::flatten(&t, path)
                 .map_err(|e| std::io::Error::other(e.to_string()))
         })
-        .is_ok_and(|t| stampede_common::sweep::is_sweep(&t))
+        .is_ok_and(|t| stampede_plan::sweep::is_sweep(&t))
 }
 
 fn sweep_command(start: sweep::Start, opts: sweep::SweepOptions) -> ExitCode {

@@ -3,7 +3,7 @@
 //! run that completed but failed its service-level objectives (3).
 
 use crate::orchestrate::runner::RunError;
-use stampede_common::plan::PlanError;
+use stampede_plan::PlanError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

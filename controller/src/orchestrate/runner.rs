@@ -10,12 +10,12 @@ use crate::orchestrate::clock::{self, ClockEstimate, ProbeSample};
 use crate::orchestrate::progress::Progress;
 use crate::orchestrate::service::{AgentTx, Event};
 use crate::results::rawlog::{RawLog, RawLogError, Record};
-use stampede_common::plan::{Api, Phase, PhaseKind, Plan, ShardWeights};
 use stampede_common::proto::{
     self, ClockProbe, Hello, LoadShape, PhaseAssignment, SessionResponse, Stop, load_shape::Shape,
     session_request::Kind as Up, session_response::Kind as Down,
 };
 use stampede_common::shard::{self, ShardMap};
+use stampede_plan::{Api, Phase, PhaseKind, Plan, ShardWeights};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -970,7 +970,7 @@ impl Orchestrator {
                 insecure_tls: plan.target.insecure_tls,
                 // Seeded per phase run (repeats and stress steps included), so
                 // no run of a phase resends another's prompts.
-                workload: Some(stampede_common::workload::to_proto(
+                workload: Some(stampede_plan::workload::to_proto(
                     &plan.mix_for(phase),
                     plan.seed ^ u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 )),
