@@ -610,7 +610,7 @@ fn tracing_cost(
     );
     let root = tracing::info_span!(target: SPAN_TARGET, "bench");
     let context = stampede_agent::spans::context_of(&root);
-    let default = stampede_common::plan::DEFAULT_TRACE_SAMPLE_RATIO;
+    let default = stampede_common::DEFAULT_TRACE_SAMPLE_RATIO;
     println!();
     println!("1b. tracing: agent CPU per 1,000 streamed requests at {rate} req/s for {secs} s");
     println!(

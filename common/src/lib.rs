@@ -1,26 +1,17 @@
-//! Shared vocabulary of stampede: the gRPC wire types, the benchmark plan and
-//! its validation, the metric definitions and the histogram codec.
+//! The wire crate of stampede: what the controller and the agents both speak
+//! — the gRPC protocol types, the metric definitions, the histogram codec,
+//! sharding, prompt words and the join token's rules.
 //!
 //! This crate depends on nothing else of ours; the agent and controller
-//! binaries depend on it, never the reverse.
+//! binaries depend on it, never the reverse. The benchmark plan and its
+//! validation live in stampede-plan, which only the controller links.
 
-pub mod dataset;
-pub mod duration;
-pub mod fault;
 pub mod histogram;
-pub mod include;
-pub mod kubernetes;
 pub mod metric;
-pub mod plan;
 pub mod prompt;
 pub mod quantile;
 pub mod security;
-pub mod serving;
 pub mod shard;
-pub mod slo;
-pub mod sweep;
-pub mod trace;
-pub mod workload;
 
 /// Generated protocol types (`stampede.v1`).
 pub mod proto {
@@ -36,3 +27,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Largest gRPC message either side accepts (bytes).
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Fraction of requests traced when a plan's `run.tracing.sample_ratio` is
+/// not given. It travels as `PhaseAssignment.trace_sample_ratio`; the agent's cost
+/// benchmark measures its tracing overhead at this ratio.
+pub const DEFAULT_TRACE_SAMPLE_RATIO: f64 = 0.01;

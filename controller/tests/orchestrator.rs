@@ -4,7 +4,6 @@
 //! of real time and their timing is exact.
 
 use stampede_common::histogram::{encode, new_histogram};
-use stampede_common::plan;
 use stampede_common::proto::{
     self, ClockProbeReply, Hello, SessionResponse, load_shape::Shape, rate_profile::Profile,
     session_request::Kind as Up, session_response::Kind as Down,
@@ -12,6 +11,7 @@ use stampede_common::proto::{
 use stampede_controller::model::PhaseSummary;
 use stampede_controller::orchestrate::runner::{Orchestrator, ResolvedTarget};
 use stampede_controller::orchestrate::service::Event;
+use stampede_plan as plan;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

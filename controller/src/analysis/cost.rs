@@ -5,7 +5,7 @@
 
 use crate::model::PhaseCost;
 use crate::model::PhaseSummary;
-use stampede_common::plan::Cost;
+use stampede_plan::Cost;
 
 impl PhaseCost {
     /// The cost of phase `s` on hardware `c`.

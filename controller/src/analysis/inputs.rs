@@ -5,7 +5,7 @@
 //! and in `summary.json`: a skipped record is never silently lost.
 
 use crate::model::{DatasetInfo, TraceInfo};
-use stampede_common::plan::Plan;
+use stampede_plan::Plan;
 use std::fmt::Write as _;
 
 /// Malformed records named one by one in messages (the rest are counted).
@@ -42,7 +42,7 @@ pub fn traces(plan: &Plan) -> Vec<TraceInfo> {
         .iter()
         .enumerate()
         .filter_map(|(i, p)| {
-            let stampede_common::plan::PhaseKind::Replay { time_scale } = p.kind else {
+            let stampede_plan::PhaseKind::Replay { time_scale } = p.kind else {
                 return None;
             };
             let t = p.trace.as_ref()?;

@@ -2,8 +2,8 @@
 //! agent builds the cluster-wide arrival sequence from, and the number of
 //! arrivals it defines, which the summary holds the sent requests against.
 
-use stampede_common::plan::{Arrival, Phase, PhaseKind};
 use stampede_common::proto;
+use stampede_plan::{Arrival, Phase, PhaseKind};
 use std::time::Duration;
 
 /// The wire form of an open-loop phase's arrival process.

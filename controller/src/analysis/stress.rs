@@ -5,7 +5,7 @@
 //! verdicts: the run loop asks for a rate, runs a step, reports pass/fail.
 
 use crate::model::StopReason;
-use stampede_common::plan::{Search, Stress};
+use stampede_plan::{Search, Stress};
 
 impl StopReason {
     /// A sentence for reports.
@@ -115,7 +115,7 @@ pub fn replay(cfg: Stress, steps: &[(f64, bool)]) -> (Option<f64>, StopReason) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stampede_common::plan::Arrival;
+    use stampede_plan::Arrival;
 
     fn cfg(search: Search, from: f64, to: f64, max_steps: u32) -> Stress {
         Stress {

@@ -8,7 +8,7 @@ use crate::analysis::server_metrics::Scrape;
 use crate::model::StepRecord;
 use crate::model::{PhaseSummary, Redistribution, RequestCounts};
 use stampede_common::metric::Metric;
-use stampede_common::plan::{Phase, PhaseKind};
+use stampede_plan::{Phase, PhaseKind};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -10,9 +10,9 @@ use crate::analysis::merge::{Aggregate, PhaseAccumulator};
 use crate::model::PhaseSummary;
 use crate::model::{Check, Drift, DriftEnd};
 use stampede_common::metric::Metric;
-use stampede_common::plan::{Phase, PhaseKind, Stress};
 use stampede_common::quantile::{quantile, quantile_or_zero};
-use stampede_common::slo::{Slo, Stat, Subject};
+use stampede_plan::slo::{Slo, Stat, Subject};
+use stampede_plan::{Phase, PhaseKind, Stress};
 use std::time::Duration;
 
 fn p(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
@@ -215,7 +215,7 @@ pub fn apply(
     }
     summary.slo_passed = (!checks.is_empty()).then(|| checks.iter().all(|c| c.passed));
     summary.slo = checks;
-    let bounded = !stampede_common::slo::request_bounds(&planned.slo).is_empty();
+    let bounded = !stampede_plan::slo::request_bounds(&planned.slo).is_empty();
     summary.goodput = (bounded && summary.finished_s > 0.0)
         .then(|| acc.total.counters.good as f64 / summary.finished_s);
     summary.good_requests = bounded.then_some(acc.total.counters.good);
@@ -223,7 +223,7 @@ pub fn apply(
 
 /// The goodput bounds to send agents for `phase` (`None`: it has none).
 pub fn goodput_bounds(phase: &Phase) -> Option<stampede_common::proto::GoodputBounds> {
-    let bounds = stampede_common::slo::request_bounds(&phase.slo);
+    let bounds = stampede_plan::slo::request_bounds(&phase.slo);
     let micros = |m: Metric| {
         bounds.iter().find(|(x, _)| *x == m).map_or(0, |(_, d)| {
             u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
@@ -239,7 +239,7 @@ pub fn goodput_bounds(phase: &Phase) -> Option<stampede_common::proto::GoodputBo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stampede_common::plan::{Arrival, Search};
+    use stampede_plan::{Arrival, Search};
 
     /// A window whose requests all took `ttft_ms` to first token and
     /// `e2e_ms` in all, `ok` of them succeeding and `failed` failing.

@@ -7,7 +7,7 @@ use crate::model::Status;
 use crate::outputs::report;
 use crate::run::{self, RunOptions};
 use crate::sweep;
-use stampede_common::plan;
+use stampede_plan as plan;
 use stampede_runtime::telemetry::{self, LogFormat};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -67,10 +67,10 @@ pub fn command(flags: Flags, log_format: LogFormat) -> ExitCode {
 pub fn is_sweep(path: &Path) -> bool {
     std::fs::read_to_string(path)
         .and_then(|t| {
-            stampede_common::include::flatten(&t, path)
+            stampede_plan::include::flatten(&t, path)
                 .map_err(|e| std::io::Error::other(e.to_string()))
         })
-        .is_ok_and(|t| stampede_common::sweep::is_sweep(&t))
+        .is_ok_and(|t| stampede_plan::sweep::is_sweep(&t))
 }
 
 fn run_command(path: PathBuf, opts: RunOptions, log_format: LogFormat) -> ExitCode {
@@ -81,7 +81,7 @@ fn run_command(path: PathBuf, opts: RunOptions, log_format: LogFormat) -> ExitCo
             source,
         })
         // A run keeps the resolved plan: its directory must not depend on included files.
-        .and_then(|text| stampede_common::include::flatten(&text, &path))
+        .and_then(|text| stampede_plan::include::flatten(&text, &path))
         .and_then(|text| Ok((plan::parse(&text, &path)?.validate(&path)?, text)));
     let (plan, text) = match validated {
         Ok(v) => v,

@@ -6,7 +6,7 @@ use super::run::is_sweep;
 use crate::analysis::inputs;
 use crate::model::Status;
 use crate::orchestrate::{k8s, serving, tokenizer};
-use stampede_common::plan::{self, Plan};
+use stampede_plan::{self as plan, Plan};
 use std::path::Path;
 use std::process::ExitCode;
 

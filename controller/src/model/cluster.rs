@@ -2,7 +2,7 @@
 //! serving stack it deployed.
 
 use serde::{Deserialize, Serialize};
-use stampede_common::serving::{SecretRef, ServerKind};
+use stampede_plan::serving::{SecretRef, ServerKind};
 use std::collections::BTreeMap;
 
 /// Cluster details recorded in manifest.json.

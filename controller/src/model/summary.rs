@@ -100,7 +100,7 @@ pub struct TargetInfo {
     /// Model.
     pub model: String,
     /// API.
-    pub api: stampede_common::plan::Api,
+    pub api: stampede_plan::Api,
     /// Whether it was the built-in simulator.
     pub simulator: bool,
 }
@@ -517,7 +517,7 @@ pub(crate) mod tests {
             target: TargetInfo {
                 url: "http://127.0.0.1:8000".into(),
                 model: "m".into(),
-                api: stampede_common::plan::Api::Chat,
+                api: stampede_plan::Api::Chat,
                 simulator: false,
             },
             agents: vec![AgentInfo {

@@ -8,12 +8,12 @@ use crate::model::{Redistribution, StepRecord};
 use crate::orchestrate::clock;
 use crate::orchestrate::live::LIVE;
 use crate::results::rawlog::Record;
-use stampede_common::plan::{Api, Phase, PhaseKind, ShardWeights};
 use stampede_common::proto::{
     self, LoadShape, PhaseAssignment, SessionResponse, load_shape::Shape,
     session_response::Kind as Down,
 };
 use stampede_common::shard::{self, ShardMap};
+use stampede_plan::{Api, Phase, PhaseKind, ShardWeights};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -267,7 +267,7 @@ impl Orchestrator {
                 insecure_tls: plan.target.insecure_tls,
                 // Seeded per phase run (repeats and stress steps included), so
                 // no run of a phase resends another's prompts.
-                workload: Some(stampede_common::workload::to_proto(
+                workload: Some(stampede_plan::workload::to_proto(
                     &plan.mix_for(phase),
                     plan.seed ^ u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 )),

@@ -5,7 +5,7 @@
 
 use crate::orchestrate::error::ControllerError;
 use stampede_agent::{AgentClock, AgentConfig};
-use stampede_common::plan::SimulatorSpec;
+use stampede_plan::SimulatorSpec;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -36,10 +36,10 @@ pub async fn start_simulator(
 }
 
 /// The simulator's engine settings from the plan's (unset keys: its defaults).
-fn engine_config(e: &stampede_common::plan::SimEngine) -> stampede_sim::EngineConfig {
+fn engine_config(e: &stampede_plan::SimEngine) -> stampede_sim::EngineConfig {
     let d = stampede_sim::EngineConfig::default();
-    let dur = |v: Option<stampede_common::duration::HumanDuration>, default| {
-        v.map_or(default, stampede_common::duration::HumanDuration::get)
+    let dur = |v: Option<stampede_plan::duration::HumanDuration>, default| {
+        v.map_or(default, stampede_plan::duration::HumanDuration::get)
     };
     stampede_sim::EngineConfig {
         max_num_seqs: e.max_num_seqs.unwrap_or(d.max_num_seqs),

@@ -4,7 +4,7 @@
 
 use crate::model::Status;
 use crate::orchestrate::runner::RunError;
-use stampede_common::plan::PlanError;
+use stampede_plan::PlanError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@
 //! is the one dispatch point from an [`Action`] to what carries it out.
 
 use crate::model::FiredAction;
-use stampede_common::fault::{Action, FaultAction, SimFaults};
+use stampede_plan::fault::{Action, FaultAction, SimFaults};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -50,7 +50,7 @@ pub struct Injector {
     /// Kubernetes client for `delete_pod`/`scale` (`None`: connect with
     /// `kubernetes` when an action needs it).
     kube: Option<crate::orchestrate::k8s::KubeClient>,
-    kubernetes: stampede_common::kubernetes::Kubernetes,
+    kubernetes: stampede_plan::kubernetes::Kubernetes,
 }
 
 /// What an action reported besides success.
@@ -87,7 +87,7 @@ impl Injector {
     /// Act on the cluster of `kubernetes` (context), through `client` when given.
     pub fn set_cluster(
         &mut self,
-        kubernetes: stampede_common::kubernetes::Kubernetes,
+        kubernetes: stampede_plan::kubernetes::Kubernetes,
         client: Option<crate::orchestrate::k8s::KubeClient>,
     ) {
         self.kubernetes = kubernetes;
@@ -309,7 +309,7 @@ impl Injector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stampede_common::duration::HumanDuration;
+    use stampede_plan::duration::HumanDuration;
 
     fn sim_action(at_ms: u64, settings: SimFaults, admin_url: Option<String>) -> FaultAction {
         FaultAction {

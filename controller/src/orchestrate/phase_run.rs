@@ -13,11 +13,11 @@ use crate::orchestrate::live::LIVE;
 use crate::orchestrate::service::{AgentTx, Event};
 use crate::orchestrate::spans;
 use crate::results::rawlog::Record;
-use stampede_common::plan::Phase;
 use stampede_common::proto::{
     self, Hello, PhaseDone, SessionResponse, Stop, WindowReport, session_request::Kind as Up,
     session_response::Kind as Down,
 };
+use stampede_plan::Phase;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -9,11 +9,11 @@ use crate::orchestrate::clock::{self, ClockEstimate, ProbeSample};
 use crate::orchestrate::progress::Progress;
 use crate::orchestrate::service::{AgentTx, Event};
 use crate::results::rawlog::{RawLog, RawLogError, Record};
-use stampede_common::plan::{PhaseKind, Plan};
 use stampede_common::proto::{
     ClockProbe, Hello, SessionResponse, Stop, session_request::Kind as Up,
     session_response::Kind as Down,
 };
+use stampede_plan::{PhaseKind, Plan};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -20,7 +20,8 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use stampede_common::MAX_MESSAGE_BYTES;
 use stampede_common::proto::coordinator_service_server::CoordinatorServiceServer;
-use stampede_common::security::{Secret, Security, TlsFiles};
+use stampede_common::security::Secret;
+use stampede_plan::security::{Security, TlsFiles};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -416,7 +417,7 @@ mod tests {
         let file = |name: &str, text: &str| {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
-            stampede_common::security::PemFile {
+            stampede_plan::security::PemFile {
                 path,
                 pem: text.as_bytes().to_vec(),
             }

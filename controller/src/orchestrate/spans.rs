@@ -12,8 +12,8 @@
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer};
-use stampede_common::plan::{Phase, Plan};
 use stampede_common::proto;
+use stampede_plan::{Phase, Plan};
 use stampede_runtime::telemetry::SPAN_TARGET;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -164,7 +164,7 @@ mod tests {
     fn an_untraced_run_keeps_no_window_state_and_no_context() {
         let text = "[target.simulator]\n[[phase]]\nkind = \"baseline\"\nduration = \"1s\"\n";
         let path = std::path::Path::new("p.toml");
-        let plan = stampede_common::plan::parse(text, path)
+        let plan = stampede_plan::parse(text, path)
             .unwrap()
             .validate(path)
             .unwrap();

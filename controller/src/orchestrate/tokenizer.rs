@@ -4,7 +4,7 @@
 //! prompt tokens for that model instead of an estimate. Nothing is
 //! downloaded: the file is the plan's.
 
-use stampede_common::plan::PlanError;
+use stampede_plan::PlanError;
 use std::path::Path;
 use tokenizers::Tokenizer;
 

@@ -11,8 +11,8 @@ use crate::results::{PhaseData, RunData};
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 use stampede_common::metric::{Metric, Unit};
-use stampede_common::plan::{Phase, PhaseKind, Plan};
 use stampede_common::quantile::quantile_or_zero;
+use stampede_plan::{Phase, PhaseKind, Plan};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 

@@ -36,8 +36,8 @@ pub fn stats_text(run: &RunSummary) -> String {
         run.target.url,
         run.target.model,
         match run.target.api {
-            stampede_common::plan::Api::Chat => "chat",
-            stampede_common::plan::Api::Completions => "completions",
+            stampede_plan::Api::Chat => "chat",
+            stampede_plan::Api::Completions => "completions",
         },
         if run.target.simulator {
             ", built-in simulator"

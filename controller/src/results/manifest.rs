@@ -198,7 +198,7 @@ pub(crate) fn sample() -> Manifest {
         target: TargetInfo {
             url: "http://127.0.0.1:1".into(),
             model: "m".into(),
-            api: stampede_common::plan::Api::Chat,
+            api: stampede_plan::Api::Chat,
             simulator: true,
         },
         target_models: serde_json::Value::Null,

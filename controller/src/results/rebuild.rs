@@ -11,8 +11,8 @@ use crate::analysis::merge::PhaseAccumulator;
 use crate::model::{PhaseSummary, RunSummary, StressResult, StressStep};
 use crate::results::manifest::{self, ManifestError};
 use crate::results::rawlog::{self, RawLogError, Record};
-use stampede_common::plan::{self, Phase, PlanError};
 use stampede_common::proto;
+use stampede_plan::{self as plan, Phase, PlanError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

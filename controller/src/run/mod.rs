@@ -13,7 +13,7 @@ use crate::orchestrate::serving::{Serving, ServingOptions};
 use crate::results;
 use crate::results::manifest::{self, Manifest};
 use crate::results::rawlog::RawLog;
-use stampede_common::plan::{AgentMode, Endpoint, Plan};
+use stampede_plan::{AgentMode, Endpoint, Plan};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -171,7 +171,7 @@ async fn run_on_shared_stack(
     plan_text: &str,
     opts: RunOptions,
     interrupt: CancellationToken,
-    spec: &stampede_common::serving::ServingSpec,
+    spec: &stampede_plan::serving::ServingSpec,
     serving_opts: ServingOptions,
     shared: SharedStack,
 ) -> Result<RunOutcome, ControllerError> {
@@ -385,15 +385,12 @@ fn check_local_key(plan: &Plan) -> Result<(), ControllerError> {
     if let (AgentMode::Local, Some(var)) = (plan.agents.mode, &plan.target.api_key_env)
         && std::env::var_os(var).is_none()
     {
-        return Err(ControllerError::Plan(
-            stampede_common::plan::PlanError::Invalid {
-                path: PathBuf::from("(plan)"),
-                key: "target.api_key_env".into(),
-                value: format!("{var:?}"),
-                reason: "not set in the controller's environment, where local agents read it"
-                    .into(),
-            },
-        ));
+        return Err(ControllerError::Plan(stampede_plan::PlanError::Invalid {
+            path: PathBuf::from("(plan)"),
+            key: "target.api_key_env".into(),
+            value: format!("{var:?}"),
+            reason: "not set in the controller's environment, where local agents read it".into(),
+        }));
     }
     Ok(())
 }
@@ -502,7 +499,7 @@ async fn drive(
 /// Connect to the plan's cluster; with `kubernetes.deploy`, deploy the agents
 /// (dialing gRPC `port`) and return the nodes to wait for.
 async fn kubernetes_prepare(
-    k: &stampede_common::kubernetes::Kubernetes,
+    k: &stampede_plan::kubernetes::Kubernetes,
     plan: &Plan,
     plan_text: &str,
     port: u16,

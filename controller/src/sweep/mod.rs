@@ -16,7 +16,7 @@ pub mod summary;
 
 use crate::model::Status;
 use crate::run::{self, RunOptions};
-use stampede_common::sweep::{self as plan_sweep, Sweep, SweepError};
+use stampede_plan::sweep::{self as plan_sweep, Sweep, SweepError};
 use state::{CellStatus, STATE_FILE, StateError, SweepState};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -215,11 +215,11 @@ fn absolute(path: &Path) -> PathBuf {
 /// and the resolved plan text.
 fn load_sweep(plan: &Path) -> Result<(Sweep, String), SweepRunError> {
     let text = std::fs::read_to_string(plan)
-        .map_err(|source| stampede_common::plan::PlanError::Io {
+        .map_err(|source| stampede_plan::PlanError::Io {
             path: plan.to_path_buf(),
             source,
         })
-        .and_then(|text| stampede_common::include::flatten(&text, plan))
+        .and_then(|text| stampede_plan::include::flatten(&text, plan))
         .map_err(SweepError::Plan)?;
     if !plan_sweep::is_sweep(&text) {
         return Err(SweepRunError::NotASweep(plan.to_path_buf()));

@@ -11,7 +11,7 @@
 
 use crate::model::sweep::CellMetrics;
 use serde::{Deserialize, Serialize};
-use stampede_common::sweep::Sweep;
+use stampede_plan::sweep::Sweep;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -340,7 +340,7 @@ impl SweepState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stampede_common::sweep::expand;
+    use stampede_plan::sweep::expand;
 
     const PLAN: &str = r#"
 [target.simulator]

@@ -4,8 +4,8 @@
 
 use super::{K8sError, connect, deploy, discovery};
 use crate::orchestrate::error::ControllerError;
-use stampede_common::kubernetes::{self, Kubernetes, RawKubernetes};
-use stampede_common::plan;
+use stampede_plan as plan;
+use stampede_plan::kubernetes::{self, Kubernetes, RawKubernetes};
 use std::path::{Path, PathBuf};
 
 /// Default gRPC port of the controller Service when no plan gives one.

@@ -15,7 +15,7 @@ use crate::model::{GatewayInfo, KubernetesInfo, NodeInfo};
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
 use kube::api::{Api, ListParams};
-use stampede_common::kubernetes::Kubernetes;
+use stampede_plan::kubernetes::Kubernetes;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a node is not expected to run an agent.

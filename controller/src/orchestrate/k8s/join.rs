@@ -5,7 +5,7 @@
 
 use super::{K8sError, deploy, discovery};
 use kube::Client;
-use stampede_common::kubernetes::Kubernetes;
+use stampede_plan::kubernetes::Kubernetes;
 use std::collections::BTreeSet;
 
 /// Eligible nodes with no agent among `joined` (agent ids), in name order.

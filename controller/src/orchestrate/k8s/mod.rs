@@ -20,7 +20,7 @@ pub(crate) mod fake;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use stampede_common::kubernetes::Kubernetes;
+use stampede_plan::kubernetes::Kubernetes;
 
 /// Name of the agent DaemonSet.
 pub const AGENT_DAEMONSET: &str = "stampede-agent";

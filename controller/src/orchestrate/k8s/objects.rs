@@ -23,7 +23,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use stampede_common::kubernetes::Kubernetes;
+use stampede_plan::kubernetes::Kubernetes;
 use std::collections::BTreeMap;
 
 /// Where the agent's TLS files and join token are mounted.

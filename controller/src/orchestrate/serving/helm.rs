@@ -10,7 +10,7 @@
 //! holds no secret: plan validation refuses secret-looking `set` keys.
 
 use super::ServingError;
-use stampede_common::serving::Chart;
+use stampede_plan::serving::Chart;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::Stdio;

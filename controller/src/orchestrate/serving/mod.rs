@@ -30,9 +30,9 @@ pub(crate) mod tests;
 
 use crate::orchestrate::k8s::K8sError;
 use crate::orchestrate::k8s::deploy::Removal;
-use stampede_common::kubernetes::Kubernetes;
-pub use stampede_common::serving::stack_changed;
-use stampede_common::serving::{CacheSource, Method, ServerKind, ServingSpec};
+use stampede_plan::kubernetes::Kubernetes;
+pub use stampede_plan::serving::stack_changed;
+use stampede_plan::serving::{CacheSource, Method, ServerKind, ServingSpec};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;

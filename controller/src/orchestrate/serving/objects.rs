@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use stampede_common::serving::{CacheSource, GPU_RESOURCE, HF_TOKEN_ENV, ServerKind, Standalone};
+use stampede_plan::serving::{CacheSource, GPU_RESOURCE, HF_TOKEN_ENV, ServerKind, Standalone};
 use std::collections::BTreeMap;
 
 /// `app.kubernetes.io/component` of serving objects.

@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
 use kube::Client;
 use kube::api::{Api, ListParams, LogParams};
-use stampede_common::serving::Standalone;
+use stampede_plan::serving::Standalone;
 
 /// Log lines of each pod put into a readiness error.
 pub const LOG_LINES: i64 = 20;

@@ -5,7 +5,7 @@
 use super::*;
 use crate::orchestrate::k8s::fake::FakeApi;
 use serde_json::{Value, json};
-use stampede_common::serving::{self as spec, ServingSpec};
+use stampede_plan::serving::{self as spec, ServingSpec};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -311,10 +311,7 @@ async fn a_sweep_redeploys_only_when_a_stack_axis_changes() {
             VLLM.replace("meta-llama/Llama-3.1-70B-Instruct", model)
         );
         let p = Path::new("cell.toml");
-        stampede_common::plan::parse(&text, p)
-            .unwrap()
-            .validate(p)
-            .unwrap()
+        stampede_plan::parse(&text, p).unwrap().validate(p).unwrap()
     };
     let deletes = || {
         api.requests()
@@ -441,7 +438,7 @@ set = {{ "modelArtifacts.name" = "meta-llama/Llama-3.1-8B-Instruct", "decode.rep
     ));
     let mut serving = Serving::new(ServingOptions {
         search_path: Some(bin.path().as_os_str().to_owned()),
-        kubernetes: stampede_common::kubernetes::Kubernetes {
+        kubernetes: stampede_plan::kubernetes::Kubernetes {
             context: Some("ocp-h100".into()),
             ..Default::default()
         },

@@ -37,7 +37,7 @@ async fn a_run_deploys_waits_for_the_nodes_and_records_them() {
     );
     let plan_path = dir.path().join("plan.toml");
     std::fs::write(&plan_path, &text).unwrap();
-    let plan = stampede_common::plan::load(&plan_path).unwrap();
+    let plan = stampede_plan::load(&plan_path).unwrap();
 
     let api = cluster();
     nodes(&api);

@@ -8,11 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-fn lifecycle_plan(
-    dir: &Path,
-    sim_url: &str,
-    timeout: &str,
-) -> (stampede_common::plan::Plan, String) {
+fn lifecycle_plan(dir: &Path, sim_url: &str, timeout: &str) -> (stampede_plan::Plan, String) {
     let text = format!(
         r#"[agents]
 local = 1
@@ -36,7 +32,7 @@ duration = "1s"
     );
     let path = dir.join("plan.toml");
     std::fs::write(&path, &text).unwrap();
-    (stampede_common::plan::load(&path).unwrap(), text)
+    (stampede_plan::load(&path).unwrap(), text)
 }
 
 /// A loopback URL with nothing listening.
@@ -166,7 +162,7 @@ async fn runs_sharing_a_stack_redeploy_only_when_it_changes_and_leave_it_up() {
         let plan = if output_tokens == "8" {
             plan
         } else {
-            stampede_common::plan::load(&path).unwrap()
+            stampede_plan::load(&path).unwrap()
         };
         let opts = crate::run::RunOptions {
             out: Some(dir.path().join(format!("cell{i}"))),

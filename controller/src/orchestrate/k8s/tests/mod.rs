@@ -5,7 +5,7 @@ use super::fake::{self, FakeApi};
 use super::{deploy, discovery, join};
 use crate::model::AgentInfo;
 use serde_json::{Value, json};
-use stampede_common::kubernetes::Kubernetes;
+use stampede_plan::kubernetes::Kubernetes;
 use std::collections::BTreeSet;
 
 pub(crate) const NS: &str = "stampede";
@@ -33,7 +33,7 @@ pub(crate) fn cluster() -> FakeApi {
 
 pub(crate) fn settings() -> Kubernetes {
     Kubernetes {
-        resources: stampede_common::kubernetes::Resources {
+        resources: stampede_plan::kubernetes::Resources {
             memory_limit: Some("1Gi".into()),
             ..Kubernetes::default().resources
         },

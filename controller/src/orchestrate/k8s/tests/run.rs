@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 fn orchestrator() -> (Orchestrator, mpsc::Sender<Event>) {
     let text = "[agents]\nremote = 1\njoin_timeout = \"30s\"\n[target]\nurl = \"http://127.0.0.1:9\"\nmodel = \"m\"\n[[phase]]\nkind = \"baseline\"\nduration = \"1s\"\n";
-    let plan = stampede_common::plan::parse(text, Path::new("t.toml"))
+    let plan = stampede_plan::parse(text, Path::new("t.toml"))
         .unwrap()
         .validate(Path::new("t.toml"))
         .unwrap();

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use crate::plan::PlanError;
+use crate::PlanError;
 
 /// How deep includes may nest.
 pub const MAX_DEPTH: usize = 8;

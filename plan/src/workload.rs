@@ -2,8 +2,8 @@
 //! length distributions, and weighted mixes — parsed and validated like the
 //! rest of the plan, then sent to agents as `proto::Workload`.
 
-use crate::proto;
 use serde::{Deserialize, Serialize};
+use stampede_common::proto;
 
 /// `[[workload]]`: one entry of the request mix, as written.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -172,7 +172,7 @@ pub struct RequestOptions {
     /// Model.
     pub model: Option<String>,
     /// API.
-    pub api: Option<crate::plan::Api>,
+    pub api: Option<crate::Api>,
 }
 
 /// A dataset as a workload entry uses it.
@@ -491,8 +491,8 @@ impl RawWorkloadEntry {
         }
         let api = match self.api.as_deref() {
             None => None,
-            Some("chat") => Some(crate::plan::Api::Chat),
-            Some("completions") => Some(crate::plan::Api::Completions),
+            Some("chat") => Some(crate::Api::Chat),
+            Some("completions") => Some(crate::Api::Completions),
             Some(other) => {
                 return Err(problem(
                     key("api"),
@@ -666,7 +666,7 @@ impl Length {
 /// cache could answer); the body asks for what `[request]` asks (the
 /// server's temperature, `ignore_eos` only when given: a replayed trace's
 /// recorded output lengths).
-pub fn from_request(r: &crate::plan::RequestSpec, ignore_eos: bool) -> WorkloadEntry {
+pub fn from_request(r: &crate::RequestSpec, ignore_eos: bool) -> WorkloadEntry {
     WorkloadEntry {
         name: "request".into(),
         weight: 1.0,
@@ -722,8 +722,8 @@ pub fn to_proto(entries: &[WorkloadEntry], seed: u64) -> proto::Workload {
                 model: e.options.model.clone().unwrap_or_default(),
                 api: match e.options.api {
                     None => proto::Api::Unspecified,
-                    Some(crate::plan::Api::Chat) => proto::Api::Chat,
-                    Some(crate::plan::Api::Completions) => proto::Api::Completions,
+                    Some(crate::Api::Chat) => proto::Api::Chat,
+                    Some(crate::Api::Completions) => proto::Api::Completions,
                 } as i32,
                 turns: e.session.map_or(0, |(t, _)| t),
                 think_time_ms: e
@@ -743,7 +743,7 @@ pub const ASSIGNMENT_RESERVE: usize = 1024 * 1024;
 /// `other` bytes for the phase's trace: the problem names the largest dataset.
 pub fn check_wire_size(entries: &[WorkloadEntry], other: usize) -> Result<(), Problem> {
     use prost::Message;
-    let budget = crate::MAX_MESSAGE_BYTES.saturating_sub(ASSIGNMENT_RESERVE);
+    let budget = stampede_common::MAX_MESSAGE_BYTES.saturating_sub(ASSIGNMENT_RESERVE);
     let wire = to_proto(entries, 0);
     let total = wire.encoded_len() + other;
     if total <= budget {
@@ -772,7 +772,7 @@ pub fn check_wire_size(entries: &[WorkloadEntry], other: usize) -> Result<(), Pr
             "the {n} records sampled from {path} take {:.1} MiB on the wire, and with the rest an assignment would be {:.1} MiB, over the {} MiB message limit (less {} MiB for the rest of the assignment); set max_records to at most about {fit}",
             e.encoded_len() as f64 / 1048576.0,
             total as f64 / 1048576.0,
-            crate::MAX_MESSAGE_BYTES / 1048576,
+            stampede_common::MAX_MESSAGE_BYTES / 1048576,
             ASSIGNMENT_RESERVE / 1048576,
         ),
     ))

@@ -8,7 +8,7 @@
 //! by the phase's `time_scale`, and travel to every agent in nanoseconds, so
 //! each agent sends its shard at exactly the trace's (scaled) times.
 
-use crate::proto;
+use stampede_common::proto;
 use std::path::{Path, PathBuf};
 
 /// `trace = { path = "traces/azure_code.csv", format = "csv", time_scale = 2.0, max_records = 10000 }`.
@@ -494,7 +494,7 @@ mod tests {
 
     #[test]
     fn replay_phases_are_validated() {
-        use crate::plan::{PhaseKind, parse};
+        use crate::{PhaseKind, parse};
         let dir = std::env::temp_dir().join(format!("stampede-replay-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("t.csv"), AZURE).unwrap();

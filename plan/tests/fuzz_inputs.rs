@@ -5,8 +5,8 @@
 //! loads is lost: valid plus skipped records account for every record line.
 
 use proptest::prelude::*;
-use stampede_common::dataset::{self, DataError, OnError, Options};
-use stampede_common::trace::{self, TraceError};
+use stampede_plan::dataset::{self, DataError, OnError, Options};
+use stampede_plan::trace::{self, TraceError};
 use std::path::Path;
 
 const FILE: &str = "data/input.jsonl";

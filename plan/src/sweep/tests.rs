@@ -49,8 +49,8 @@ fn err(text: &str) -> String {
 
 fn engine(plan: &Plan) -> Option<u32> {
     match &plan.target.endpoint {
-        plan::Endpoint::Simulator(s) => s.engine.as_ref().and_then(|e| e.max_num_seqs),
-        plan::Endpoint::Url(_) => None,
+        crate::Endpoint::Simulator(s) => s.engine.as_ref().and_then(|e| e.max_num_seqs),
+        crate::Endpoint::Url(_) => None,
     }
 }
 
@@ -81,7 +81,7 @@ fn full_factorial_in_slug_order() {
             c.plan.phases[1].kind,
             PhaseKind::Constant {
                 rate,
-                arrival: plan::Arrival::Uniform
+                arrival: crate::Arrival::Uniform
             }
         );
         // The baseline is left alone; the report phase is the one the rate set.
@@ -96,7 +96,7 @@ fn full_factorial_in_slug_order() {
         assert_eq!(c.plan.workload[0].name, profile, "{}", c.slug);
         assert_eq!(c.values.len(), 3);
         // The cell's plan text is a plain plan: it parses and validates alone.
-        let again = plan::parse(&c.plan_text, Path::new("cell.toml"))
+        let again = crate::parse(&c.plan_text, Path::new("cell.toml"))
             .unwrap()
             .validate(Path::new("cell.toml"))
             .unwrap();
@@ -324,9 +324,9 @@ api = "completions"
     assert_eq!(sweep.cells.len(), 2);
     assert_eq!(
         sweep.cells[1].plan.target.endpoint,
-        plan::Endpoint::Url("http://127.0.0.1:8001".into())
+        crate::Endpoint::Url("http://127.0.0.1:8001".into())
     );
-    assert_eq!(sweep.cells[1].plan.target.api, plan::Api::Completions);
+    assert_eq!(sweep.cells[1].plan.target.api, crate::Api::Completions);
     let e = err(&text.replace("api = ", "apx = "));
     assert!(
         e.contains("sweep.target[1]") && e.contains("[target] keys"),

@@ -8,6 +8,7 @@
 use crate::duration::HumanDuration;
 use crate::slo::Slo;
 use serde::{Deserialize, Serialize};
+use stampede_common::DEFAULT_TRACE_SAMPLE_RATIO;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -374,9 +375,6 @@ pub struct Tracing {
     pub sample_ratio: f64,
 }
 
-/// Fraction of requests traced when `run.tracing.sample_ratio` is not given.
-pub const DEFAULT_TRACE_SAMPLE_RATIO: f64 = 0.01;
-
 /// Validated `[server_metrics]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerMetrics {
@@ -422,7 +420,7 @@ pub struct Agents {
     pub shard_weights: ShardWeights,
 }
 
-/// How a phase is split between agents (see [`crate::shard`]).
+/// How a phase is split between agents (see [`stampede_common::shard`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardWeights {
     /// In proportion to the cores each agent reports when it joins.
@@ -1471,8 +1469,8 @@ impl RawPlan {
             if let (PhaseKind::Replay { time_scale }, Some(trace)) = (p.kind, &p.trace) {
                 use prost::Message;
                 let len = trace.to_proto(time_scale).encoded_len();
-                let budget =
-                    crate::MAX_MESSAGE_BYTES.saturating_sub(crate::workload::ASSIGNMENT_RESERVE);
+                let budget = stampede_common::MAX_MESSAGE_BYTES
+                    .saturating_sub(crate::workload::ASSIGNMENT_RESERVE);
                 if len > budget {
                     return Err(cx.invalid(
                         format!("phase[{i}].trace.max_records"),
@@ -1482,7 +1480,7 @@ impl RawPlan {
                             trace.records.len(),
                             trace.path.display(),
                             len as f64 / 1048576.0,
-                            crate::MAX_MESSAGE_BYTES / 1048576,
+                            stampede_common::MAX_MESSAGE_BYTES / 1048576,
                             crate::workload::ASSIGNMENT_RESERVE / 1048576,
                             budget / (len / trace.records.len().max(1)).max(1),
                         ),

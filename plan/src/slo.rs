@@ -4,7 +4,7 @@
 //! goodput: a request is *good* when it meets the threshold of every latency
 //! objective of its phase (vLLM's definition of goodput).
 
-use crate::metric::Metric;
+use stampede_common::metric::Metric;
 use std::fmt;
 use std::time::Duration;
 
@@ -120,7 +120,7 @@ impl Slo {
             let metric = Metric::ALL
                 .iter()
                 .copied()
-                .find(|x| x.name() == m && x.unit() == crate::metric::Unit::Micros)
+                .find(|x| x.name() == m && x.unit() == stampede_common::metric::Unit::Micros)
                 .ok_or_else(|| {
                     bad(format!(
                         "unknown metric {m:?} (expected ttft, itl, e2e, tpot, ntpot or schedule_lag)"

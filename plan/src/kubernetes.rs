@@ -6,7 +6,7 @@
 //! Kubernetes naming rules (DNS labels, label keys, quantities) are checked
 //! here once, with errors naming the key and the value.
 
-use crate::plan::PlanError;
+use crate::PlanError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -147,7 +147,7 @@ impl Kubernetes {
 
 /// The agent image of this build.
 pub fn default_image() -> String {
-    format!("stampede/agent:{}", crate::VERSION)
+    format!("stampede/agent:{}", stampede_common::VERSION)
 }
 
 /// Whether `s` is a DNS-1123 label (namespaces, Service names): lowercase
@@ -432,7 +432,7 @@ mod tests {
                 "[agents]\n{agents}\n[kubernetes]\ndeploy = true\n[target]\nurl = \"http://gw:80\"\nmodel = \"m\"\n[[phase]]\nkind = \"baseline\"\nduration = \"1s\"\n"
             );
             let p = Path::new("p.toml");
-            crate::plan::parse(&text, p)
+            crate::parse(&text, p)
                 .and_then(|r| r.validate_without_files(p))
                 .map_err(|e| e.to_string())
         };

@@ -7,7 +7,7 @@
 //! manifest and summary) or fatal. The sample sent to agents is drawn with the
 //! plan's seed, so the same plan sends the same records.
 
-use crate::proto;
+use stampede_common::proto;
 use std::path::{Path, PathBuf};
 
 /// File format of a dataset.

@@ -3,7 +3,7 @@
 //! counts keep this to seconds in CI.
 
 use proptest::prelude::*;
-use stampede_common::plan::{self, PlanError};
+use stampede_plan::{self as plan, PlanError};
 use std::path::Path;
 
 fn check(text: &str) {

@@ -9,7 +9,7 @@
 //! readable slugs (`cluster=big,workload=chat,rate=20`) that name their
 //! results directories and their rows in the sweep summary.
 
-use crate::plan::{self, Phase, PhaseKind, Plan, PlanError, RawPlan};
+use crate::{Phase, PhaseKind, Plan, PlanError, RawPlan};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -696,7 +696,7 @@ fn cell(
         path: path.to_path_buf(),
         message: format!("cannot write the cell's plan: {e}"),
     })?;
-    let plan = plan::parse(&plan_text, path)?.validate(path)?;
+    let plan = crate::parse(&plan_text, path)?.validate(path)?;
     let mut identity = table;
     if let Some(toml::Value::Table(run)) = identity.get_mut("run") {
         run.remove("output_dir");

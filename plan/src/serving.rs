@@ -11,11 +11,11 @@
 //! Hugging Face token is a reference to a Kubernetes Secret key, and plain
 //! `env` refuses names that look secret.
 
+use crate::PlanError;
 use crate::duration::HumanDuration;
 use crate::kubernetes::{
     is_dns_label, is_dns_subdomain, is_label_key, is_label_value, is_quantity,
 };
-use crate::plan::PlanError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -901,20 +901,20 @@ set = { "gateway.className" = "istio" }
             let text = format!(
                 "[serving]\n{VLLM}{extra}\n[[phase]]\nkind = \"baseline\"\nduration = \"1s\"\n"
             );
-            crate::plan::parse(&text, p)
+            crate::parse(&text, p)
                 .and_then(|r| r.validate_without_files(p))
                 .unwrap()
         };
         let t = plan("").target;
         assert_eq!(
             t.endpoint,
-            crate::plan::Endpoint::Url("http://stampede-serving.stampede.svc:8000".into())
+            crate::Endpoint::Url("http://stampede-serving.stampede.svc:8000".into())
         );
         assert_eq!(t.model, "meta-llama/Llama-3.1-8B-Instruct");
         let t = plan("[target]\nurl = \"http://127.0.0.1:8000\"\nmodel = \"alias\"").target;
         assert_eq!(
             t.endpoint,
-            crate::plan::Endpoint::Url("http://127.0.0.1:8000".into())
+            crate::Endpoint::Url("http://127.0.0.1:8000".into())
         );
         assert_eq!(t.model, "alias", "the plan's own target wins");
     }
