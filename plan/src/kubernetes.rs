@@ -1,7 +1,7 @@
 //! `[kubernetes]`: where and how the controller deploys agents through the
 //! Kubernetes API, and what it looks up there for the run manifest.
 //!
-//! Kept apart from `plan.rs` because the same settings are used without a
+//! Kept apart from the plan's own validation because the same settings are used without a
 //! plan (`controller deploy` / `teardown` with flags only), and because the
 //! Kubernetes naming rules (DNS labels, label keys, quantities) are checked
 //! here once, with errors naming the key and the value.

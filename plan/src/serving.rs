@@ -4,10 +4,10 @@
 //! (`method = "helm"`), or a gateway that is already there
 //! (`method = "existing"`, only inspected and recorded).
 //!
-//! Kept apart from `plan.rs` because a sweep compares the validated
-//! [`ServingSpec`] of consecutive cells: only a change of what defines the
-//! stack (model, image, hardware, arguments, charts) means a redeploy, and
-//! [`stack_changed`] is that comparison. Secrets never appear here: the
+//! Kept apart from the plan's own validation because a sweep compares the
+//! validated [`ServingSpec`] of consecutive cells: only a change of what
+//! defines the stack (model, image, hardware, arguments, charts) means a
+//! redeploy, and [`stack_changed`] is that comparison. Secrets never appear here: the
 //! Hugging Face token is a reference to a Kubernetes Secret key, and plain
 //! `env` refuses names that look secret.
 
@@ -581,10 +581,7 @@ fn validate_standalone(path: &Path, raw: &RawServing) -> Result<Standalone, Plan
     }
     let env = raw.env.clone().unwrap_or_default();
     for name in env.keys() {
-        let valid = !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !crate::validate::is_env_name(name) {
             return Err(invalid(
                 path,
                 &format!("env.{name}"),

@@ -176,7 +176,7 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
             if window_ms == 0 {
                 return Err(bad(line, "window_ms is 0".into()));
             }
-            let run_as = match (planned.kind, step) {
+            let run_as = match (&planned.kind, step) {
                 (plan::PhaseKind::Stress(_), Some(step)) => planned.stress_step(step.rate),
                 (plan::PhaseKind::Stress(_), None) => {
                     return Err(bad(
@@ -401,11 +401,11 @@ fn stress_results(plan: &plan::Plan, summaries: &[PhaseSummary]) -> Vec<StressRe
     let mut verdicts: Vec<Vec<(f64, bool)>> = Vec::new();
     for s in summaries {
         let Some(step) = s.step else { continue };
-        let Some(plan::PhaseKind::Stress(cfg)) = plan
+        let Some(&plan::PhaseKind::Stress(cfg)) = plan
             .phases
             .iter()
             .find(|p| p.name == s.name)
-            .map(|p| p.kind)
+            .map(|p| &p.kind)
         else {
             continue;
         };
