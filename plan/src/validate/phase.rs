@@ -284,16 +284,12 @@ impl RawPhase {
 
     fn ramp(&self, cx: &Ctx<'_>, i: usize) -> Result<PhaseKind, PlanError> {
         let key = |field: &str| format!("phase[{i}].{field}");
-        let (Some(from), Some(to)) = (self.from, self.to) else {
-            let missing = if self.from.is_none() { "from" } else { "to" };
-            return Err(cx.invalid(
-                key(missing),
-                MISSING,
-                "kind \"ramp\" needs `from` and `to` rates in requests per second",
-            ));
-        };
-        check_rate(cx, &key("from"), from, true)?;
-        check_rate(cx, &key("to"), to, true)?;
+        let (from, to) = self.rate_range(
+            cx,
+            i,
+            true,
+            "kind \"ramp\" needs `from` and `to` rates in requests per second",
+        )?;
         if from == 0.0 && to == 0.0 {
             return Err(cx.invalid(key("to"), 0, "a ramp from 0 to 0 sends nothing"));
         }
@@ -308,6 +304,25 @@ impl RawPhase {
             steps: self.steps,
             arrival: self.arrival(cx, i)?,
         })
+    }
+
+    /// `from` and `to` of a ramp (`zero_ok`) or a stress search, both
+    /// required: `needed` says why when one is missing.
+    fn rate_range(
+        &self,
+        cx: &Ctx<'_>,
+        i: usize,
+        zero_ok: bool,
+        needed: &str,
+    ) -> Result<(f64, f64), PlanError> {
+        let key = |field: &str| format!("phase[{i}].{field}");
+        let (Some(from), Some(to)) = (self.from, self.to) else {
+            let missing = if self.from.is_none() { "from" } else { "to" };
+            return Err(cx.invalid(key(missing), MISSING, needed));
+        };
+        check_rate(cx, &key("from"), from, zero_ok)?;
+        check_rate(cx, &key("to"), to, zero_ok)?;
+        Ok((from, to))
     }
 
     fn concurrency(&self, cx: &Ctx<'_>, i: usize) -> Result<PhaseKind, PlanError> {
@@ -388,16 +403,12 @@ impl RawPhase {
 
     fn stress(&self, cx: &Ctx<'_>, i: usize) -> Result<Stress, PlanError> {
         let key = |field: &str| format!("phase[{i}].{field}");
-        let (Some(from), Some(to)) = (self.from, self.to) else {
-            let missing = if self.from.is_none() { "from" } else { "to" };
-            return Err(cx.invalid(
-                key(missing),
-                MISSING,
-                "kind \"stress\" needs `from` (first rate) and `to` (highest rate tried)",
-            ));
-        };
-        check_rate(cx, &key("from"), from, false)?;
-        check_rate(cx, &key("to"), to, false)?;
+        let (from, to) = self.rate_range(
+            cx,
+            i,
+            false,
+            "kind \"stress\" needs `from` (first rate) and `to` (highest rate tried)",
+        )?;
         if to < from {
             return Err(cx.invalid(key("to"), to, format!("must be at least `from` ({from})")));
         }

@@ -365,3 +365,37 @@ fn tracing_is_off_unless_enabled_and_its_ratio_is_checked() {
     let e = err(&traced("enable = true"));
     assert!(e.contains("enable"), "{e}");
 }
+
+#[test]
+fn an_unknown_kind_is_named_before_the_keys_it_would_not_read() {
+    let e = err(&GOOD.replace("kind = \"constant\"", "kind = \"steady\""));
+    assert!(
+        e.contains("phase[1].kind") && e.contains("\"steady\"") && e.contains("\"baseline\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn phase_accessors_read_the_load_of_each_kind() {
+    let plan = check(GOOD).unwrap();
+    let (baseline, steady) = (&plan.phases[0], &plan.phases[1]);
+    assert_eq!((baseline.users(), baseline.offered_rate()), (Some(1), None));
+    assert_eq!((steady.users(), steady.offered_rate()), (None, Some(20.0)));
+    assert!(steady.replayed().is_none());
+    let ramp = Phase {
+        kind: PhaseKind::Ramp {
+            from: 0.0,
+            to: 40.0,
+            steps: Some(4),
+            arrival: Arrival::Uniform,
+        },
+        duration: Duration::from_secs(8),
+        ..steady.clone()
+    };
+    assert_eq!(ramp.offered_rate(), Some(20.0));
+    let at = |s: u64| ramp.offered_rate_at(Duration::from_secs(s));
+    assert_eq!(
+        (at(0), at(3), at(8)),
+        (Some(0.0), Some(40.0 / 3.0), Some(40.0))
+    );
+}
