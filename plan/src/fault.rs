@@ -304,131 +304,147 @@ pub fn validate(
             return Err(problem(key("action"), "(missing)", ACTIONS));
         };
         let action = match name {
-            "simulator" => {
-                if f.deployment.is_some()
-                    || f.namespace.is_some()
-                    || f.replicas.is_some()
-                    || f.restores.is_some()
-                {
-                    return Err(problem(
-                        key("action"),
-                        "\"simulator\"",
-                        "`deployment`, `namespace`, `replicas` and `restores` belong to `delete_pod`/`scale`",
-                    ));
-                }
-                let Some(settings) = f.set.clone() else {
-                    return Err(problem(
-                        key("set"),
-                        "(missing)",
-                        "give the simulator's new fault settings, e.g. { error_500 = 0.5 }, or {} for none",
-                    ));
-                };
-                settings.validate(&key("set"))?;
-                let admin_url = match (&f.admin_url, simulator_target) {
-                    (Some(_), true) => {
-                        return Err(problem(
-                            key("admin_url"),
-                            format!("{:?}", f.admin_url.as_deref().unwrap_or_default()),
-                            "the target is the built-in simulator, whose address the controller knows; leave this out",
-                        ));
-                    }
-                    (None, false) => {
-                        return Err(problem(
-                            key("admin_url"),
-                            "(missing)",
-                            "the simulator action needs a simulator: [target.simulator], or the external simulator's base URL here",
-                        ));
-                    }
-                    (Some(url), false) => {
-                        let ok = (url.starts_with("http://") || url.starts_with("https://"))
-                            && url.len() > "https://".len();
-                        if !ok {
-                            return Err(problem(
-                                key("admin_url"),
-                                format!("{url:?}"),
-                                "expected an http:// or https:// URL",
-                            ));
-                        }
-                        Some(url.trim_end_matches('/').to_string())
-                    }
-                    (None, true) => None,
-                };
-                Action::Simulator {
-                    settings,
-                    admin_url,
-                }
-            }
-            "delete_pod" | "scale" => {
-                if f.set.is_some() || f.admin_url.is_some() {
-                    return Err(problem(
-                        key("action"),
-                        format!("{name:?}"),
-                        "`set` and `admin_url` belong to the `simulator` action",
-                    ));
-                }
-                if !cluster.cluster {
-                    return Err(problem(
-                        key("action"),
-                        format!("{name:?}"),
-                        "acts on a Kubernetes Deployment: the plan needs [serving] or [kubernetes]",
-                    ));
-                }
-                let named =
-                    |field: &str, given: &Option<String>, default: &Option<String>| match given
-                        .as_ref()
-                        .or(default.as_ref())
-                    {
-                        Some(v) if crate::kubernetes::is_dns_label(v) => Ok(v.clone()),
-                        Some(v) => Err(problem(
-                            key(field),
-                            format!("{v:?}"),
-                            "must be a Kubernetes name (lowercase letters, digits, '-')",
-                        )),
-                        None => Err(problem(
-                            key(field),
-                            "(missing)",
-                            "name it (there is no [serving] standalone stack to default to)",
-                        )),
-                    };
-                let deployment = named("deployment", &f.deployment, &cluster.deployment)?;
-                let namespace = named("namespace", &f.namespace, &cluster.namespace)?;
-                if name == "delete_pod" {
-                    if f.replicas.is_some() || f.restores.is_some() {
-                        return Err(problem(
-                            key("replicas"),
-                            "(set)",
-                            "only `scale` takes `replicas` and `restores`",
-                        ));
-                    }
-                    Action::DeletePod {
-                        namespace,
-                        deployment,
-                    }
-                } else {
-                    let replicas = match f.replicas {
-                        Some(r) if (0..=1000).contains(&r) => r,
-                        Some(r) => return Err(problem(key("replicas"), r, "must be in 0..=1000")),
-                        None => {
-                            return Err(problem(
-                                key("replicas"),
-                                "(missing)",
-                                "give the new replica count, e.g. replicas = 0",
-                            ));
-                        }
-                    };
-                    Action::Scale {
-                        namespace,
-                        deployment,
-                        replicas,
-                        restores: f.restores.unwrap_or(false),
-                    }
-                }
-            }
+            "simulator" => simulator_action(f, &key, simulator_target)?,
+            "delete_pod" | "scale" => cluster_action(name, f, &key, cluster)?,
             other => return Err(problem(key("action"), format!("{other:?}"), ACTIONS)),
         };
         out.push(FaultAction { at, action });
     }
     Ok(out)
+}
+
+/// `action = "simulator"`: new fault settings for the built-in simulator, or
+/// for an external one at `admin_url`.
+fn simulator_action(
+    f: &RawFault,
+    key: &impl Fn(&str) -> String,
+    simulator_target: bool,
+) -> Result<Action, Problem> {
+    if f.deployment.is_some()
+        || f.namespace.is_some()
+        || f.replicas.is_some()
+        || f.restores.is_some()
+    {
+        return Err(problem(
+            key("action"),
+            "\"simulator\"",
+            "`deployment`, `namespace`, `replicas` and `restores` belong to `delete_pod`/`scale`",
+        ));
+    }
+    let Some(settings) = f.set.clone() else {
+        return Err(problem(
+            key("set"),
+            "(missing)",
+            "give the simulator's new fault settings, e.g. { error_500 = 0.5 }, or {} for none",
+        ));
+    };
+    settings.validate(&key("set"))?;
+    let admin_url = match (&f.admin_url, simulator_target) {
+        (Some(_), true) => {
+            return Err(problem(
+                key("admin_url"),
+                format!("{:?}", f.admin_url.as_deref().unwrap_or_default()),
+                "the target is the built-in simulator, whose address the controller knows; leave this out",
+            ));
+        }
+        (None, false) => {
+            return Err(problem(
+                key("admin_url"),
+                "(missing)",
+                "the simulator action needs a simulator: [target.simulator], or the external simulator's base URL here",
+            ));
+        }
+        (Some(url), false) => {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() > "https://".len();
+            if !ok {
+                return Err(problem(
+                    key("admin_url"),
+                    format!("{url:?}"),
+                    "expected an http:// or https:// URL",
+                ));
+            }
+            Some(url.trim_end_matches('/').to_string())
+        }
+        (None, true) => None,
+    };
+    Ok(Action::Simulator {
+        settings,
+        admin_url,
+    })
+}
+
+/// `delete_pod` / `scale` (`name`): a Deployment of the cluster, named or
+/// defaulted from the plan's serving stack.
+fn cluster_action(
+    name: &str,
+    f: &RawFault,
+    key: &impl Fn(&str) -> String,
+    cluster: &ClusterDefaults,
+) -> Result<Action, Problem> {
+    if f.set.is_some() || f.admin_url.is_some() {
+        return Err(problem(
+            key("action"),
+            format!("{name:?}"),
+            "`set` and `admin_url` belong to the `simulator` action",
+        ));
+    }
+    if !cluster.cluster {
+        return Err(problem(
+            key("action"),
+            format!("{name:?}"),
+            "acts on a Kubernetes Deployment: the plan needs [serving] or [kubernetes]",
+        ));
+    }
+    let named = |field: &str, given: &Option<String>, default: &Option<String>| match given
+        .as_ref()
+        .or(default.as_ref())
+    {
+        Some(v) if crate::kubernetes::is_dns_label(v) => Ok(v.clone()),
+        Some(v) => Err(problem(
+            key(field),
+            format!("{v:?}"),
+            "must be a Kubernetes name (lowercase letters, digits, '-')",
+        )),
+        None => Err(problem(
+            key(field),
+            "(missing)",
+            "name it (there is no [serving] standalone stack to default to)",
+        )),
+    };
+    let deployment = named("deployment", &f.deployment, &cluster.deployment)?;
+    let namespace = named("namespace", &f.namespace, &cluster.namespace)?;
+    if name == "delete_pod" {
+        if f.replicas.is_some() || f.restores.is_some() {
+            return Err(problem(
+                key("replicas"),
+                "(set)",
+                "only `scale` takes `replicas` and `restores`",
+            ));
+        }
+        Ok(Action::DeletePod {
+            namespace,
+            deployment,
+        })
+    } else {
+        let replicas = match f.replicas {
+            Some(r) if (0..=1000).contains(&r) => r,
+            Some(r) => return Err(problem(key("replicas"), r, "must be in 0..=1000")),
+            None => {
+                return Err(problem(
+                    key("replicas"),
+                    "(missing)",
+                    "give the new replica count, e.g. replicas = 0",
+                ));
+            }
+        };
+        Ok(Action::Scale {
+            namespace,
+            deployment,
+            replicas,
+            restores: f.restores.unwrap_or(false),
+        })
+    }
 }
 
 #[cfg(test)]

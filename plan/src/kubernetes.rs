@@ -1,9 +1,9 @@
 //! `[kubernetes]`: where and how the controller deploys agents through the
 //! Kubernetes API, and what it looks up there for the run manifest.
 //!
-//! Kept apart from `plan.rs` because the same settings are used without a
-//! plan (`controller deploy` / `teardown` with flags only), and because the
-//! Kubernetes naming rules (DNS labels, label keys, quantities) are checked
+//! Kept apart from the plan's own validation because the same settings are
+//! used without a plan (`controller deploy` / `teardown` with flags only),
+//! and because the Kubernetes naming rules (DNS labels, label keys, quantities) are checked
 //! here once, with errors naming the key and the value.
 
 use crate::PlanError;
@@ -261,24 +261,7 @@ pub fn validate(path: &Path, raw: &RawKubernetes) -> Result<Kubernetes, PlanErro
             "must name at least one label: agents go only on selected nodes",
         ));
     }
-    for (k, v) in &node_selector {
-        if !is_label_key(k) {
-            return Err(invalid(
-                path,
-                &format!("kubernetes.node_selector.{k:?}"),
-                k,
-                "not a label key ([prefix/]name, name at most 63 alphanumerics, '-', '_', '.')",
-            ));
-        }
-        if !is_label_value(v) {
-            return Err(invalid(
-                path,
-                &format!("kubernetes.node_selector.{k:?}"),
-                v,
-                "not a label value (at most 63 alphanumerics, '-', '_', '.')",
-            ));
-        }
-    }
+    check_node_selector(path, &node_selector)?;
     if let Some(url) = &raw.controller_address {
         let host = url.strip_prefix("https://").unwrap_or("");
         if host.is_empty() || host.starts_with([':', '/']) || url.chars().any(char::is_whitespace) {
@@ -314,24 +297,7 @@ pub fn validate(path: &Path, raw: &RawKubernetes) -> Result<Kubernetes, PlanErro
             Some((ns.to_string(), name.to_string()))
         }
     };
-    let r = raw.resources.clone().unwrap_or_default();
-    let quantity = |key: &str, v: Option<String>| -> Result<Option<String>, PlanError> {
-        match v {
-            Some(q) if !is_quantity(&q) => Err(invalid(
-                path,
-                &format!("kubernetes.resources.{key}"),
-                &q,
-                "not a Kubernetes quantity (e.g. \"500m\", \"2\", \"256Mi\", \"1Gi\")",
-            )),
-            v => Ok(v),
-        }
-    };
-    let resources = Resources {
-        cpu: quantity("cpu", r.cpu)?.unwrap_or(defaults.resources.cpu),
-        memory: quantity("memory", r.memory)?.unwrap_or(defaults.resources.memory),
-        cpu_limit: quantity("cpu_limit", r.cpu_limit)?,
-        memory_limit: quantity("memory_limit", r.memory_limit)?,
-    };
+    let resources = resources(path, raw.resources.clone().unwrap_or_default())?;
     Ok(Kubernetes {
         context: raw.context.clone(),
         namespace,
@@ -343,6 +309,54 @@ pub fn validate(path: &Path, raw: &RawKubernetes) -> Result<Kubernetes, PlanErro
         gateway_service,
         resources,
         fixed_user: raw.fixed_user.unwrap_or(true),
+    })
+}
+
+/// `node_selector`: label keys and values.
+fn check_node_selector(
+    path: &Path,
+    node_selector: &BTreeMap<String, String>,
+) -> Result<(), PlanError> {
+    for (k, v) in node_selector {
+        if !is_label_key(k) {
+            return Err(invalid(
+                path,
+                &format!("kubernetes.node_selector.{k:?}"),
+                k,
+                "not a label key ([prefix/]name, name at most 63 alphanumerics, '-', '_', '.')",
+            ));
+        }
+        if !is_label_value(v) {
+            return Err(invalid(
+                path,
+                &format!("kubernetes.node_selector.{k:?}"),
+                v,
+                "not a label value (at most 63 alphanumerics, '-', '_', '.')",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[kubernetes.resources]` of the agent pods, with the defaults.
+fn resources(path: &Path, r: RawResources) -> Result<Resources, PlanError> {
+    let defaults = Kubernetes::default().resources;
+    let quantity = |key: &str, v: Option<String>| -> Result<Option<String>, PlanError> {
+        match v {
+            Some(q) if !is_quantity(&q) => Err(invalid(
+                path,
+                &format!("kubernetes.resources.{key}"),
+                &q,
+                "not a Kubernetes quantity (e.g. \"500m\", \"2\", \"256Mi\", \"1Gi\")",
+            )),
+            v => Ok(v),
+        }
+    };
+    Ok(Resources {
+        cpu: quantity("cpu", r.cpu)?.unwrap_or(defaults.cpu),
+        memory: quantity("memory", r.memory)?.unwrap_or(defaults.memory),
+        cpu_limit: quantity("cpu_limit", r.cpu_limit)?,
+        memory_limit: quantity("memory_limit", r.memory_limit)?,
     })
 }
 

@@ -1,7 +1,13 @@
-//! The benchmark plan of stampede: the TOML schema as written, its
-//! validation into typed phases, and everything a plan names — workloads,
-//! datasets, traces, objectives, fault actions, Kubernetes and serving
-//! settings, includes and sweeps.
+//! The benchmark plan of stampede: parse → validate → run.
+//!
+//! A plan file is TOML. [`RawPlan`] mirrors the file exactly (unknown keys
+//! are rejected by serde); [`RawPlan::validate`] turns it into a [`Plan`]
+//! whose types make invalid plans unrepresentable — each [`Phase`] carries a
+//! [`PhaseKind`] holding only its kind's keys. Every error names the file,
+//! the key and the offending value, and is produced before any socket is
+//! bound. Besides the plan itself, this crate holds everything a plan names:
+//! workloads, datasets, traces, objectives, fault actions, Kubernetes and
+//! serving settings, includes and sweeps.
 //!
 //! Only the controller links this crate. Agents and the simulator receive
 //! what they need over the wire (stampede-common) and never see a plan; a
@@ -9,15 +15,30 @@
 
 pub mod dataset;
 pub mod duration;
+mod error;
 pub mod fault;
 pub mod include;
 pub mod kubernetes;
-mod plan;
+mod load;
+mod model;
+mod phase;
+mod raw;
 pub mod security;
 pub mod serving;
 pub mod slo;
 pub mod sweep;
 pub mod trace;
+mod validate;
 pub mod workload;
 
-pub use plan::*;
+pub use error::PlanError;
+pub use load::{load, load_without_files, parse};
+pub use model::{
+    AgentMode, Agents, Api, Cost, Endpoint, Plan, RequestSpec, SIMULATOR_MODEL, ServerMetrics,
+    ShardWeights, SimulatorSpec, Target, Tracing,
+};
+pub use phase::{Arrival, Phase, PhaseKind, Search, Stress};
+pub use raw::{
+    RawAgents, RawCost, RawPhase, RawPlan, RawRequest, RawRun, RawServerMetrics, RawSimulator,
+    RawTarget, RawTracing, SimEngine,
+};

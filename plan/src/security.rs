@@ -198,10 +198,7 @@ pub fn validate(plan: &Path, raw: RawSecurity<'_>) -> Result<Security, PlanError
         }
         (Some(var), None) => {
             let shown = format!("{var:?}");
-            let name_ok = !var.is_empty()
-                && !var.starts_with(|c: char| c.is_ascii_digit())
-                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !name_ok {
+            if !crate::validate::is_env_name(var) {
                 return Err(invalid(
                     plan,
                     "agents.join_token_env",

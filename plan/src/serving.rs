@@ -4,10 +4,10 @@
 //! (`method = "helm"`), or a gateway that is already there
 //! (`method = "existing"`, only inspected and recorded).
 //!
-//! Kept apart from `plan.rs` because a sweep compares the validated
-//! [`ServingSpec`] of consecutive cells: only a change of what defines the
-//! stack (model, image, hardware, arguments, charts) means a redeploy, and
-//! [`stack_changed`] is that comparison. Secrets never appear here: the
+//! Kept apart from the plan's own validation because a sweep compares the
+//! validated [`ServingSpec`] of consecutive cells: only a change of what
+//! defines the stack (model, image, hardware, arguments, charts) means a
+//! redeploy, and [`stack_changed`] is that comparison. Secrets never appear here: the
 //! Hugging Face token is a reference to a Kubernetes Secret key, and plain
 //! `env` refuses names that look secret.
 
@@ -370,6 +370,17 @@ pub fn validate(
             "must be longer than zero",
         ));
     }
+    let method = method(path, raw)?;
+    Ok(ServingSpec {
+        namespace,
+        readiness_timeout,
+        keep: raw.keep.unwrap_or(false),
+        method,
+    })
+}
+
+/// `method` and the keys that belong to it; keys of another method are refused.
+fn method(path: &Path, raw: &RawServing) -> Result<Method, PlanError> {
     let method_name = raw.method.as_deref();
     let standalone_only: [(&str, bool); 14] = [
         ("server", raw.server.is_some()),
@@ -398,7 +409,7 @@ pub fn validate(
             None => Ok(()),
         }
     };
-    let method = match method_name {
+    match method_name {
         Some("standalone") => {
             if raw.url.is_some() || raw.chart.is_some() {
                 return Err(invalid(
@@ -408,7 +419,9 @@ pub fn validate(
                     "method \"standalone\" deploys its own Service; `url` and `chart` belong to \"helm\" / \"existing\"",
                 ));
             }
-            Method::Standalone(Box::new(validate_standalone(path, raw)?))
+            Ok(Method::Standalone(Box::new(validate_standalone(
+                path, raw,
+            )?)))
         }
         Some("helm") => {
             refuse_standalone_keys("helm")?;
@@ -426,7 +439,7 @@ pub fn validate(
                 .map(|(i, c)| validate_chart(path, i, c))
                 .collect::<Result<Vec<_>, _>>()?;
             let url = http_url(path, "url", raw.url.as_ref(), "helm")?;
-            Method::Helm { charts, url }
+            Ok(Method::Helm { charts, url })
         }
         Some("existing") => {
             refuse_standalone_keys("existing")?;
@@ -438,32 +451,22 @@ pub fn validate(
                     "only method \"helm\" installs charts",
                 ));
             }
-            Method::Existing {
+            Ok(Method::Existing {
                 url: http_url(path, "url", raw.url.as_ref(), "existing")?,
-            }
+            })
         }
-        Some(other) => {
-            return Err(invalid(
-                path,
-                "method",
-                other,
-                "expected \"standalone\", \"helm\" or \"existing\"",
-            ));
-        }
-        None => {
-            return Err(missing(
-                path,
-                "method",
-                "give \"standalone\", \"helm\" or \"existing\"",
-            ));
-        }
-    };
-    Ok(ServingSpec {
-        namespace,
-        readiness_timeout,
-        keep: raw.keep.unwrap_or(false),
-        method,
-    })
+        Some(other) => Err(invalid(
+            path,
+            "method",
+            other,
+            "expected \"standalone\", \"helm\" or \"existing\"",
+        )),
+        None => Err(missing(
+            path,
+            "method",
+            "give \"standalone\", \"helm\" or \"existing\"",
+        )),
+    }
 }
 
 fn validate_standalone(path: &Path, raw: &RawServing) -> Result<Standalone, PlanError> {
@@ -519,124 +522,20 @@ fn validate_standalone(path: &Path, raw: &RawServing) -> Result<Standalone, Plan
         ));
     }
     let args = raw.args.clone().unwrap_or_default();
-    for (i, a) in args.iter().enumerate() {
-        let reserved = match server {
-            ServerKind::Vllm => ["--model", "--port"],
-            ServerKind::Simulator => ["--model", "--listen"],
-        };
-        if reserved
-            .iter()
-            .any(|r| a == r || a.starts_with(&format!("{r}=")))
-        {
-            return Err(invalid(
-                path,
-                &format!("args[{i}]"),
-                a,
-                "set by stampede from `model` and `port`; remove it",
-            ));
-        }
-        if a.chars().any(char::is_control) {
-            return Err(invalid(
-                path,
-                &format!("args[{i}]"),
-                a,
-                "contains a control character",
-            ));
-        }
-    }
+    check_args(path, server, &args)?;
     let port = raw.port.unwrap_or(DEFAULT_PORT);
     if port == 0 {
         return Err(invalid(path, "port", 0, "must be a port number (1-65535)"));
     }
     let gpus = raw.gpus.unwrap_or(0);
-    let mut node_selector = raw.node_selector.clone().unwrap_or_default();
-    for (k, v) in &node_selector {
-        if !is_label_key(k) || !is_label_value(v) {
-            return Err(invalid(
-                path,
-                &format!("node_selector.{k:?}"),
-                format!("{k}={v}"),
-                "not a label key and value",
-            ));
-        }
-    }
-    if let Some(product) = &raw.gpu_product {
-        if !is_label_value(product) || product.is_empty() {
-            return Err(invalid(
-                path,
-                "gpu_product",
-                product,
-                "not a label value, e.g. \"NVIDIA-H100-80GB-HBM3\"",
-            ));
-        }
-        if gpus == 0 {
-            return Err(invalid(
-                path,
-                "gpu_product",
-                product,
-                "names a GPU type, so set `gpus` too",
-            ));
-        }
-        node_selector.insert(GPU_PRODUCT_LABEL.to_string(), product.clone());
-    }
+    let node_selector = node_selector(path, raw, gpus)?;
     let env = raw.env.clone().unwrap_or_default();
-    for name in env.keys() {
-        let valid = !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Err(invalid(
-                path,
-                &format!("env.{name}"),
-                name,
-                "not an environment variable name",
-            ));
-        }
-        let upper = name.to_ascii_uppercase();
-        if name == HF_TOKEN_ENV || SECRET_MARKERS.iter().any(|m| upper.contains(m)) {
-            return Err(invalid(
-                path,
-                &format!("env.{name}"),
-                "(value not shown)",
-                "looks like a secret: plans hold no secret values; put it in a Secret and use `hf_token_secret = { name, key }`",
-            ));
-        }
-    }
-    let hf_token_secret =
-        raw.hf_token_secret
-            .as_ref()
-            .map(|s| -> Result<SecretRef, PlanError> {
-                let name = s
-                    .name
-                    .clone()
-                    .ok_or_else(|| missing(path, "hf_token_secret.name", "the Secret's name"))?;
-                if !is_dns_subdomain(&name) || name.is_empty() {
-                    return Err(invalid(
-                        path,
-                        "hf_token_secret.name",
-                        &name,
-                        "not a Secret name",
-                    ));
-                }
-                let key = s.key.clone().ok_or_else(|| {
-                    missing(path, "hf_token_secret.key", "the key inside the Secret")
-                })?;
-                let key_ok = !key.is_empty()
-                    && key.len() <= 253
-                    && key
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-                if !key_ok {
-                    return Err(invalid(
-                        path,
-                        "hf_token_secret.key",
-                        &key,
-                        "not a Secret key",
-                    ));
-                }
-                Ok(SecretRef { name, key })
-            })
-            .transpose()?;
+    check_env(path, &env)?;
+    let hf_token_secret = raw
+        .hf_token_secret
+        .as_ref()
+        .map(|s| secret_ref(path, s))
+        .transpose()?;
     let model_cache = raw
         .model_cache
         .as_ref()
@@ -669,6 +568,133 @@ fn validate_standalone(path: &Path, raw: &RawServing) -> Result<Standalone, Plan
         cpu: raw.cpu.clone(),
         memory: raw.memory.clone(),
     })
+}
+
+/// Extra server arguments: none that stampede sets itself, no control characters.
+fn check_args(path: &Path, server: ServerKind, args: &[String]) -> Result<(), PlanError> {
+    for (i, a) in args.iter().enumerate() {
+        let reserved = match server {
+            ServerKind::Vllm => ["--model", "--port"],
+            ServerKind::Simulator => ["--model", "--listen"],
+        };
+        if reserved
+            .iter()
+            .any(|r| a == r || a.starts_with(&format!("{r}=")))
+        {
+            return Err(invalid(
+                path,
+                &format!("args[{i}]"),
+                a,
+                "set by stampede from `model` and `port`; remove it",
+            ));
+        }
+        if a.chars().any(char::is_control) {
+            return Err(invalid(
+                path,
+                &format!("args[{i}]"),
+                a,
+                "contains a control character",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `node_selector`, with `gpu_product` added as the GPU product label.
+fn node_selector(
+    path: &Path,
+    raw: &RawServing,
+    gpus: u32,
+) -> Result<BTreeMap<String, String>, PlanError> {
+    let mut node_selector = raw.node_selector.clone().unwrap_or_default();
+    for (k, v) in &node_selector {
+        if !is_label_key(k) || !is_label_value(v) {
+            return Err(invalid(
+                path,
+                &format!("node_selector.{k:?}"),
+                format!("{k}={v}"),
+                "not a label key and value",
+            ));
+        }
+    }
+    if let Some(product) = &raw.gpu_product {
+        if !is_label_value(product) || product.is_empty() {
+            return Err(invalid(
+                path,
+                "gpu_product",
+                product,
+                "not a label value, e.g. \"NVIDIA-H100-80GB-HBM3\"",
+            ));
+        }
+        if gpus == 0 {
+            return Err(invalid(
+                path,
+                "gpu_product",
+                product,
+                "names a GPU type, so set `gpus` too",
+            ));
+        }
+        node_selector.insert(GPU_PRODUCT_LABEL.to_string(), product.clone());
+    }
+    Ok(node_selector)
+}
+
+/// Plain environment variables: valid names, none that looks secret.
+fn check_env(path: &Path, env: &BTreeMap<String, String>) -> Result<(), PlanError> {
+    for name in env.keys() {
+        if !crate::validate::is_env_name(name) {
+            return Err(invalid(
+                path,
+                &format!("env.{name}"),
+                name,
+                "not an environment variable name",
+            ));
+        }
+        let upper = name.to_ascii_uppercase();
+        if name == HF_TOKEN_ENV || SECRET_MARKERS.iter().any(|m| upper.contains(m)) {
+            return Err(invalid(
+                path,
+                &format!("env.{name}"),
+                "(value not shown)",
+                "looks like a secret: plans hold no secret values; put it in a Secret and use `hf_token_secret = { name, key }`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `hf_token_secret = { name, key }`: a Secret key, never a token.
+fn secret_ref(path: &Path, s: &RawSecretRef) -> Result<SecretRef, PlanError> {
+    let name = s
+        .name
+        .clone()
+        .ok_or_else(|| missing(path, "hf_token_secret.name", "the Secret's name"))?;
+    if !is_dns_subdomain(&name) || name.is_empty() {
+        return Err(invalid(
+            path,
+            "hf_token_secret.name",
+            &name,
+            "not a Secret name",
+        ));
+    }
+    let key = s
+        .key
+        .clone()
+        .ok_or_else(|| missing(path, "hf_token_secret.key", "the key inside the Secret"))?;
+    let key_ok = !key.is_empty()
+        && key.len() <= 253
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !key_ok {
+        return Err(invalid(
+            path,
+            "hf_token_secret.key",
+            &key,
+            "not a Secret key",
+        ));
+    }
+    Ok(SecretRef { name, key })
 }
 
 fn validate_cache(path: &Path, c: &RawModelCache) -> Result<ModelCache, PlanError> {

@@ -505,8 +505,11 @@ mod tests {
         };
         let plan =
             check("kind = \"replay\"\ntrace = { path = \"t.csv\", time_scale = 4.0 }").unwrap();
-        assert_eq!(plan.phases[0].kind, PhaseKind::Replay { time_scale: 4.0 });
-        assert_eq!(plan.phases[0].trace.as_ref().unwrap().records.len(), 4);
+        let PhaseKind::Replay { time_scale, trace } = &plan.phases[0].kind else {
+            panic!("{:?}", plan.phases[0].kind)
+        };
+        assert_eq!(*time_scale, 4.0);
+        assert_eq!(trace.as_ref().unwrap().records.len(), 4);
         let e = |phase: &str| check(phase).unwrap_err().to_string();
         assert!(e("kind = \"replay\"").contains("phase[0].trace"));
         let bad_scale = e("kind = \"replay\"\ntrace = { path = \"t.csv\", time_scale = -1.0 }");
@@ -526,7 +529,10 @@ mod tests {
             .unwrap()
             .validate_without_files(&plan_path)
             .unwrap();
-        assert!(p.phases[0].trace.is_none());
+        assert!(matches!(
+            p.phases[0].kind,
+            PhaseKind::Replay { trace: None, .. }
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

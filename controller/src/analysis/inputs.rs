@@ -42,10 +42,7 @@ pub fn traces(plan: &Plan) -> Vec<TraceInfo> {
         .iter()
         .enumerate()
         .filter_map(|(i, p)| {
-            let stampede_plan::PhaseKind::Replay { time_scale } = p.kind else {
-                return None;
-            };
-            let t = p.trace.as_ref()?;
+            let (t, time_scale) = p.replayed()?;
             Some(TraceInfo {
                 key: format!("phase[{i}]"),
                 phase: p.name.clone(),

@@ -86,8 +86,9 @@ pub fn scheduled_arrivals(phase: &Phase, seed: u64, index: u32, window: Duration
     use stampede_agent::arrivals::Schedule;
     let arrivals: Box<dyn Iterator<Item = (u64, f64)>> = match phase.kind {
         PhaseKind::Baseline | PhaseKind::Concurrency { .. } => return None,
-        PhaseKind::Replay { time_scale } => {
-            let trace = phase.trace.as_ref()?.to_proto(time_scale);
+        PhaseKind::Replay { .. } => {
+            let (trace, time_scale) = phase.replayed()?;
+            let trace = trace.to_proto(time_scale);
             let replay = stampede_agent::replay::Replay::from_proto(&trace).ok()?;
             Box::new(std::sync::Arc::new(replay).arrivals())
         }

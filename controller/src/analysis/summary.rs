@@ -8,7 +8,7 @@ use crate::analysis::server_metrics::Scrape;
 use crate::model::StepRecord;
 use crate::model::{PhaseSummary, Redistribution, RequestCounts};
 use stampede_common::metric::Metric;
-use stampede_plan::{Phase, PhaseKind};
+use stampede_plan::Phase;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -92,12 +92,8 @@ pub fn summarize(
     PhaseSummary {
         name: phase.name.clone(),
         kind: phase.kind.name().to_string(),
-        offered_rate: phase.kind.offered_rate(),
-        users: match phase.kind {
-            PhaseKind::Baseline => Some(1),
-            PhaseKind::Concurrency { users } => Some(users),
-            _ => None,
-        },
+        offered_rate: phase.offered_rate(),
+        users: phase.users(),
         planned_duration_s: phase.duration.as_secs_f64(),
         arrivals_s,
         finished_s,

@@ -319,7 +319,6 @@ mod tests {
             slo: Vec::new(),
             warmup: Duration::ZERO,
             cooldown: Duration::ZERO,
-            trace: None,
             faults: Vec::new(),
         };
         let mut s =
@@ -360,7 +359,6 @@ mod tests {
             slo: vec![Slo::parse("ttft.p99 < 100ms").unwrap()],
             warmup: Duration::ZERO,
             cooldown: Duration::ZERO,
-            trace: None,
             faults: Vec::new(),
         };
         let step = phase.stress_step(10.0);

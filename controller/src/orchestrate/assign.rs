@@ -115,11 +115,7 @@ impl Orchestrator {
         }
         let weights = self.shard_weights(survivors);
         ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
-        let users = match phase.kind {
-            PhaseKind::Baseline => 1,
-            PhaseKind::Concurrency { users } => users,
-            _ => 0,
-        };
+        let users = phase.users().unwrap_or(0);
         for (i, id) in survivors.iter().enumerate() {
             let r = proto::Reshard {
                 phase_index: slot,
@@ -193,17 +189,15 @@ impl Orchestrator {
                     share,
                 )
             }
-            PhaseKind::Replay { time_scale } => {
+            PhaseKind::Replay { .. } => {
                 // Sharded like any open loop.
                 let share = phase.max_requests.map(|m| shards.owned_below(i, m));
-                let replay = phase.trace.as_ref()?.to_proto(time_scale);
+                let (trace, time_scale) = phase.replayed()?;
+                let replay = trace.to_proto(time_scale);
                 (Shape::Replay(replay), share)
             }
             PhaseKind::Baseline | PhaseKind::Concurrency { .. } => {
-                let users = match phase.kind {
-                    PhaseKind::Concurrency { users } => users,
-                    _ => 1,
-                };
+                let users = phase.users().unwrap_or(1);
                 let users_of = |j: u32| shards.owned_below(j, u64::from(users));
                 let mine = users_of(i);
                 if mine == 0 {

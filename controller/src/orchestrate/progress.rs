@@ -35,7 +35,7 @@ impl Progress {
     /// A phase (or a step of a stress phase) starts.
     pub fn phase_start(&mut self, phase: &Phase, agents: usize, step: Option<StepRecord>) {
         self.printed.clear();
-        let load = match phase.kind.offered_rate() {
+        let load = match phase.offered_rate() {
             Some(r) => format!("{r:.2} req/s"),
             None => phase.kind.name().to_string(),
         };
@@ -97,8 +97,7 @@ impl Progress {
         let ms = |q: f64| quantile_or_zero(ttft, q) / 1e3;
         let middle = window.mul_f64(f64::from(index) + 0.5);
         let offered = phase
-            .kind
-            .offered_rate_at(middle, phase.duration)
+            .offered_rate_at(middle)
             .map(|r| format!(" offered {r:.1}/s"))
             .unwrap_or_default();
         self.line(&format!(

@@ -85,7 +85,7 @@ fn window_rows(out: &mut String, index: usize, repeat: u32, p: &PhaseData) {
             format!("{start_unix:.3}"),
             format!("{secs:.3}"),
             reports.to_string(),
-            opt(p.phase.kind.offered_rate()),
+            opt(p.phase.offered_rate()),
             c.sent.to_string(),
             c.ok.to_string(),
             c.failed.to_string(),

@@ -225,7 +225,7 @@ impl Building {
         if window_ms == 0 {
             return Err("window_ms is 0".into());
         }
-        let run_as = match (planned.kind, step) {
+        let run_as = match (&planned.kind, step) {
             (plan::PhaseKind::Stress(_), Some(step)) => planned.stress_step(step.rate),
             (plan::PhaseKind::Stress(_), None) => {
                 return Err(format!("stress phase {name:?} started without a step"));
@@ -402,11 +402,11 @@ fn stress_results(plan: &plan::Plan, summaries: &[PhaseSummary]) -> Vec<StressRe
     let mut verdicts: Vec<Vec<(f64, bool)>> = Vec::new();
     for s in summaries {
         let Some(step) = s.step else { continue };
-        let Some(plan::PhaseKind::Stress(cfg)) = plan
+        let Some(&plan::PhaseKind::Stress(cfg)) = plan
             .phases
             .iter()
             .find(|p| p.name == s.name)
-            .map(|p| p.kind)
+            .map(|p| &p.kind)
         else {
             continue;
         };

@@ -136,7 +136,7 @@ pub(super) fn over_time(
                 segments.push((k, pts));
             }
         }
-        if let (true, Some(rate)) = (offered, p.phase.kind.offered_rate()) {
+        if let (true, Some(rate)) = (offered, p.phase.offered_rate()) {
             offered_lines.push(vec![
                 (t0, rate),
                 (t0 + p.phase.duration.as_secs_f64(), rate),

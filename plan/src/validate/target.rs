@@ -1,0 +1,210 @@
+//! `[target]`: the endpoint under test — a URL with its model, or the
+//! built-in simulator — and how requests reach it (API, headers, API key
+//! variable, TLS roots, tokenizer). With `[serving]`, the stack gives the
+//! URL and model by default.
+
+use super::{Ctx, MISSING, is_env_name};
+use crate::duration::HumanDuration;
+use crate::serving::ServingSpec;
+use crate::{
+    Api, Endpoint, PlanError, RawPlan, RawSimulator, RawTarget, SIMULATOR_MODEL, SimulatorSpec,
+    Target,
+};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+impl RawPlan {
+    /// `serving`: with `[serving]`, the target defaults to the stack's URL
+    /// and (standalone) model, and `[target]` may be left out.
+    pub(super) fn validate_target(
+        &self,
+        cx: &Ctx<'_>,
+        serving: Option<&ServingSpec>,
+    ) -> Result<Target, PlanError> {
+        let t = self.target_or_served(cx, serving)?;
+        let api = match t.api.as_deref().unwrap_or("chat") {
+            "chat" => Api::Chat,
+            "completions" => Api::Completions,
+            other => {
+                return Err(cx.invalid(
+                    "target.api",
+                    format!("{other:?}"),
+                    "expected \"chat\" or \"completions\"",
+                ));
+            }
+        };
+        let (endpoint, model) = endpoint(cx, &t)?;
+        if model.is_empty() {
+            return Err(cx.invalid("target.model", "\"\"", "must not be empty"));
+        }
+        let headers = t.headers.clone().unwrap_or_default();
+        check_headers(cx, &headers)?;
+        if let Some(var) = &t.api_key_env
+            && !is_env_name(var)
+        {
+            return Err(cx.invalid(
+                "target.api_key_env",
+                format!("{var:?}"),
+                "not an environment variable name",
+            ));
+        }
+        Ok(Target {
+            endpoint,
+            model,
+            api,
+            headers,
+            api_key_env: t.api_key_env.clone(),
+            http2: t.http2.unwrap_or(false),
+            ca_pem: t.ca_file.as_ref().map(|f| read_ca(cx, f)).transpose()?,
+            insecure_tls: t.insecure_tls.unwrap_or(false),
+            tokenizer: t.tokenizer.as_ref().map(|f| cx.resolve(f)),
+        })
+    }
+
+    /// `[target]` as written, or (with `[serving]` and no simulator) with
+    /// the stack's URL and model filling what it leaves out.
+    fn target_or_served(
+        &self,
+        cx: &Ctx<'_>,
+        serving: Option<&ServingSpec>,
+    ) -> Result<Cow<'_, RawTarget>, PlanError> {
+        let t = match (&self.target, serving) {
+            (Some(t), _) => Cow::Borrowed(t),
+            (None, Some(_)) => Cow::Owned(RawTarget::default()),
+            (None, None) => {
+                return Err(cx.invalid(
+                    "target",
+                    MISSING,
+                    "a plan needs a [target] with `url` or a [target.simulator] table",
+                ));
+            }
+        };
+        Ok(match serving {
+            Some(s) if t.simulator.is_none() => Cow::Owned(RawTarget {
+                url: t.url.clone().or_else(|| Some(s.base_url())),
+                model: t.model.clone().or_else(|| s.model().map(str::to_string)),
+                ..t.into_owned()
+            }),
+            _ => t,
+        })
+    }
+}
+
+/// Where requests go and the model they name: `target.url` with
+/// `target.model`, or `[target.simulator]`, never both.
+fn endpoint(cx: &Ctx<'_>, t: &RawTarget) -> Result<(Endpoint, String), PlanError> {
+    match (&t.url, &t.simulator) {
+        (Some(_), Some(_)) => Err(cx.invalid(
+            "target.simulator",
+            "(table)",
+            "give either `target.url` or `[target.simulator]`, not both",
+        )),
+        (None, None) => Err(cx.invalid(
+            "target.url",
+            MISSING,
+            "give the server's base URL, or a [target.simulator] table for the built-in simulator",
+        )),
+        (Some(url), None) => {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() > "https://".len();
+            if !ok {
+                return Err(cx.invalid(
+                    "target.url",
+                    format!("{url:?}"),
+                    "expected an http:// or https:// URL",
+                ));
+            }
+            let Some(model) = t.model.clone() else {
+                return Err(cx.invalid("target.model", MISSING, "required with `target.url`"));
+            };
+            Ok((Endpoint::Url(url.trim_end_matches('/').to_string()), model))
+        }
+        (None, Some(s)) => {
+            let model = t
+                .model
+                .clone()
+                .unwrap_or_else(|| SIMULATOR_MODEL.to_string());
+            Ok((Endpoint::Simulator(simulator(cx, s)?), model))
+        }
+    }
+}
+
+/// `[target.simulator]` with its defaults.
+fn simulator(cx: &Ctx<'_>, s: &RawSimulator) -> Result<SimulatorSpec, PlanError> {
+    let spec = SimulatorSpec {
+        ttft: s.ttft.map_or(Duration::from_millis(20), HumanDuration::get),
+        itl: s.itl.map_or(Duration::from_millis(5), HumanDuration::get),
+        output_tokens: s.output_tokens.unwrap_or(64),
+        listen: cx.addr(
+            "target.simulator.listen",
+            s.listen.as_deref().unwrap_or("127.0.0.1:0"),
+        )?,
+        engine: s.engine.clone(),
+    };
+    if let Some(e) = &spec.engine {
+        for (key, v) in [
+            ("max_num_seqs", e.max_num_seqs),
+            ("block_size", e.block_size),
+            ("num_blocks", e.num_blocks),
+        ] {
+            if v == Some(0) {
+                return Err(cx.invalid(
+                    format!("target.simulator.engine.{key}"),
+                    0,
+                    "must be at least 1",
+                ));
+            }
+        }
+    }
+    if spec.output_tokens == 0 {
+        return Err(cx.invalid("target.simulator.output_tokens", 0, "must be at least 1"));
+    }
+    Ok(spec)
+}
+
+/// `target.headers`: valid names and values, and no credentials.
+fn check_headers(cx: &Ctx<'_>, headers: &BTreeMap<String, String>) -> Result<(), PlanError> {
+    for (name, value) in headers {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(cx.invalid(
+                format!("target.headers.{name}"),
+                format!("{name:?}"),
+                "not a valid HTTP header name",
+            ));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(cx.invalid(
+                format!("target.headers.{name}"),
+                "(value)",
+                "header values must not contain control characters",
+            ));
+        }
+        if name.eq_ignore_ascii_case("authorization") {
+            return Err(cx.invalid(format!("target.headers.{name}"), "(value)", "put credentials in the environment and name the variable in `target.api_key_env`, so they stay out of plans and results"));
+        }
+    }
+    Ok(())
+}
+
+/// `target.ca_file`, read: extra trusted roots for an https target.
+fn read_ca(cx: &Ctx<'_>, file: &Path) -> Result<Vec<u8>, PlanError> {
+    let shown = format!("{:?}", file.display().to_string());
+    let full = cx.resolve(file);
+    let bytes = std::fs::read(&full).map_err(|e| {
+        cx.invalid(
+            "target.ca_file",
+            &shown,
+            format!("cannot read {}: {e}", full.display()),
+        )
+    })?;
+    if !bytes
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(cx.invalid("target.ca_file", &shown, "no PEM certificate in the file"));
+    }
+    Ok(bytes)
+}
