@@ -6,6 +6,7 @@
 //! `crate::<layer>` path that points up, naming the file, line and both layers.
 
 use stampede_tests::source::{code_only, rust_files};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Bottom to top.
 const LAYERS: &[&str] = &[
@@ -134,4 +135,91 @@ fn the_check_finds_upward_imports_and_ignores_comments_and_strings() {
     assert!(found[0].contains("src/results/x.rs:2:") && found[0].contains("crate::orchestrate"));
     assert!(found[1].contains(":6:") && found[1].contains("crate::cli"));
     assert!(found[2].contains(":7:") && found[2].contains("super::super"));
+}
+
+/// A controller module, as `layer/module` (or `layer` for a layer's own
+/// `mod.rs`), for a production source file; `None` for test files.
+fn module_of(rel: &std::path::Path) -> Option<String> {
+    let stem = rel.with_extension("");
+    let parts: Vec<&str> = stem
+        .iter()
+        .map(|c| c.to_str().expect("utf-8 path"))
+        .collect();
+    if parts.contains(&"tests") || matches!(parts[0], "lib" | "main") {
+        return None;
+    }
+    Some(match parts.as_slice() {
+        [layer] | [layer, "mod"] => (*layer).to_string(),
+        [layer, module, ..] => format!("{layer}/{module}"),
+        [] => return None,
+    })
+}
+
+#[test]
+fn controller_modules_form_no_import_cycle() {
+    let src = stampede_tests::workspace_root().join("controller/src");
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in rust_files(&src) {
+        let rel = path.strip_prefix(&src).expect("under src");
+        let Some(module) = module_of(rel) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).expect("read source");
+        let code = stampede_tests::source::production_only(&code_only(&text));
+        let entry = uses.entry(module).or_default();
+        for (at, _) in code.match_indices("crate::") {
+            let names: Vec<&str> = code[at + "crate::".len()..]
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .next()
+                .unwrap_or_default()
+                .split("::")
+                .take(2)
+                .collect();
+            entry.insert(names.join("/"));
+        }
+    }
+    let modules: BTreeSet<String> = uses.keys().cloned().collect();
+    // Depth-first search for a back edge; the cycle is the path from its target.
+    fn visit(
+        m: &str,
+        uses: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(m.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(m.to_string()) {
+            return None;
+        }
+        path.push(m.to_string());
+        for next in uses.get(m).into_iter().flatten() {
+            // `crate::layer::Type` names the layer; a module path names a module.
+            let target = if uses.contains_key(next) {
+                next.clone()
+            } else {
+                next.split('/').next().unwrap_or_default().to_string()
+            };
+            if target != m
+                && uses.contains_key(&target)
+                && let Some(c) = visit(&target, uses, path, done)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for m in &modules {
+        let cycle = visit(m, &uses, &mut Vec::new(), &mut done);
+        assert!(
+            cycle.is_none(),
+            "import cycle: {}",
+            cycle.unwrap().join(" → ")
+        );
+    }
+    assert!(modules.len() > 40, "only {} modules found", modules.len());
 }

@@ -4,7 +4,7 @@
 use super::runtime::runtime;
 use super::{K8sFlags, exit};
 use crate::model::Status;
-use crate::orchestrate::k8s::command::{self, Overrides};
+use crate::run::cluster::{self as command, Overrides};
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -5,7 +5,7 @@ use super::exit;
 use super::run::is_sweep;
 use crate::analysis::inputs;
 use crate::model::Status;
-use crate::orchestrate::{k8s, serving, tokenizer};
+use crate::orchestrate::{serving, tokenizer};
 use stampede_plan::{self as plan, Plan};
 use std::path::Path;
 use std::process::ExitCode;
@@ -51,7 +51,7 @@ fn describe(path: &Path, p: &Plan, words: Option<&[String]>) {
     print!("{}", inputs::text(&inputs::datasets(p)));
     print!("{}", inputs::trace_text(&inputs::traces(p)));
     if let Some(k) = &p.kubernetes {
-        println!("{}", k8s::command::summary(k));
+        println!("{}", crate::run::cluster::summary(k));
     }
     if let Some(s) = &p.serving {
         println!("{}", serving::summary(s));

@@ -2,6 +2,8 @@
 //! directory. Owns the lifetimes of everything it starts (simulator, gRPC
 //! server, local agents) and shuts them down in order.
 
+pub mod cluster;
+
 use crate::model::ServingRecord;
 use crate::model::{RunSummary, TargetInfo};
 use crate::orchestrate::embedded;

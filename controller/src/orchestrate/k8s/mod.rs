@@ -8,7 +8,6 @@
 //! The object names and labels here are the ones `manifests/` uses, so
 //! objects from either source are the same objects.
 
-pub mod command;
 pub mod deploy;
 pub mod discovery;
 pub mod join;

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::orchestrate::k8s::fake::FakeApi;
-use serde_json::{Value, json};
+use serde_json::json;
 use stampede_plan::serving::{self as spec, ServingSpec};
 use std::path::Path;
 use std::sync::Arc;
@@ -541,33 +541,4 @@ async fn helm_missing_from_path_is_named() {
     );
     assert!(msg.contains(&empty.path().display().to_string()), "{msg}");
     assert_eq!(serving.deploys(), 0, "nothing started");
-}
-
-#[tokio::test]
-async fn controller_teardown_removes_labelled_serving_objects_only() {
-    let api = cluster();
-    let (url, _) = turns_healthy(0).await;
-    let mut serving = Serving::new(opts(&api, &url));
-    serving
-        .ensure(&parse(VLLM), &CancellationToken::new())
-        .await
-        .unwrap();
-    let text = crate::orchestrate::k8s::command::teardown_with(&api.client(NS), NS)
-        .await
-        .unwrap();
-    assert!(
-        text.contains("Deployment bench/stampede-serving: deleted"),
-        "{text}"
-    );
-    assert!(
-        text.contains("Service bench/stampede-serving: deleted"),
-        "{text}"
-    );
-    assert!(
-        text.contains("DaemonSet bench/stampede-agent: not found"),
-        "{text}"
-    );
-    assert!(api.get(DEPLOYS, "other-app").is_some());
-    let left: Vec<Value> = api.names(DEPLOYS).into_iter().map(Value::from).collect();
-    assert_eq!(left, [json!("other-app")]);
 }

@@ -119,3 +119,55 @@ async fn a_run_deploys_waits_for_the_nodes_and_records_them() {
     );
     assert!(outcome.summary.phases[0].requests.ok > 0, "the phase ran");
 }
+
+#[test]
+fn flags_override_the_plan_and_are_checked() {
+    use crate::run::cluster::{Overrides, settings};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("p.toml");
+    std::fs::write(
+        &plan,
+        "[agents]\nremote = 1\nlisten = \"127.0.0.1:7700\"\n[kubernetes]\nnamespace = \"bench\"\ncontext = \"a\"\n\
+         [target]\nurl = \"http://gw:80\"\nmodel = \"m\"\n[[phase]]\nkind = \"baseline\"\nduration = \"1s\"\n",
+    )
+    .unwrap();
+    let s = settings(Some(&plan), &Overrides::default()).unwrap();
+    assert_eq!(
+        (
+            s.kubernetes.namespace.as_str(),
+            s.kubernetes.context.as_deref(),
+            s.port
+        ),
+        ("bench", Some("a"), 7700)
+    );
+    assert!(s.plan_text.unwrap().contains("[kubernetes]"));
+    let flags = Overrides {
+        namespace: Some("other".into()),
+        agent_image: Some("img:1".into()),
+        ..Default::default()
+    };
+    let s = settings(Some(&plan), &flags).unwrap();
+    assert_eq!(s.kubernetes.namespace, "other");
+    assert_eq!(s.kubernetes.agent_image, "img:1");
+    assert_eq!(
+        s.kubernetes.context.as_deref(),
+        Some("a"),
+        "kept from the plan"
+    );
+    // No plan: defaults, port 7600, no ConfigMap.
+    let s = settings(None, &Overrides::default()).unwrap();
+    assert_eq!(
+        (s.kubernetes.namespace.as_str(), s.port),
+        ("stampede", 7600)
+    );
+    assert!(s.plan_text.is_none());
+    let bad = Overrides {
+        namespace: Some("Not_A_Namespace".into()),
+        ..Default::default()
+    };
+    let e = settings(None, &bad).unwrap_err().to_string();
+    assert!(
+        e.contains("kubernetes.namespace") && e.contains("Not_A_Namespace"),
+        "{e}"
+    );
+}

@@ -2,6 +2,7 @@
 //! wait for readiness, run, tear down.
 
 use crate::orchestrate::k8s::fake::FakeApi;
+use crate::orchestrate::serving::Serving;
 use crate::orchestrate::serving::tests::*;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -193,4 +194,33 @@ async fn runs_sharing_a_stack_redeploy_only_when_it_changes_and_leave_it_up() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(api.all(), before, "after the sweep nothing is left");
     stop.cancel();
+}
+
+#[tokio::test]
+async fn controller_teardown_removes_labelled_serving_objects_only() {
+    let api = cluster();
+    let (url, _) = turns_healthy(0).await;
+    let mut serving = Serving::new(opts(&api, &url));
+    serving
+        .ensure(&parse(VLLM), &CancellationToken::new())
+        .await
+        .unwrap();
+    let text = crate::run::cluster::teardown_with(&api.client(NS), NS)
+        .await
+        .unwrap();
+    assert!(
+        text.contains("Deployment bench/stampede-serving: deleted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Service bench/stampede-serving: deleted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DaemonSet bench/stampede-agent: not found"),
+        "{text}"
+    );
+    assert!(api.get(DEPLOYS, "other-app").is_some());
+    let left: Vec<Value> = api.names(DEPLOYS).into_iter().map(Value::from).collect();
+    assert_eq!(left, [json!("other-app")]);
 }

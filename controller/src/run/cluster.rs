@@ -2,8 +2,8 @@
 //! from the plan's `[kubernetes]` table (when a plan is given) with the
 //! command-line flags on top, validated like a plan, then the API calls.
 
-use super::{K8sError, connect, deploy, discovery};
 use crate::orchestrate::error::ControllerError;
+use crate::orchestrate::k8s::{K8sError, connect, deploy, discovery};
 use stampede_plan as plan;
 use stampede_plan::kubernetes::{self, Kubernetes, RawKubernetes};
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ pub fn summary(k: &Kubernetes) -> String {
         format!(
             "deploys {} to nodes matching {} and waits for one agent per eligible node",
             k.agent_image,
-            super::selector_string(k)
+            crate::orchestrate::k8s::selector_string(k)
         )
     } else {
         "records node labels of the agents that join".to_string()
@@ -118,7 +118,10 @@ impl DeployReport {
             "{} eligible node(s) will run an agent{}\n",
             self.eligible.len(),
             if self.eligible.is_empty() {
-                format!(" (label nodes to match {})", super::selector_string(k))
+                format!(
+                    " (label nodes to match {})",
+                    crate::orchestrate::k8s::selector_string(k)
+                )
             } else {
                 format!(": {}", self.eligible.join(", "))
             }
