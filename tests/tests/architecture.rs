@@ -223,3 +223,74 @@ fn controller_modules_form_no_import_cycle() {
     }
     assert!(modules.len() > 40, "only {} modules found", modules.len());
 }
+/// The longest a production function may be, in lines.
+const MAX_FN_LINES: usize = 120;
+/// The longest a production source file may be, in lines (test code aside).
+const MAX_FILE_LINES: usize = 900;
+
+#[test]
+fn production_functions_and_files_stay_small() {
+    let root = stampede_tests::workspace_root();
+    let mut found = Vec::new();
+    let mut checked = 0;
+    for krate in [
+        "common",
+        "rxtime",
+        "runtime",
+        "plan",
+        "sim",
+        "agent",
+        "controller",
+    ] {
+        let src = root.join(krate).join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        for path in rust_files(&src) {
+            let rel = path.strip_prefix(&root).expect("under the workspace");
+            // Test modules in files of their own.
+            let is_test = rel.components().any(|c| c.as_os_str() == "tests")
+                || rel.file_name().is_some_and(|n| n == "tests.rs");
+            if is_test {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read source");
+            let code = stampede_tests::source::production_only(&code_only(&text));
+            let lines = code.lines().filter(|l| !l.trim().is_empty()).count();
+            if lines > MAX_FILE_LINES {
+                found.push(format!(
+                    "{}: {lines} lines of production code (at most {MAX_FILE_LINES})",
+                    rel.display()
+                ));
+            }
+            for (name, line, len) in stampede_tests::source::functions(&code) {
+                if len > MAX_FN_LINES {
+                    found.push(format!(
+                        "{}:{line}: fn {name} is {len} lines (at most {MAX_FN_LINES})",
+                        rel.display()
+                    ));
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} files checked under {}",
+        root.display()
+    );
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn the_size_check_sees_functions_and_skips_test_code() {
+    let text = "fn short() {\n    let s = \"}\";\n}\n\
+                #[cfg(test)]\nmod tests {\n    fn long() {\n\n\n\n    }\n}\n\
+                fn decl();\nfn three(x: u8) -> u8 {\n    x\n}\n";
+    let code = stampede_tests::source::production_only(&code_only(text));
+    let fns = stampede_tests::source::functions(&code);
+    assert_eq!(
+        fns,
+        vec![("short".to_string(), 1, 3), ("three".to_string(), 13, 3)]
+    );
+}
