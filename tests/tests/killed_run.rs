@@ -99,6 +99,30 @@ fn report_after_kill_covers_the_windows_received() {
     }
 }
 
+/// One Ctrl-C ends the running phase early and writes results; the exit code
+/// says the run was interrupted (4), not that it completed (0).
+#[test]
+fn a_stopped_run_writes_its_results_and_exits_4() {
+    let (dir, path) = plan_file(PLAN);
+    let out = dir.path().join("run");
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run").arg(&path).arg("--out").arg(&out);
+    let mut controller = Proc::spawn(cmd);
+    controller.wait_for_line("  long [", Duration::from_secs(60));
+    let pid = controller.child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let (code, output) = controller.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(4), "{output}");
+    assert!(output.contains("interrupted"), "{output}");
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["interrupted"], true);
+    let long = &summary["phases"][1];
+    assert_eq!(long["name"], "long");
+    assert_eq!(long["stopped_early"], true);
+    assert!(out.join("stats.txt").is_file());
+}
+
 #[test]
 fn report_on_a_missing_run_dir_names_it() {
     let mut report = Command::new(bin("controller"));

@@ -65,3 +65,91 @@ duration = "2s"
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     assert!(manifest.contains("STAMPEDE_TEST_API_KEY"), "{manifest}");
 }
+
+/// Only the variables that shape a run are recorded; the value of a variable
+/// the plan names is written nowhere, whatever its name; credentials in URLs
+/// (a proxy, a metrics page) are redacted wherever a URL is recorded.
+#[test]
+fn environment_is_recorded_by_allowlist_and_no_credential_is_written() {
+    const KEY: &str = "sk-ordinary-name-5a4b3c";
+    const DB_PASS: &str = "db-pass-7e6d";
+    const PROXY_PASS: &str = "proxy-pass-1f2e";
+    const SCRAPE_PASS: &str = "scrape-pass-3c4d";
+    let plan = format!(
+        r#"
+[run]
+name = "allowlist"
+[agents]
+local = 1
+[target]
+api_key_env = "LLM_BEARER"
+[target.simulator]
+ttft = "2ms"
+itl = "1ms"
+output_tokens = 4
+[request]
+max_tokens = 4
+[server_metrics]
+urls = ["http://metrics:{SCRAPE_PASS}@127.0.0.1:1/metrics"]
+[[phase]]
+kind = "constant"
+rate = 10.0
+duration = "1s"
+"#
+    );
+    let (dir, path) = plan_file(&plan);
+    let out = dir.path().join("run");
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .env("LLM_BEARER", KEY)
+        .env("STAMPEDE_CARRIES_THE_KEY", format!("x-{KEY}"))
+        .env("DATABASE_URL", format!("postgres://app:{DB_PASS}@db/app"))
+        .env("HTTPS_PROXY", format!("http://me:{PROXY_PASS}@127.0.0.1:9"))
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("RUST_LOG", "debug");
+    let (code, output) = Proc::spawn(cmd).wait_exit(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{output}");
+    for secret in [KEY, DB_PASS, PROXY_PASS, SCRAPE_PASS] {
+        assert!(
+            !output.contains(secret),
+            "{secret} in the output:\n{output}"
+        );
+        for path in files_under(&out) {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(!text.contains(secret), "{secret} in {}", path.display());
+        }
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let env = manifest["environment"].as_object().unwrap();
+    assert!(!env.contains_key("DATABASE_URL"), "{env:?}");
+    assert!(!env.contains_key("LLM_BEARER"), "{env:?}");
+    assert_eq!(env["HTTPS_PROXY"], "http://<redacted>@127.0.0.1:9");
+    assert_eq!(env["STAMPEDE_CARRIES_THE_KEY"], "<redacted>");
+    assert_eq!(env["RUST_LOG"], "debug");
+    let raw = std::fs::read_to_string(out.join("windows.jsonl")).unwrap();
+    assert!(
+        raw.contains("http://<redacted>@127.0.0.1:1/metrics"),
+        "the failed scrape is recorded, redacted"
+    );
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 5, "only {} result files", files.len());
+    files
+}

@@ -1,6 +1,7 @@
 //! The one place a command's ending becomes the process exit code:
 //! 0 passed, 1 the run could not complete, 2 bad plan or flag, 3 objectives
-//! missed, 130 aborted by a second stop signal.
+//! missed, 4 interrupted (results of what ran are written), 130 aborted by a
+//! second stop signal.
 
 use crate::model::Status;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ pub fn code(status: Status) -> ExitCode {
         Status::RunFailed => 1,
         Status::BadInput => 2,
         Status::ObjectivesMissed => 3,
+        Status::Interrupted => 4,
     })
 }
 

@@ -110,7 +110,10 @@ fn run_command(path: PathBuf, opts: RunOptions, log_format: LogFormat) -> ExitCo
                 print!("{}", report::stats_text(&outcome.summary));
                 println!();
                 println!("results in {}", outcome.run_dir.display());
-                if outcome.summary.slo_failed {
+                if outcome.summary.interrupted {
+                    eprintln!("interrupted: the results cover what ran before the stop");
+                    exit::code(Status::Interrupted)
+                } else if outcome.summary.slo_failed {
                     eprintln!("service-level objectives failed (see stats.txt)");
                     exit::code(Status::ObjectivesMissed)
                 } else {

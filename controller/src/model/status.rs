@@ -12,4 +12,6 @@ pub enum Status {
     RunFailed,
     /// A bad plan, flag or input file: nothing was run.
     BadInput,
+    /// Stopped early by a stop signal: what ran is written, the rest did not run.
+    Interrupted,
 }

@@ -68,6 +68,7 @@ impl ControllerError {
     pub fn status(&self) -> Status {
         match self {
             ControllerError::Plan(_) | ControllerError::Security(_) => Status::BadInput,
+            ControllerError::Run(RunError::Interrupted) => Status::Interrupted,
             ControllerError::Kubernetes(e) if e.is_bad_input() => Status::BadInput,
             ControllerError::Serving(e) if e.is_bad_input() => Status::BadInput,
             // `controller report` on a missing or damaged run directory.

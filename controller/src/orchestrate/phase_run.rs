@@ -12,6 +12,7 @@ use crate::model::{FiredAction, PhaseSummary, Redistribution, StepRecord};
 use crate::orchestrate::live::LIVE;
 use crate::orchestrate::service::{AgentTx, Event};
 use crate::orchestrate::spans;
+use crate::results::manifest::redact_url_credentials;
 use crate::results::rawlog::Record;
 use stampede_common::proto::{
     self, Hello, PhaseDone, SessionResponse, Stop, WindowReport, session_request::Kind as Up,
@@ -502,7 +503,7 @@ impl Orchestrator {
             Scraped::Page(page) => {
                 self.record(&Record::Scrape {
                     phase,
-                    url: page.url.clone(),
+                    url: redact_url_credentials(&page.url),
                     at_ms: page.at_ms,
                     types: page.types.clone(),
                     samples: page.samples.clone(),
@@ -510,6 +511,10 @@ impl Orchestrator {
                 scrapes.push(page);
             }
             Scraped::Failed { url, at_ms, reason } => {
+                let (url, reason) = (
+                    redact_url_credentials(&url),
+                    redact_url_credentials(&reason),
+                );
                 let n = failed.entry(url.clone()).or_default();
                 if *n == 0 {
                     self.progress

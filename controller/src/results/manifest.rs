@@ -21,7 +21,7 @@ pub const FILE_NAME: &str = "manifest.json";
 pub const GIT_REVISION: &str = env!("STAMPEDE_GIT_REVISION");
 
 /// Substrings of environment variable names whose values are never recorded.
-const SECRET_MARKERS: [&str; 8] = [
+const SECRET_MARKERS: [&str; 9] = [
     "KEY",
     "TOKEN",
     "SECRET",
@@ -30,7 +30,29 @@ const SECRET_MARKERS: [&str; 8] = [
     "CREDENTIAL",
     "AUTH",
     "COOKIE",
+    // OTEL_EXPORTER_OTLP_HEADERS and the like carry authorization headers.
+    "HEADERS",
 ];
+
+/// Environment variables recorded in manifest.json: those that shape a run.
+/// Proxy names match in any case; everything else is left out.
+const KEPT_NAMES: [&str; 12] = [
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "RUST_MIN_STACK",
+    "TOKIO_WORKER_THREADS",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "KUBECONFIG",
+    "TZ",
+];
+
+/// Prefixes of recorded environment variable names.
+const KEPT_PREFIXES: [&str; 2] = ["STAMPEDE_", "OTEL_"];
 
 /// What replaces a secret value.
 pub const REDACTED: &str = "<redacted>";
@@ -111,19 +133,61 @@ pub fn looks_secret(name: &str) -> bool {
     SECRET_MARKERS.iter().any(|m| upper.contains(m))
 }
 
-/// The environment with secret-looking values replaced.
-pub fn redacted_environment(
+/// The environment as manifest.json records it: only the variables that
+/// shape a run (`KEPT_NAMES`, `KEPT_PREFIXES`), with secret-looking names and
+/// any value holding one of `secrets` (the values of variables the plan names:
+/// API key, join token) redacted, and credentials stripped from URLs.
+pub fn recorded_environment(
     vars: impl Iterator<Item = (String, String)>,
+    secrets: &[Vec<u8>],
 ) -> BTreeMap<String, String> {
-    vars.map(|(k, v)| {
-        let v = if looks_secret(&k) {
-            REDACTED.to_string()
-        } else {
-            v
-        };
-        (k, v)
-    })
-    .collect()
+    let kept = |name: &str| {
+        let upper = name.to_ascii_uppercase();
+        KEPT_NAMES.contains(&upper.as_str()) || KEPT_PREFIXES.iter().any(|p| name.starts_with(p))
+    };
+    let holds_secret = |v: &str| {
+        secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .any(|s| v.as_bytes().windows(s.len()).any(|w| w == s.as_slice()))
+    };
+    vars.filter(|(k, _)| kept(k))
+        .map(|(k, v)| {
+            let v = if looks_secret(&k) || holds_secret(&v) {
+                REDACTED.to_string()
+            } else {
+                redact_url_credentials(&v)
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// `text` with the user information of every URL in it (`user:password@`)
+/// replaced by `<redacted>@`.
+pub fn redact_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match authority.rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str(REDACTED);
+                out.push_str(&authority[userinfo_end..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `GET {base_url}/v1/models`, best effort: the parsed body, or an object
@@ -150,8 +214,11 @@ pub async fn fetch_models(base_url: &str) -> serde_json::Value {
     };
     match tokio::time::timeout(MODELS_TIMEOUT, attempt).await {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => serde_json::json!({ "error": e, "url": url }),
-        Err(_) => serde_json::json!({ "error": "timed out", "url": url }),
+        Ok(Err(e)) => serde_json::json!({
+            "error": redact_url_credentials(&e),
+            "url": redact_url_credentials(&url),
+        }),
+        Err(_) => serde_json::json!({ "error": "timed out", "url": redact_url_credentials(&url) }),
     }
 }
 
@@ -218,20 +285,61 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_by_name() {
-        let env = redacted_environment(
+        let env = recorded_environment(
             [
-                ("HF_TOKEN", "hf_abc"),
-                ("OPENAI_API_KEY", "sk-1"),
-                ("db_password", "pw"),
-                ("PATH", "/usr/bin"),
+                ("STAMPEDE_HF_TOKEN", "hf_abc"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer x"),
+                ("STAMPEDE_db_password", "pw"),
+                ("RUST_LOG", "info"),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string())),
+            &[],
         );
-        assert_eq!(env["HF_TOKEN"], REDACTED);
-        assert_eq!(env["OPENAI_API_KEY"], REDACTED);
-        assert_eq!(env["db_password"], REDACTED);
-        assert_eq!(env["PATH"], "/usr/bin");
+        assert_eq!(env["STAMPEDE_HF_TOKEN"], REDACTED);
+        assert_eq!(env["OTEL_EXPORTER_OTLP_HEADERS"], REDACTED);
+        assert_eq!(env["STAMPEDE_db_password"], REDACTED);
+        assert_eq!(env["RUST_LOG"], "info");
+    }
+
+    #[test]
+    fn only_what_shapes_a_run_is_recorded_and_named_secrets_never() {
+        let env = recorded_environment(
+            [
+                ("DATABASE_URL", "postgres://app:db-pass@db/app"),
+                ("PATH", "/usr/bin"),
+                ("LLM_BEARER", "sk-live-1"),
+                ("STAMPEDE_JOIN", "join-secret-2"),
+                ("https_proxy", "http://me:proxy-pass@proxy:3128"),
+                ("NO_PROXY", "localhost,127.0.0.1"),
+                ("STAMPEDE_NOTE", "uses sk-live-1 inside"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+            &[b"sk-live-1".to_vec(), b"join-secret-2".to_vec()],
+        );
+        let names: Vec<&str> = env.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["NO_PROXY", "STAMPEDE_JOIN", "STAMPEDE_NOTE", "https_proxy"]
+        );
+        assert_eq!(env["STAMPEDE_JOIN"], REDACTED);
+        assert_eq!(env["STAMPEDE_NOTE"], REDACTED);
+        assert_eq!(env["https_proxy"], "http://<redacted>@proxy:3128");
+        assert_eq!(env["NO_PROXY"], "localhost,127.0.0.1");
+    }
+
+    #[test]
+    fn url_credentials_are_redacted_wherever_they_appear() {
+        assert_eq!(
+            redact_url_credentials("url = \"https://u:p@gw.example:443/v1\" # and http://h/x"),
+            "url = \"https://<redacted>@gw.example:443/v1\" # and http://h/x"
+        );
+        assert_eq!(
+            redact_url_credentials("a://x@y b://plain c://u@v@w/p"),
+            "a://<redacted>@y b://plain c://<redacted>@w/p"
+        );
+        assert_eq!(redact_url_credentials("no url here"), "no url here");
     }
 
     #[tokio::test]

@@ -339,20 +339,38 @@ async fn new_manifest(
         finished_at: None,
         interrupted: false,
         target: TargetInfo {
-            url: base_url.to_string(),
+            url: manifest::redact_url_credentials(base_url),
             model: plan.target.model.clone(),
             api: plan.target.api,
             simulator,
         },
         target_models: manifest::fetch_models(base_url).await,
         agents: Vec::new(),
-        environment: manifest::redacted_environment(std::env::vars()),
+        environment: manifest::recorded_environment(std::env::vars(), &named_secrets(plan)),
         datasets: crate::analysis::inputs::datasets(plan),
         traces: crate::analysis::inputs::traces(plan),
         kubernetes: None,
         simulator_stats: None,
         serving,
     }
+}
+
+/// The values of the secrets the plan names (its API key variable's value,
+/// the join token): never written anywhere, whatever variable holds them.
+fn named_secrets(plan: &Plan) -> Vec<Vec<u8>> {
+    let api_key = plan
+        .target
+        .api_key_env
+        .as_ref()
+        .and_then(std::env::var_os)
+        .map(|v| v.into_encoded_bytes());
+    let token = plan
+        .agents
+        .security
+        .join_token
+        .as_ref()
+        .map(|t| t.expose().to_vec());
+    api_key.into_iter().chain(token).collect()
 }
 
 /// The gRPC listener agents dial, and the address it got.
@@ -415,7 +433,9 @@ fn create_run_dir(
         .unwrap_or_else(|| plan.output_dir.join(&run_id));
     std::fs::create_dir_all(&run_dir).map_err(write_err(&run_dir))?;
     let plan_copy = run_dir.join("plan.toml");
-    std::fs::write(&plan_copy, plan_text).map_err(write_err(&plan_copy))?;
+    // Credentials in URLs stay out of every recorded file.
+    let recorded = manifest::redact_url_credentials(plan_text);
+    std::fs::write(&plan_copy, recorded).map_err(write_err(&plan_copy))?;
     Ok((run_id, run_dir))
 }
 

@@ -267,10 +267,13 @@ pub struct SweepOutcome {
 }
 
 impl SweepOutcome {
-    /// How the sweep ended: failed when a cell failed or cells are left to
-    /// run, else objectives missed when a cell missed one, else passed.
+    /// How the sweep ended: interrupted when a stop signal ended it, else
+    /// failed when a cell failed or cells are left to run, else objectives
+    /// missed when a cell missed one, else passed.
     pub fn status(&self) -> Status {
-        if self.failed > 0 || self.complete < self.cells {
+        if self.interrupted {
+            Status::Interrupted
+        } else if self.failed > 0 || self.complete < self.cells {
             Status::RunFailed
         } else if self.slo_failed > 0 {
             Status::ObjectivesMissed
@@ -607,6 +610,11 @@ model = ["a/b", "c"]
         assert_eq!(outcome(4, 0, 1).status(), Status::ObjectivesMissed);
         assert_eq!(outcome(3, 1, 1).status(), Status::RunFailed);
         assert_eq!(outcome(2, 0, 0).status(), Status::RunFailed);
+        let stopped = SweepOutcome {
+            interrupted: true,
+            ..outcome(2, 0, 0)
+        };
+        assert_eq!(stopped.status(), Status::Interrupted);
         assert!(outcome(2, 0, 0).text().contains("--resume d"));
     }
 }
