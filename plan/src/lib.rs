@@ -22,6 +22,7 @@ pub mod kubernetes;
 mod load;
 mod model;
 mod phase;
+pub mod quote;
 mod raw;
 pub mod security;
 pub mod serving;

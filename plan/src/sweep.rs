@@ -285,14 +285,11 @@ pub fn expand(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     // Cells carry the resolved plan: their run directories must not depend on fragments.
     let flat = crate::include::flatten(text, path)?;
     let text = flat.as_str();
-    let parse_err = |message: String| PlanError::Parse {
-        path: path.to_path_buf(),
-        message: message.trim_end().to_string(),
-    };
-    let mut base: toml::Table = text.parse().map_err(|e| parse_err(format!("{e}")))?;
+    let parse_err = |e| PlanError::toml(path, Some(text), e);
+    let mut base: toml::Table = text.parse().map_err(parse_err)?;
     base.remove("sweep");
     let raw = toml::from_str::<SweepOnly>(text)
-        .map_err(|e| parse_err(format!("{e}")))?
+        .map_err(parse_err)?
         .sweep
         .ok_or_else(|| invalid(path, "sweep", "(missing)", "not a sweep plan"))?;
     let axes = raw.axes(path)?;

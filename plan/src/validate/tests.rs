@@ -399,3 +399,33 @@ fn phase_accessors_read_the_load_of_each_kind() {
         (Some(0.0), Some(40.0 / 3.0), Some(40.0))
     );
 }
+
+/// Longest error message a huge value may give.
+const SHORT: usize = 1000;
+
+#[test]
+fn a_huge_malformed_plan_gives_a_short_error_with_its_position() {
+    let huge = "x".repeat(5_000_000);
+    for (text, needle) in [
+        (format!("[run]\nname = \"{huge}\n"), "line 2"),
+        (format!("[run]\nname = {huge}\n"), "line 2"),
+        (
+            GOOD.replace("rate = 20.0", &format!("rate = \"{huge}\"")),
+            "line 14",
+        ),
+        (
+            GOOD.replace("duration = \"3s\"", &format!("duration = \"{huge}\"")),
+            "line 15",
+        ),
+        (format!("[run]\nname = \"a\"\n\"{huge}\" = 1\n"), "line 3"),
+    ] {
+        let e = err(&text);
+        assert!(
+            e.len() < SHORT && e.contains(needle),
+            "{} bytes: {}",
+            e.len(),
+            e.chars().take(600).collect::<String>()
+        );
+        assert!(e.contains("…"), "{e}");
+    }
+}
