@@ -21,6 +21,7 @@ pub mod include;
 pub mod kubernetes;
 mod load;
 mod model;
+pub mod names;
 mod phase;
 pub mod quote;
 mod raw;

@@ -9,6 +9,7 @@
 //! readable slugs (`cluster=big,workload=chat,rate=20`) that name their
 //! results directories and their rows in the sweep summary.
 
+use crate::names::MAX_FILE_NAME_BYTES;
 use crate::{Phase, PhaseKind, Plan, PlanError, RawPlan};
 use serde::Deserialize;
 use std::path::Path;
@@ -325,6 +326,18 @@ pub fn expand(text: &str, path: &Path) -> Result<Sweep, SweepError> {
             .map(|(a, l)| format!("{}={}", a.name(), l.label()))
             .collect::<Vec<_>>()
             .join(",");
+        if slug.len() > MAX_FILE_NAME_BYTES {
+            return Err(invalid(
+                path,
+                "sweep",
+                format!("{slug:?}"),
+                format!(
+                    "this cell's directory name is {} bytes, over the {MAX_FILE_NAME_BYTES} bytes of a file name: use shorter axis value names",
+                    slug.len()
+                ),
+            )
+            .into());
+        }
         match cell(&base, &levels, raw.report_phase.as_deref(), path) {
             Ok(mut c) => {
                 c.slug = slug;
@@ -566,16 +579,12 @@ impl RawLevel {
                 "every value of a table axis needs a name",
             ));
         };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if let Some(reason) = crate::names::directory_problem(&name, "cell directories") {
             return Err(invalid(
                 path,
                 format!("{key}.name"),
                 format!("{name:?}"),
-                "use letters, digits, '-', '_' and '.' only (it names cell directories)",
+                reason,
             ));
         }
         if let Some(context) = &self.context {

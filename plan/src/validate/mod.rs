@@ -158,16 +158,8 @@ impl RawPlan {
     /// `[run]`'s name, window and repeat count.
     fn validate_run(&self, cx: &Ctx<'_>) -> Result<(String, Duration, u32), PlanError> {
         let name = self.run.name.clone().unwrap_or_else(|| "run".to_string());
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(cx.invalid(
-                "run.name",
-                format!("{name:?}"),
-                "use letters, digits, '-', '_' and '.' only (it names the results directory)",
-            ));
+        if let Some(reason) = crate::names::directory_problem(&name, "the results directory") {
+            return Err(cx.invalid("run.name", format!("{name:?}"), reason));
         }
         let window = cx.positive(
             "run.window",

@@ -208,12 +208,8 @@ impl RawPhase {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{i}", kind.name()));
-        if name.is_empty() || name.contains(['/', '\\', '\n', '@']) {
-            return Err(cx.invalid(
-                format!("phase[{i}].name"),
-                format!("{name:?}"),
-                "must be non-empty, without slashes, '@' or newlines",
-            ));
+        if let Some(reason) = crate::names::phase_problem(&name) {
+            return Err(cx.invalid(format!("phase[{i}].name"), format!("{name:?}"), reason));
         }
         Ok(name)
     }

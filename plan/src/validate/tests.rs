@@ -1,3 +1,4 @@
+use crate::names::MAX_NAME_CHARS;
 use crate::*;
 use stampede_common::DEFAULT_TRACE_SAMPLE_RATIO;
 use std::path::Path;
@@ -427,5 +428,45 @@ fn a_huge_malformed_plan_gives_a_short_error_with_its_position() {
             e.chars().take(600).collect::<String>()
         );
         assert!(e.contains("…"), "{e}");
+    }
+}
+
+#[test]
+fn the_run_name_is_a_short_safe_file_name() {
+    let named = |name: &str| check(&GOOD.replace("name = \"t\"", &format!("name = {name:?}")));
+    let longest = "n".repeat(MAX_NAME_CHARS);
+    assert_eq!(named(&longest).unwrap().name, longest);
+    assert_eq!(named("nightly-2.1_a").unwrap().name, "nightly-2.1_a");
+    for (bad, needle) in [
+        ("n".repeat(MAX_NAME_CHARS + 1), "at most 200 characters"),
+        (String::new(), "letters, digits"),
+        (".".into(), "must not start with '.'"),
+        ("..".into(), "must not start with '.'"),
+        ("a/b".into(), "letters, digits"),
+        ("a\tb".into(), "letters, digits"),
+    ] {
+        let e = named(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("`run.name`") && e.contains(needle),
+            "{bad:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_phase_name_fits_in_a_file_name() {
+    let named = |name: &str| check(&GOOD.replace("name = \"steady\"", &format!("name = {name:?}")));
+    let longest = "p".repeat(MAX_NAME_CHARS);
+    assert_eq!(named(&longest).unwrap().phases[1].name, longest);
+    for (bad, needle) in [
+        ("p".repeat(MAX_NAME_CHARS + 1), "at most 200 characters"),
+        ("a\tb".into(), "control characters"),
+        ("a/b".into(), "slashes"),
+    ] {
+        let e = named(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("`phase[1].name`") && e.contains(needle),
+            "{bad:?}: {e}"
+        );
     }
 }
