@@ -337,6 +337,9 @@ fn http_url(
             "expected an http:// or https:// URL",
         ));
     }
+    if let Some(reason) = crate::base_url::v1_problem(url) {
+        return Err(invalid(path, key, url, &reason));
+    }
     Ok(url.trim_end_matches('/').to_string())
 }
 
@@ -995,6 +998,11 @@ set = { "gateway.className" = "istio" }
                 "method = \"existing\"\nurl = \"http://gw\"\nimage = \"i\"",
                 "serving.image",
                 "(set)",
+            ),
+            (
+                "method = \"existing\"\nurl = \"http://gw:80/v1/\"",
+                "serving.url",
+                "must not end in /v1 — stampede appends /v1/chat/completions; use \"http://gw:80\"",
             ),
             (
                 "method = \"helm\"\nurl = \"http://gw\"",

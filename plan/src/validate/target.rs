@@ -116,6 +116,9 @@ fn endpoint(cx: &Ctx<'_>, t: &RawTarget) -> Result<(Endpoint, String), PlanError
                     "expected an http:// or https:// URL",
                 ));
             }
+            if let Some(reason) = crate::base_url::v1_problem(url) {
+                return Err(cx.invalid("target.url", format!("{url:?}"), reason));
+            }
             let Some(model) = t.model.clone() else {
                 return Err(cx.invalid("target.model", MISSING, "required with `target.url`"));
             };

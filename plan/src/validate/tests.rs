@@ -470,3 +470,42 @@ fn a_phase_name_fits_in_a_file_name() {
         );
     }
 }
+
+const URL_PLAN: &str = r#"
+[target]
+url = "URL"
+model = "m"
+[[phase]]
+kind = "baseline"
+duration = "2s"
+"#;
+
+#[test]
+fn a_target_url_ending_in_v1_is_refused_with_the_base_to_use() {
+    for (url, base) in [
+        ("http://host:8000/v1", "http://host:8000"),
+        ("http://host:8000/v1/", "http://host:8000"),
+        ("https://gw/llama/v1", "https://gw/llama"),
+    ] {
+        let e = err(&URL_PLAN.replace("URL", url));
+        assert!(
+            e.contains(&format!("`target.url` = {url:?}"))
+                && e.contains("must not end in /v1")
+                && e.contains(&format!("use {base:?}")),
+            "{url}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_target_url_may_carry_a_route_prefix() {
+    for (url, base) in [
+        ("http://gw:80/llama", "http://gw:80/llama"),
+        ("http://gw:80/llama/", "http://gw:80/llama"),
+        ("http://gw/v1beta", "http://gw/v1beta"),
+        ("http://gw:80", "http://gw:80"),
+    ] {
+        let plan = check(&URL_PLAN.replace("URL", url)).unwrap();
+        assert_eq!(plan.target.endpoint, Endpoint::Url(base.into()), "{url}");
+    }
+}
