@@ -144,8 +144,9 @@ pub struct Target {
 pub enum Endpoint {
     /// An existing server.
     Url(String),
-    /// The built-in simulator, started by the controller.
-    Simulator(SimulatorSpec),
+    /// The built-in simulator, started by the controller (boxed: its
+    /// engine settings keep their durations as written).
+    Simulator(Box<SimulatorSpec>),
 }
 
 /// Built-in simulator settings.

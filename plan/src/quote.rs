@@ -5,6 +5,7 @@
 //! boundary and marked with `…` and the full length, so a bad plan never
 //! floods the terminal. Parser errors keep their line and column.
 
+use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -73,6 +74,24 @@ fn quoted_len(s: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// A value as the plan writes it, in TOML (`4`, `"1s"`, `{ path = "t.csv" }`),
+/// cut to an excerpt: for errors about a key that is set where it must not be.
+pub fn written<T: Serialize + ?Sized>(value: &T) -> String {
+    match toml::Value::try_from(value) {
+        Ok(v) => excerpt(&v.to_string()).into_owned(),
+        Err(_) => "(set)".to_string(),
+    }
+}
+
+/// The value of `key` in `table` (a raw plan table) as written, in TOML:
+/// for errors about a key that is set where it must not be.
+pub fn written_key<T: Serialize + ?Sized>(table: &T, key: &str) -> String {
+    toml::Table::try_from(table)
+        .ok()
+        .and_then(|t| t.get(key).map(written))
+        .unwrap_or_else(|| "(set)".to_string())
 }
 
 /// A TOML parser's error on `text`, with the offending line cut to an

@@ -614,11 +614,11 @@ impl RawLevel {
             )]),
             _ => self.overrides.clone(),
         };
-        if probe.contains_key("sweep") {
+        if let Some(inner) = probe.get("sweep") {
             return Err(invalid(
                 path,
                 format!("{key}.sweep"),
-                "(table)",
+                crate::quote::written(inner),
                 "a sweep value cannot hold a sweep",
             ));
         }

@@ -58,6 +58,15 @@ fn a_message_cuts_each_long_quote_and_keeps_the_rest() {
 }
 
 #[test]
+fn written_values_are_toml() {
+    assert_eq!(written(&4u32), "4");
+    assert_eq!(written(&0.5f64), "0.5");
+    assert_eq!(written("1s"), "\"1s\"");
+    let table = toml::Table::from_iter([("path".to_string(), toml::Value::from("t.csv"))]);
+    assert_eq!(written(&table), "{ path = \"t.csv\" }");
+}
+
+#[test]
 fn a_parse_error_shows_an_excerpt_of_its_line_around_the_column() {
     let text = format!("a = 1\nname = \"{}\" x\n", "y".repeat(10_000));
     let e = toml::from_str::<toml::Table>(&text).unwrap_err();

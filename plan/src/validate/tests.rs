@@ -509,3 +509,74 @@ fn a_target_url_may_carry_a_route_prefix() {
         assert_eq!(plan.target.endpoint, Endpoint::Url(base.into()), "{url}");
     }
 }
+
+#[test]
+fn a_huge_value_is_quoted_by_an_excerpt() {
+    let huge = "é".repeat(1_000_000);
+    for text in [
+        GOOD.replace("name = \"t\"", &format!("name = \"{huge}\"")),
+        GOOD.replace("name = \"steady\"", &format!("name = \"{huge}\"")),
+        GOOD.replace("kind = \"constant\"", &format!("kind = \"{huge}\"")),
+        URL_PLAN.replace("URL", &format!("http://h/{huge}/v1")),
+    ] {
+        let e = err(&text);
+        assert!(
+            e.len() < SHORT,
+            "{} bytes: {}",
+            e.len(),
+            e.chars().take(600).collect::<String>()
+        );
+        assert!(e.contains("éé…\"") && e.contains("characters"), "{e}");
+    }
+}
+
+#[test]
+fn a_cooldown_error_quotes_the_cooldown_as_written() {
+    let e = err(&GOOD.replace(
+        "duration = \"3s\"",
+        "duration = \"3s\"\nwarmup = \"2s\"\ncooldown = \"1000ms\"",
+    ));
+    assert!(e.contains("`phase[1].cooldown` = \"1000ms\""), "{e}");
+    let e = err(&GOOD.replace(
+        "duration = \"3s\"",
+        "duration = \"3s\"\nwarmup = \"3000ms\"",
+    ));
+    assert!(e.contains("`phase[1].warmup` = \"3000ms\""), "{e}");
+}
+
+#[test]
+fn a_key_of_another_kind_shows_its_value_as_written() {
+    let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\nusers = 4"));
+    assert!(e.contains("`phase[1].users` = 4:"), "{e}");
+    let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\nburstiness = 0.5"));
+    assert!(e.contains("`phase[1].burstiness` = 0.5:"), "{e}");
+    let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\ntrace = { path = \"t.csv\" }"));
+    assert!(
+        e.contains("`phase[1].trace` = { path = \"t.csv\" }:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn durations_are_quoted_as_written() {
+    for (from, to, needle) in [
+        (
+            "name = \"t\"",
+            "name = \"t\"\nwindow = \"0.005s\"",
+            "`run.window` = \"0.005s\"",
+        ),
+        (
+            "name = \"t\"",
+            "name = \"t\"\nwindow = \"0ms\"",
+            "`run.window` = \"0ms\"",
+        ),
+        (
+            "name = \"t\"",
+            "name = \"t\"\n[request]\ntimeout = \"1s\"\nfirst_token_timeout = \"2000ms\"",
+            "`request.first_token_timeout` = \"2000ms\"",
+        ),
+    ] {
+        let e = err(&GOOD.replacen(from, to, 1));
+        assert!(e.contains(needle), "{to}: {e}");
+    }
+}
