@@ -234,3 +234,17 @@ fn a_run_name_too_long_for_a_directory_is_refused_before_anything_is_written() {
         "{out}"
     );
 }
+
+#[test]
+fn an_unset_api_key_for_local_agents_names_the_plan_file() {
+    const VAR: &str = "STAMPEDE_TEST_UNSET_API_KEY";
+    let text = GOOD.replace(
+        "[target.simulator]",
+        &format!("[target]\napi_key_env = \"{VAR}\"\n[target.simulator]"),
+    );
+    let out = refused_before_writing(&text, &[VAR]);
+    assert!(
+        out.contains(&format!("`target.api_key_env` = \"{VAR}\"")) && !out.contains("(plan)"),
+        "{out}"
+    );
+}

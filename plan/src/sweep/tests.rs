@@ -100,6 +100,11 @@ fn full_factorial_in_slug_order() {
             .unwrap()
             .validate(Path::new("cell.toml"))
             .unwrap();
+        assert_eq!(again.source, Path::new("cell.toml"));
+        let again = Plan {
+            source: c.plan.source.clone(),
+            ..again
+        };
         assert_eq!(again, c.plan);
         assert!(!c.plan_text.contains("[sweep"), "{}", c.plan_text);
     }

@@ -140,6 +140,7 @@ impl RawPlan {
             .transpose()?;
 
         Ok(Plan {
+            source: cx.path.to_path_buf(),
             workload,
             name,
             window,
