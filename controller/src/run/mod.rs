@@ -103,7 +103,7 @@ pub async fn run(
     interrupt: CancellationToken,
 ) -> Result<RunOutcome, ControllerError> {
     // Checked before anything is started, the serving stack included.
-    check_local_key(&plan)?;
+    check_local_key(&plan).map_err(ControllerError::Plan)?;
     let Some(spec) = plan.serving.clone() else {
         return run_phases(plan, plan_text, opts, interrupt, None).await;
     };
@@ -383,17 +383,17 @@ struct RunContext<'a> {
 }
 
 /// Local agents read `target.api_key_env` from the controller's environment:
-/// it must be set there.
-fn check_local_key(plan: &Plan) -> Result<(), ControllerError> {
+/// it must be set there (checked before a run or sweep starts anything).
+pub(crate) fn check_local_key(plan: &Plan) -> Result<(), stampede_plan::PlanError> {
     if let (AgentMode::Local, Some(var)) = (plan.agents.mode, &plan.target.api_key_env)
         && std::env::var_os(var).is_none()
     {
-        return Err(ControllerError::Plan(stampede_plan::PlanError::Invalid {
+        return Err(stampede_plan::PlanError::Invalid {
             path: plan.source.clone(),
             key: "target.api_key_env".into(),
             value: format!("{var:?}"),
             reason: "not set in the controller's environment, where local agents read it".into(),
-        }));
+        });
     }
     Ok(())
 }
