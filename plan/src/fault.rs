@@ -102,7 +102,7 @@ impl SimFaults {
 
     /// Whether these settings inject nothing (every rate 0, no slow start).
     pub fn is_off(&self) -> bool {
-        let slow = self.warmup.is_some_and(|w| !w.get().is_zero())
+        let slow = self.warmup.as_ref().is_some_and(|w| !w.get().is_zero())
             && self.warmup_factor.is_some_and(|f| f > 1.0);
         !slow && self.rates().iter().all(|(_, r)| r.unwrap_or(0.0) == 0.0)
     }
@@ -114,7 +114,7 @@ impl SimFaults {
             .iter()
             .filter_map(|(k, r)| r.map(|r| format!("{k}={r}")))
             .collect();
-        if let Some(w) = self.warmup {
+        if let Some(w) = &self.warmup {
             parts.push(format!("warmup={}", humantime::format_duration(w.get())));
         }
         if let Some(f) = self.warmup_factor {
@@ -143,7 +143,7 @@ impl SimFaults {
         if sum > 1.0 + 1e-9 {
             return Err(problem(
                 key,
-                format!("{{{}}}", self.describe()),
+                crate::quote::written(self),
                 format!("the rates are exclusive outcomes and must sum to at most 1, got {sum}"),
             ));
         }
@@ -156,12 +156,12 @@ impl SimFaults {
                 "must be in [1, 1000]",
             ));
         }
-        if let Some(w) = self.warmup
+        if let Some(w) = &self.warmup
             && w.get() > Duration::from_secs(86_400)
         {
             return Err(problem(
                 format!("{key}.warmup"),
-                format!("{:?}", humantime::format_duration(w.get()).to_string()),
+                w.shown(),
                 "must be at most 24h",
             ));
         }
@@ -265,18 +265,18 @@ pub fn validate(
         if kind == "stress" {
             return Err(problem(
                 format!("phase[{i}].faults"),
-                "(set)",
+                crate::quote::written(raw),
                 "fault actions do not apply to a stress phase (each step is a phase of its own)",
             ));
         }
-        let Some(at) = f.at.map(HumanDuration::get) else {
+        let Some(at) = f.at.as_ref().map(HumanDuration::get) else {
             return Err(problem(
                 key("at"),
                 "(missing)",
                 "give the offset into the phase, e.g. \"20s\"",
             ));
         };
-        let shown = || format!("{:?}", humantime::format_duration(at).to_string());
+        let shown = || crate::duration::shown(f.at.as_ref(), at);
         if at >= duration {
             return Err(problem(
                 key("at"),
@@ -416,9 +416,14 @@ fn cluster_action(
     let namespace = named("namespace", &f.namespace, &cluster.namespace)?;
     if name == "delete_pod" {
         if f.replicas.is_some() || f.restores.is_some() {
+            let field = if f.replicas.is_some() {
+                "replicas"
+            } else {
+                "restores"
+            };
             return Err(problem(
-                key("replicas"),
-                "(set)",
+                key(field),
+                crate::quote::written_key(f, field),
                 "only `scale` takes `replicas` and `restores`",
             ));
         }
@@ -600,7 +605,7 @@ set = {}
     #[test]
     fn slow_start_is_a_fault_and_serializes_for_the_admin_api() {
         let s = SimFaults {
-            warmup: Some(HumanDuration(Duration::from_secs(30))),
+            warmup: Some(HumanDuration::from(Duration::from_secs(30))),
             warmup_factor: Some(4.0),
             ..Default::default()
         };

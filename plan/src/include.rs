@@ -52,10 +52,8 @@ pub fn flatten(text: &str, path: &Path) -> Result<String, PlanError> {
 }
 
 fn parse_table(text: &str, path: &Path) -> Result<Table, PlanError> {
-    text.parse::<Table>().map_err(|e| PlanError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
-    })
+    text.parse::<Table>()
+        .map_err(|e| PlanError::toml(path, Some(text), e))
 }
 
 fn canonical(path: &Path) -> PathBuf {

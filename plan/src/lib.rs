@@ -13,6 +13,7 @@
 //! what they need over the wire (stampede-common) and never see a plan; a
 //! test (`tests/independence.rs`) keeps it that way.
 
+pub mod base_url;
 pub mod dataset;
 pub mod duration;
 mod error;
@@ -21,7 +22,9 @@ pub mod include;
 pub mod kubernetes;
 mod load;
 mod model;
+pub mod names;
 mod phase;
+pub mod quote;
 mod raw;
 pub mod security;
 pub mod serving;

@@ -25,14 +25,12 @@ fn read(path: &Path) -> Result<String, PlanError> {
 /// Parse plan text read from `path`: `path` is used in messages and to find the fragments
 /// the plan includes (see [`crate::include`]).
 pub fn parse(text: &str, path: &Path) -> Result<RawPlan, PlanError> {
-    let parse_error = |e: &dyn std::fmt::Display| PlanError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
-    };
     if let Ok(table) = text.parse::<toml::Table>()
         && let Some(merged) = crate::include::resolve_table(table, path)?
     {
-        return merged.try_into().map_err(|e| parse_error(&e));
+        return merged
+            .try_into()
+            .map_err(|e| PlanError::toml(path, None, e));
     }
-    toml::from_str(text).map_err(|e| parse_error(&e))
+    toml::from_str(text).map_err(|e| PlanError::toml(path, Some(text), e))
 }

@@ -14,6 +14,9 @@ pub const SIMULATOR_MODEL: &str = "stampede-sim";
 /// A validated plan, ready to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The plan file it was read from: errors found when the run starts
+    /// (an unset API key variable, an unusable tokenizer) name it.
+    pub source: PathBuf,
     /// Run name.
     pub name: String,
     /// Window length.
@@ -144,8 +147,9 @@ pub struct Target {
 pub enum Endpoint {
     /// An existing server.
     Url(String),
-    /// The built-in simulator, started by the controller.
-    Simulator(SimulatorSpec),
+    /// The built-in simulator, started by the controller (boxed: its
+    /// engine settings keep their durations as written).
+    Simulator(Box<SimulatorSpec>),
 }
 
 /// Built-in simulator settings.

@@ -144,24 +144,23 @@ fn pem_file(plan: &Path, key: &str, file: &Path) -> Result<PemFile, PlanError> {
 
 /// Validate the security keys of `[agents]` (`plan` names the plan file).
 pub fn validate(plan: &Path, raw: RawSecurity<'_>) -> Result<Security, PlanError> {
-    let any = raw.tls.is_some()
-        || raw.join_token_env.is_some()
-        || raw.join_token_file.is_some()
-        || raw.allow_plaintext.is_some();
-    if any && !raw.remote {
-        let key = if raw.tls.is_some() {
-            "agents.tls"
-        } else if raw.join_token_env.is_some() {
-            "agents.join_token_env"
-        } else if raw.join_token_file.is_some() {
-            "agents.join_token_file"
-        } else {
-            "agents.allow_plaintext"
-        };
+    use crate::quote::written;
+    let set = [
+        ("agents.tls", raw.tls.map(written)),
+        ("agents.join_token_env", raw.join_token_env.map(written)),
+        ("agents.join_token_file", raw.join_token_file.map(written)),
+        (
+            "agents.allow_plaintext",
+            raw.allow_plaintext.map(|b| b.to_string()),
+        ),
+    ];
+    if let (false, Some((key, Some(value)))) =
+        (raw.remote, set.into_iter().find(|(_, v)| v.is_some()))
+    {
         return Err(invalid(
             plan,
             key,
-            "(set)",
+            value,
             "applies to remote agents only (`agents.remote`); local agents talk to the controller inside its own process over loopback",
         ));
     }
@@ -188,11 +187,11 @@ pub fn validate(plan: &Path, raw: RawSecurity<'_>) -> Result<Security, PlanError
         }
     };
     let join_token = match (raw.join_token_env, raw.join_token_file) {
-        (Some(_), Some(_)) => {
+        (Some(_), Some(file)) => {
             return Err(invalid(
                 plan,
                 "agents.join_token_file",
-                "(set)",
+                crate::quote::written(file),
                 "give either `agents.join_token_env` or `agents.join_token_file`, not both",
             ));
         }

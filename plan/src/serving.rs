@@ -292,10 +292,26 @@ pub fn stack_changed(prev: &ServingSpec, next: &ServingSpec) -> bool {
 }
 
 fn invalid(path: &Path, key: &str, value: impl std::fmt::Debug, reason: &str) -> PlanError {
+    invalid_shown(path, key, format!("{value:?}"), reason)
+}
+
+/// `[[serving.chart]]` in an error: their releases only (`set` values may
+/// be secrets).
+fn charts_shown(charts: Option<&[RawChart]>) -> String {
+    let releases: Vec<String> = charts
+        .unwrap_or_default()
+        .iter()
+        .map(|c| format!("{:?}", c.release.as_deref().unwrap_or("")))
+        .collect();
+    crate::quote::excerpt(&format!("(releases {})", releases.join(", "))).into_owned()
+}
+
+/// [`invalid`] for a value already shown as written.
+fn invalid_shown(path: &Path, key: &str, value: String, reason: &str) -> PlanError {
     PlanError::Invalid {
         path: path.to_path_buf(),
         key: format!("serving.{key}"),
-        value: format!("{value:?}"),
+        value,
         reason: reason.to_string(),
     }
 }
@@ -337,6 +353,9 @@ fn http_url(
             "expected an http:// or https:// URL",
         ));
     }
+    if let Some(reason) = crate::base_url::v1_problem(url) {
+        return Err(invalid(path, key, url, &reason));
+    }
     Ok(url.trim_end_matches('/').to_string())
 }
 
@@ -361,12 +380,13 @@ pub fn validate(
     }
     let readiness_timeout = raw
         .readiness_timeout
+        .as_ref()
         .map_or(DEFAULT_READINESS_TIMEOUT, HumanDuration::get);
-    if readiness_timeout.is_zero() {
-        return Err(invalid(
+    if let (true, Some(written)) = (readiness_timeout.is_zero(), &raw.readiness_timeout) {
+        return Err(invalid_shown(
             path,
             "readiness_timeout",
-            "0s",
+            written.shown(),
             "must be longer than zero",
         ));
     }
@@ -400,10 +420,15 @@ fn method(path: &Path, raw: &RawServing) -> Result<Method, PlanError> {
     ];
     let refuse_standalone_keys = |method: &str| -> Result<(), PlanError> {
         match standalone_only.iter().find(|(_, set)| *set) {
-            Some((key, _)) => Err(invalid(
+            Some((key, _)) => Err(invalid_shown(
                 path,
                 key,
-                "(set)",
+                // Environment values may be secrets.
+                if *key == "env" {
+                    "(values not shown)".to_string()
+                } else {
+                    crate::quote::written_key(raw, key)
+                },
                 &format!("only method \"standalone\" uses it, not \"{method}\""),
             )),
             None => Ok(()),
@@ -412,10 +437,14 @@ fn method(path: &Path, raw: &RawServing) -> Result<Method, PlanError> {
     match method_name {
         Some("standalone") => {
             if raw.url.is_some() || raw.chart.is_some() {
-                return Err(invalid(
+                let (key, value) = match (&raw.url, &raw.chart) {
+                    (Some(url), _) => ("url", crate::quote::written(url)),
+                    (None, charts) => ("chart", charts_shown(charts.as_deref())),
+                };
+                return Err(invalid_shown(
                     path,
-                    if raw.url.is_some() { "url" } else { "chart" },
-                    "(set)",
+                    key,
+                    value,
                     "method \"standalone\" deploys its own Service; `url` and `chart` belong to \"helm\" / \"existing\"",
                 ));
             }
@@ -444,10 +473,10 @@ fn method(path: &Path, raw: &RawServing) -> Result<Method, PlanError> {
         Some("existing") => {
             refuse_standalone_keys("existing")?;
             if raw.chart.is_some() {
-                return Err(invalid(
+                return Err(invalid_shown(
                     path,
                     "chart",
-                    "(set)",
+                    charts_shown(raw.chart.as_deref()),
                     "only method \"helm\" installs charts",
                 ));
             }
@@ -731,10 +760,10 @@ fn validate_cache(path: &Path, c: &RawModelCache) -> Result<ModelCache, PlanErro
             ));
         }
         _ => {
-            return Err(invalid(
+            return Err(invalid_shown(
                 path,
                 "model_cache",
-                "(table)",
+                crate::quote::written(c),
                 "give exactly one of `pvc`, `empty_dir` or `host_path`",
             ));
         }
@@ -978,7 +1007,7 @@ set = { "gateway.className" = "istio" }
             (
                 "method = \"standalone\"\nimage = \"i\"\nmodel = \"m\"\nmodel_cache = { pvc = \"a\", empty_dir = \"1Gi\" }",
                 "serving.model_cache",
-                "(table)",
+                "empty_dir = \"1Gi\", pvc = \"a\" }:",
             ),
             (
                 "method = \"standalone\"\nimage = \"i\"\nmodel = \"m\"\nserver = \"tgi\"",
@@ -994,7 +1023,12 @@ set = { "gateway.className" = "istio" }
             (
                 "method = \"existing\"\nurl = \"http://gw\"\nimage = \"i\"",
                 "serving.image",
-                "(set)",
+                "= \"i\":",
+            ),
+            (
+                "method = \"existing\"\nurl = \"http://gw:80/v1/\"",
+                "serving.url",
+                "must not end in /v1 — stampede appends /v1/chat/completions; use \"http://gw:80\"",
             ),
             (
                 "method = \"helm\"\nurl = \"http://gw\"",

@@ -9,6 +9,7 @@
 //! readable slugs (`cluster=big,workload=chat,rate=20`) that name their
 //! results directories and their rows in the sweep summary.
 
+use crate::names::MAX_FILE_NAME_BYTES;
 use crate::{Phase, PhaseKind, Plan, PlanError, RawPlan};
 use serde::Deserialize;
 use std::path::Path;
@@ -285,14 +286,11 @@ pub fn expand(text: &str, path: &Path) -> Result<Sweep, SweepError> {
     // Cells carry the resolved plan: their run directories must not depend on fragments.
     let flat = crate::include::flatten(text, path)?;
     let text = flat.as_str();
-    let parse_err = |message: String| PlanError::Parse {
-        path: path.to_path_buf(),
-        message: message.trim_end().to_string(),
-    };
-    let mut base: toml::Table = text.parse().map_err(|e| parse_err(format!("{e}")))?;
+    let parse_err = |e| PlanError::toml(path, Some(text), e);
+    let mut base: toml::Table = text.parse().map_err(parse_err)?;
     base.remove("sweep");
     let raw = toml::from_str::<SweepOnly>(text)
-        .map_err(|e| parse_err(format!("{e}")))?
+        .map_err(parse_err)?
         .sweep
         .ok_or_else(|| invalid(path, "sweep", "(missing)", "not a sweep plan"))?;
     let axes = raw.axes(path)?;
@@ -328,6 +326,18 @@ pub fn expand(text: &str, path: &Path) -> Result<Sweep, SweepError> {
             .map(|(a, l)| format!("{}={}", a.name(), l.label()))
             .collect::<Vec<_>>()
             .join(",");
+        if slug.len() > MAX_FILE_NAME_BYTES {
+            return Err(invalid(
+                path,
+                "sweep",
+                format!("{slug:?}"),
+                format!(
+                    "this cell's directory name is {} bytes, over the {MAX_FILE_NAME_BYTES} bytes of a file name: use shorter axis value names",
+                    slug.len()
+                ),
+            )
+            .into());
+        }
         match cell(&base, &levels, raw.report_phase.as_deref(), path) {
             Ok(mut c) => {
                 c.slug = slug;
@@ -569,16 +579,12 @@ impl RawLevel {
                 "every value of a table axis needs a name",
             ));
         };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if let Some(reason) = crate::names::directory_problem(&name, "cell directories") {
             return Err(invalid(
                 path,
                 format!("{key}.name"),
                 format!("{name:?}"),
-                "use letters, digits, '-', '_' and '.' only (it names cell directories)",
+                reason,
             ));
         }
         if let Some(context) = &self.context {
@@ -608,11 +614,11 @@ impl RawLevel {
             )]),
             _ => self.overrides.clone(),
         };
-        if probe.contains_key("sweep") {
+        if let Some(inner) = probe.get("sweep") {
             return Err(invalid(
                 path,
                 format!("{key}.sweep"),
-                "(table)",
+                crate::quote::written(inner),
                 "a sweep value cannot hold a sweep",
             ));
         }

@@ -2,6 +2,7 @@
 //! length distributions, and weighted mixes — parsed and validated like the
 //! rest of the plan, then sent to agents as `proto::Workload`.
 
+use crate::quote::{written, written_key};
 use serde::{Deserialize, Serialize};
 use stampede_common::proto;
 
@@ -433,7 +434,7 @@ impl RawWorkloadEntry {
         if self.dataset.is_some() {
             return Err(problem(
                 format!("workload[{i}].session"),
-                "(set)",
+                written(s),
                 "sessions build synthetic conversations; they do not apply to a dataset entry",
             ));
         }
@@ -450,7 +451,9 @@ impl RawWorkloadEntry {
         };
         Ok(Some((
             turns,
-            s.think_time.map_or(std::time::Duration::ZERO, |d| d.get()),
+            s.think_time
+                .as_ref()
+                .map_or(std::time::Duration::ZERO, |d| d.get()),
         )))
     }
 
@@ -467,20 +470,20 @@ impl RawWorkloadEntry {
         let extra_body_json = match &self.extra_body {
             None => String::new(),
             Some(table) => {
-                if let Some(k) = table
-                    .keys()
-                    .find(|k| RESERVED_BODY_FIELDS.contains(&k.as_str()))
+                if let Some((k, v)) = table
+                    .iter()
+                    .find(|(k, _)| RESERVED_BODY_FIELDS.contains(&k.as_str()))
                 {
                     return Err(problem(
                         key(&format!("extra_body.{k}")),
-                        "(set)",
+                        written(v),
                         "stampede sets this field itself; use the plan's own key for it",
                     ));
                 }
                 serde_json::to_string(table).map_err(|e| {
                     problem(
                         key("extra_body"),
-                        "(table)",
+                        written(table),
                         format!("not expressible as JSON: {e}"),
                     )
                 })?
@@ -521,7 +524,7 @@ impl RawWorkloadEntry {
             if set {
                 return Err(problem(
                     key(field),
-                    "(set)",
+                    written_key(self, field),
                     "does not apply to a dataset entry (its records are the prompts)",
                 ));
             }
@@ -546,10 +549,10 @@ impl RawWorkloadEntry {
                 ));
             }
         };
-        if format == Format::ShareGpt && self.output.is_some() {
+        if let (Format::ShareGpt, Some(output)) = (format, &self.output) {
             return Err(problem(
                 key("output"),
-                "(set)",
+                written(output),
                 "a ShareGPT record's answer sets its max_tokens; `output` applies to JSONL records without max_tokens",
             ));
         }

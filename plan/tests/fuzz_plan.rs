@@ -180,6 +180,51 @@ proptest! {
     }
 }
 
+/// A value thousands of characters long, of one of several shapes.
+fn huge_value() -> impl Strategy<Value = String> {
+    let long = "é".repeat(20_000);
+    prop_oneof![
+        Just(format!("\"{long}\"")),
+        Just(format!("\"{long}")),
+        Just(long.clone()),
+        Just(format!("[\"{long}\"]")),
+        Just(format!("{{ \"{long}\" = 1 }}")),
+        Just("9".repeat(20_000)),
+    ]
+}
+
+/// Every section with its keys.
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("[run]", RUN),
+    ("[agents]", AGENTS),
+    ("[target]", TARGET),
+    ("[target.simulator]", SIM),
+    ("[request]", REQUEST),
+    ("[[phase]]", PHASE),
+    ("[[workload]]", WORKLOAD),
+    ("[cost]", COST),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_huge_value_under_any_key_gives_a_short_error(
+        (header, key) in proptest::sample::select(SECTIONS)
+            .prop_flat_map(|(h, keys)| (Just(h), proptest::sample::select(keys))),
+        value in huge_value(),
+    ) {
+        let text = format!("{header}\n{key} = {value}\n");
+        let path = Path::new("fuzz.toml");
+        let msg = match plan::parse(&text, path).and_then(|raw| raw.validate(path)) {
+            Ok(_) => return Ok(()),
+            Err(e) => e.to_string(),
+        };
+        prop_assert!(msg.len() < 1500, "{header} {key}: {} bytes: {}", msg.len(),
+            msg.chars().take(400).collect::<String>());
+    }
+}
+
 #[test]
 fn a_well_formed_plan_still_validates() {
     // Guards the generator: the fixed keys it uses do exist.

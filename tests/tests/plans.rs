@@ -195,3 +195,56 @@ duration = "1s"
         "{out}"
     );
 }
+
+/// `controller run` on `text` (a plan file in a fresh directory, run from
+/// there) with the variables `unset` removed from its environment: the plan is refused with
+/// exit code 2, the message names the plan file, and nothing is written —
+/// not even the default `results/` directory. Returns the output.
+fn refused_before_writing(text: &str, unset: &[&str]) -> String {
+    let (dir, path) = plan_file(text);
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run").arg(&path).current_dir(dir.path());
+    for var in unset {
+        cmd.env_remove(var);
+    }
+    let (code, out) = Proc::spawn(cmd).wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(2), "exit code; output:\n{out}");
+    assert!(
+        out.contains(&path.display().to_string()),
+        "message does not name the plan file:\n{out}"
+    );
+    let written: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("plan dir")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n != "plan.toml")
+        .collect();
+    assert!(
+        written.is_empty(),
+        "written before refusing: {written:?}\n{out}"
+    );
+    out
+}
+
+#[test]
+fn a_run_name_too_long_for_a_directory_is_refused_before_anything_is_written() {
+    let text = format!("[run]\nname = \"{}\"\n{GOOD}", "n".repeat(300));
+    let out = refused_before_writing(&text, &[]);
+    assert!(
+        out.contains("run.name") && out.contains("at most 200 characters"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unset_api_key_for_local_agents_names_the_plan_file() {
+    const VAR: &str = "STAMPEDE_TEST_UNSET_API_KEY";
+    let text = GOOD.replace(
+        "[target.simulator]",
+        &format!("[target]\napi_key_env = \"{VAR}\"\n[target.simulator]"),
+    );
+    let out = refused_before_writing(&text, &[VAR]);
+    assert!(
+        out.contains(&format!("`target.api_key_env` = \"{VAR}\"")) && !out.contains("(plan)"),
+        "{out}"
+    );
+}

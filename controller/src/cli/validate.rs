@@ -23,7 +23,7 @@ pub fn command(path: &Path) -> ExitCode {
     }
     let loaded = plan::load(path).and_then(|p| {
         let words = match &p.target.tokenizer {
-            Some(t) => Some(tokenizer::one_token_words(t)?),
+            Some(t) => Some(tokenizer::one_token_words(path, t)?),
             None => None,
         };
         Ok((p, words))

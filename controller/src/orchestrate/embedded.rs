@@ -38,16 +38,17 @@ pub async fn start_simulator(
 /// The simulator's engine settings from the plan's (unset keys: its defaults).
 fn engine_config(e: &stampede_plan::SimEngine) -> stampede_sim::EngineConfig {
     let d = stampede_sim::EngineConfig::default();
-    let dur = |v: Option<stampede_plan::duration::HumanDuration>, default| {
-        v.map_or(default, stampede_plan::duration::HumanDuration::get)
+    let dur = |v: &Option<stampede_plan::duration::HumanDuration>, default| {
+        v.as_ref()
+            .map_or(default, stampede_plan::duration::HumanDuration::get)
     };
     stampede_sim::EngineConfig {
         max_num_seqs: e.max_num_seqs.unwrap_or(d.max_num_seqs),
         max_waiting: e.max_waiting.unwrap_or(d.max_waiting),
         queue_full_status: d.queue_full_status,
-        step_base: dur(e.step_base, d.step_base),
-        step_per_seq: dur(e.step_per_seq, d.step_per_seq),
-        prefill_per_token: dur(e.prefill_per_token, d.prefill_per_token),
+        step_base: dur(&e.step_base, d.step_base),
+        step_per_seq: dur(&e.step_per_seq, d.step_per_seq),
+        prefill_per_token: dur(&e.prefill_per_token, d.prefill_per_token),
         block_size: e.block_size.unwrap_or(d.block_size),
         num_blocks: e.num_blocks.unwrap_or(d.num_blocks),
         prefix_caching: e.prefix_caching.unwrap_or(d.prefix_caching),

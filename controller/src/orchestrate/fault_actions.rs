@@ -336,7 +336,7 @@ mod tests {
         injector.set_simulator(&sim.base_url());
         let on = SimFaults {
             error_503: Some(1.0),
-            warmup: Some(HumanDuration(Duration::from_secs(1))),
+            warmup: Some(HumanDuration::from(Duration::from_secs(1))),
             ..Default::default()
         };
         let actions = vec![

@@ -18,23 +18,24 @@ const MAX_WORDS: usize = 256;
 /// Words needed for varied prompts.
 const MIN_WORDS: usize = 8;
 
-fn invalid(path: &Path, reason: String) -> PlanError {
+fn invalid(plan: &Path, path: &Path, reason: String) -> PlanError {
     PlanError::Invalid {
-        path: path.to_path_buf(),
+        path: plan.to_path_buf(),
         key: "target.tokenizer".into(),
         value: format!("{:?}", path.display().to_string()),
         reason,
     }
 }
 
-/// The one-token words of the tokenizer at `path` (in `CANDIDATES` order).
-pub fn one_token_words(path: &Path) -> Result<Vec<String>, PlanError> {
+/// The one-token words of the tokenizer at `path` (in `CANDIDATES` order);
+/// errors name the plan file `plan`, whose `target.tokenizer` it is.
+pub fn one_token_words(plan: &Path, path: &Path) -> Result<Vec<String>, PlanError> {
     let tk = Tokenizer::from_file(path)
-        .map_err(|e| invalid(path, format!("not a usable tokenizer.json: {e}")))?;
+        .map_err(|e| invalid(plan, path, format!("not a usable tokenizer.json: {e}")))?;
     let tokens = |text: &str| -> Result<Vec<String>, PlanError> {
         tk.encode(text, false)
             .map(|e| e.get_tokens().to_vec())
-            .map_err(|e| invalid(path, format!("cannot encode {text:?}: {e}")))
+            .map_err(|e| invalid(plan, path, format!("cannot encode {text:?}: {e}")))
     };
     let count = |text: &str| tokens(text).map(|t| t.len());
     // The token is the word itself (with a byte-level `Ġ` or SentencePiece
@@ -53,6 +54,7 @@ pub fn one_token_words(path: &Path) -> Result<Vec<String>, PlanError> {
     }
     if words.len() < MIN_WORDS {
         return Err(invalid(
+            plan,
             path,
             format!(
                 "only {} common English words are one token each (need {MIN_WORDS}): this tokenizer cannot size prompts",
@@ -65,6 +67,7 @@ pub fn one_token_words(path: &Path) -> Result<Vec<String>, PlanError> {
     let n = count(&sample)?;
     if n != words.len() {
         return Err(invalid(
+            plan,
             path,
             format!(
                 "{} one-token words encode to {n} tokens together: this tokenizer merges across words",
@@ -99,6 +102,7 @@ mod tests {
     fn keeps_the_one_token_words() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokenizer.json");
+        let plan = dir.path().join("plan.toml");
         std::fs::write(
             &path,
             word_level(&[
@@ -106,19 +110,22 @@ mod tests {
             ]),
         )
         .unwrap();
-        let words = one_token_words(&path).unwrap();
+        let words = one_token_words(&plan, &path).unwrap();
         assert_eq!(
             words,
             ["the", "of", "and", "to", "in", "is", "that", "for", "water"]
         );
         std::fs::write(&path, word_level(&["the", "of"])).unwrap();
-        let e = one_token_words(&path).unwrap_err().to_string();
+        let e = one_token_words(&plan, &path).unwrap_err().to_string();
         assert!(
-            e.contains("target.tokenizer") && e.contains("only 2"),
+            e.contains("invalid plan ")
+                && e.contains("plan.toml")
+                && e.contains("target.tokenizer")
+                && e.contains("only 2"),
             "{e}"
         );
         std::fs::write(&path, "{ not json").unwrap();
-        let e = one_token_words(&path).unwrap_err().to_string();
+        let e = one_token_words(&plan, &path).unwrap_err().to_string();
         assert!(
             e.contains("tokenizer.json") && e.contains("not a usable"),
             "{e}"

@@ -102,6 +102,8 @@ pub async fn run(
     opts: RunOptions,
     interrupt: CancellationToken,
 ) -> Result<RunOutcome, ControllerError> {
+    // Checked before anything is started, the serving stack included.
+    check_local_key(&plan).map_err(ControllerError::Plan)?;
     let Some(spec) = plan.serving.clone() else {
         return run_phases(plan, plan_text, opts, interrupt, None).await;
     };
@@ -215,7 +217,6 @@ async fn run_phases(
     interrupt: CancellationToken,
     serving: Option<ServingRecord>,
 ) -> Result<RunOutcome, ControllerError> {
-    check_local_key(&plan)?;
     // Who may join is settled before anything is started.
     let listen = opts.listen.unwrap_or(plan.agents.listen);
     let security = &plan.agents.security;
@@ -226,7 +227,7 @@ async fn run_phases(
         .map(crate::orchestrate::security::server_tls)
         .transpose()?;
     let prompt_words = match &plan.target.tokenizer {
-        Some(path) => crate::orchestrate::tokenizer::one_token_words(path)?,
+        Some(path) => crate::orchestrate::tokenizer::one_token_words(&plan.source, path)?,
         None => Vec::new(),
     };
     let started = SystemTime::now();
@@ -400,17 +401,17 @@ struct RunContext<'a> {
 }
 
 /// Local agents read `target.api_key_env` from the controller's environment:
-/// it must be set there.
-fn check_local_key(plan: &Plan) -> Result<(), ControllerError> {
+/// it must be set there (checked before a run or sweep starts anything).
+pub(crate) fn check_local_key(plan: &Plan) -> Result<(), stampede_plan::PlanError> {
     if let (AgentMode::Local, Some(var)) = (plan.agents.mode, &plan.target.api_key_env)
         && std::env::var_os(var).is_none()
     {
-        return Err(ControllerError::Plan(stampede_plan::PlanError::Invalid {
-            path: PathBuf::from("(plan)"),
+        return Err(stampede_plan::PlanError::Invalid {
+            path: plan.source.clone(),
             key: "target.api_key_env".into(),
             value: format!("{var:?}"),
             reason: "not set in the controller's environment, where local agents read it".into(),
-        }));
+        });
     }
     Ok(())
 }

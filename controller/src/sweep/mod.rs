@@ -165,6 +165,7 @@ pub fn prepare(start: Start) -> Result<Prepared, SweepRunError> {
     match start {
         Start::Fresh { plan, out } => {
             let (sweep, text) = load_sweep(&plan)?;
+            check_cells(&sweep)?;
             let dir = out.unwrap_or_else(|| {
                 let stamp: String = now().chars().filter(|c| !matches!(c, '-' | ':')).collect();
                 sweep.output_dir().join(format!("{}-{stamp}", sweep.name()))
@@ -195,6 +196,7 @@ pub fn prepare(start: Start) -> Result<Prepared, SweepRunError> {
             let old = SweepState::read(&dir)?;
             let plan = plan.unwrap_or_else(|| old.plan.clone());
             let (sweep, _) = load_sweep(&plan)?;
+            check_cells(&sweep)?;
             let state = old.resume(&dir, &sweep, &absolute(&plan))?;
             state.write(&dir)?;
             Ok(Prepared {
@@ -226,6 +228,15 @@ fn load_sweep(plan: &Path) -> Result<(Sweep, String), SweepRunError> {
     }
     let sweep = plan_sweep::expand(&text, plan)?;
     Ok((sweep, text))
+}
+
+/// What a run checks before it starts anything, for every cell: before the
+/// sweep's directory is made or its state written.
+fn check_cells(sweep: &Sweep) -> Result<(), SweepRunError> {
+    for cell in &sweep.cells {
+        crate::run::check_local_key(&cell.plan).map_err(SweepError::Plan)?;
+    }
+    Ok(())
 }
 
 /// The newest `<output_dir>/<name>-*` directory holding a sweep state.
@@ -594,6 +605,32 @@ model = ["a/b", "c"]
         let e = report(&dir.path().join("a_b")).unwrap_err();
         assert_eq!(e.status(), Status::BadInput);
         assert!(e.to_string().contains("not a sweep directory"), "{e}");
+    }
+
+    #[test]
+    fn an_unset_api_key_for_local_agents_is_refused_before_the_sweep_directory_is_made() {
+        const VAR: &str = "STAMPEDE_TEST_UNSET_SWEEP_API_KEY";
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("sweep.toml");
+        let text = PLAN.replace(
+            "[target.simulator]",
+            &format!("[target]\napi_key_env = \"{VAR}\"\n[target.simulator]"),
+        );
+        std::fs::write(&plan, text).unwrap();
+        let out = dir.path().join("out");
+        let Err(e) = prepare(Start::Fresh {
+            plan: plan.clone(),
+            out: Some(out.clone()),
+        }) else {
+            panic!("the sweep was prepared");
+        };
+        assert_eq!(e.status(), Status::BadInput);
+        let e = e.to_string();
+        assert!(
+            e.contains(&plan.display().to_string()) && e.contains("target.api_key_env"),
+            "{e}"
+        );
+        assert!(!out.exists(), "the sweep directory was made: {e}");
     }
 
     #[test]

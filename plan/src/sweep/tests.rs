@@ -100,6 +100,11 @@ fn full_factorial_in_slug_order() {
             .unwrap()
             .validate(Path::new("cell.toml"))
             .unwrap();
+        assert_eq!(again.source, Path::new("cell.toml"));
+        let again = Plan {
+            source: c.plan.source.clone(),
+            ..again
+        };
         assert_eq!(again, c.plan);
         assert!(!c.plan_text.contains("[sweep"), "{}", c.plan_text);
     }
@@ -368,4 +373,30 @@ fn is_sweep_detects_the_table() {
     assert!(is_sweep(PLAN));
     assert!(!is_sweep("[run]\nname = \"x\""));
     assert!(!is_sweep("not toml ["));
+}
+
+#[test]
+fn a_cell_directory_name_must_fit_in_a_file_name() {
+    let long = "w".repeat(150);
+    let text = PLAN
+        .replace("name = \"chat\"", &format!("name = \"{long}\""))
+        .replace("name = \"classify\"", &format!("name = \"{long}x\""))
+        .replace(
+            "rate = [10, 20.0, 40]",
+            &format!("rate = [10]\nmodel = [\"{}\"]", "m".repeat(150)),
+        );
+    let e = err(&text);
+    assert!(
+        e.contains("`sweep`") && e.contains("255 bytes") && e.contains("cluster=small,model=mmm"),
+        "{e}"
+    );
+    assert!(e.len() < 1000, "{e}");
+    let e = err(&PLAN.replace(
+        "name = \"chat\"",
+        &format!("name = \"{}\"", "w".repeat(201)),
+    ));
+    assert!(
+        e.contains("sweep.workload[0].name") && e.contains("at most 200 characters"),
+        "{e}"
+    );
 }

@@ -60,8 +60,8 @@ impl RawPlan {
         )?;
         let join_timeout = cx.positive(
             "agents.join_timeout",
-            a.join_timeout
-                .map_or(Duration::from_secs(60), HumanDuration::get),
+            a.join_timeout.as_ref(),
+            Duration::from_secs(60),
         )?;
         let max_in_flight = a.max_in_flight.unwrap_or(10_000);
         if max_in_flight == 0 {
@@ -86,6 +86,7 @@ impl RawPlan {
             max_in_flight,
             reconnect_grace: a
                 .reconnect_grace
+                .as_ref()
                 .map_or(Duration::from_secs(30), HumanDuration::get),
             security: crate::security::validate(
                 cx.path,

@@ -9,7 +9,7 @@ mod phase;
 mod settings;
 mod target;
 
-use crate::duration::HumanDuration;
+use crate::duration::{HumanDuration, shown};
 use crate::fault::ClusterDefaults;
 use crate::kubernetes::Kubernetes;
 use crate::serving::{Method, ServingSpec};
@@ -65,9 +65,16 @@ impl Ctx<'_> {
         })
     }
 
-    fn positive(&self, key: &str, d: Duration) -> Result<Duration, PlanError> {
+    /// The duration at `key` as written, or `default`: longer than zero.
+    fn positive(
+        &self,
+        key: &str,
+        written: Option<&HumanDuration>,
+        default: Duration,
+    ) -> Result<Duration, PlanError> {
+        let d = written.map_or(default, HumanDuration::get);
         if d.is_zero() {
-            return Err(self.invalid(key, "\"0s\"", "must be longer than zero"));
+            return Err(self.invalid(key, shown(written, d), "must be longer than zero"));
         }
         Ok(d)
     }
@@ -133,6 +140,7 @@ impl RawPlan {
             .transpose()?;
 
         Ok(Plan {
+            source: cx.path.to_path_buf(),
             workload,
             name,
             window,
@@ -158,25 +166,17 @@ impl RawPlan {
     /// `[run]`'s name, window and repeat count.
     fn validate_run(&self, cx: &Ctx<'_>) -> Result<(String, Duration, u32), PlanError> {
         let name = self.run.name.clone().unwrap_or_else(|| "run".to_string());
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(cx.invalid(
-                "run.name",
-                format!("{name:?}"),
-                "use letters, digits, '-', '_' and '.' only (it names the results directory)",
-            ));
+        if let Some(reason) = crate::names::directory_problem(&name, "the results directory") {
+            return Err(cx.invalid("run.name", format!("{name:?}"), reason));
         }
-        let window = cx.positive(
-            "run.window",
-            self.run
-                .window
-                .map_or(Duration::from_secs(1), HumanDuration::get),
-        )?;
+        let written = self.run.window.as_ref();
+        let window = cx.positive("run.window", written, Duration::from_secs(1))?;
         if window < Duration::from_millis(10) {
-            return Err(cx.invalid("run.window", format!("{window:?}"), "must be at least 10ms"));
+            return Err(cx.invalid(
+                "run.window",
+                shown(written, window),
+                "must be at least 10ms",
+            ));
         }
         let repeat = self.run.repeat.unwrap_or(1);
         if !(1..=MAX_REPEAT).contains(&repeat) {
@@ -238,16 +238,13 @@ impl RawPlan {
         let workload = self.load_inputs(cx, workload, phases)?;
         if !workload.is_empty() {
             for (key, set) in [
-                (
-                    "request.prompt_tokens",
-                    self.request.prompt_tokens.is_some(),
-                ),
-                ("request.max_tokens", self.request.max_tokens.is_some()),
+                ("request.prompt_tokens", self.request.prompt_tokens),
+                ("request.max_tokens", self.request.max_tokens),
             ] {
-                if set {
+                if let Some(v) = set {
                     return Err(cx.invalid(
                         key,
-                        "(set)",
+                        v,
                         "a [[workload]] mix sets request lengths; remove this key or the mix",
                     ));
                 }

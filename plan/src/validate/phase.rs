@@ -5,7 +5,8 @@
 //! warm-up and cool-down).
 
 use super::{Ctx, MISSING, parse_slos};
-use crate::duration::HumanDuration;
+use crate::duration::{HumanDuration, shown};
+use crate::quote::{written, written_key};
 use crate::slo::Slo;
 use crate::trace::Format;
 use crate::{Arrival, Phase, PhaseKind, PlanError, RawPhase, RequestSpec, Search, Stress};
@@ -145,7 +146,7 @@ impl RawPhase {
         {
             return Err(cx.invalid(
                 key(field),
-                "(set)",
+                written_key(self, field),
                 format!("does not apply to kind {:?}", kind.name()),
             ));
         }
@@ -175,7 +176,10 @@ impl RawPhase {
             kind: phase_kind,
             duration,
             max_requests: self.requests,
-            drain: self.drain.map_or(request.timeout, HumanDuration::get),
+            drain: self
+                .drain
+                .as_ref()
+                .map_or(request.timeout, HumanDuration::get),
             slo: crate::slo::combine(run_slo, &own_slo),
             faults: Vec::new(),
         })
@@ -184,11 +188,7 @@ impl RawPhase {
     /// `duration`, or a stress phase's `step_duration`.
     fn duration(&self, cx: &Ctx<'_>, i: usize, kind: Kind) -> Result<Duration, PlanError> {
         let key = format!("phase[{i}].{}", kind.duration_key());
-        let given = match kind {
-            Kind::Stress => self.step_duration,
-            _ => self.duration,
-        };
-        let Some(duration) = given else {
+        let Some(duration) = self.written_duration(kind) else {
             return Err(cx.invalid(
                 key,
                 MISSING,
@@ -199,7 +199,15 @@ impl RawPhase {
                 },
             ));
         };
-        cx.positive(&key, duration.get())
+        cx.positive(&key, Some(duration), Duration::ZERO)
+    }
+
+    /// `duration` as written, or a stress phase's `step_duration`.
+    fn written_duration(&self, kind: Kind) -> Option<&HumanDuration> {
+        match kind {
+            Kind::Stress => self.step_duration.as_ref(),
+            _ => self.duration.as_ref(),
+        }
     }
 
     /// `name`, by default the kind and the phase's position.
@@ -208,12 +216,8 @@ impl RawPhase {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{i}", kind.name()));
-        if name.is_empty() || name.contains(['/', '\\', '\n', '@']) {
-            return Err(cx.invalid(
-                format!("phase[{i}].name"),
-                format!("{name:?}"),
-                "must be non-empty, without slashes, '@' or newlines",
-            ));
+        if let Some(reason) = crate::names::phase_problem(&name) {
+            return Err(cx.invalid(format!("phase[{i}].name"), format!("{name:?}"), reason));
         }
         Ok(name)
     }
@@ -226,25 +230,28 @@ impl RawPhase {
         kind: Kind,
         duration: Duration,
     ) -> Result<(Duration, Duration), PlanError> {
-        let warmup = self.warmup.map_or(Duration::ZERO, HumanDuration::get);
-        let cooldown = self.cooldown.map_or(Duration::ZERO, HumanDuration::get);
-        if warmup + cooldown >= duration {
-            let field = if self.cooldown.is_some() {
-                "cooldown"
-            } else {
-                "warmup"
-            };
+        let get = |d: Option<&HumanDuration>| d.map_or(Duration::ZERO, HumanDuration::get);
+        let (warmup, cooldown) = (get(self.warmup.as_ref()), get(self.cooldown.as_ref()));
+        // The key named is the cool-down when it is set, else the warm-up.
+        let named = (self.cooldown.as_ref().map(|c| ("cooldown", c)))
+            .or_else(|| self.warmup.as_ref().map(|w| ("warmup", w)));
+        if let Some((field, written)) = named
+            && warmup + cooldown >= duration
+        {
             let what = if kind == Kind::Stress {
                 "step"
             } else {
                 "phase"
             };
+            let length = shown(self.written_duration(kind), duration);
+            let both = match &self.warmup {
+                Some(w) if field == "cooldown" => format!("warm-up ({}) plus cool-down", w.shown()),
+                _ => "warm-up plus cool-down".to_string(),
+            };
             return Err(cx.invalid(
                 format!("phase[{i}].{field}"),
-                format!("{:?}", warmup + cooldown),
-                format!(
-                    "warm-up plus cool-down must leave part of the {duration:?} {what} measured"
-                ),
+                written.shown(),
+                format!("{both} must leave part of the {length} {what} measured"),
             ));
         }
         Ok((warmup, cooldown))
@@ -414,8 +421,12 @@ impl RawPhase {
         }
         let search = match self.search.as_deref().unwrap_or("adaptive") {
             "adaptive" => {
-                if self.step.is_some() {
-                    return Err(cx.invalid(key("step"), "(set)", "applies to search = \"linear\""));
+                if let Some(step) = self.step {
+                    return Err(cx.invalid(
+                        key("step"),
+                        written(&step),
+                        "applies to search = \"linear\"",
+                    ));
                 }
                 let factor = self.factor.unwrap_or(2.0);
                 if !(factor.is_finite() && factor > 1.0 && factor <= 100.0) {
@@ -436,14 +447,11 @@ impl RawPhase {
                 Search::Adaptive { factor, precision }
             }
             "linear" => {
-                for (field, set) in [
-                    ("factor", self.factor.is_some()),
-                    ("precision", self.precision.is_some()),
-                ] {
-                    if set {
+                for (field, set) in [("factor", self.factor), ("precision", self.precision)] {
+                    if let Some(v) = set {
                         return Err(cx.invalid(
                             key(field),
-                            "(set)",
+                            written(&v),
                             "applies to search = \"adaptive\"",
                         ));
                     }
@@ -520,10 +528,12 @@ impl RawPhase {
                 ));
             }
         };
-        if self.burstiness.is_some() && !matches!(arrival, Arrival::Gamma { .. }) {
+        if let Some(b) = self.burstiness
+            && !matches!(arrival, Arrival::Gamma { .. })
+        {
             return Err(cx.invalid(
                 key("burstiness"),
-                "(set)",
+                written(&b),
                 "applies to arrival \"gamma\" only",
             ));
         }

@@ -2,7 +2,7 @@
 //! `[server_metrics]` — each a handful of keys with defaults and bounds.
 
 use super::{Ctx, MISSING};
-use crate::duration::HumanDuration;
+use crate::duration::shown;
 use crate::{
     Cost, Endpoint, PlanError, RawCost, RawPlan, RawServerMetrics, RequestSpec, ServerMetrics,
     Target, Tracing,
@@ -27,24 +27,25 @@ impl RawPlan {
         }
         let timeout = cx.positive(
             "request.timeout",
-            r.timeout
-                .map_or(Duration::from_secs(60), HumanDuration::get),
+            r.timeout.as_ref(),
+            Duration::from_secs(60),
         )?;
         let first_token_timeout = cx.positive(
             "request.first_token_timeout",
-            r.first_token_timeout.map_or(timeout, HumanDuration::get),
+            r.first_token_timeout.as_ref(),
+            timeout,
         )?;
         if first_token_timeout > timeout {
             return Err(cx.invalid(
                 "request.first_token_timeout",
-                format!("{first_token_timeout:?}"),
+                shown(r.first_token_timeout.as_ref(), first_token_timeout),
                 "must not exceed request.timeout",
             ));
         }
         let connect_timeout = cx.positive(
             "request.connect_timeout",
-            r.connect_timeout
-                .map_or(Duration::from_secs(10), HumanDuration::get),
+            r.connect_timeout.as_ref(),
+            Duration::from_secs(10),
         )?;
         Ok(RequestSpec {
             prompt_tokens,
@@ -141,19 +142,20 @@ pub(super) fn validate_server_metrics(
     }
     let interval = cx.positive(
         "server_metrics.interval",
-        m.interval
-            .map_or(Duration::from_secs(1), HumanDuration::get),
+        m.interval.as_ref(),
+        Duration::from_secs(1),
     )?;
     if interval < Duration::from_millis(100) {
         return Err(cx.invalid(
             "server_metrics.interval",
-            format!("{interval:?}"),
+            shown(m.interval.as_ref(), interval),
             "must be at least 100ms",
         ));
     }
     let timeout = cx.positive(
         "server_metrics.timeout",
-        m.timeout.map_or(Duration::from_secs(2), HumanDuration::get),
+        m.timeout.as_ref(),
+        Duration::from_secs(2),
     )?;
     Ok(ServerMetrics {
         urls,

@@ -96,9 +96,9 @@ impl RawPlan {
 /// `target.model`, or `[target.simulator]`, never both.
 fn endpoint(cx: &Ctx<'_>, t: &RawTarget) -> Result<(Endpoint, String), PlanError> {
     match (&t.url, &t.simulator) {
-        (Some(_), Some(_)) => Err(cx.invalid(
+        (Some(_), Some(s)) => Err(cx.invalid(
             "target.simulator",
-            "(table)",
+            crate::quote::written(s),
             "give either `target.url` or `[target.simulator]`, not both",
         )),
         (None, None) => Err(cx.invalid(
@@ -116,6 +116,9 @@ fn endpoint(cx: &Ctx<'_>, t: &RawTarget) -> Result<(Endpoint, String), PlanError
                     "expected an http:// or https:// URL",
                 ));
             }
+            if let Some(reason) = crate::base_url::v1_problem(url) {
+                return Err(cx.invalid("target.url", format!("{url:?}"), reason));
+            }
             let Some(model) = t.model.clone() else {
                 return Err(cx.invalid("target.model", MISSING, "required with `target.url`"));
             };
@@ -126,7 +129,7 @@ fn endpoint(cx: &Ctx<'_>, t: &RawTarget) -> Result<(Endpoint, String), PlanError
                 .model
                 .clone()
                 .unwrap_or_else(|| SIMULATOR_MODEL.to_string());
-            Ok((Endpoint::Simulator(simulator(cx, s)?), model))
+            Ok((Endpoint::Simulator(Box::new(simulator(cx, s)?)), model))
         }
     }
 }
@@ -134,8 +137,14 @@ fn endpoint(cx: &Ctx<'_>, t: &RawTarget) -> Result<(Endpoint, String), PlanError
 /// `[target.simulator]` with its defaults.
 fn simulator(cx: &Ctx<'_>, s: &RawSimulator) -> Result<SimulatorSpec, PlanError> {
     let spec = SimulatorSpec {
-        ttft: s.ttft.map_or(Duration::from_millis(20), HumanDuration::get),
-        itl: s.itl.map_or(Duration::from_millis(5), HumanDuration::get),
+        ttft: s
+            .ttft
+            .as_ref()
+            .map_or(Duration::from_millis(20), HumanDuration::get),
+        itl: s
+            .itl
+            .as_ref()
+            .map_or(Duration::from_millis(5), HumanDuration::get),
         output_tokens: s.output_tokens.unwrap_or(64),
         listen: cx.addr(
             "target.simulator.listen",

@@ -1,3 +1,4 @@
+use crate::names::MAX_NAME_CHARS;
 use crate::*;
 use stampede_common::DEFAULT_TRACE_SAMPLE_RATIO;
 use std::path::Path;
@@ -398,4 +399,184 @@ fn phase_accessors_read_the_load_of_each_kind() {
         (at(0), at(3), at(8)),
         (Some(0.0), Some(40.0 / 3.0), Some(40.0))
     );
+}
+
+/// Longest error message a huge value may give.
+const SHORT: usize = 1000;
+
+#[test]
+fn a_huge_malformed_plan_gives_a_short_error_with_its_position() {
+    let huge = "x".repeat(5_000_000);
+    for (text, needle) in [
+        (format!("[run]\nname = \"{huge}\n"), "line 2"),
+        (format!("[run]\nname = {huge}\n"), "line 2"),
+        (
+            GOOD.replace("rate = 20.0", &format!("rate = \"{huge}\"")),
+            "line 14",
+        ),
+        (
+            GOOD.replace("duration = \"3s\"", &format!("duration = \"{huge}\"")),
+            "line 15",
+        ),
+        (format!("[run]\nname = \"a\"\n\"{huge}\" = 1\n"), "line 3"),
+    ] {
+        let e = err(&text);
+        assert!(
+            e.len() < SHORT && e.contains(needle),
+            "{} bytes: {}",
+            e.len(),
+            e.chars().take(600).collect::<String>()
+        );
+        assert!(e.contains("…"), "{e}");
+    }
+}
+
+#[test]
+fn the_run_name_is_a_short_safe_file_name() {
+    let named = |name: &str| check(&GOOD.replace("name = \"t\"", &format!("name = {name:?}")));
+    let longest = "n".repeat(MAX_NAME_CHARS);
+    assert_eq!(named(&longest).unwrap().name, longest);
+    assert_eq!(named("nightly-2.1_a").unwrap().name, "nightly-2.1_a");
+    for (bad, needle) in [
+        ("n".repeat(MAX_NAME_CHARS + 1), "at most 200 characters"),
+        (String::new(), "letters, digits"),
+        (".".into(), "must not start with '.'"),
+        ("..".into(), "must not start with '.'"),
+        ("a/b".into(), "letters, digits"),
+        ("a\tb".into(), "letters, digits"),
+    ] {
+        let e = named(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("`run.name`") && e.contains(needle),
+            "{bad:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_phase_name_fits_in_a_file_name() {
+    let named = |name: &str| check(&GOOD.replace("name = \"steady\"", &format!("name = {name:?}")));
+    let longest = "p".repeat(MAX_NAME_CHARS);
+    assert_eq!(named(&longest).unwrap().phases[1].name, longest);
+    for (bad, needle) in [
+        ("p".repeat(MAX_NAME_CHARS + 1), "at most 200 characters"),
+        ("a\tb".into(), "control characters"),
+        ("a/b".into(), "slashes"),
+    ] {
+        let e = named(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("`phase[1].name`") && e.contains(needle),
+            "{bad:?}: {e}"
+        );
+    }
+}
+
+const URL_PLAN: &str = r#"
+[target]
+url = "URL"
+model = "m"
+[[phase]]
+kind = "baseline"
+duration = "2s"
+"#;
+
+#[test]
+fn a_target_url_ending_in_v1_is_refused_with_the_base_to_use() {
+    for (url, base) in [
+        ("http://host:8000/v1", "http://host:8000"),
+        ("http://host:8000/v1/", "http://host:8000"),
+        ("https://gw/llama/v1", "https://gw/llama"),
+    ] {
+        let e = err(&URL_PLAN.replace("URL", url));
+        assert!(
+            e.contains(&format!("`target.url` = {url:?}"))
+                && e.contains("must not end in /v1")
+                && e.contains(&format!("use {base:?}")),
+            "{url}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_target_url_may_carry_a_route_prefix() {
+    for (url, base) in [
+        ("http://gw:80/llama", "http://gw:80/llama"),
+        ("http://gw:80/llama/", "http://gw:80/llama"),
+        ("http://gw/v1beta", "http://gw/v1beta"),
+        ("http://gw:80", "http://gw:80"),
+    ] {
+        let plan = check(&URL_PLAN.replace("URL", url)).unwrap();
+        assert_eq!(plan.target.endpoint, Endpoint::Url(base.into()), "{url}");
+    }
+}
+
+#[test]
+fn a_huge_value_is_quoted_by_an_excerpt() {
+    let huge = "é".repeat(1_000_000);
+    for text in [
+        GOOD.replace("name = \"t\"", &format!("name = \"{huge}\"")),
+        GOOD.replace("name = \"steady\"", &format!("name = \"{huge}\"")),
+        GOOD.replace("kind = \"constant\"", &format!("kind = \"{huge}\"")),
+        URL_PLAN.replace("URL", &format!("http://h/{huge}/v1")),
+    ] {
+        let e = err(&text);
+        assert!(
+            e.len() < SHORT,
+            "{} bytes: {}",
+            e.len(),
+            e.chars().take(600).collect::<String>()
+        );
+        assert!(e.contains("éé…\"") && e.contains("characters"), "{e}");
+    }
+}
+
+#[test]
+fn a_cooldown_error_quotes_the_cooldown_as_written() {
+    let e = err(&GOOD.replace(
+        "duration = \"3s\"",
+        "duration = \"3s\"\nwarmup = \"2s\"\ncooldown = \"1000ms\"",
+    ));
+    assert!(e.contains("`phase[1].cooldown` = \"1000ms\""), "{e}");
+    let e = err(&GOOD.replace(
+        "duration = \"3s\"",
+        "duration = \"3s\"\nwarmup = \"3000ms\"",
+    ));
+    assert!(e.contains("`phase[1].warmup` = \"3000ms\""), "{e}");
+}
+
+#[test]
+fn a_key_of_another_kind_shows_its_value_as_written() {
+    let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\nusers = 4"));
+    assert!(e.contains("`phase[1].users` = 4:"), "{e}");
+    let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\nburstiness = 0.5"));
+    assert!(e.contains("`phase[1].burstiness` = 0.5:"), "{e}");
+    let e = err(&GOOD.replace("rate = 20.0", "rate = 20.0\ntrace = { path = \"t.csv\" }"));
+    assert!(
+        e.contains("`phase[1].trace` = { path = \"t.csv\" }:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn durations_are_quoted_as_written() {
+    for (from, to, needle) in [
+        (
+            "name = \"t\"",
+            "name = \"t\"\nwindow = \"0.005s\"",
+            "`run.window` = \"0.005s\"",
+        ),
+        (
+            "name = \"t\"",
+            "name = \"t\"\nwindow = \"0ms\"",
+            "`run.window` = \"0ms\"",
+        ),
+        (
+            "name = \"t\"",
+            "name = \"t\"\n[request]\ntimeout = \"1s\"\nfirst_token_timeout = \"2000ms\"",
+            "`request.first_token_timeout` = \"2000ms\"",
+        ),
+    ] {
+        let e = err(&GOOD.replacen(from, to, 1));
+        assert!(e.contains(needle), "{to}: {e}");
+    }
 }
