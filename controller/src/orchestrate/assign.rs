@@ -124,13 +124,7 @@ impl Orchestrator {
                 users,
             };
             sent.entry(id.clone()).or_default().push(r.clone());
-            if let Some(a) = self.agents.get(id) {
-                let _ =
-                    a.tx.send(Ok(SessionResponse {
-                        kind: Some(Down::Reshard(r)),
-                    }))
-                    .await;
-            }
+            self.send(id, Down::Reshard(r)).await;
         }
         self.record(&Record::Reshard {
             phase: index,

@@ -472,14 +472,6 @@ impl<'p> ActivePhase<'p> {
 }
 
 impl Orchestrator {
-    /// Send `msg` to agent `id` if it is known; a closed session is the
-    /// session service's to report.
-    pub(super) async fn send(&self, id: &str, msg: Down) {
-        if let Some(a) = self.agents.get(id) {
-            let _ = a.tx.send(Ok(SessionResponse { kind: Some(msg) })).await;
-        }
-    }
-
     /// Record a fault action's outcome and announce it.
     fn on_fault(&mut self, phase: u32, fired: FiredAction) -> Result<(), RunError> {
         self.progress.line(&format!(

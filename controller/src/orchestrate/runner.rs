@@ -432,6 +432,14 @@ impl Orchestrator {
         Ok(out)
     }
 
+    /// Send `msg` to agent `id` if it is known; a closed session is the
+    /// session service's to report.
+    pub(super) async fn send(&self, id: &str, msg: Down) {
+        if let Some(a) = self.agents.get(id) {
+            let _ = a.tx.send(Ok(SessionResponse { kind: Some(msg) })).await;
+        }
+    }
+
     /// Tell every connected agent the run is over.
     pub async fn finish(&mut self, reason: &str) {
         for a in self.agents.values().filter(|a| a.connected) {
