@@ -13,7 +13,6 @@ mod validate;
 
 use clap::{Parser, Subcommand};
 use stampede_runtime::telemetry::{self, LogFormat};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,27 +31,7 @@ struct Cli {
 enum Command {
     /// Run a benchmark plan and write a results directory (a sweep plan: a
     /// sweep directory with one results directory per cell).
-    Run {
-        /// The plan file (TOML); with --resume, the sweep's plan if it moved.
-        #[arg(required_unless_present = "resume")]
-        plan: Option<PathBuf>,
-        /// Results directory [default: <run.output_dir>/<name>-<timestamp>].
-        #[arg(long, conflicts_with = "resume")]
-        out: Option<PathBuf>,
-        /// Resume a sweep: its directory, or its plan (then the newest sweep
-        /// of that plan under run.output_dir). Complete cells are skipped.
-        #[arg(long, value_name = "SWEEP_DIR|PLAN")]
-        resume: Option<PathBuf>,
-        /// Stop a sweep at its first failed cell (as `sweep.stop_on_failure`).
-        #[arg(long)]
-        stop_on_failure: bool,
-        /// gRPC address agents dial [default: the plan's agents.listen].
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Serve live Prometheus metrics at http://ADDR/metrics during the run.
-        #[arg(long)]
-        metrics_listen: Option<SocketAddr>,
-    },
+    Run(run::Flags),
     /// Check a plan without running it.
     Validate {
         /// The plan file (TOML).
@@ -139,29 +118,12 @@ pub fn main() -> ExitCode {
     // Before any reqwest client is built (the /v1/models lookup, local agents).
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A run starts logging itself: its plan decides whether it is traced.
-    if !matches!(cli.command, Command::Run { .. }) {
+    if !matches!(cli.command, Command::Run(_)) {
         telemetry::init(cli.log_format);
     }
     match cli.command {
         Command::Validate { plan } => validate::command(&plan),
-        Command::Run {
-            plan,
-            out,
-            resume,
-            stop_on_failure,
-            listen,
-            metrics_listen,
-        } => run::command(
-            run::Flags {
-                plan,
-                out,
-                resume,
-                stop_on_failure,
-                listen,
-                metrics_listen,
-            },
-            cli.log_format,
-        ),
+        Command::Run(flags) => run::command(flags, cli.log_format),
         Command::Report { run_dir } => report::command(&run_dir),
         Command::Certs {
             out,

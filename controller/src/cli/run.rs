@@ -14,12 +14,26 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// `controller run`'s flags.
+#[derive(Debug, clap::Args)]
 pub struct Flags {
+    /// The plan file (TOML); with --resume, the sweep's plan if it moved.
+    #[arg(required_unless_present = "resume")]
     pub plan: Option<PathBuf>,
+    /// Results directory [default: <run.output_dir>/<name>-<timestamp>].
+    #[arg(long, conflicts_with = "resume")]
     pub out: Option<PathBuf>,
+    /// Resume a sweep: its directory, or its plan (then the newest sweep
+    /// of that plan under run.output_dir). Complete cells are skipped.
+    #[arg(long, value_name = "SWEEP_DIR|PLAN")]
     pub resume: Option<PathBuf>,
+    /// Stop a sweep at its first failed cell (as `sweep.stop_on_failure`).
+    #[arg(long)]
     pub stop_on_failure: bool,
+    /// gRPC address agents dial [default: the plan's agents.listen].
+    #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Serve live Prometheus metrics at http://ADDR/metrics during the run.
+    #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
 }
 
