@@ -14,15 +14,16 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Longest file name most file systems accept, in bytes.
 pub const MAX_FILE_NAME_BYTES: usize = 255;
 
+/// The characters a directory name made from a plan may hold.
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
 /// Why `name` cannot start a directory name (`what` says which), if it
 /// cannot: it must be 1 to [`MAX_NAME_CHARS`] ASCII letters, digits, `-`,
 /// `_` and `.`, not starting with `.` (no hidden directory, no `.`/`..`).
 pub fn directory_problem(name: &str, what: &str) -> Option<String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    if name.is_empty() || !name.chars().all(is_name_char) {
         return Some(format!(
             "use letters, digits, '-', '_' and '.' only (it names {what})"
         ));

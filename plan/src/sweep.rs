@@ -155,7 +155,7 @@ impl Level {
 fn slug_text(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            if crate::names::is_name_char(c) {
                 c
             } else {
                 '_'
