@@ -99,6 +99,8 @@ struct Spec {
     max_arrivals: u64,
     /// Who owns which arrival or user, and this agent's index.
     shard: (Arc<ShardMap>, u32),
+    /// Joining a running phase: nothing before this offset is this agent's.
+    join_from: Duration,
     shape: Shape,
     /// The cluster-wide open-loop sequence (open-loop phases only).
     schedule: Option<Schedule>,
@@ -144,6 +146,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
         max_requests: a.max_requests,
         max_arrivals: a.max_arrivals,
         shard,
+        join_from: Duration::from_millis(a.join_from_ms),
         shape,
         schedule,
         replay,
@@ -398,7 +401,8 @@ pub async fn run_phase(
     let tracker = TaskTracker::new();
     let started_unix_nanos = tokio::select! {
         () = tokio::time::sleep_until(spec.start) => {
-            let started = clock.now_unix_nanos();
+            // Joining late is no start at the agreed instant: not one for the spread.
+            let started = if spec.join_from.is_zero() { clock.now_unix_nanos() } else { 0 };
             send_arrivals(&ctx, &spec, &tracker, &stop, reshards).await;
             started
         }
@@ -418,6 +422,7 @@ pub async fn run_phase(
             arrivals_micros: since_start(arrivals_end.min(spec.end.max(spec.start))),
             finished_micros: ctx.rec.last_completion().map_or(0, since_start),
             started_unix_nanos,
+            halted: false,
         }))
         .await;
     Ok(())
@@ -533,7 +538,7 @@ async fn open_loop(
 ) -> ArrivalsEnd {
     let (start, end, max_in_flight, phase_index) =
         (spec.start, spec.end, spec.max_in_flight, spec.phase_index);
-    let mut slices = Slices::new(spec.shard.clone());
+    let mut slices = Slices::new(spec.shard.clone(), spec.join_from);
     // Without a global bound, the per-agent one (older controllers).
     let (max_arrivals, mut mine_left) = match (spec.max_arrivals, spec.max_requests) {
         (0, 0) => (u64::MAX, u64::MAX),
@@ -603,25 +608,40 @@ async fn run_out_window(ended: ArrivalsEnd, end: Instant, stop: &CancellationTok
     }
 }
 
-/// This agent's slices of a phase over time: the assigned one, then one per reshard.
+/// One slice: from (seconds since the phase start), shard map and this
+/// agent's index in it; no map before an agent that joined late.
+type Slice = (f64, Option<Arc<ShardMap>>, u32);
+
+/// This agent's slices of a phase over time: the assigned one (after
+/// nothing, when it joined a running phase), then one per reshard.
 struct Slices {
-    /// (from, in seconds since the phase start; shard map; this agent's index), by `from`.
-    slices: Vec<(f64, Arc<ShardMap>, u32)>,
+    /// The assigned slices, by `from`.
+    assigned: Vec<Slice>,
+    /// Assigned and resharded slices, by `from`.
+    slices: Vec<Slice>,
 }
 
 impl Slices {
-    fn new((map, index): (Arc<ShardMap>, u32)) -> Self {
+    fn new((map, index): (Arc<ShardMap>, u32), join_from: Duration) -> Self {
+        let mut assigned = vec![(0.0, None, 0)];
+        assigned.push((join_from.as_secs_f64(), Some(map), index));
+        if join_from.is_zero() {
+            assigned.remove(0);
+        }
         Self {
-            slices: vec![(0.0, map, index)],
+            slices: assigned.clone(),
+            assigned,
         }
     }
 
     /// Take every reshard of `phase` (the watched list holds all of them).
     fn update(&mut self, reshards: &[proto::Reshard], phase: u32) {
-        let mut slices = vec![self.slices[0].clone()];
+        let mut slices = self.assigned.clone();
         for r in reshards.iter().filter(|r| r.phase_index == phase) {
             match ShardMap::from_proto(&r.shard.clone().unwrap_or_default()) {
-                Ok((map, index)) => slices.push((r.from_ms as f64 / 1e3, Arc::new(map), index)),
+                Ok((map, index)) => {
+                    slices.push((r.from_ms as f64 / 1e3, Some(Arc::new(map)), index));
+                }
                 Err(e) => tracing::warn!("reshard ignored: {e}"),
             }
         }
@@ -637,7 +657,7 @@ impl Slices {
             .rev()
             .find(|s| s.0 <= at)
             .unwrap_or(&self.slices[0]);
-        map.owner(k) == *index
+        map.as_ref().is_some_and(|m| m.owner(k) == *index)
     }
 }
 
@@ -701,7 +721,7 @@ fn closed_loop(
     };
     let started = mine.min(max_in_flight);
     for _ in 0..started {
-        user(tracker, spec.start);
+        user(tracker, spec.start + spec.join_from);
     }
     if mine > max_in_flight {
         tracing::warn!(

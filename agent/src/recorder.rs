@@ -132,7 +132,9 @@ impl WindowData {
             errors,
             agent_cpu_micros: cpu_micros,
             saturation,
+            // Numbered by the session.
             reports_dropped: 0,
+            incarnation: 0,
         }
     }
 

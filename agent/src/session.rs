@@ -1,6 +1,13 @@
 //! The agent's side of the gRPC session: dial the controller with capped,
 //! jittered backoff, register, answer clock probes, run assigned phases and
 //! stream their windows back with sequence numbers.
+//!
+//! A lost session does not stop a running phase at once: the agent keeps
+//! sending while it reconnects, up to the phase's `halt_after` (the
+//! dead-man's switch, [`dead_mans_switch`]); then it stops its arrivals, so a
+//! controller that died or is cut off cannot leave load running against the
+//! target. HTTP/2 keepalive pings find a controller that stopped answering
+//! without closing the connection.
 
 use crate::backoff::Backoff;
 use crate::engine::{self, AgentClock, Report};
@@ -121,6 +128,9 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     let endpoint = security::endpoint(&cfg.controller, &cfg.security)
         .map_err(|e| AgentError::Config(e.0))?
         .connect_timeout(Duration::from_secs(3))
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     let credentials =
         security::Credentials::new(&cfg.security).map_err(|e| AgentError::Config(e.0))?;
@@ -161,6 +171,7 @@ async fn connect_loop(
                             // A real session existed: start a fresh grace period.
                             tracing::warn!(controller = %cfg.controller, "session lost: {why}; reconnecting");
                             unreachable_since = Instant::now();
+                            carry.link.send_replace(Some(unreachable_since));
                             backoff.reset();
                         }
                         last_error = why;
@@ -205,11 +216,23 @@ async fn connect_loop(
 /// the oldest are dropped and counted (`reports_dropped`).
 pub const MAX_UNACKED: usize = 1024;
 
+/// How often the agent pings the controller over HTTP/2, and how long it
+/// waits for the answer before it takes the session as lost.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The dead-man's switch when the assignment does not set one.
+pub const DEFAULT_HALT_AFTER: Duration = Duration::from_secs(5);
+
 /// What outlives one session: the running phase, its report stream, and the
 /// reports the controller has not acknowledged yet. A dropped connection
 /// does not stop the load; the reports are resent on the next session with
 /// their original sequence numbers, and the controller ignores duplicates.
 struct Carry {
+    /// This process's incarnation (see `Hello.incarnation`).
+    incarnation: u64,
+    /// Since when the controller has been unreachable (`None` in a session).
+    link: watch::Sender<Option<Instant>>,
     http: crate::http::ClientCache,
     report_tx: mpsc::Sender<Report>,
     report_rx: mpsc::Receiver<Report>,
@@ -224,6 +247,8 @@ impl Carry {
     fn new(agent_id: &str) -> Self {
         let (report_tx, report_rx) = mpsc::channel::<Report>(64);
         Self {
+            incarnation: rand::random::<u64>() | 1,
+            link: watch::Sender::new(None),
             http: crate::http::ClientCache::new(agent_id),
             report_tx,
             report_rx,
@@ -241,6 +266,7 @@ impl Carry {
             Report::Window(mut w) => {
                 self.sequence += 1;
                 w.sequence = self.sequence;
+                w.incarnation = self.incarnation;
                 if self.unacked.len() >= MAX_UNACKED {
                     self.unacked.pop_front();
                     self.dropped += 1;
@@ -249,7 +275,11 @@ impl Carry {
                 self.unacked.push_back(w.clone());
                 Up::WindowReport(w)
             }
-            Report::Done(d) => {
+            Report::Done(mut d) => {
+                d.halted = self
+                    .phase
+                    .as_ref()
+                    .is_some_and(|p| p.index == d.phase_index && p.halted.load(Ordering::Relaxed));
                 self.last_done = Some(d);
                 Up::PhaseDone(d)
             }
@@ -319,7 +349,6 @@ fn is_refusal(status: &tonic::Status) -> bool {
         Code::Unauthenticated
             | Code::PermissionDenied
             | Code::InvalidArgument
-            | Code::AlreadyExists
             | Code::FailedPrecondition
     )
 }
@@ -327,6 +356,12 @@ fn is_refusal(status: &tonic::Status) -> bool {
 fn ended(status: tonic::Status, joined: bool) -> SessionEnd {
     if is_refusal(&status) {
         return SessionEnd::Refused(status);
+    }
+    if status.code() == tonic::Code::AlreadyExists {
+        // Another process with this id, or this agent's previous process
+        // whose connection the controller has not seen close yet: retried
+        // until `give_up_after`.
+        tracing::warn!("{}; retrying", status.message());
     }
     if let Some(why) = security::tls_refusal(&status) {
         return SessionEnd::Refused(tonic::Status::unauthenticated(format!(
@@ -356,6 +391,7 @@ async fn session(
         version: VERSION.to_string(),
         cores: cfg.cores,
         protocol_version: PROTOCOL_VERSION,
+        incarnation: carry.incarnation,
     };
     let _ = tx
         .send(SessionRequest {
@@ -371,6 +407,7 @@ async fn session(
             kind: Some(Down::Welcome(w)),
         })) => {
             tracing::info!(agent = %cfg.agent_id, run = %w.run_id, "joined controller {}", cfg.controller);
+            carry.link.send_replace(None);
         }
         Ok(Some(_)) => {
             return lost(false, "controller did not answer Hello with Welcome");
@@ -413,7 +450,10 @@ async fn session(
                         let template = a.request.clone().unwrap_or_default();
                         carry.last_done = None;
                         match carry.http.get(&template) {
-                            Ok(client) => carry.phase = Some(start_phase(a, client, cfg.clock, carry.report_tx.clone())),
+                            Ok(client) => {
+                                let (reports, link) = (carry.report_tx.clone(), carry.link.subscribe());
+                                carry.phase = Some(start_phase(a, client, cfg.clock, reports, link));
+                            }
                             Err(e) => {
                                 tracing::error!(phase = a.phase_index, "cannot run the phase: {e}");
                                 let done = proto::PhaseDone { phase_index: a.phase_index, ..Default::default() };
@@ -456,10 +496,14 @@ async fn session(
 
 /// The phase this agent is running.
 struct RunningPhase {
+    /// Its assignment's number.
+    index: u32,
     task: JoinHandle<()>,
     stop: CancellationToken,
     /// Every reshard of the phase so far.
     reshards: watch::Sender<Vec<proto::Reshard>>,
+    /// Whether the dead-man's switch stopped it.
+    halted: Arc<AtomicBool>,
 }
 
 fn start_phase(
@@ -467,10 +511,22 @@ fn start_phase(
     http: crate::http::Client,
     clock: AgentClock,
     reports: mpsc::Sender<Report>,
+    link: watch::Receiver<Option<Instant>>,
 ) -> RunningPhase {
     let stop = CancellationToken::new();
     let (reshards, reshards_rx) = watch::channel(Vec::new());
     let phase_index = a.phase_index;
+    let halted = Arc::new(AtomicBool::new(false));
+    let halt_after = match a.halt_after_ms {
+        0 => DEFAULT_HALT_AFTER,
+        ms => Duration::from_millis(ms),
+    };
+    tokio::spawn(dead_mans_switch(
+        link,
+        halt_after,
+        stop.clone(),
+        halted.clone(),
+    ));
     let task = tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -488,9 +544,38 @@ fn start_phase(
         }
     });
     RunningPhase {
+        index: phase_index,
         task,
         stop,
         reshards,
+        halted,
+    }
+}
+
+/// Stop the phase (`stop`) once the controller has been unreachable for
+/// `halt_after`, and say so in `halted`; ends with the phase.
+async fn dead_mans_switch(
+    mut link: watch::Receiver<Option<Instant>>,
+    halt_after: Duration,
+    stop: CancellationToken,
+    halted: Arc<AtomicBool>,
+) {
+    loop {
+        let lost_since = *link.borrow_and_update();
+        let halt_at = lost_since.map(|t| t + halt_after);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = link.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep_until(halt_at.unwrap_or_else(Instant::now)), if halt_at.is_some() => {
+                tracing::warn!(
+                    after = ?halt_after,
+                    "controller unreachable: stopping this phase's load (dead-man's switch)"
+                );
+                halted.store(true, Ordering::Relaxed);
+                stop.cancel();
+                return;
+            }
+        }
     }
 }
 

@@ -23,12 +23,17 @@ use tokio_util::sync::CancellationToken;
 type Seen = Arc<Mutex<Vec<(Instant, Down)>>>;
 
 /// How a fake agent behaves.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Behaviour {
     /// Requests above this rate (cluster-wide) get a 1 s TTFT, below it 10 ms.
     capacity: f64,
     /// Drop the session this long after the first assignment arrives.
     leave_after: Option<Duration>,
+    /// Having left, join again this much later as a new process.
+    restart_after: Option<Duration>,
+    /// Report the first phase done and halted (its dead-man's switch) this
+    /// long after it starts.
+    halt_after: Option<Duration>,
 }
 
 fn load(text: &str) -> plan::Plan {
@@ -65,25 +70,35 @@ fn setup(
             node_name: "node".into(),
             // Unequal sizes: shares follow cores.
             cores: if *id == "b" { 3 } else { 1 },
+            incarnation: 1,
             ..Default::default()
         };
         events
-            .try_send(Event::Joined { hello, tx })
+            .try_send(Event::Joined {
+                hello: hello.clone(),
+                tx,
+                session: 1,
+            })
             .expect("event queue");
-        tokio::spawn(fake_agent(id.to_string(), rx, events, behaviour(id), log));
+        tokio::spawn(fake_agent(hello, rx, events, behaviour(id), log));
     }
     (orch, seen)
 }
 
 async fn fake_agent(
-    id: String,
+    mut hello: Hello,
     mut rx: mpsc::Receiver<Result<SessionResponse, tonic::Status>>,
     events: mpsc::Sender<Event>,
-    b: Behaviour,
+    mut b: Behaviour,
     seen: Seen,
 ) {
+    let id = hello.agent_id.clone();
     let mut sequence = 0;
     let mut first_assignment: Option<Instant> = None;
+    // Each phase's start, in (paused) tokio time.
+    let mut starts: std::collections::BTreeMap<u32, Instant> = Default::default();
+    // What the process is running: it dies with it.
+    let mut running: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     loop {
         let leave = first_assignment
             .zip(b.leave_after)
@@ -91,8 +106,20 @@ async fn fake_agent(
         let msg = tokio::select! {
             m = rx.recv() => m,
             () = async { tokio::time::sleep_until(leave.unwrap()).await }, if leave.is_some() => {
-                let _ = events.send(Event::Left { agent: id.clone(), reason: "killed".into() }).await;
-                return;
+                let session = hello.incarnation;
+                running.drain(..).for_each(|t| t.abort());
+                let left = Event::Left { agent: id.clone(), reason: "killed".into(), session };
+                let _ = events.send(left).await;
+                let Some(after) = b.restart_after else { return };
+                // A new process: new incarnation, new session, nothing carried over.
+                tokio::time::sleep(after).await;
+                hello.incarnation += 1;
+                let (tx, new_rx) = mpsc::channel(256);
+                rx = new_rx;
+                (b.leave_after, first_assignment) = (None, None);
+                let session = hello.incarnation;
+                let _ = events.send(Event::Joined { hello: hello.clone(), tx, session }).await;
+                continue;
             }
         };
         let Some(Ok(SessionResponse { kind: Some(kind) })) = msg else {
@@ -117,7 +144,18 @@ async fn fake_agent(
             Down::PhaseAssignment(a) => {
                 first_assignment.get_or_insert_with(Instant::now);
                 sequence += 1;
-                tokio::spawn(finish_phase(a, sequence, b, events.clone(), id.clone()));
+                let lead = (a.start_unix_nanos - now_nanos()).max(0).unsigned_abs();
+                let start = *starts
+                    .entry(a.phase_index)
+                    .or_insert(Instant::now() + Duration::from_nanos(lead));
+                if let Some(after) = b.halt_after.take() {
+                    let halt = halt_phase(a, start + after, events.clone(), id.clone());
+                    running.push(tokio::spawn(halt));
+                    continue;
+                }
+                let run = (start, sequence);
+                let finish = finish_phase(a, run, b, events.clone(), id.clone());
+                running.push(tokio::spawn(finish));
             }
             _ => {}
         }
@@ -127,14 +165,13 @@ async fn fake_agent(
 /// Report one window for the whole share at the phase's end, then done.
 async fn finish_phase(
     a: proto::PhaseAssignment,
-    sequence: u64,
+    (start, sequence): (Instant, u64),
     b: Behaviour,
     events: mpsc::Sender<Event>,
     id: String,
 ) {
-    let lead = Duration::from_nanos((a.start_unix_nanos - now_nanos()).max(0).unsigned_abs());
     let duration = Duration::from_millis(a.duration_ms);
-    tokio::time::sleep(lead + duration).await;
+    tokio::time::sleep_until(start + duration).await;
     let Some(Shape::OpenLoop(o)) = a.load.and_then(|l| l.shape) else {
         panic!("open loop expected")
     };
@@ -175,6 +212,7 @@ async fn finish_phase(
         finished_micros: micros,
         // Began exactly on time, in its own clock.
         started_unix_nanos: a.start_unix_nanos,
+        halted: false,
     };
     for kind in [Up::WindowReport(report), Up::PhaseDone(done)] {
         let _ = events
@@ -185,6 +223,30 @@ async fn finish_phase(
             })
             .await;
     }
+}
+
+/// Stop the phase `at` an instant, as the dead-man's switch does: done, halted.
+async fn halt_phase(
+    a: proto::PhaseAssignment,
+    at: Instant,
+    events: mpsc::Sender<Event>,
+    id: String,
+) {
+    tokio::time::sleep_until(at).await;
+    let done = proto::PhaseDone {
+        phase_index: a.phase_index,
+        halted: true,
+        ..Default::default()
+    };
+    let kind = Up::PhaseDone(done);
+    let at_unix_nanos = now_nanos();
+    let _ = events
+        .send(Event::Message {
+            agent: id,
+            kind,
+            at_unix_nanos,
+        })
+        .await;
 }
 
 const STRESS: &str = r#"
@@ -208,7 +270,7 @@ async fn a_stress_phase_steps_to_the_fake_capacity_and_stops() {
     let capacity = 137.0;
     let (mut orch, seen) = setup(load(STRESS), &["a", "b"], |_| Behaviour {
         capacity,
-        leave_after: None,
+        ..Behaviour::default()
     });
     orch.wait_for_agents().await.unwrap();
     let began = Instant::now();
@@ -274,6 +336,19 @@ async fn a_stress_phase_steps_to_the_fake_capacity_and_stops() {
     }
 }
 
+/// Run the first phase of `plan` on agents a, b and c, each behaving as
+/// `behaviour(id)`: its summary, what each agent saw, and when it began.
+async fn run_three(
+    plan: &str,
+    behaviour: impl Fn(&str) -> Behaviour,
+) -> (PhaseSummary, Vec<(String, Seen)>, Instant) {
+    let (mut orch, seen) = setup(load(plan), &["a", "b", "c"], behaviour);
+    orch.wait_for_agents().await.unwrap();
+    let began = Instant::now();
+    let summary = orch.run_phase(0, 0).await.unwrap().remove(0);
+    (summary, seen, began)
+}
+
 const CONSTANT: &str = r#"
 [run]
 window = "1s"
@@ -292,19 +367,15 @@ duration = "20s"
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_agent_is_declared_after_its_grace_and_its_share_handed_on() {
-    let (mut orch, seen) = setup(load(CONSTANT), &["a", "b", "c"], |id| Behaviour {
+    let (summary, seen, began) = run_three(CONSTANT, |id| Behaviour {
         capacity: 1e9,
         leave_after: (id == "c").then_some(Duration::from_secs(3)),
-    });
-    orch.wait_for_agents().await.unwrap();
-    let began = Instant::now();
-    let summary = orch.run_phase(0, 0).await.unwrap().remove(0);
+        ..Behaviour::default()
+    })
+    .await;
     // The survivors finish at the phase's planned end: nothing waited on c.
-    assert!(
-        began.elapsed() < Duration::from_secs(21),
-        "{:?}",
-        began.elapsed()
-    );
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(21), "{took:?}");
     assert_eq!(summary.lost_agents, vec!["c".to_string()]);
     assert_eq!(summary.redistributed.len(), 1);
     let r = &summary.redistributed[0];
@@ -350,4 +421,140 @@ async fn a_lost_agent_is_declared_after_its_grace_and_its_share_handed_on() {
             "{sent_at:?}"
         );
     }
+}
+
+/// Each fake agent's messages of one kind, with when they arrived.
+fn received<T>(
+    seen: &[(String, Seen)],
+    id: &str,
+    pick: impl Fn(&Down) -> Option<T>,
+) -> Vec<(Instant, T)> {
+    let log = &seen.iter().find(|(a, _)| a == id).unwrap().1;
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(t, m)| pick(m).map(|x| (*t, x)))
+        .collect()
+}
+
+fn assignments(seen: &[(String, Seen)], id: &str) -> Vec<proto::PhaseAssignment> {
+    received(seen, id, |m| match m {
+        Down::PhaseAssignment(a) => Some(a.clone()),
+        _ => None,
+    })
+    .into_iter()
+    .map(|(_, a)| a)
+    .collect()
+}
+
+fn reshards(seen: &[(String, Seen)], id: &str) -> Vec<proto::Reshard> {
+    received(seen, id, |m| match m {
+        Down::Reshard(r) => Some(r.clone()),
+        _ => None,
+    })
+    .into_iter()
+    .map(|(_, r)| r)
+    .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_agent_takes_its_own_slice_back_at_the_next_boundary() {
+    let (summary, seen, began) = run_three(CONSTANT, |id| Behaviour {
+        capacity: 1e9,
+        leave_after: (id == "c").then_some(Duration::from_secs(3)),
+        restart_after: Some(Duration::from_millis(700)),
+        ..Behaviour::default()
+    })
+    .await;
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(21), "{took:?}");
+    // Within its grace: nobody else took its share, so none is lost.
+    assert!(summary.lost_agents.is_empty(), "{:?}", summary.lost_agents);
+    let r = &summary.redistributed;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (r[0].rejoined.as_str(), r[0].to.clone()),
+        ("c", vec!["c".into()])
+    );
+    // c left 2.7 s into the phase and came back 0.7 s later, at 3.4 s: its
+    // slice starts again at the next window boundary at least 100 ms ahead.
+    assert_eq!(r[0].from_s, 4.0);
+    let again = assignments(&seen, "c");
+    assert_eq!(
+        again.len(),
+        2,
+        "the first assignment and the share taken back"
+    );
+    assert_eq!(again[1].join_from_ms, 4000);
+    assert_eq!(again[1].shard, again[0].shard, "its own slice");
+    assert_eq!(
+        again[1].start_unix_nanos, again[0].start_unix_nanos,
+        "the same phase start"
+    );
+    for other in ["a", "b"] {
+        assert!(reshards(&seen, other).is_empty(), "{other} keeps its slice");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_back_after_its_share_was_handed_on_takes_a_share_back() {
+    let (summary, seen, _) = run_three(CONSTANT, |id| Behaviour {
+        capacity: 1e9,
+        leave_after: (id == "c").then_some(Duration::from_secs(3)),
+        // Past its 2 s grace: lost at 4.7 s, its share handed on at 5 s.
+        restart_after: Some(Duration::from_secs(4)),
+        ..Behaviour::default()
+    })
+    .await;
+    assert!(summary.lost_agents.is_empty(), "{:?}", summary.lost_agents);
+    let r = &summary.redistributed;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!((r[0].lost.as_str(), r[0].from_s), ("c", 5.0));
+    // Back at 6.7 s: the three split the phase again from 7 s.
+    assert_eq!(r[1].rejoined, "c");
+    assert_eq!(r[1].to, vec!["a".to_string(), "b".into(), "c".into()]);
+    assert_eq!(r[1].from_s, 7.0);
+    let back = assignments(&seen, "c");
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[1].join_from_ms, 7000);
+    assert_eq!(back[1].shard, back[0].shard, "the same three-way split");
+    for other in ["a", "b"] {
+        let from: Vec<u64> = reshards(&seen, other).iter().map(|r| r.from_ms).collect();
+        assert_eq!(from, vec![5000, 7000], "{other}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_that_halted_resumes_its_share_when_it_reports_back() {
+    let (summary, seen, began) = run_three(CONSTANT, |id| Behaviour {
+        capacity: 1e9,
+        halt_after: (id == "a").then_some(Duration::from_secs(6)),
+        ..Behaviour::default()
+    })
+    .await;
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(21), "{took:?}");
+    assert!(summary.lost_agents.is_empty());
+    let r = &summary.redistributed;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].rejoined.as_str(), r[0].from_s), ("a", 7.0));
+    let back = assignments(&seen, "a");
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[1].join_from_ms, 7000);
+    assert_eq!(back[1].shard, back[0].shard);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_phase_waits_past_its_end_for_an_agent_that_left() {
+    let plan = CONSTANT.replace("reconnect_grace = \"2s\"", "reconnect_grace = \"60s\"");
+    let (summary, _, began) = run_three(&plan, |id| Behaviour {
+        capacity: 1e9,
+        leave_after: (id == "c").then_some(Duration::from_secs(15)),
+        ..Behaviour::default()
+    })
+    .await;
+    // Its 60 s grace would run to 75 s; the phase ends at its planned 20 s.
+    let took = began.elapsed();
+    assert!(took < Duration::from_millis(20_400), "{took:?}");
+    assert_eq!(summary.lost_agents, vec!["c".to_string()]);
 }

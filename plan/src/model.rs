@@ -95,6 +95,8 @@ pub struct Agents {
     pub max_in_flight: u32,
     /// Reconnect grace period.
     pub reconnect_grace: Duration,
+    /// How long an agent that lost the controller keeps sending.
+    pub halt_after: Duration,
     /// mTLS, join token and plaintext policy of the agents' endpoint.
     pub security: crate::security::Security,
     /// How a phase is split between agents.

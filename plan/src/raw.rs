@@ -116,8 +116,11 @@ pub struct RawAgents {
     /// Upper bound on requests in flight per agent. Default 10000.
     pub max_in_flight: Option<u32>,
     /// How long an agent whose connection dropped mid-phase keeps its share
-    /// while it reconnects, before it is declared lost. Default "30s".
+    /// while it reconnects, before it is declared lost. Default "10s".
     pub reconnect_grace: Option<HumanDuration>,
+    /// The dead-man's switch: an agent stops sending new requests when it has
+    /// lost the controller this long. Default "5s" (at most `reconnect_grace`).
+    pub halt_after: Option<HumanDuration>,
     /// mTLS for the agents' gRPC endpoint: `{ ca, cert, key }` PEM files
     /// (relative to the plan file). Remote agents only.
     pub tls: Option<crate::security::RawTls>,

@@ -86,6 +86,7 @@ const AGENTS: &[&str] = &[
     "join_timeout",
     "max_in_flight",
     "reconnect_grace",
+    "halt_after",
     "join_token_env",
     "allow_plaintext",
 ];

@@ -354,7 +354,8 @@ pub fn post_json(url: &str, body: &str) -> serde_json::Value {
 
 /// Check a finished run directory's books: for every phase of `summary.json`,
 /// sent = ok + Σ errors by class and failed = Σ errors; no window report was
-/// merged twice (no repeated (phase, agent, sequence) in `windows.jsonl`),
+/// merged twice (no repeated (phase, agent, incarnation, sequence) in
+/// `windows.jsonl`),
 /// none was rejected or dropped, and the summary's sent count is exactly the
 /// sum over the raw window records. Returns the summary.
 pub fn check_books(run_dir: &Path) -> serde_json::Value {
@@ -366,9 +367,11 @@ pub fn check_books(run_dir: &Path) -> serde_json::Value {
     for line in raw.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).expect("windows.jsonl line");
         if v["record"] == "window" {
+            // A restarted agent numbers its reports anew: the process counts.
             let key = (
                 v["phase"].as_u64().unwrap(),
                 v["agent"].as_str().unwrap().to_string(),
+                v["incarnation"].as_u64().unwrap_or(0),
                 v["sequence"].as_u64().unwrap(),
             );
             assert!(seen.insert(key.clone()), "window {key:?} recorded twice");

@@ -117,7 +117,7 @@ fn malformed_sse_is_a_classified_failure() {
 }
 
 #[test]
-fn an_agent_killed_and_restarted_mid_phase_rejoins_and_nothing_is_counted_twice() {
+fn an_agent_killed_and_restarted_mid_phase_takes_its_share_back_and_nothing_is_counted_twice() {
     let (_sim, sim_url) = start_sim(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "8"]);
     let plan = format!(
         r#"
@@ -161,7 +161,8 @@ duration = "2s"
     a.child.wait().expect("reap");
     controller.wait_for_line("agent a left", Duration::from_secs(10));
     let mut a2 = agent("a");
-    controller.wait_for_line("agent a reconnected", Duration::from_secs(30));
+    controller.wait_for_line("agent a restarted", Duration::from_secs(30));
+    controller.wait_for_line("agent a takes a share back", Duration::from_secs(10));
 
     let (code, output) = controller.wait_exit(Duration::from_secs(120));
     assert_eq!(code, Some(0), "{output}");
@@ -171,21 +172,30 @@ duration = "2s"
     }
     let summary = check_books(&out);
     let phases = summary["phases"].as_array().unwrap();
-    // The killed process's acknowledged windows are in the first phase; what
-    // it had in flight or unsent died with it, and it is reported lost there.
+    // The killed process's acknowledged windows are in the first phase, and
+    // so are its successor's: it took its share back within its grace. What
+    // the killed process had in flight died with it and is counted lost.
     let raw = std::fs::read_to_string(out.join("windows.jsonl")).unwrap();
-    let a_windows = raw
-        .lines()
-        .filter(|l| l.contains(r#""record":"window""#) && l.contains(r#""phase":0,"#))
-        .filter(|l| l.contains(r#""agent":"a""#))
-        .count();
-    assert!(
-        a_windows >= 2,
-        "{a_windows} windows of the killed agent kept"
-    );
+    let mut a_windows: std::collections::BTreeMap<u64, usize> = Default::default();
+    for line in raw.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["record"] == "window" && v["phase"] == 0 && v["agent"] == "a" {
+            *a_windows
+                .entry(v["incarnation"].as_u64().unwrap())
+                .or_default() += 1;
+        }
+    }
+    let counts: Vec<usize> = a_windows.values().copied().collect();
+    assert_eq!(counts.len(), 2, "a's two processes: {a_windows:?}");
+    assert!(counts.iter().all(|n| *n >= 2), "{a_windows:?}");
     assert_eq!(
         phases[0]["lost_agents"],
-        serde_json::json!(["a"]),
+        serde_json::json!([]),
+        "{:#}",
+        phases[0]
+    );
+    assert_eq!(
+        phases[0]["redistributed"][0]["rejoined"], "a",
         "{:#}",
         phases[0]
     );
@@ -209,5 +219,100 @@ duration = "2s"
         Some(40),
         "{:#}",
         phases[1]
+    );
+}
+
+fn started(sim_url: &str) -> u64 {
+    get_json(&format!("{sim_url}/sim/stats"))["requests_started"]
+        .as_u64()
+        .expect("requests_started")
+}
+
+#[test]
+fn a_killed_controller_leaves_no_load_running() {
+    let (_sim, sim_url) = start_sim(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "8"]);
+    let plan = format!(
+        r#"
+[run]
+name = "orphaned"
+window = "500ms"
+[agents]
+remote = 2
+reconnect_grace = "4s"
+halt_after = "2s"
+[target]
+url = "{sim_url}"
+model = "stampede-sim"
+[request]
+max_tokens = 8
+timeout = "2s"
+[[phase]]
+name = "long"
+kind = "constant"
+rate = 20.0
+duration = "60s"
+"#
+    );
+    let (dir, path) = plan_file(&plan);
+    let out = dir.path().join("run");
+    let (mut controller, url) = stampede_tests::start_remote_controller(&path, &out);
+    let mut agents: Vec<Proc> = ["a", "b"]
+        .into_iter()
+        .map(|id| {
+            let mut cmd = Command::new(bin("agent"));
+            cmd.args(["--controller", &url, "--id", id, "--give-up-after", "12s"]);
+            Proc::spawn(cmd)
+        })
+        .collect();
+    for _ in 0..4 {
+        controller.wait_for_line("  long [", Duration::from_secs(60));
+    }
+    controller.child.kill().expect("kill -9 the controller");
+    controller.child.wait().expect("reap");
+    let killed = Instant::now();
+    // The agents see their sessions drop at once (the kernel closes a dead
+    // process's sockets), halt 2 s later, and what was in flight ends
+    // within its 2 s timeout.
+    std::thread::sleep(Duration::from_secs(5));
+    let after_halt = started(&sim_url);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        started(&sim_url),
+        after_halt,
+        "requests still sent {:?} after the controller died",
+        killed.elapsed()
+    );
+    // 2 s of load and 2 s of switch delay, at 20 req/s, with a second's slack.
+    assert!(after_halt < 20 * 5, "{after_halt} requests");
+    for a in &mut agents {
+        let (code, text) = a.wait_exit(Duration::from_secs(30));
+        assert!(text.contains("dead-man's switch"), "{text}");
+        assert!(text.contains("unreachable"), "{text}");
+        assert_eq!(code, Some(1), "{text}");
+    }
+
+    // What the controller received is still a report, its books exact.
+    let mut report = Command::new(bin("controller"));
+    report.arg("report").arg(&out);
+    let (code, text) = Proc::spawn(report).wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{text}");
+    let summary = stampede_tests::read_json(&out.join("summary.json"));
+    let phase = &summary["phases"][0];
+    assert_eq!(phase["complete"], false, "{phase:#}");
+    let raw = std::fs::read_to_string(out.join("windows.jsonl")).unwrap();
+    let recorded: u64 = raw
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["record"] == "window")
+        .map(|v| v["counters"]["sent"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        phase["requests"]["sent"].as_u64(),
+        Some(recorded),
+        "{phase:#}"
+    );
+    assert!(
+        recorded > 0 && recorded <= after_halt,
+        "{recorded} of {after_halt}"
     );
 }

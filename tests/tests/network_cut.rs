@@ -81,6 +81,8 @@ window = "500ms"
 [agents]
 remote = 2
 reconnect_grace = "40s"
+# Through a cut this long the agent keeps its load going.
+halt_after = "30s"
 [target]
 url = "{sim_url}"
 model = "stampede-sim"

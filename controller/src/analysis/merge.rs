@@ -182,7 +182,8 @@ pub struct PhaseAccumulator {
     pub total: Aggregate,
     /// Per window index.
     pub windows: BTreeMap<u32, (Aggregate, u32)>,
-    seen: HashSet<(String, u64)>,
+    /// Reports taken: agent, incarnation, sequence.
+    seen: HashSet<(String, u64, u64)>,
     /// Reports that could not be used, by agent.
     pub rejected: BTreeMap<String, u64>,
     /// Duplicate reports ignored.
@@ -197,10 +198,13 @@ pub struct PhaseAccumulator {
     pub finished_micros: u64,
     /// When each agent actually began the phase (Unix ns, controller clock).
     pub starts: Vec<i64>,
-    /// Per agent, requests sent and not yet reported complete (ok or
-    /// failed), over every window whatever the measured interval: what a
-    /// lost agent had in flight.
-    pub outstanding: BTreeMap<String, i64>,
+    /// Per agent and incarnation, requests sent and not yet reported
+    /// complete (ok or failed), over every window whatever the measured
+    /// interval: what a lost agent, or a restarted agent's predecessor, had
+    /// in flight.
+    pub outstanding: BTreeMap<(String, u64), i64>,
+    /// Each agent's latest incarnation (of its latest report).
+    latest: BTreeMap<String, u64>,
 }
 
 /// What became of a report handed to [`PhaseAccumulator::offer`].
@@ -225,7 +229,10 @@ impl PhaseAccumulator {
 
     /// Take one report from `agent` and say what became of it.
     pub fn offer(&mut self, agent: &str, w: &proto::WindowReport) -> Offered {
-        if !self.seen.insert((agent.to_string(), w.sequence)) {
+        if !self
+            .seen
+            .insert((agent.to_string(), w.incarnation, w.sequence))
+        {
             self.duplicates += 1;
             return Offered::Duplicate;
         }
@@ -244,7 +251,11 @@ impl PhaseAccumulator {
                 let c = w.counters.unwrap_or_default();
                 let open = i64::try_from(c.sent).unwrap_or(i64::MAX)
                     - i64::try_from(c.ok.saturating_add(c.failed)).unwrap_or(i64::MAX);
-                *self.outstanding.entry(agent.to_string()).or_default() += open;
+                *self
+                    .outstanding
+                    .entry((agent.to_string(), w.incarnation))
+                    .or_default() += open;
+                self.latest.insert(agent.to_string(), w.incarnation);
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);
                 entry.1 = entry.1.saturating_add(1);
@@ -273,11 +284,13 @@ impl PhaseAccumulator {
         self.finished_micros = self.finished_micros.min(to).saturating_sub(from);
     }
 
-    /// Requests the agents in `lost` sent that no report ever completed.
+    /// Requests sent that no report ever completed: by the agents in
+    /// `lost`, and by every agent process a restart replaced.
     pub fn lost_requests(&self, lost: &[String]) -> u64 {
-        lost.iter()
-            .filter_map(|a| self.outstanding.get(a))
-            .map(|n| u64::try_from(*n).unwrap_or(0))
+        self.outstanding
+            .iter()
+            .filter(|((a, i), _)| lost.contains(a) || self.latest.get(a) != Some(i))
+            .map(|(_, n)| u64::try_from(*n).unwrap_or(0))
             .sum()
     }
 

@@ -84,8 +84,11 @@ pub struct StressStep {
 /// A lost agent's share handed to the others.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Redistribution {
-    /// The agent declared lost.
+    /// The agent declared lost (empty when one took a share back).
     pub lost: String,
+    /// The agent that took a share back, if any.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rejoined: String,
     /// The agents that took its share.
     pub to: Vec<String>,
     /// From this many seconds into the phase.

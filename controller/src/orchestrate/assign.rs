@@ -1,8 +1,9 @@
 //! Handing a phase to the agents: each agent's shard and assignment, one
-//! start instant translated into each agent's clock, and resharding a lost
-//! agent's share onto the others.
+//! start instant translated into each agent's clock, and handing a running
+//! phase out again: a lost agent's share onto the others, a share back to an
+//! agent that restarted, reconnected or resumed.
 
-use super::phase_run::Assigned;
+use super::phase_run::{Assigned, Underway};
 use super::runner::{Orchestrator, RunError, millis};
 use crate::model::{Redistribution, StepRecord};
 use crate::orchestrate::clock;
@@ -14,7 +15,7 @@ use stampede_common::proto::{
 };
 use stampede_common::shard::{self, ShardMap};
 use stampede_plan::{Api, Phase, PhaseKind, ShardWeights};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -45,7 +46,7 @@ impl Orchestrator {
         let weights = self.shard_weights(&active);
         let shards = ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
         let (start, start_unix) = self.start_instant(&active);
-        let mut sent: BTreeSet<String> = BTreeSet::new();
+        let mut slices: BTreeMap<String, proto::Shard> = BTreeMap::new();
         for (i, id) in active.iter().enumerate() {
             let shard = (i as u32, weights.as_slice(), &shards);
             let Some(assignment) = self.assignment(slot, index, phase, shard, start_unix, id)
@@ -57,11 +58,14 @@ impl Orchestrator {
                 kind: Some(Down::PhaseAssignment(assignment)),
             };
             if a.tx.send(Ok(msg)).await.is_ok() {
-                sent.insert(id.clone());
+                slices.insert(id.clone(), shard::to_proto(i as u32, &weights));
             }
         }
         // In assignment order: the order slices are handed out again in.
-        let agents: Vec<String> = active.into_iter().filter(|id| sent.contains(id)).collect();
+        let agents: Vec<String> = active
+            .into_iter()
+            .filter(|id| slices.contains_key(id))
+            .collect();
         self.record(&Record::PhaseStart {
             phase: index,
             repeat,
@@ -79,6 +83,7 @@ impl Orchestrator {
             start,
             start_unix,
             agents,
+            slices,
         })
     }
 
@@ -97,52 +102,106 @@ impl Orchestrator {
         (Instant::now() + lead, start_unix)
     }
 
-    /// Hand lost agent `lost`'s share of the running phase to `survivors`
-    /// from the next window boundary on; record and announce it.
-    pub(super) async fn redistribute(
-        &mut self,
-        (slot, index, phase, start): (u32, u32, &Phase, Instant),
-        lost: &str,
-        survivors: &[String],
-        sent: &mut BTreeMap<String, Vec<proto::Reshard>>,
-    ) -> Result<Option<Redistribution>, RunError> {
+    /// The window boundary from which a share of the running phase can
+    /// move: far enough ahead for the message to arrive; `None` when the
+    /// phase's arrivals end before it.
+    pub(super) fn next_boundary(&self, u: &Underway<'_>) -> Option<u64> {
         let window = millis(self.plan.window).max(1);
-        // Far enough ahead for the message to arrive before the boundary.
-        let soon = millis(Instant::now().saturating_duration_since(start)) + 100;
+        let soon = millis(Instant::now().saturating_duration_since(u.start)) + 100;
         let from_ms = soon.div_ceil(window) * window;
-        if survivors.is_empty() || from_ms >= millis(phase.duration) {
-            return Ok(None);
-        }
-        let weights = self.shard_weights(survivors);
+        (from_ms < millis(u.phase.duration)).then_some(from_ms)
+    }
+
+    /// Split the running phase among `sharing` (in slice order) from
+    /// `from_ms` on: each gets a Reshard, except `fresh`, which starts the
+    /// phase anew there. Returns each agent's new slice.
+    pub(super) async fn reshare(
+        &mut self,
+        u: &Underway<'_>,
+        (sharing, fresh): (&[String], Option<&str>),
+        from_ms: u64,
+        sent: &mut BTreeMap<String, Vec<proto::Reshard>>,
+    ) -> Result<BTreeMap<String, proto::Shard>, RunError> {
+        let weights = self.shard_weights(sharing);
         ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
-        let users = phase.users().unwrap_or(0);
-        for (i, id) in survivors.iter().enumerate() {
+        let users = u.phase.users().unwrap_or(0);
+        let mut slices = BTreeMap::new();
+        for (i, id) in sharing.iter().enumerate() {
+            let shard = shard::to_proto(i as u32, &weights);
+            slices.insert(id.clone(), shard.clone());
+            if fresh == Some(id.as_str()) {
+                self.rejoin(u, id, &shard, from_ms).await?;
+                continue;
+            }
             let r = proto::Reshard {
-                phase_index: slot,
-                shard: Some(shard::to_proto(i as u32, &weights)),
+                phase_index: u.slot,
+                shard: Some(shard),
                 from_ms,
                 users,
             };
             sent.entry(id.clone()).or_default().push(r.clone());
             self.send(id, Down::Reshard(r)).await;
         }
+        Ok(slices)
+    }
+
+    /// Agent `id` starts the running phase anew at `from_ms`, with slice
+    /// `shard` (a restarted agent, or one that halted and came back).
+    pub(super) async fn rejoin(
+        &mut self,
+        u: &Underway<'_>,
+        id: &str,
+        shard: &proto::Shard,
+        from_ms: u64,
+    ) -> Result<(), RunError> {
+        let weights = if shard.weights.is_empty() {
+            vec![1; shard.count as usize]
+        } else {
+            shard.weights.clone()
+        };
+        let map = ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
+        let slice = (shard.index, weights.as_slice(), &map);
+        let assignment = self.assignment(u.slot, u.index, u.phase, slice, u.start_unix, id);
+        if let Some(a) = assignment {
+            let a = PhaseAssignment {
+                join_from_ms: from_ms,
+                ..a
+            };
+            self.send(id, Down::PhaseAssignment(a)).await;
+        }
+        Ok(())
+    }
+
+    /// Record and announce a share handed on (`lost`) or taken back (`rejoined`).
+    pub(super) fn record_reshare(
+        &mut self,
+        u: &Underway<'_>,
+        (lost, rejoined): (&str, &str),
+        sharing: &[String],
+        from_ms: u64,
+    ) -> Result<Redistribution, RunError> {
         self.record(&Record::Reshard {
-            phase: index,
+            phase: u.index,
             lost: lost.to_string(),
-            agents: survivors.to_vec(),
+            rejoined: rejoined.to_string(),
+            agents: sharing.to_vec(),
             from_ms,
         })?;
-        self.progress.line(&format!(
-            "agent {lost}'s share goes to {} from {:.1} s into phase {}",
-            survivors.join(", "),
-            from_ms as f64 / 1e3,
-            phase.name
-        ));
-        Ok(Some(Redistribution {
+        let (to, from_s) = (sharing.join(", "), from_ms as f64 / 1e3);
+        let name = &u.phase.name;
+        self.progress.line(&if rejoined.is_empty() {
+            format!("agent {lost}'s share goes to {to} from {from_s:.1} s into phase {name}")
+        } else {
+            format!(
+                "agent {rejoined} takes a share back: {to} from {from_s:.1} s into phase {name}"
+            )
+        });
+        Ok(Redistribution {
             lost: lost.to_string(),
-            to: survivors.to_vec(),
-            from_s: from_ms as f64 / 1e3,
-        }))
+            rejoined: rejoined.to_string(),
+            to: sharing.to_vec(),
+            from_s,
+        })
     }
 
     /// Each agent's shard weight, in `agents` order.
@@ -265,6 +324,8 @@ impl Orchestrator {
             max_arrivals: max_arrivals.unwrap_or(0),
             trace_context: crate::orchestrate::spans::assignment_context(plan),
             trace_sample_ratio: plan.tracing.map_or(0.0, |t| t.sample_ratio),
+            join_from_ms: 0,
+            halt_after_ms: millis(plan.agents.halt_after),
         })
     }
 }

@@ -1,10 +1,16 @@
 //! One phase run, from assignment to summary, as a state machine: the
 //! running phase's state lives in [`ActivePhase`], and each event of the run
 //! — a window report, an agent done, joining, leaving, a reconnect grace
-//! running out, a stop request, the deadline — is one method on it. The loop
-//! in [`Orchestrator::run_assignment`] only waits for the next event.
+//! running out, the phase's end, a stop request, the deadline — is one
+//! method on it. The loop in [`Orchestrator::run_assignment`] only waits for
+//! the next event.
+//!
+//! Shares move with the agents: a lost agent's share goes to the others; an
+//! agent that comes back — restarted (a new process), reconnected after its
+//! share was handed on, or resumed after its dead-man's switch halted it —
+//! takes a share back from the next window boundary.
 
-use super::runner::{Orchestrator, REPORT_GRACE, RunError};
+use super::runner::{Joining, Orchestrator, REPORT_GRACE, RunError};
 use crate::analysis::merge::{Offered, PhaseAccumulator};
 use crate::analysis::server_metrics::{Scrape, Scraped};
 use crate::analysis::summary;
@@ -18,7 +24,7 @@ use stampede_common::proto::{
     self, Hello, PhaseDone, SessionResponse, Stop, WindowReport, session_request::Kind as Up,
     session_response::Kind as Down,
 };
-use stampede_plan::Phase;
+use stampede_plan::{Phase, PhaseKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -34,10 +40,15 @@ pub(super) struct ActivePhase<'p> {
     slot: u32,
     phase: &'p Phase,
     step: Option<StepRecord>,
-    /// The agreed start, in this process's clock.
+    /// The agreed start, in this process's clock and as Unix time.
     start: Instant,
+    start_unix: i64,
     /// Agents given a share, in assignment order.
     assigned: Vec<String>,
+    /// Each agent's latest slice.
+    slices: BTreeMap<String, proto::Shard>,
+    /// Agents sending the phase, as far as this side knows.
+    running: BTreeSet<String>,
     /// Assigned agents not done yet.
     pending: BTreeSet<String>,
     /// Agents declared lost.
@@ -50,6 +61,8 @@ pub(super) struct ActivePhase<'p> {
     redistributed: Vec<Redistribution>,
     grace: Duration,
     stopped_early: bool,
+    /// The phase's planned end: an away agent does not hold the phase past it.
+    ends: Instant,
     /// When agents still pending are given up on.
     deadline: Instant,
     acc: PhaseAccumulator,
@@ -92,6 +105,17 @@ pub(super) struct Assigned {
     pub(super) start: Instant,
     pub(super) start_unix: i64,
     pub(super) agents: Vec<String>,
+    /// Each agent's slice.
+    pub(super) slices: BTreeMap<String, proto::Shard>,
+}
+
+/// A phase under way, as handing it out again needs it.
+pub(super) struct Underway<'p> {
+    pub(super) slot: u32,
+    pub(super) index: u32,
+    pub(super) phase: &'p Phase,
+    pub(super) start: Instant,
+    pub(super) start_unix: i64,
 }
 
 impl Orchestrator {
@@ -108,7 +132,7 @@ impl Orchestrator {
         let mut run = ActivePhase::new(self, index as u32, phase, step, assigned);
         let interrupt = self.interrupt.clone();
         while !run.pending.is_empty() {
-            let (deadline, grace_ends) = (run.deadline, run.grace_ends());
+            let (deadline, grace_ends, ends) = (run.deadline, run.grace_ends(), run.ends);
             let (away, stopped_early) = (!run.away.is_empty(), run.stopped_early);
             let ev = tokio::select! {
                 ev = self.next_event() => ev?,
@@ -124,8 +148,12 @@ impl Orchestrator {
                     run.on_deadline(self);
                     break;
                 }
-                () = tokio::time::sleep_until(grace_ends), if away => {
-                    run.on_grace_expired(self).await?;
+                () = tokio::time::sleep_until(grace_ends.min(ends)), if away => {
+                    if Instant::now() >= ends {
+                        run.on_end_while_away(self);
+                    } else {
+                        run.on_grace_expired(self).await?;
+                    }
                     continue;
                 }
                 () = interrupt.cancelled(), if !stopped_early => {
@@ -165,7 +193,10 @@ impl<'p> ActivePhase<'p> {
             phase,
             step,
             start: a.start,
+            start_unix: a.start_unix,
             pending: a.agents.iter().cloned().collect(),
+            running: a.agents.iter().cloned().collect(),
+            slices: a.slices,
             window_spans: spans::Windows::new(&o.plan, a.start_unix, o.plan.window),
             assigned: a.agents,
             lost: Vec::new(),
@@ -174,12 +205,23 @@ impl<'p> ActivePhase<'p> {
             redistributed: Vec::new(),
             grace: o.plan.agents.reconnect_grace,
             stopped_early: false,
+            ends: a.start + phase.duration,
             deadline: a.start + phase.duration + phase.drain + REPORT_GRACE,
             acc: PhaseAccumulator::default(),
             scraping,
             scrapes: Vec::new(),
             failed_scrapes: BTreeMap::new(),
             faults,
+        }
+    }
+
+    fn underway(&self) -> Underway<'p> {
+        Underway {
+            slot: self.slot,
+            index: self.index,
+            phase: self.phase,
+            start: self.start,
+            start_unix: self.start_unix,
         }
     }
 
@@ -202,14 +244,15 @@ impl<'p> ActivePhase<'p> {
                 agent,
                 kind: Up::PhaseDone(d),
                 ..
-            } if d.phase_index == self.slot => self.on_done(o, agent, d),
+            } if d.phase_index == self.slot => self.on_done(o, agent, d).await,
             Event::Message { .. } => Ok(()),
-            Event::Joined { hello, tx } => {
-                self.on_join(o, hello, tx).await;
-                Ok(())
-            }
-            Event::Left { agent, reason } => {
-                self.on_left(o, agent, &reason);
+            Event::Joined { hello, tx, session } => self.on_join(o, hello, tx, session).await,
+            Event::Left {
+                agent,
+                reason,
+                session,
+            } => {
+                self.on_left(o, agent, &reason, session);
                 Ok(())
             }
         }
@@ -265,8 +308,10 @@ impl<'p> ActivePhase<'p> {
         }
     }
 
-    /// An agent finished its share: its start moved into this process's clock.
-    fn on_done(
+    /// An agent finished its share: its start moved into this process's
+    /// clock. One that halted for want of the controller, and is back while
+    /// the phase goes on, takes its share back.
+    async fn on_done(
         &mut self,
         o: &mut Orchestrator,
         agent: String,
@@ -293,40 +338,126 @@ impl<'p> ActivePhase<'p> {
             arrivals_micros: d.arrivals_micros,
             finished_micros: d.finished_micros,
             started_unix_nanos: started,
+            halted: d.halted,
         })?;
+        self.running.remove(&agent);
+        if d.halted {
+            o.progress.line(&format!(
+                "agent {agent} had stopped its load: it lost the controller for {}s",
+                o.plan.agents.halt_after.as_secs_f64()
+            ));
+            if o.agents.get(&agent).is_some_and(|a| a.connected) {
+                return self.take_back(o, &agent, true).await;
+            }
+        }
         self.pending.remove(&agent);
         Ok(())
     }
 
-    /// An agent (re)joined: a lost one is stopped, an away one gets the
-    /// reshards it missed, a new one waits for the next phase.
-    async fn on_join(&mut self, o: &mut Orchestrator, hello: Hello, tx: AgentTx) {
+    /// An agent (re)joined: a restarted one, or one whose share was handed
+    /// on, takes a share back; an away one gets the reshards it missed; a
+    /// new one waits for the next phase.
+    async fn on_join(
+        &mut self,
+        o: &mut Orchestrator,
+        hello: Hello,
+        tx: AgentTx,
+        session: u64,
+    ) -> Result<(), RunError> {
         let id = hello.agent_id.clone();
-        o.on_join(hello, tx);
-        if self.lost.contains(&id) {
-            // Its share went to others: it must not send it too.
-            o.progress.line(&format!(
-                "agent {id} came back after its share was handed on; stopping its part of phase {}",
-                self.phase.name
-            ));
-            let stop = Stop {
-                reason: "declared lost; share handed to other agents".into(),
-                abort: false,
-            };
-            o.send(&id, Down::Stop(stop)).await;
-        } else if self.away.remove(&id).is_some() || self.pending.contains(&id) {
-            for r in self.reshards.get(&id).into_iter().flatten() {
-                o.send(&id, Down::Reshard(r.clone())).await;
+        let joining = o.on_join(hello, tx, session);
+        let was_away = self.away.remove(&id).is_some();
+        let part = self.pending.contains(&id) || self.lost.contains(&id);
+        match joining {
+            Joining::Restarted if part => {
+                // Its predecessor's slice and in-flight requests died with it.
+                self.running.remove(&id);
+                self.take_back(o, &id, true).await?;
             }
-        } else {
-            o.progress
-                .line(&format!("agent {id} will take part from the next phase"));
+            Joining::Reconnected if self.lost.contains(&id) => {
+                self.take_back(o, &id, false).await?;
+            }
+            Joining::Reconnected if was_away || self.pending.contains(&id) => {
+                for r in self.reshards.get(&id).into_iter().flatten() {
+                    o.send(&id, Down::Reshard(r.clone())).await;
+                }
+            }
+            _ => o
+                .progress
+                .line(&format!("agent {id} will take part from the next phase")),
         }
+        Ok(())
+    }
+
+    /// Agent `id` takes a share of the rest of the phase back from the next
+    /// window boundary: its own slice when it still has one; when its share
+    /// was handed on, an open-loop phase is split again among the agents
+    /// sending it and `id` (a closed-loop one is not: the others run its
+    /// users now, and users are never taken away). `fresh`: `id` is not
+    /// sending the phase (a new process, or halted) and starts it anew.
+    async fn take_back(
+        &mut self,
+        o: &mut Orchestrator,
+        id: &str,
+        fresh: bool,
+    ) -> Result<(), RunError> {
+        let u = self.underway();
+        let handed_on = self.lost.iter().any(|a| a == id);
+        let closed_loop = matches!(
+            self.phase.kind,
+            PhaseKind::Baseline | PhaseKind::Concurrency { .. }
+        );
+        let from_ms = o.next_boundary(&u);
+        let (Some(from_ms), false) = (from_ms, handed_on && closed_loop) else {
+            // Nothing it can take back: it is done with this phase.
+            self.pending.remove(id);
+            if !fresh {
+                self.stop_handed_on(o, id).await;
+            }
+            return Ok(());
+        };
+        let sharing: Vec<String> = if handed_on {
+            let sharing: Vec<String> = (self.assigned.iter())
+                .filter(|a| self.running.contains(*a) || *a == id)
+                .cloned()
+                .collect();
+            let moved = (&sharing[..], fresh.then_some(id));
+            let slices = o.reshare(&u, moved, from_ms, &mut self.reshards).await?;
+            self.slices.extend(slices);
+            sharing
+        } else if let Some(shard) = self.slices.get(id).cloned() {
+            o.rejoin(&u, id, &shard, from_ms).await?;
+            vec![id.to_string()]
+        } else {
+            self.pending.remove(id);
+            return Ok(());
+        };
+        let r = o.record_reshare(&u, ("", id), &sharing, from_ms)?;
+        self.redistributed.push(r);
+        self.lost.retain(|a| a != id);
+        self.pending.insert(id.to_string());
+        self.running.insert(id.to_string());
+        Ok(())
+    }
+
+    /// Stop `id`'s part of the phase: its share went to others.
+    async fn stop_handed_on(&self, o: &mut Orchestrator, id: &str) {
+        o.progress.line(&format!(
+            "agent {id} came back after its share was handed on; stopping its part of phase {}",
+            self.phase.name
+        ));
+        let stop = Stop {
+            reason: "declared lost; share handed to other agents".into(),
+            abort: false,
+        };
+        o.send(id, Down::Stop(stop)).await;
     }
 
     /// An agent's session dropped: it keeps its share while it may reconnect.
-    fn on_left(&mut self, o: &mut Orchestrator, agent: String, reason: &str) {
-        o.on_left(&agent, reason);
+    fn on_left(&mut self, o: &mut Orchestrator, agent: String, reason: &str, session: u64) {
+        if !o.on_left(&agent, reason, session) {
+            return;
+        }
         if self.pending.contains(&agent) {
             o.progress.line(&format!(
                 "agent {agent} keeps its share for up to {}s while it reconnects",
@@ -355,23 +486,39 @@ impl<'p> ActivePhase<'p> {
                 self.grace.as_secs()
             ));
             self.lost.push(id.clone());
+            self.running.remove(&id);
             let survivors: Vec<String> = self
                 .assigned
                 .iter()
                 .filter(|a| self.pending.contains(*a))
                 .cloned()
                 .collect();
-            let handed = o
-                .redistribute(
-                    (self.slot, self.index, self.phase, self.start),
-                    &id,
-                    &survivors,
-                    &mut self.reshards,
-                )
-                .await?;
-            self.redistributed.extend(handed);
+            let u = self.underway();
+            let Some(from_ms) = o.next_boundary(&u).filter(|_| !survivors.is_empty()) else {
+                continue;
+            };
+            let moved = (&survivors[..], None);
+            let slices = o.reshare(&u, moved, from_ms, &mut self.reshards).await?;
+            self.slices.extend(slices);
+            let r = o.record_reshare(&u, (&id, ""), &survivors, from_ms)?;
+            self.redistributed.push(r);
         }
         Ok(())
+    }
+
+    /// The phase's planned end: agents still away are lost (nothing is
+    /// left to hand on, and they do not hold the phase).
+    fn on_end_while_away(&mut self, o: &mut Orchestrator) {
+        for (id, _) in std::mem::take(&mut self.away) {
+            if self.pending.remove(&id) {
+                o.progress.line(&format!(
+                    "agent {id} was away when phase {} ended: lost",
+                    self.phase.name
+                ));
+                self.lost.push(id.clone());
+                self.running.remove(&id);
+            }
+        }
     }
 
     /// A stop request: agents end the phase early, and the deadline shrinks

@@ -75,6 +75,19 @@ pub(super) struct AgentState {
     pub(super) tx: AgentTx,
     pub(super) clock: Option<ClockEstimate>,
     pub(super) connected: bool,
+    /// Its current session's number (see `Event::Joined`).
+    pub(super) session: u64,
+}
+
+/// What a joining agent is to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Joining {
+    /// Never seen before.
+    New,
+    /// A known agent's process, back with a new session.
+    Reconnected,
+    /// A known agent id in a new process: its predecessor is gone.
+    Restarted,
 }
 
 /// What the request looks like, resolved for this run.
@@ -203,20 +216,33 @@ impl Orchestrator {
             .collect()
     }
 
-    pub(super) fn on_join(&mut self, hello: Hello, tx: AgentTx) {
-        self.join(hello, tx);
+    pub(super) fn on_join(&mut self, hello: Hello, tx: AgentTx, session: u64) -> Joining {
+        let joining = self.join(hello, tx, session);
         crate::orchestrate::live::LIVE.agents(self.connected().len());
+        joining
     }
 
-    fn join(&mut self, hello: Hello, tx: AgentTx) {
+    fn join(&mut self, hello: Hello, tx: AgentTx, session: u64) -> Joining {
         if let Some(a) = self.agents.get_mut(&hello.agent_id) {
-            // A known agent reconnecting: it keeps its clock estimate.
+            // A known agent: it keeps its clock estimate (a restarted one
+            // runs on the same host's clock).
+            let restarted = a.hello.incarnation != 0 && a.hello.incarnation != hello.incarnation;
+            let how = if restarted {
+                "restarted"
+            } else {
+                "reconnected"
+            };
             self.progress
-                .line(&format!("agent {} reconnected", hello.agent_id));
+                .line(&format!("agent {} {how}", hello.agent_id));
             a.hello = hello;
             a.tx = tx;
             a.connected = true;
-            return;
+            a.session = session;
+            return if restarted {
+                Joining::Restarted
+            } else {
+                Joining::Reconnected
+            };
         }
         self.progress.line(&format!(
             "agent {} joined (node {}, {} cores, v{})",
@@ -229,16 +255,22 @@ impl Orchestrator {
                 tx,
                 clock: None,
                 connected: true,
+                session,
             },
         );
+        Joining::New
     }
 
-    pub(super) fn on_left(&mut self, agent: &str, reason: &str) {
-        if let Some(a) = self.agents.get_mut(agent) {
-            a.connected = false;
+    /// `session` of `agent` ended; `false` when a later session of the
+    /// same agent had taken over (nothing changes then).
+    pub(super) fn on_left(&mut self, agent: &str, reason: &str, session: u64) -> bool {
+        match self.agents.get_mut(agent) {
+            Some(a) if a.session == session => a.connected = false,
+            _ => return false,
         }
         crate::orchestrate::live::LIVE.agents(self.connected().len());
         self.progress.line(&format!("agent {agent} left: {reason}"));
+        true
     }
 
     pub(super) async fn next_event(&mut self) -> Result<Event, RunError> {
@@ -292,10 +324,13 @@ impl Orchestrator {
         while !done(self) {
             tokio::select! {
                 ev = self.events.recv() => match ev.ok_or(RunError::ServiceGone)? {
-                    Event::Joined { hello, tx } => self.on_join(hello, tx),
-                    Event::Left { agent, reason } => {
-                        self.on_left(&agent, &reason);
-                        self.agents.remove(&agent);
+                    Event::Joined { hello, tx, session } => {
+                        self.on_join(hello, tx, session);
+                    }
+                    Event::Left { agent, reason, session } => {
+                        if self.on_left(&agent, &reason, session) {
+                            self.agents.remove(&agent);
+                        }
                     }
                     Event::Message { .. } => {}
                 },
@@ -360,10 +395,17 @@ impl Orchestrator {
                         }
                     }
                     Event::Message { .. } => {}
-                    Event::Joined { hello, tx } => self.on_join(hello, tx),
-                    Event::Left { agent, reason } => {
-                        waiting.remove(&agent);
-                        self.on_left(&agent, &reason);
+                    Event::Joined { hello, tx, session } => {
+                        self.on_join(hello, tx, session);
+                    }
+                    Event::Left {
+                        agent,
+                        reason,
+                        session,
+                    } => {
+                        if self.on_left(&agent, &reason, session) {
+                            waiting.remove(&agent);
+                        }
                     }
                 }
             }

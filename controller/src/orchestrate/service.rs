@@ -2,7 +2,9 @@
 //! events for the run loop. Validation happens at the boundary with precise
 //! status codes: a first frame that is not `Hello` is `INVALID_ARGUMENT`, an
 //! unknown protocol revision `FAILED_PRECONDITION`, a duplicate agent id
-//! `ALREADY_EXISTS`.
+//! `ALREADY_EXISTS`. A second session of the same agent process (same id
+//! and incarnation: it saw its connection drop before this side did) takes
+//! over from the first.
 
 use stampede_common::PROTOCOL_VERSION;
 use stampede_common::proto::{
@@ -10,7 +12,8 @@ use stampede_common::proto::{
     coordinator_service_server::CoordinatorService, session_request::Kind as Up,
     session_response::Kind as Down,
 };
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -28,6 +31,8 @@ pub enum Event {
         hello: Hello,
         /// Where to send it messages.
         tx: AgentTx,
+        /// The session's number, unique in this process.
+        session: u64,
     },
     /// An agent sent a message.
     Message {
@@ -44,6 +49,8 @@ pub enum Event {
         agent: String,
         /// Why.
         reason: String,
+        /// The session that ended (a later one may have taken over).
+        session: u64,
     },
 }
 
@@ -55,7 +62,9 @@ const MAX_AGENT_ID: usize = 253;
 pub struct Coordinator {
     run_id: String,
     events: mpsc::Sender<Event>,
-    live: Arc<Mutex<HashSet<String>>>,
+    /// Connected agents: incarnation and session number, by id.
+    live: Arc<Mutex<HashMap<String, (u64, u64)>>>,
+    sessions: Arc<AtomicU64>,
 }
 
 impl Coordinator {
@@ -65,6 +74,36 @@ impl Coordinator {
             run_id,
             events,
             live: Arc::default(),
+            sessions: Arc::default(),
+        }
+    }
+}
+
+impl Coordinator {
+    /// Take `hello`'s agent as connected in `session`: refused while another
+    /// process with its id is connected; the same process (same non-zero
+    /// incarnation) replaces its older session.
+    fn register(&self, hello: &Hello, session: u64) -> Result<(), Status> {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        match live.get(&hello.agent_id) {
+            Some((incarnation, _)) if *incarnation != hello.incarnation || *incarnation == 0 => {
+                Err(Status::already_exists(format!(
+                    "an agent with id {:?} is already connected",
+                    hello.agent_id
+                )))
+            }
+            _ => {
+                live.insert(hello.agent_id.clone(), (hello.incarnation, session));
+                Ok(())
+            }
+        }
+    }
+
+    /// `session` of `agent` ended; a session that took over stays.
+    fn unregister(&self, agent: &str, session: u64) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.get(agent).is_some_and(|(_, s)| *s == session) {
+            live.remove(agent);
         }
     }
 }
@@ -110,14 +149,8 @@ impl CoordinatorService for Coordinator {
         };
         check_hello(&hello)?;
         let agent = hello.agent_id.clone();
-        {
-            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            if !live.insert(agent.clone()) {
-                return Err(Status::already_exists(format!(
-                    "an agent with id {agent:?} is already connected"
-                )));
-            }
-        }
+        let session = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        self.register(&hello, session)?;
         let (tx, rx) = mpsc::channel(64);
         let welcome = Welcome {
             agent_id: agent.clone(),
@@ -129,15 +162,13 @@ impl CoordinatorService for Coordinator {
                 kind: Some(Down::Welcome(welcome)),
             }))
             .await;
-        if self.events.send(Event::Joined { hello, tx }).await.is_err() {
-            self.live
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&agent);
+        let joined = Event::Joined { hello, tx, session };
+        if self.events.send(joined).await.is_err() {
+            self.unregister(&agent, session);
             return Err(Status::unavailable("the controller is shutting down"));
         }
         let events = self.events.clone();
-        let live = self.live.clone();
+        let this = self.clone();
         tokio::spawn(async move {
             let reason = loop {
                 match inbound.message().await {
@@ -160,10 +191,13 @@ impl CoordinatorService for Coordinator {
                     Err(status) => break format!("{}: {}", status.code(), status.message()),
                 }
             };
-            live.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&agent);
-            let _ = events.send(Event::Left { agent, reason }).await;
+            this.unregister(&agent, session);
+            let left = Event::Left {
+                agent,
+                reason,
+                session,
+            };
+            let _ = events.send(left).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

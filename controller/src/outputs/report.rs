@@ -245,7 +245,7 @@ fn counts_text(s: &mut String, p: &PhaseSummary) {
         r.ok,
         r.failed,
         if r.lost > 0 {
-            format!("  lost {} (in flight on lost agents)", r.lost)
+            format!("  lost {} (in flight on lost or restarted agents)", r.lost)
         } else {
             String::new()
         },
@@ -285,13 +285,20 @@ fn counts_text(s: &mut String, p: &PhaseSummary) {
         let _ = writeln!(s, "  lost agents {}", p.lost_agents.join(", "));
     }
     for r in &p.redistributed {
-        let _ = writeln!(
-            s,
-            "  reshard     {}'s share went to {} from {:.1} s",
-            r.lost,
-            r.to.join(", "),
-            r.from_s
-        );
+        let (to, from) = (r.to.join(", "), r.from_s);
+        let _ = if r.rejoined.is_empty() {
+            writeln!(
+                s,
+                "  reshard     {}'s share went to {to} from {from:.1} s",
+                r.lost
+            )
+        } else {
+            let who = &r.rejoined;
+            writeln!(
+                s,
+                "  reshard     {who} took a share back: {to} from {from:.1} s"
+            )
+        };
     }
 }
 

@@ -157,12 +157,17 @@ pub enum Record {
         /// Why.
         reason: String,
     },
-    /// A lost agent's share was handed to the remaining agents.
+    /// A lost agent's share was handed to the remaining agents, or an agent
+    /// took a share back.
     Reshard {
         /// Phase index.
         phase: u32,
-        /// The agent declared lost.
+        /// The agent declared lost (empty when one took a share back).
         lost: String,
+        /// The agent that took a share back (restarted, reconnected or
+        /// resumed after halting), if any.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        rejoined: String,
         /// The agents now sharing the phase, in slice order.
         agents: Vec<String>,
         /// From this offset into the phase (ms).
@@ -192,6 +197,9 @@ pub enum Record {
         /// The agent's cumulative count of reports dropped unacknowledged.
         #[serde(default, skip_serializing_if = "is_zero")]
         reports_dropped: u64,
+        /// The reporting process's incarnation (0: unknown).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        incarnation: u64,
     },
     /// A window report that could not be used.
     Rejected {
@@ -215,6 +223,9 @@ pub enum Record {
         /// When it actually began the phase (Unix ns, controller clock; 0: unknown).
         #[serde(default, skip_serializing_if = "is_zero_i64")]
         started_unix_nanos: i64,
+        /// It stopped early: it had lost the controller (dead-man's switch).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        halted: bool,
     },
     /// A fault action of the phase fired, failed, or never fired.
     Fault {
@@ -265,6 +276,7 @@ impl Record {
             histograms,
             saturation: w.saturation.clone(),
             reports_dropped: w.reports_dropped,
+            incarnation: w.incarnation,
         }
     }
 }
@@ -305,19 +317,15 @@ impl Record {
             histograms,
             saturation,
             reports_dropped,
+            incarnation,
             ..
         } = self
         else {
             return Ok(None);
         };
-        let (phase, sequence, window, counters, cpu_micros, reports_dropped) = (
-            *phase,
-            *sequence,
-            *window,
-            *counters,
-            *cpu_micros,
-            *reports_dropped,
-        );
+        let (phase, sequence, window, counters, cpu_micros) =
+            (*phase, *sequence, *window, *counters, *cpu_micros);
+        let (reports_dropped, incarnation) = (*reports_dropped, *incarnation);
         let mut hists = Vec::with_capacity(histograms.len());
         for (name, b64) in histograms {
             let metric = Metric::ALL
@@ -348,6 +356,7 @@ impl Record {
             agent_cpu_micros: cpu_micros,
             saturation: saturation.to_string(),
             reports_dropped,
+            incarnation,
         }))
     }
 }
@@ -476,6 +485,7 @@ mod tests {
             agent_cpu_micros: 99,
             saturation: "schedule lag p99 6.0 ms".into(),
             reports_dropped: 3,
+            incarnation: 0x5eed,
         }
     }
 

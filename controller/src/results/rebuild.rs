@@ -292,11 +292,13 @@ impl Building {
             Record::Fault { fired, .. } => self.faults.push(fired),
             Record::Reshard {
                 lost,
+                rejoined,
                 agents,
                 from_ms,
                 ..
             } => self.redistributed.push(crate::model::Redistribution {
                 lost,
+                rejoined,
                 to: agents,
                 from_s: from_ms as f64 / 1e3,
             }),
@@ -305,6 +307,7 @@ impl Building {
                 arrivals_micros,
                 finished_micros,
                 started_unix_nanos,
+                halted,
                 ..
             } => {
                 self.done = true;
@@ -314,6 +317,7 @@ impl Building {
                     arrivals_micros,
                     finished_micros,
                     started_unix_nanos,
+                    halted,
                 });
             }
             Record::PhaseEnd {

@@ -2,8 +2,8 @@
 //! controller's listen address) and the security of their gRPC endpoint.
 
 use super::{Ctx, MISSING};
-use crate::duration::HumanDuration;
-use crate::{AgentMode, Agents, PlanError, RawPlan, ShardWeights};
+use crate::duration::shown;
+use crate::{AgentMode, Agents, PlanError, RawAgents, RawPlan, ShardWeights};
 use std::time::Duration;
 
 /// Largest number of agents a plan may ask for.
@@ -67,6 +67,7 @@ impl RawPlan {
         if max_in_flight == 0 {
             return Err(cx.invalid("agents.max_in_flight", 0, "must be at least 1"));
         }
+        let (reconnect_grace, halt_after) = grace_and_halt(cx, a)?;
         let shard_weights = match a.shard_weights.as_deref() {
             None | Some("cores") => ShardWeights::Cores,
             Some("equal") => ShardWeights::Equal,
@@ -84,10 +85,8 @@ impl RawPlan {
             listen,
             join_timeout,
             max_in_flight,
-            reconnect_grace: a
-                .reconnect_grace
-                .as_ref()
-                .map_or(Duration::from_secs(30), HumanDuration::get),
+            reconnect_grace,
+            halt_after,
             security: crate::security::validate(
                 cx.path,
                 crate::security::RawSecurity {
@@ -101,4 +100,36 @@ impl RawPlan {
             shard_weights,
         })
     }
+}
+
+/// Default `agents.reconnect_grace`: a lost agent's share moves on after it.
+pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(10);
+/// Default `agents.halt_after` (when `reconnect_grace` is not shorter).
+pub const DEFAULT_HALT_AFTER: Duration = Duration::from_secs(5);
+
+/// `agents.reconnect_grace` and `agents.halt_after`: an agent cut off from
+/// the controller must stop sending before its share is handed on, or the
+/// target gets that share twice.
+fn grace_and_halt(cx: &Ctx<'_>, a: &RawAgents) -> Result<(Duration, Duration), PlanError> {
+    let grace = cx.positive(
+        "agents.reconnect_grace",
+        a.reconnect_grace.as_ref(),
+        DEFAULT_RECONNECT_GRACE,
+    )?;
+    let Some(written) = &a.halt_after else {
+        return Ok((grace, DEFAULT_HALT_AFTER.min(grace)));
+    };
+    let halt = cx.positive("agents.halt_after", Some(written), DEFAULT_HALT_AFTER)?;
+    if halt > grace {
+        let grace_shown = shown(a.reconnect_grace.as_ref(), grace);
+        return Err(cx.invalid(
+            "agents.halt_after",
+            written.shown(),
+            format!(
+                "must not exceed agents.reconnect_grace ({grace_shown}): a cut-off agent \
+                 would keep sending after its share was handed on"
+            ),
+        ));
+    }
+    Ok((grace, halt))
 }

@@ -39,8 +39,13 @@ async fn join(events: &mpsc::Sender<Event>, node: &str) {
         version: "0".into(),
         cores: 1,
         protocol_version: stampede_common::PROTOCOL_VERSION,
+        incarnation: 1,
     };
-    events.send(Event::Joined { hello, tx }).await.unwrap();
+    let session = 1;
+    events
+        .send(Event::Joined { hello, tx, session })
+        .await
+        .unwrap();
 }
 
 fn three() -> BTreeSet<String> {
