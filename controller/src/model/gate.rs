@@ -75,6 +75,16 @@ impl GateMetric {
         matches!(self, GateMetric::Latency(..) | GateMetric::ErrorRate)
     }
 
+    /// The operator and sign a threshold on it is written with: `>` and `+`
+    /// when higher is worse, `<` and `-` when lower is.
+    pub fn op_sign(self) -> (char, char) {
+        if self.higher_is_worse() {
+            ('>', '+')
+        } else {
+            ('<', '-')
+        }
+    }
+
     /// Unit of an absolute amount and of the values as printed.
     pub fn unit(self) -> &'static str {
         match self {
@@ -118,11 +128,7 @@ pub struct Threshold {
 impl Threshold {
     /// The amount with its sign and unit, e.g. `+10%`, `-2.5/s`.
     pub fn amount_text(&self) -> String {
-        let sign = if self.metric.higher_is_worse() {
-            '+'
-        } else {
-            '-'
-        };
+        let sign = self.metric.op_sign().1;
         match self.amount {
             Amount::Percent(v) => format!("{sign}{v}%"),
             Amount::Absolute(v) => format!("{sign}{v}{}", self.metric.unit()),
@@ -132,11 +138,7 @@ impl Threshold {
 
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = if self.metric.higher_is_worse() {
-            '>'
-        } else {
-            '<'
-        };
+        let op = self.metric.op_sign().0;
         write!(f, "{}{op}{}", self.metric, self.amount_text())
     }
 }

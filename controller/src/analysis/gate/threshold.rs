@@ -115,11 +115,7 @@ pub fn parse(spec: &str) -> Result<Threshold, String> {
     };
     let metric = metric(spec[..at].trim())?;
     let higher = spec[at..].starts_with('>');
-    let (op, sign) = if metric.higher_is_worse() {
-        ('>', '+')
-    } else {
-        ('<', '-')
-    };
+    let (op, sign) = metric.op_sign();
     if higher != metric.higher_is_worse() {
         let worse = if higher { "lower" } else { "higher" };
         return Err(format!(
@@ -163,11 +159,7 @@ fn metric(name: &str) -> Result<GateMetric, String> {
 }
 
 fn amount(metric: GateMetric, text: &str) -> Result<Amount, String> {
-    let (op, sign) = if metric.higher_is_worse() {
-        ('>', '+')
-    } else {
-        ('<', '-')
-    };
+    let (op, sign) = metric.op_sign();
     let example = format!("{metric}{op}{sign}5%");
     let (number, unit) = split_unit(text);
     let units = match metric {
