@@ -1,8 +1,9 @@
 //! Turning agents' windows into facts: exact merging, phase summaries,
-//! objective verdicts, the stress search, fault recovery, repeat statistics
-//! and cost. Pure functions over `model` data; no I/O beyond what a caller hands in.
+//! objective verdicts, the stress search, fault recovery, repeat statistics,
+//! the regression gate and cost. Pure functions over `model` data; no I/O beyond what a caller hands in.
 
 pub mod cost;
+pub mod gate;
 pub mod inputs;
 pub mod merge;
 pub mod recovery;

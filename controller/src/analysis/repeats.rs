@@ -1,9 +1,11 @@
 //! Statistics across repeats (`run.repeat = N`): one run says little about
 //! run-to-run variation; N repeats of the same phases give each key metric's
 //! mean, standard deviation and a 95% confidence interval for the mean
-//! (Student's t with N − 1 degrees of freedom).
+//! (Student's t with N − 1 degrees of freedom). Two runs' repeats are told
+//! apart by Welch's t-test (the regression gate's noise rule).
 
 use crate::model::PhaseSummary;
+use crate::model::gate::Welch;
 use crate::model::{RepeatStat, RepeatSummary};
 use std::fmt::Write as _;
 
@@ -27,8 +29,8 @@ pub fn t95(df: usize) -> f64 {
     }
 }
 
-/// Mean, stddev and 95% interval of `values` (at least 2).
-pub fn stat(metric: &str, unit: &str, values: Vec<f64>) -> RepeatStat {
+/// Mean and sample variance of `values` (variance 0 for fewer than 2).
+pub fn mean_var(values: &[f64]) -> (f64, f64) {
     let n = values.len();
     let mean = values.iter().sum::<f64>() / n as f64;
     let var = if n > 1 {
@@ -36,6 +38,41 @@ pub fn stat(metric: &str, unit: &str, values: Vec<f64>) -> RepeatStat {
     } else {
         0.0
     };
+    (mean, var)
+}
+
+/// Welch's two-sample t-test of `b` against `a` (each at least 2 values), at
+/// 95% two-sided; the degrees of freedom are rounded down for the critical
+/// value (the conservative side). With no spread in either sample, any
+/// difference of the means is beyond noise.
+pub fn welch(a: &[f64], b: &[f64]) -> Welch {
+    let ((ma, va), (mb, vb)) = (mean_var(a), mean_var(b));
+    let (sa, sb) = (va / a.len() as f64, vb / b.len() as f64);
+    let se = (sa + sb).sqrt();
+    let diff = mb - ma;
+    let (t, df) = if se > 0.0 {
+        let df =
+            (sa + sb).powi(2) / (sa * sa / (a.len() - 1) as f64 + sb * sb / (b.len() - 1) as f64);
+        (diff / se, df)
+    } else {
+        let t = if diff == 0.0 {
+            0.0
+        } else {
+            diff.signum() * f64::INFINITY
+        };
+        (t, (a.len() + b.len() - 2) as f64)
+    };
+    Welch {
+        t,
+        df,
+        critical: t95((df.floor() as usize).max(1)),
+    }
+}
+
+/// Mean, stddev and 95% interval of `values` (at least 2).
+pub fn stat(metric: &str, unit: &str, values: Vec<f64>) -> RepeatStat {
+    let n = values.len();
+    let (mean, var) = mean_var(&values);
     let stddev = var.sqrt();
     let half = if n > 1 {
         t95(n - 1) * stddev / (n as f64).sqrt()
@@ -137,6 +174,22 @@ mod tests {
         let half = 4.303 / 3f64.sqrt();
         assert!((s.ci95_high - (2.0 + half)).abs() < 1e-9);
         assert!((s.ci95_low - (2.0 - half)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn welch_of_known_samples() {
+        // Means 2 and 5, variances 1 and 1, n = 3 each: se = √(2/3), df = 4.
+        let w = welch(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]);
+        assert!((w.t - 3.0 / (2.0f64 / 3.0).sqrt()).abs() < 1e-9);
+        assert!((w.df - 4.0).abs() < 1e-9);
+        assert_eq!(w.critical, t95(4));
+        assert!(w.beyond_noise(), "{w:?}");
+        // Overlapping spreads: within noise.
+        let w = welch(&[10.0, 20.0, 30.0], &[12.0, 22.0, 35.0]);
+        assert!(!w.beyond_noise(), "{w:?}");
+        // No spread at all: any difference counts, none does not.
+        assert!(welch(&[1.0, 1.0], &[1.5, 1.5]).beyond_noise());
+        assert!(!welch(&[1.0, 1.0], &[1.0, 1.0]).beyond_noise());
     }
 
     #[test]

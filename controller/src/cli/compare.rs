@@ -1,28 +1,149 @@
 //! `controller compare`: runs side by side against the first, as a table
-//! and optionally a chart.
+//! and optionally a chart; with thresholds, a regression gate (exit 5) that
+//! `controller run --baseline` shares.
 
 use super::exit;
+use crate::analysis::gate::{self, Named, threshold};
 use crate::model::Status;
+use crate::model::gate::{GateReport, Threshold};
 use crate::orchestrate::error::ControllerError;
+use crate::outputs::gate::{junit, markdown};
 use crate::outputs::{charts, compare};
 use crate::results;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Compare `runs` (the first is the reference).
-pub fn command(runs: &[PathBuf], min_change: f64, png: Option<&Path>) -> ExitCode {
+/// The regression gate's flags (`compare` and `run --baseline`).
+#[derive(Debug, clap::Args)]
+pub struct GateFlags {
+    /// Fail (exit 5) when a figure is worse than this against the baseline,
+    /// e.g. 'ttft.p99>+10%', 'e2e.p50>+20ms', 'throughput<-5%',
+    /// 'error_rate>+0.5pp'; repeat for several (docs/compare.md).
+    #[arg(long = "fail-on", value_name = "METRIC>+N%|METRIC<-N%")]
+    pub fail_on: Vec<String>,
+    /// A TOML file of thresholds: fail_on = ["ttft.p99>+10%", ...]; a
+    /// --fail-on on the same metric replaces the file's.
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
+    /// Also write the gate's result as Markdown (e.g. for $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Also write the gate's result as JUnit XML: one test case per gated
+    /// metric per phase.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+/// A validated gate: its thresholds and where to write its files.
+#[derive(Debug)]
+pub struct Gate {
+    thresholds: Vec<Threshold>,
+    markdown: Option<PathBuf>,
+    junit: Option<PathBuf>,
+}
+
+impl GateFlags {
+    /// Whether any of the gate's flags was given.
+    pub fn given(&self) -> bool {
+        !self.fail_on.is_empty()
+            || self.thresholds.is_some()
+            || self.markdown.is_some()
+            || self.junit.is_some()
+    }
+
+    /// The gate, parsed and validated (`None`: no thresholds, no gate).
+    pub fn gate(&self) -> Result<Option<Gate>, String> {
+        let file = match &self.thresholds {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                threshold::from_toml(&text, path).map_err(|e| e.to_string())?
+            }
+            None => Vec::new(),
+        };
+        let flags = threshold::from_flags(&self.fail_on).map_err(|e| e.to_string())?;
+        let thresholds = threshold::merge(file, flags);
+        if thresholds.is_empty() {
+            if self.markdown.is_some() || self.junit.is_some() {
+                return Err(
+                    "--markdown and --junit write the regression gate's result: \
+                            give thresholds with --fail-on or --thresholds"
+                        .into(),
+                );
+            }
+            return Ok(None);
+        }
+        Ok(Some(Gate {
+            thresholds,
+            markdown: self.markdown.clone(),
+            junit: self.junit.clone(),
+        }))
+    }
+}
+
+impl Gate {
+    /// Gate each candidate against the baseline: print the result, write
+    /// the files asked for, and say how it ended (`Regressed` when any
+    /// check failed; `RunFailed` when a file cannot be written).
+    pub fn check(&self, baseline: Named, candidates: &[Named]) -> Status {
+        let reports: Vec<GateReport> = candidates
+            .iter()
+            .map(|c| gate::evaluate(baseline, *c, &self.thresholds))
+            .collect();
+        for r in &reports {
+            println!();
+            print!("{}", crate::outputs::gate::text(r));
+            for f in r.failures() {
+                eprintln!("regression: {}", crate::outputs::gate::failure_text(f));
+            }
+        }
+        let files = [
+            (
+                &self.markdown,
+                markdown::render as fn(&[GateReport]) -> String,
+            ),
+            (&self.junit, junit::render),
+        ];
+        for (path, render) in files {
+            let Some(path) = path else { continue };
+            if let Err(e) = std::fs::write(path, render(&reports)) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return Status::RunFailed;
+            }
+        }
+        if reports.iter().any(|r| r.failures().next().is_some()) {
+            Status::Regressed
+        } else {
+            Status::Passed
+        }
+    }
+}
+
+/// A run directory read back for a comparison or a gate.
+pub fn load(dir: &Path) -> Result<results::RunData, ControllerError> {
+    results::rebuild(dir).map_err(ControllerError::Results)
+}
+
+/// Compare `runs` (the first is the reference), and gate them when thresholds are given.
+pub fn command(
+    runs: &[PathBuf],
+    min_change: f64,
+    png: Option<&Path>,
+    flags: &GateFlags,
+) -> ExitCode {
     if !(min_change.is_finite() && min_change >= 0.0) {
         let e = format!("--min-change {min_change}: must be a percentage ≥ 0");
         return exit::error(&e, Status::BadInput);
     }
+    let gate = match flags.gate() {
+        Ok(g) => g,
+        Err(e) => return exit::error(&e, Status::BadInput),
+    };
     let mut data = Vec::with_capacity(runs.len());
     for dir in runs {
-        match results::rebuild(dir) {
+        match load(dir) {
             Ok(d) => data.push(d),
-            Err(e) => {
-                let e = ControllerError::Results(e);
-                return exit::error(&e, e.status());
-            }
+            Err(e) => return exit::error(&e, e.status()),
         }
     }
     let labels: Vec<String> = runs.iter().map(|p| p.display().to_string()).collect();
@@ -34,5 +155,16 @@ pub fn command(runs: &[PathBuf], min_change: f64, png: Option<&Path>) -> ExitCod
         }
         println!("\nchart in {}", path.display());
     }
-    exit::code(Status::Passed)
+    let Some(gate) = gate else {
+        return exit::code(Status::Passed);
+    };
+    let named: Vec<Named> = labels
+        .iter()
+        .zip(&data)
+        .map(|(label, d)| Named {
+            label,
+            summary: &d.summary,
+        })
+        .collect();
+    exit::code(gate.check(named[0], &named[1..]))
 }

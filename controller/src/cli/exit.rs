@@ -1,7 +1,8 @@
 //! The one place a command's ending becomes the process exit code:
 //! 0 passed, 1 the run could not complete, 2 bad plan or flag, 3 objectives
-//! missed, 4 interrupted (results of what ran are written), 130 aborted by a
-//! second stop signal.
+//! missed, 4 interrupted (results of what ran are written), 5 regressed
+//! against a baseline (`compare --fail-on`, `run --baseline`), 130 aborted by
+//! a second stop signal.
 
 use crate::model::Status;
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ pub fn code(status: Status) -> ExitCode {
         Status::BadInput => 2,
         Status::ObjectivesMissed => 3,
         Status::Interrupted => 4,
+        Status::Regressed => 5,
     })
 }
 

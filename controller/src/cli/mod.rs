@@ -87,7 +87,8 @@ enum Command {
         k8s: K8sFlags,
     },
     /// Compare runs phase by phase against the first: values, deltas and a
-    /// better / worse / within-noise call per metric.
+    /// better / worse / within-noise call per metric; with thresholds, fail
+    /// (exit 5) when a run regressed against the first.
     Compare {
         /// Run directories; the first is the reference.
         #[arg(required = true, num_args = 2..)]
@@ -98,6 +99,8 @@ enum Command {
         /// Also draw the comparison as a PNG chart into this file.
         #[arg(long)]
         png: Option<PathBuf>,
+        #[command(flatten)]
+        gate: compare::GateFlags,
     },
 }
 
@@ -155,6 +158,7 @@ pub fn main() -> ExitCode {
             runs,
             min_change,
             png,
-        } => compare::command(&runs, min_change, png.as_deref()),
+            gate,
+        } => compare::command(&runs, min_change, png.as_deref(), &gate),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod faults;
+pub mod gate;
 pub mod inputs;
 pub mod status;
 pub mod summary;

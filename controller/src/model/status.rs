@@ -14,4 +14,7 @@ pub enum Status {
     BadInput,
     /// Stopped early by a stop signal: what ran is written, the rest did not run.
     Interrupted,
+    /// A compared run is worse than the baseline beyond a regression gate's
+    /// threshold (and beyond noise, when the runs have repeats).
+    Regressed,
 }

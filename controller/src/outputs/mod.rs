@@ -1,10 +1,11 @@
 //! Everything a run writes for people and tools: stats text, summary JSON,
-//! CSV tables, charts, HdrHistogram logs, llm-d reports, fault tables and
-//! comparisons. Built from [`crate::results::RunData`] alone.
+//! CSV tables, charts, HdrHistogram logs, llm-d reports, fault tables,
+//! comparisons and the regression gate. Built from [`crate::results::RunData`] alone.
 
 pub mod charts;
 pub mod compare;
 pub mod faults_out;
+pub mod gate;
 pub mod hlog;
 pub mod llmd;
 pub mod report;
