@@ -261,21 +261,27 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// The published llm-d Benchmark Report v0.2 JSON Schema (reference data
-/// kept beside the repository, never copied into it, or the file named by
-/// `STAMPEDE_LLMD_SCHEMA`), parsed, when it is at hand; says so when absent.
+/// The published llm-d Benchmark Report v0.2 JSON Schema, parsed: the file
+/// named by `STAMPEDE_LLMD_SCHEMA` (which must exist when set), else the
+/// reference data kept beside the repository (never copied into it), else
+/// `None`, saying so: the reports were then checked with the typed model only.
 pub fn llmd_schema() -> Option<serde_json::Value> {
-    let path = std::env::var_os("STAMPEDE_LLMD_SCHEMA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            workspace_root()
-                .join("../shared/reference/llmd-benchmark-report-v0.2/br_v0_2_json_schema.json")
-        });
-    if path.exists() {
+    if let Some(path) = std::env::var_os("STAMPEDE_LLMD_SCHEMA").map(PathBuf::from) {
+        assert!(
+            path.is_file(),
+            "STAMPEDE_LLMD_SCHEMA={}: no such file",
+            path.display()
+        );
+        return Some(read_json(&path));
+    }
+    let path = workspace_root()
+        .join("../shared/reference/llmd-benchmark-report-v0.2/br_v0_2_json_schema.json");
+    if path.is_file() {
         Some(read_json(&path))
     } else {
         eprintln!(
-            "llm-d schema {} absent: reports checked without it",
+            "published llm-d schema not found ({} absent, STAMPEDE_LLMD_SCHEMA unset): \
+             only the typed model was checked",
             path.display()
         );
         None

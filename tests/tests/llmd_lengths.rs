@@ -40,6 +40,8 @@ fn run_phase(name: &str, middle: &str, phase: &str) -> (serde_json::Value, serde
         .next()
         .expect("one report");
     let report_json = read_json(&report);
+    stampede_controller::outputs::llmd::model::parse(&report_json.to_string())
+        .unwrap_or_else(|e| panic!("{name}: {}: {e}", report.display()));
     if let Some(schema) = stampede_tests::llmd_schema() {
         let validator = jsonschema::validator_for(&schema).expect("schema compiles");
         let errors: Vec<String> = validator

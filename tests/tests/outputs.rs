@@ -1,10 +1,12 @@
 //! The files a run leaves behind, checked against each other: HDR logs
 //! read back with HdrHistogram's own reader give summary.json's percentiles,
-//! every llm-d report passes the published schema, the charts are real.
+//! every llm-d report parses into the typed v0.2 model (and passes the
+//! published schema when it is at hand), the charts are real.
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use stampede_controller::outputs::llmd::model as llmd_model;
 use stampede_tests::{Proc, bin, plan_file};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -165,7 +167,7 @@ fn assert_report_structure(path: &Path, r: &serde_json::Value) {
 }
 
 #[test]
-fn every_llmd_report_passes_the_published_schema() {
+fn every_llmd_report_passes_the_model_and_the_published_schema() {
     let dir = run_dir();
     let validator = stampede_tests::llmd_schema()
         .map(|s| jsonschema::validator_for(&s).expect("schema compiles"));
@@ -179,6 +181,15 @@ fn every_llmd_report_passes_the_published_schema() {
     for path in &reports {
         let report = json(path);
         assert_report_structure(path, &report);
+        // Always: the typed model reads the report, and loses nothing of it.
+        let text = std::fs::read_to_string(path).unwrap();
+        let parsed = llmd_model::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            serde_json::to_value(&parsed).unwrap(),
+            report,
+            "{}",
+            path.display()
+        );
         if let Some(validator) = &validator {
             let errors: Vec<String> = validator
                 .iter_errors(&report)
@@ -187,10 +198,17 @@ fn every_llmd_report_passes_the_published_schema() {
             assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
         }
     }
+    // Both are a real bar: a report without its run id fails them.
+    let mut broken = json(&reports[0]);
+    broken["run"].as_object_mut().unwrap().remove("uid");
+    match llmd_model::parse(&broken.to_string()) {
+        Err(llmd_model::ReportError::Shape { path, message }) => {
+            assert_eq!(path, "run");
+            assert!(message.contains("missing field `uid`"), "{message}");
+        }
+        other => panic!("a report without run.uid: {other:?}"),
+    }
     if let Some(validator) = &validator {
-        // The schema is a real bar: a report without its run id fails it.
-        let mut broken = json(&reports[0]);
-        broken["run"].as_object_mut().unwrap().remove("uid");
         assert!(!validator.is_valid(&broken));
     }
 

@@ -21,7 +21,7 @@ pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     faults_out::write_csv(dir, data)
         .map_err(|e| write_error(&dir.join(faults_out::CSV_FILE), e))?;
     hlog::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
-    llmd::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
+    llmd::write(dir, data)?;
     charts::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     Ok(())
 }

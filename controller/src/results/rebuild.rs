@@ -49,6 +49,15 @@ pub enum ResultsError {
         /// Cause.
         message: String,
     },
+    /// A written output fails its own check when read back: a stampede bug,
+    /// never a problem of the run directory.
+    #[error("{path}: {message}")]
+    OutputCheck {
+        /// The output file.
+        path: PathBuf,
+        /// What is wrong, with where in the file.
+        message: String,
+    },
 }
 
 /// A `Write` error for `path`.
