@@ -72,6 +72,15 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Send `sig` (as `kill` takes it, e.g. `-STOP`) to the process.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill {sig}");
+    }
+
     /// Spawn `cmd` with stdout and stderr captured line by line.
     pub fn spawn(mut cmd: Command) -> Proc {
         cmd.stdout(Stdio::piped())

@@ -2,9 +2,10 @@
 //! `sent = ok + Σ failure classes + lost`, with arrivals that were never sent
 //! (skipped, expired) outside `sent`.
 //! - SIGKILL: what the killed agent had in flight is `lost`, not a gap.
-//! - SIGSTOP: arrivals whose deadline passed while the agent was stopped
-//!   are `expired` — never sent, never a server timeout — and every window
-//!   of the stall is flagged saturated.
+//! - SIGSTOP past the request timeout: arrivals whose deadline passed while
+//!   the agent was stopped are `expired` — never sent, never a server
+//!   timeout — and every window of the stall is flagged saturated.
+//! - SIGSTOP within the timeout: every arrival is sent late, none expires.
 
 use stampede_tests::{Proc, assert_reconciles, bin, get_json, plan_file, read_json, start_sim};
 use std::collections::BTreeMap;
@@ -15,14 +16,6 @@ fn agent(addr: &str, id: &str) -> Proc {
     let mut cmd = Command::new(bin("agent"));
     cmd.args(["--controller", addr, "--id", id]);
     Proc::spawn(cmd)
-}
-
-fn signal(p: &Proc, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &p.child.id().to_string()])
-        .status()
-        .expect("kill(1)");
-    assert!(status.success(), "kill {sig}");
 }
 
 #[test]
@@ -113,9 +106,9 @@ duration = "9s"
     controller.wait_for_line("phase steady", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));
     let stall = Duration::from_secs(3);
-    signal(&a, "-STOP");
+    a.signal("-STOP");
     std::thread::sleep(stall);
-    signal(&a, "-CONT");
+    a.signal("-CONT");
 
     let (code, output) = controller.wait_exit(Duration::from_secs(120));
     assert_eq!(code, Some(0), "{output}");
@@ -152,5 +145,52 @@ duration = "9s"
          {saturated} saturated windows"
     );
     assert!(saturated >= 6, "{saturated} saturated windows: {phase:#}");
+    drop(a);
+}
+
+#[test]
+fn a_short_stall_within_the_timeout_expires_and_loses_nothing() {
+    let (_sim, sim_url) = start_sim(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "4"]);
+    let plan = format!(
+        r#"
+[run]
+name = "short-stall"
+window = "500ms"
+[agents]
+remote = 1
+[target]
+url = "{sim_url}"
+model = "stampede-sim"
+[request]
+max_tokens = 4
+timeout = "3s"
+[[phase]]
+name = "steady"
+kind = "constant"
+rate = 20.0
+duration = "6s"
+"#
+    );
+    let (dir, path) = plan_file(&plan);
+    let out = dir.path().join("run");
+    let (mut controller, addr) = stampede_tests::start_remote_controller(&path, &out);
+    let a = agent(&addr, "a");
+    controller.wait_for_line("phase steady", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    a.signal("-STOP");
+    std::thread::sleep(Duration::from_millis(500));
+    a.signal("-CONT");
+
+    let (code, output) = controller.wait_exit(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{output}");
+    let summary = stampede_tests::check_books(&out);
+    let phase = &summary["phases"][0];
+    let r = &phase["requests"];
+    // Every arrival of the stall was still within its 3 s timeout: sent late, not expired.
+    assert_eq!(r["expired"].as_u64(), Some(0), "{phase:#}");
+    assert_eq!(r["lost"].as_u64(), Some(0), "{phase:#}");
+    assert_eq!(r["sent"].as_u64(), phase["scheduled"].as_u64(), "{phase:#}");
+    let served = get_json(&format!("{sim_url}/sim/stats"))["requests_started"].as_u64();
+    assert_eq!(r["sent"].as_u64(), served, "{phase:#}");
     drop(a);
 }

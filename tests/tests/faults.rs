@@ -316,3 +316,72 @@ duration = "60s"
         "{recorded} of {after_halt}"
     );
 }
+
+#[test]
+fn an_agent_stopped_past_its_grace_takes_a_share_back_when_it_resumes() {
+    let (_sim, sim_url) = start_sim(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "8"]);
+    let plan = format!(
+        r#"
+[run]
+name = "frozen"
+window = "500ms"
+[agents]
+remote = 2
+reconnect_grace = "3s"
+halt_after = "2s"
+[target]
+url = "{sim_url}"
+model = "stampede-sim"
+[request]
+max_tokens = 8
+timeout = "2s"
+[[phase]]
+name = "long"
+kind = "constant"
+rate = 20.0
+duration = "26s"
+"#
+    );
+    let (dir, path) = plan_file(&plan);
+    let out = dir.path().join("run");
+    let (mut controller, url) = stampede_tests::start_remote_controller(&path, &out);
+    let agent = |id: &str| {
+        let mut cmd = Command::new(bin("agent"));
+        cmd.args(["--controller", &url, "--id", id]);
+        Proc::spawn(cmd)
+    };
+    let (mut a, mut b) = (agent("a"), agent("b"));
+    for _ in 0..4 {
+        controller.wait_for_line("  long [", Duration::from_secs(60));
+    }
+    // Frozen: its connection stays open but nothing answers the controller's
+    // pings (5 s, 3 s to answer); then 3 s of grace, and its share moves.
+    a.signal("-STOP");
+    controller.wait_for_line("agent a's share goes to b", Duration::from_secs(20));
+    a.signal("-CONT");
+    controller.wait_for_line("agent a reconnected", Duration::from_secs(20));
+    controller.wait_for_line("agent a takes a share back", Duration::from_secs(20));
+
+    let (code, output) = controller.wait_exit(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{output}");
+    for p in [&mut a, &mut b] {
+        let (code, text) = p.wait_exit(Duration::from_secs(30));
+        assert_eq!(code, Some(0), "{text}");
+    }
+    let summary = check_books(&out);
+    let phase = &summary["phases"][0];
+    assert_eq!(phase["lost_agents"], serde_json::json!([]), "{phase:#}");
+    let moves = phase["redistributed"].as_array().unwrap();
+    assert_eq!(moves.len(), 2, "{phase:#}");
+    assert_eq!(
+        (moves[0]["lost"].as_str(), moves[1]["rejoined"].as_str()),
+        (Some("a"), Some("a"))
+    );
+    // What stampede says it sent is what the server saw.
+    let served = started(&sim_url);
+    assert_eq!(
+        phase["requests"]["sent"].as_u64(),
+        Some(served),
+        "{phase:#}"
+    );
+}
