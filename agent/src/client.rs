@@ -7,6 +7,7 @@
 //! path allocates nothing per token.
 
 use crate::failure::FailureClass;
+use crate::gate::{Miss, WriteGate};
 use crate::openai::{MessageInfo, parse_message};
 use crate::sse::SseParser;
 use bytes::Bytes;
@@ -93,12 +94,9 @@ const TIMER_MARGIN: Duration = Duration::from_millis(2);
 
 /// [`execute_body`], also appending the generated text to `text` when given
 /// (a multi-turn session carries the answers in its history), and ending as
-/// [`FailureClass::Cancelled`] when `abandon` is cancelled.
-///
-/// The deadlines' timers and the cancellation are registered with the task
-/// once; afterwards they are polled again only near their deadline (or once
-/// cancelled), not at every streamed token. A timer wakes the task no earlier
-/// than its deadline, so a wake-up it causes always finds it polled.
+/// [`FailureClass::Cancelled`] when `abandon` is cancelled. A request whose
+/// deadline has passed before it is written is not written, and ends as
+/// [`FailureClass::TimeoutFirstToken`].
 pub async fn execute_until(
     target: &Target,
     body: Bytes,
@@ -108,6 +106,34 @@ pub async fn execute_until(
     text: Option<&mut String>,
     abandon: Option<&CancellationToken>,
 ) -> Result<Success, FailureClass> {
+    let gate = WriteGate::new(intended, deadline);
+    execute_gated(target, body, &gate, itl_gaps, text, abandon)
+        .await
+        .map_err(|miss| match miss {
+            Miss::Failed(class) => class,
+            // Never written: its deadline passed before any token could come.
+            Miss::Expired => FailureClass::TimeoutFirstToken,
+        })
+}
+
+/// [`execute_until`] for a request that passes `gate` (see [`crate::gate`]):
+/// [`Miss::Expired`], and not written, when its deadline had passed before it
+/// started or passes before its connection is ready; announced as sent
+/// through the gate otherwise.
+///
+/// The deadlines' timers and the cancellation are registered with the task
+/// once; afterwards they are polled again only near their deadline (or once
+/// cancelled), not at every streamed token. A timer wakes the task no earlier
+/// than its deadline, so a wake-up it causes always finds it polled.
+pub async fn execute_gated(
+    target: &Target,
+    body: Bytes,
+    gate: &WriteGate<'_>,
+    itl_gaps: &mut Vec<u64>,
+    text: Option<&mut String>,
+    abandon: Option<&CancellationToken>,
+) -> Result<Success, Miss> {
+    let (intended, deadline) = (gate.intended(), gate.deadline());
     let mut progress = Progress::default();
     let first_seen = AtomicBool::new(false);
     let first_deadline = target
@@ -115,7 +141,15 @@ pub async fn execute_until(
         .and_then(|t| intended.checked_add(t))
         .map_or(deadline, |d| d.min(deadline));
     let finished = {
-        let work = exchange(target, body, &mut progress, &first_seen, itl_gaps, text);
+        let work = exchange(
+            target,
+            body,
+            gate,
+            &mut progress,
+            &first_seen,
+            itl_gaps,
+            text,
+        );
         tokio::pin!(work);
         let first_timer = tokio::time::sleep_until(first_deadline);
         tokio::pin!(first_timer);
@@ -131,6 +165,11 @@ pub async fn execute_until(
             let now = registered.then(Instant::now);
             let near = |at: Instant| now.is_none_or(|now| now + TIMER_MARGIN >= at);
             if near(deadline) && whole.as_mut().poll(cx).is_ready() {
+                // Past its deadline at its first poll, and unwritten: the
+                // agent got to it too late.
+                if !registered && !gate.is_sent() {
+                    return Poll::Ready(Some(Err(Miss::Expired)));
+                }
                 return Poll::Ready(None);
             }
             if !first_seen.load(Ordering::Relaxed)
@@ -143,21 +182,28 @@ pub async fn execute_until(
                 && (!registered || abandon.is_some_and(CancellationToken::is_cancelled))
                 && c.poll(cx).is_ready()
             {
-                return Poll::Ready(Some(Err(FailureClass::Cancelled)));
+                return Poll::Ready(Some(Err(FailureClass::Cancelled.into())));
             }
             registered = true;
             Poll::Pending
         })
         .await
     };
-    match finished {
-        Some(Ok(())) => {}
-        Some(Err(class)) => return Err(class),
-        None if progress.first.is_some() => return Err(FailureClass::TimeoutMidStream),
-        None => return Err(FailureClass::TimeoutFirstToken),
+    let miss = match finished {
+        Some(Ok(())) => None,
+        Some(Err(miss)) => Some(miss),
+        None if progress.first.is_some() => Some(FailureClass::TimeoutMidStream.into()),
+        None => Some(FailureClass::TimeoutFirstToken.into()),
+    };
+    if let Some(miss) = miss {
+        if miss != Miss::Expired {
+            // Failed before its write (e.g. while connecting): still sent.
+            gate.mark_sent();
+        }
+        return Err(miss);
     }
     let (Some(first_token), Some(last_token)) = (progress.first, progress.last) else {
-        return Err(FailureClass::EmptyResponse);
+        return Err(FailureClass::EmptyResponse.into());
     };
     let usage = progress.usage.unwrap_or_default();
     let (output_tokens, usage_reported) = match usage.completion_tokens {
@@ -294,18 +340,20 @@ impl WholeBody {
     }
 }
 
+/// Write the request (through `gate`) and read its response into `progress`.
 async fn exchange(
     target: &Target,
     body: Bytes,
+    gate: &WriteGate<'_>,
     progress: &mut Progress,
     first_seen: &AtomicBool,
     itl_gaps: &mut Vec<u64>,
     text: Option<&mut String>,
-) -> Result<(), FailureClass> {
+) -> Result<(), Miss> {
     if let Some(pool) = target.client.h1()
         && let Some(endpoint) = crate::h1::Endpoint::parse(&target.url)
     {
-        let mut resp = pool.post(&endpoint, &target.headers, &body).await?;
+        let mut resp = pool.post(&endpoint, &target.headers, &body, gate).await?;
         progress.status = resp.status();
         if !target.stream {
             let mut whole = WholeBody::default();
@@ -314,22 +362,24 @@ async fn exchange(
                 whole.push(chunk)?;
                 arrived = Some(at);
             }
-            return whole.finish(arrived.unwrap_or_else(Instant::now), progress, text);
+            return Ok(whole.finish(arrived.unwrap_or_else(Instant::now), progress, text)?);
         }
         let mut sink = StreamSink::new(progress, first_seen, itl_gaps, text);
         while let Some((chunk, arrived)) = resp.data().await? {
             sink.feed(chunk, arrived)?;
         }
-        return sink.finish();
+        return Ok(sink.finish()?);
     }
     let mut request = target.client.reqwest().post(&target.url).body(body);
     if !target.headers.is_empty() {
         request = request.headers(target.headers.clone());
     }
+    // hyper acquires the connection itself: the gate is passed just before.
+    gate.pass()?;
     let mut resp = request.send().await.map_err(|e| classify_send_error(&e))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(FailureClass::Http(status.as_u16()));
+        return Err(FailureClass::Http(status.as_u16()).into());
     }
     progress.status = status.as_u16();
     let ended = |_| FailureClass::StreamEndedEarly;
@@ -338,13 +388,13 @@ async fn exchange(
         while let Some(chunk) = resp.chunk().await.map_err(ended)? {
             whole.push(&chunk)?;
         }
-        return whole.finish(Instant::now(), progress, text);
+        return Ok(whole.finish(Instant::now(), progress, text)?);
     }
     let mut sink = StreamSink::new(progress, first_seen, itl_gaps, text);
     while let Some(chunk) = resp.chunk().await.map_err(ended)? {
         sink.feed(&chunk, Instant::now())?;
     }
-    sink.finish()
+    Ok(sink.finish()?)
 }
 
 impl<'a> StreamSink<'a> {

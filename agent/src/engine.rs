@@ -23,7 +23,7 @@
 
 use crate::arrivals::Schedule;
 use crate::client::{self, Target};
-use crate::failure::FailureClass;
+use crate::gate::{Miss, WriteGate};
 use crate::pacer::PreciseTimer;
 use crate::recorder::Recorder;
 use crate::replay::Replay;
@@ -258,57 +258,84 @@ impl Ctx {
     }
 
     async fn one_request_inner(&self, intended: Instant, k: u64) {
-        let sent = Instant::now();
-        self.rec.sent(sent.saturating_duration_since(intended));
-        tracing::trace!(
-            target: "stampede::send",
-            k,
-            intended_us = client::micros(intended.saturating_duration_since(self.start)),
-            sent_us = client::micros(sent.saturating_duration_since(self.start)),
-            "request sent"
-        );
+        let picked = Instant::now();
         let lengths = self.replay.as_ref().and_then(|r| r.lengths(k));
         let (body, expected, target) = match &self.workload {
             Some(w) => {
                 let g = w.request_with(k, lengths);
                 if let (Some(session), None) = (w.session(g.entry), lengths) {
-                    return self.session(w, k, intended, g, session).await;
+                    return self.session(w, (k, picked), intended, g, session).await;
                 }
                 let target = self.entry_targets.get(g.entry).unwrap_or(&self.target);
                 (g.body, (g.max_tokens as usize).min(4096), target)
             }
             None => (self.target.body.clone(), self.expected_tokens, &self.target),
         };
+        let on_sent = || self.count_sent(k, intended, picked, true);
+        let gate = WriteGate::new(intended, intended + self.timeout).on_sent(&on_sent);
         let mut gaps = Vec::with_capacity(expected);
-        match self
-            .exchange(k, target, body, intended, &mut gaps, None)
-            .await
-        {
-            Ok(s) => self.rec.success(intended, &s, &gaps),
-            Err(class) => self.rec.failure(class),
+        let result = self.exchange(k, target, body, &gate, &mut gaps, None).await;
+        self.record(intended, result, &gaps);
+    }
+
+    /// Request `k`, intended at `intended` and picked up at `picked`, is
+    /// being written (or failed trying): count it as sent, its schedule lag
+    /// being how late it was picked up, and `log` it.
+    fn count_sent(&self, k: u64, intended: Instant, picked: Instant, log: bool) {
+        self.rec.sent(picked.saturating_duration_since(intended));
+        if log {
+            tracing::trace!(
+                target: "stampede::send",
+                k,
+                intended_us = client::micros(intended.saturating_duration_since(self.start)),
+                sent_us = client::micros(picked.saturating_duration_since(self.start)),
+                "request sent"
+            );
         }
     }
 
-    /// One exchange of request `k` (abandoned on the drain deadline), inside
-    /// a request span when the phase is traced and `k` is sampled.
+    /// Record how a request intended at `intended` ended; whether it succeeded.
+    fn record(
+        &self,
+        intended: Instant,
+        result: Result<client::Success, Miss>,
+        gaps: &[u64],
+    ) -> bool {
+        match result {
+            Ok(s) => {
+                self.rec.success(intended, &s, gaps);
+                true
+            }
+            Err(Miss::Failed(class)) => {
+                self.rec.failure(class);
+                false
+            }
+            Err(Miss::Expired) => {
+                self.rec.expired(1);
+                false
+            }
+        }
+    }
+
+    /// One exchange of request `k` through `gate` (abandoned on the drain
+    /// deadline), inside a request span when the phase is traced and `k` is
+    /// sampled.
     async fn exchange(
         &self,
         k: u64,
         target: &Target,
         body: bytes::Bytes,
-        intended: Instant,
+        gate: &WriteGate<'_>,
         gaps: &mut Vec<u64>,
         text: Option<&mut String>,
-    ) -> Result<client::Success, FailureClass> {
+    ) -> Result<client::Success, Miss> {
         let traced = match &self.trace {
             Some(t) if t.sampled(k) => Some(t.start(k, target)),
             _ => None,
         };
         let target = traced.as_ref().map_or(target, |(_, t)| t);
-        let deadline = intended + self.timeout;
         let abandon = Some(&self.abandon);
-        let result =
-            client::execute_until(target, body, intended, deadline, gaps, text, abandon).await;
+        let result = client::execute_gated(target, body, gate, gaps, text, abandon).await;
         if let Some((span, _)) = traced {
             span.finish(&result);
         }
@@ -317,25 +344,26 @@ impl Ctx {
 }
 
 impl Ctx {
-    /// Multi-turn session `k`, whose first turn is `first` (already counted
-    /// as sent): each later turn is intended `think` after the previous
+    /// Multi-turn session `k`, whose first turn is `first` (picked up at
+    /// `picked`): each later turn is intended `think` after the previous
     /// answer and carries every earlier question and answer.
     async fn session(
         &self,
         w: &WorkloadGen,
-        k: u64,
+        (k, picked): (u64, Instant),
         first_intended: Instant,
         first: crate::workload::Generated,
         (turns, think): (u32, Duration),
     ) {
         let target = self.entry_targets.get(first.entry).unwrap_or(&self.target);
         let mut history: Vec<(String, String)> = Vec::with_capacity(turns as usize);
-        let (mut g, mut intended) = (first, first_intended);
+        let (mut g, mut intended, mut picked) = (first, first_intended, picked);
         for turn in 0..turns {
             if turn > 0 {
-                let sent = Instant::now();
-                self.rec.sent(sent.saturating_duration_since(intended));
+                picked = Instant::now();
             }
+            let on_sent = || self.count_sent(k, intended, picked, turn == 0);
+            let gate = WriteGate::new(intended, intended + self.timeout).on_sent(&on_sent);
             let mut gaps = Vec::with_capacity((g.max_tokens as usize).min(4096));
             let mut answer = String::new();
             let result = self
@@ -343,17 +371,13 @@ impl Ctx {
                     k,
                     target,
                     g.body.clone(),
-                    intended,
+                    &gate,
                     &mut gaps,
                     Some(&mut answer),
                 )
                 .await;
-            match result {
-                Ok(s) => self.rec.success(intended, &s, &gaps),
-                Err(class) => {
-                    self.rec.failure(class);
-                    return;
-                }
+            if !self.record(intended, result, &gaps) {
+                return;
             }
             if turn + 1 == turns {
                 return;
@@ -836,6 +860,9 @@ pub fn cpu_micros_of(pid: &str) -> u64 {
     // After "pid (comm)", utime is the 12th field (index 11) and stime the 13th.
     (tick(11) + tick(12)) * 10_000
 }
+
+#[cfg(test)]
+mod expiry_tests;
 
 #[cfg(test)]
 mod tests {

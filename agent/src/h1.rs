@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::failure::FailureClass;
+use crate::gate::{Miss, WriteGate};
 
 /// Idle connections older than this are closed, not reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -214,7 +215,9 @@ impl Pool {
         out
     }
 
-    /// POSTs `body` to `ep` and reads the response head. A non-2xx status is
+    /// POSTs `body` to `ep` and reads the response head. The request passes
+    /// `gate` with its connection in hand, immediately before it is written
+    /// ([`Miss::Expired`] past its deadline). A non-2xx status is
     /// [`FailureClass::Http`]; its body is not read and its connection not
     /// reused.
     pub async fn post<'p>(
@@ -222,22 +225,33 @@ impl Pool {
         ep: &Endpoint,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Response<'p>, FailureClass> {
+        gate: &WriteGate<'_>,
+    ) -> Result<Response<'p>, Miss> {
         let request = self.request_bytes(ep, headers, body);
         let (mut stream, buf) = match self.checkout(&ep.connect_to) {
-            Some((mut reused, buf)) => match reused.write_all(&request).await {
-                Ok(()) => (reused, buf),
-                // The server closed it while idle: a fresh connection is safe,
-                // since a failed write delivered nothing it could act on.
-                Err(_) => (self.fresh(ep, &request).await?, buf),
-            },
-            None => (self.fresh(ep, &request).await?, vec![0; BUF_BYTES]),
+            Some((mut reused, buf)) => {
+                gate.pass()?;
+                match reused.write_all(&request).await {
+                    Ok(()) => (reused, buf),
+                    // The server closed it while idle: a fresh connection is
+                    // safe, since a failed write delivered nothing it could act on.
+                    Err(_) => {
+                        let fresh = self.connect(&ep.connect_to).await?;
+                        (write(fresh, &request).await?, buf)
+                    }
+                }
+            }
+            None => {
+                let fresh = self.connect(&ep.connect_to).await?;
+                gate.pass()?;
+                (write(fresh, &request).await?, vec![0; BUF_BYTES])
+            }
         };
         // Nothing of the response can arrive before the request was sent.
         let mut conn = Conn::new(buf, Instant::now());
         let head = conn.read_head(&mut stream).await?;
         if !(200..300).contains(&head.status) {
-            return Err(FailureClass::Http(head.status));
+            return Err(FailureClass::Http(head.status).into());
         }
         Ok(Response {
             pool: self,
@@ -249,15 +263,15 @@ impl Pool {
             status: head.status,
         })
     }
+}
 
-    async fn fresh(&self, ep: &Endpoint, request: &[u8]) -> Result<TcpStream, FailureClass> {
-        let mut stream = self.connect(&ep.connect_to).await?;
-        stream
-            .write_all(request)
-            .await
-            .map_err(|_| FailureClass::Transport)?;
-        Ok(stream)
-    }
+/// Writes a whole request on a fresh connection.
+async fn write(mut stream: TcpStream, request: &[u8]) -> Result<TcpStream, FailureClass> {
+    stream
+        .write_all(request)
+        .await
+        .map_err(|_| FailureClass::Transport)?;
+    Ok(stream)
 }
 
 /// Closes the connections idle longer than [`IDLE_TIMEOUT`] (the oldest are

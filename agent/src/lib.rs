@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod client;
 pub mod engine;
 pub mod failure;
+pub mod gate;
 pub mod h1;
 pub mod http;
 pub mod live;

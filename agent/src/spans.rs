@@ -11,6 +11,7 @@
 
 use crate::client::{Success, Target};
 use crate::failure::FailureClass;
+use crate::gate::Miss;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{Injector, TextMapPropagator};
 use opentelemetry::trace::Status;
@@ -122,8 +123,9 @@ impl PhaseTrace {
 
 impl RequestSpan {
     /// Record how the request ended: token events at the times they
-    /// arrived, usage, HTTP status, and the failure class as `error.type`.
-    pub fn finish(self, result: &Result<Success, FailureClass>) {
+    /// arrived, usage, HTTP status, and the failure class as `error.type`
+    /// (or `stampede.expired` when it was never written).
+    pub fn finish(self, result: &Result<Success, Miss>) {
         let span = &self.span;
         match result {
             Ok(s) => {
@@ -148,7 +150,8 @@ impl RequestSpan {
                 span.set_attribute("http.response.status_code", i64::from(s.status));
                 span.set_status(Status::Ok);
             }
-            Err(class) => {
+            Err(Miss::Expired) => span.set_attribute("stampede.expired", true),
+            Err(Miss::Failed(class)) => {
                 let label = class.label();
                 if let FailureClass::Http(code) = class {
                     span.set_attribute("http.response.status_code", i64::from(*code));

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod embedded;
 pub mod error;
 pub mod fault_actions;
+pub mod intake;
 pub mod k8s;
 pub mod live;
 mod phase_run;

@@ -14,6 +14,7 @@
 //! the connection's close, so an agent reliably prints why and exits instead
 //! of retrying.
 
+use crate::orchestrate::intake::{self, Vetted};
 use crate::orchestrate::service::Coordinator;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -25,18 +26,13 @@ use stampede_plan::security::{Security, TlsFiles};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Status};
-
-/// How long a connection may take to say hello and finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first byte of a TLS record carrying a handshake message.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -267,6 +263,7 @@ fn coordinator_server(c: Coordinator) -> CoordinatorServiceServer<Coordinator> {
 }
 
 /// Serve `coordinator` on `listener` as `sec` says, until `shutdown`.
+/// Every connection is vetted first ([`intake`]).
 pub fn spawn_server(
     listener: TcpListener,
     coordinator: Coordinator,
@@ -274,19 +271,17 @@ pub fn spawn_server(
     tls: Option<ServerTls>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    let gated = InterceptedService::new(
+    let gated = Routes::new(InterceptedService::new(
         coordinator_server(coordinator.clone()),
         Gate::new(sec, tls.as_ref()),
-    );
+    ));
     let Some(tls) = tls else {
+        let (tx, rx) = mpsc::channel(64);
         return tokio::spawn(async move {
-            let served = tonic::transport::Server::builder()
-                .add_service(gated)
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(listener),
-                    shutdown.cancelled_owned(),
-                )
-                .await;
+            let accept = intake::accept(listener, shutdown.clone(), move |stream, peer| {
+                intake::hand_over(stream, peer, tx.clone())
+            });
+            let (served, ()) = tokio::join!(intake::serve(gated, rx, shutdown.clone()), accept);
             if let Err(e) = served {
                 tracing::error!("agent endpoint stopped: {e}");
             }
@@ -294,45 +289,26 @@ pub fn spawn_server(
     };
     let (tls_tx, tls_rx) = mpsc::channel(64);
     let (plain_tx, plain_rx) = mpsc::channel(64);
-    let refusing = InterceptedService::new(coordinator_server(coordinator), refuse_plaintext);
+    let refusing = Routes::new(InterceptedService::new(
+        coordinator_server(coordinator),
+        refuse_plaintext,
+    ));
     tokio::spawn(async move {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
-        let secure = tonic::transport::Server::builder()
-            .add_service(gated)
-            .serve_with_incoming_shutdown(
-                ReceiverStream::new(tls_rx).map(Ok::<_, std::io::Error>),
-                shutdown.clone().cancelled_owned(),
-            );
-        let plain = tonic::transport::Server::builder()
-            .add_service(refusing)
-            .serve_with_incoming_shutdown(
-                ReceiverStream::new(plain_rx).map(Ok::<_, std::io::Error>),
-                shutdown.clone().cancelled_owned(),
-            );
-        let accept = async {
-            loop {
-                let (stream, peer) = tokio::select! {
-                    r = listener.accept() => match r {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::warn!("accepting an agent connection failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                    () = shutdown.cancelled() => break,
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(sort_connection(
-                    stream,
-                    peer,
-                    acceptor.clone(),
-                    tls_tx.clone(),
-                    plain_tx.clone(),
-                ));
-            }
-        };
-        let (a, b, ()) = tokio::join!(secure, plain, accept);
+        let accept = intake::accept(listener, shutdown.clone(), move |stream, peer| {
+            sort_connection(
+                stream,
+                peer,
+                acceptor.clone(),
+                tls_tx.clone(),
+                plain_tx.clone(),
+            )
+        });
+        let (a, b, ()) = tokio::join!(
+            intake::serve(gated, tls_rx, shutdown.clone()),
+            intake::serve(refusing, plain_rx, shutdown.clone()),
+            accept
+        );
         if let Err(e) = a.and(b) {
             tracing::error!("agent endpoint stopped: {e}");
         }
@@ -345,26 +321,21 @@ async fn sort_connection(
     stream: TcpStream,
     peer: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
-    tls_tx: mpsc::Sender<tokio_rustls::server::TlsStream<TcpStream>>,
-    plain_tx: mpsc::Sender<TcpStream>,
+    tls_tx: mpsc::Sender<Vetted<tokio_rustls::server::TlsStream<TcpStream>>>,
+    plain_tx: mpsc::Sender<Vetted<TcpStream>>,
 ) {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(1)) => {}
-        _ => return,
-    }
-    if first[0] != TLS_HANDSHAKE_RECORD {
-        let _ = plain_tx.send(stream).await;
+    if !matches!(stream.peek(&mut first).await, Ok(1)) {
         return;
     }
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => {
-            let _ = tls_tx.send(tls).await;
-        }
-        Ok(Err(e)) => {
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        return intake::hand_over(stream, peer, plain_tx).await;
+    }
+    match acceptor.accept(stream).await {
+        Ok(tls) => intake::hand_over(tls, peer, tls_tx).await,
+        Err(e) => {
             tracing::warn!("refused an agent connection from {peer}: TLS handshake failed: {e}");
         }
-        Err(_) => tracing::warn!("agent connection from {peer}: TLS handshake timed out"),
     }
 }
 

@@ -2,9 +2,9 @@
 //! events for the run loop. Validation happens at the boundary with precise
 //! status codes: a first frame that is not `Hello` is `INVALID_ARGUMENT`, an
 //! unknown protocol revision `FAILED_PRECONDITION`, a duplicate agent id
-//! `ALREADY_EXISTS`. A second session of the same agent process (same id
-//! and incarnation: it saw its connection drop before this side did) takes
-//! over from the first.
+//! `ALREADY_EXISTS`, no Hello within [`HELLO_TIMEOUT`] `DEADLINE_EXCEEDED`.
+//! A second session of the same agent process (same id and incarnation: it
+//! saw its connection drop before this side did) takes over from the first.
 
 use stampede_common::PROTOCOL_VERSION;
 use stampede_common::proto::{
@@ -15,6 +15,7 @@ use stampede_common::proto::{
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -56,6 +57,9 @@ pub enum Event {
 
 /// Longest agent id accepted.
 const MAX_AGENT_ID: usize = 253;
+
+/// How long a new session may take to send its Hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The service; cheap to clone.
 #[derive(Clone)]
@@ -136,7 +140,14 @@ impl CoordinatorService for Coordinator {
         request: Request<Streaming<SessionRequest>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let mut inbound = request.into_inner();
-        let hello = match inbound.message().await? {
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no Hello within {HELLO_TIMEOUT:?}: the first message of a session must be Hello"
+                ))
+            })?;
+        let hello = match first? {
             Some(SessionRequest {
                 kind: Some(Up::Hello(h)),
             }) => h,
