@@ -530,9 +530,11 @@ fn start_phase(
     let task = tokio::spawn({
         let stop = stop.clone();
         async move {
-            if let Err(e) =
-                engine::run_phase(a, http, clock, reports.clone(), stop, reshards_rx).await
-            {
+            let ran = engine::run_phase(a, http, clock, reports.clone(), stop.clone(), reshards_rx);
+            let ran = ran.await;
+            // The phase is over: its dead-man's switch with it.
+            stop.cancel();
+            if let Err(e) = ran {
                 tracing::error!(phase = phase_index, "{e}");
                 let _ = reports
                     .send(Report::Done(proto::PhaseDone {
