@@ -77,6 +77,10 @@ impl StreamState {
                         if token.index == middle && self.fault == Some(Fault::Cut) {
                             self.stats.record_fault(Fault::Cut);
                             self.step = Step::End;
+                            // Pending once, so the server flushes the head and the
+                            // chunks so far: a cut is mid-stream even when this task
+                            // ran late and its deadlines have all passed.
+                            tokio::task::yield_now().await;
                             return Some(Err(aborted("injected stream cut")));
                         }
                         self.stats.add_output_tokens(1);
