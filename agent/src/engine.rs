@@ -108,6 +108,8 @@ struct Spec {
     replay: Option<Arc<Replay>>,
     timeout: Duration,
     max_in_flight: u32,
+    /// Which requests are recorded one by one, when any are.
+    records: Option<crate::records::Sampler>,
 }
 
 fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, EngineError> {
@@ -156,6 +158,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
         } else {
             a.max_in_flight
         },
+        records: crate::records::Sampler::from_assignment(a),
     })
 }
 
@@ -235,7 +238,9 @@ impl Ctx {
             end: spec.end,
             closed_count: AtomicU64::new(0),
             expected_tokens: (request.max_tokens as usize).min(4096),
-            rec: Recorder::new(spec.start, spec.window).with_goodput(goodput),
+            rec: Recorder::new(spec.start, spec.window)
+                .with_goodput(goodput)
+                .with_records(spec.records),
             timeout: spec.timeout,
             in_flight: AtomicU32::new(0),
             abandon: CancellationToken::new(),
@@ -268,24 +273,31 @@ impl Ctx {
             "request sent"
         );
         let lengths = self.replay.as_ref().and_then(|r| r.lengths(k));
-        let (body, expected, target) = match &self.workload {
+        let (body, expected, target, entry) = match &self.workload {
             Some(w) => {
                 let g = w.request_with(k, lengths);
                 if let (Some(session), None) = (w.session(g.entry), lengths) {
-                    return self.session(w, k, intended, g, session).await;
+                    return self.session(w, k, (intended, sent), g, session).await;
                 }
                 let target = self.entry_targets.get(g.entry).unwrap_or(&self.target);
-                (g.body, (g.max_tokens as usize).min(4096), target)
+                let entry = u32::try_from(g.entry).ok();
+                (g.body, (g.max_tokens as usize).min(4096), target, entry)
             }
-            None => (self.target.body.clone(), self.expected_tokens, &self.target),
+            None => (
+                self.target.body.clone(),
+                self.expected_tokens,
+                &self.target,
+                None,
+            ),
         };
+        let draft = self.rec.sample(k, 0, intended, sent, entry);
         let mut gaps = Vec::with_capacity(expected);
         match self
             .exchange(k, target, body, intended, &mut gaps, None)
             .await
         {
-            Ok(s) => self.rec.success(intended, &s, &gaps),
-            Err(class) => self.rec.failure(class),
+            Ok(s) => self.rec.success(intended, &s, &gaps, draft),
+            Err(class) => self.rec.failure(class, draft),
         }
     }
 
@@ -324,18 +336,20 @@ impl Ctx {
         &self,
         w: &WorkloadGen,
         k: u64,
-        first_intended: Instant,
+        (mut intended, mut sent): (Instant, Instant),
         first: crate::workload::Generated,
         (turns, think): (u32, Duration),
     ) {
         let target = self.entry_targets.get(first.entry).unwrap_or(&self.target);
+        let entry = u32::try_from(first.entry).ok();
         let mut history: Vec<(String, String)> = Vec::with_capacity(turns as usize);
-        let (mut g, mut intended) = (first, first_intended);
+        let mut g = first;
         for turn in 0..turns {
             if turn > 0 {
-                let sent = Instant::now();
+                sent = Instant::now();
                 self.rec.sent(sent.saturating_duration_since(intended));
             }
+            let draft = self.rec.sample(k, turn, intended, sent, entry);
             let mut gaps = Vec::with_capacity((g.max_tokens as usize).min(4096));
             let mut answer = String::new();
             let result = self
@@ -349,9 +363,9 @@ impl Ctx {
                 )
                 .await;
             match result {
-                Ok(s) => self.rec.success(intended, &s, &gaps),
+                Ok(s) => self.rec.success(intended, &s, &gaps, draft),
                 Err(class) => {
-                    self.rec.failure(class);
+                    self.rec.failure(class, draft);
                     return;
                 }
             }
