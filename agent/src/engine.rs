@@ -26,6 +26,7 @@ use crate::client::{self, Target};
 use crate::gate::{Miss, WriteGate};
 use crate::pacer::PreciseTimer;
 use crate::recorder::Recorder;
+use crate::records::Draft;
 use crate::replay::Replay;
 use crate::spans::PhaseTrace;
 use crate::workload::WorkloadGen;
@@ -108,6 +109,8 @@ struct Spec {
     replay: Option<Arc<Replay>>,
     timeout: Duration,
     max_in_flight: u32,
+    /// Which requests are recorded one by one, when any are.
+    records: Option<crate::records::Sampler>,
 }
 
 fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, EngineError> {
@@ -156,6 +159,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
         } else {
             a.max_in_flight
         },
+        records: crate::records::Sampler::from_assignment(a),
     })
 }
 
@@ -235,7 +239,9 @@ impl Ctx {
             end: spec.end,
             closed_count: AtomicU64::new(0),
             expected_tokens: (request.max_tokens as usize).min(4096),
-            rec: Recorder::new(spec.start, spec.window).with_goodput(goodput),
+            rec: Recorder::new(spec.start, spec.window)
+                .with_goodput(goodput)
+                .with_records(spec.records),
             timeout: spec.timeout,
             in_flight: AtomicU32::new(0),
             abandon: CancellationToken::new(),
@@ -260,22 +266,29 @@ impl Ctx {
     async fn one_request_inner(&self, intended: Instant, k: u64) {
         let picked = Instant::now();
         let lengths = self.replay.as_ref().and_then(|r| r.lengths(k));
-        let (body, expected, target) = match &self.workload {
+        let (body, expected, target, entry) = match &self.workload {
             Some(w) => {
                 let g = w.request_with(k, lengths);
                 if let (Some(session), None) = (w.session(g.entry), lengths) {
                     return self.session(w, (k, picked), intended, g, session).await;
                 }
                 let target = self.entry_targets.get(g.entry).unwrap_or(&self.target);
-                (g.body, (g.max_tokens as usize).min(4096), target)
+                let entry = u32::try_from(g.entry).ok();
+                (g.body, (g.max_tokens as usize).min(4096), target, entry)
             }
-            None => (self.target.body.clone(), self.expected_tokens, &self.target),
+            None => (
+                self.target.body.clone(),
+                self.expected_tokens,
+                &self.target,
+                None,
+            ),
         };
+        let draft = self.rec.sample(k, 0, intended, picked, entry);
         let on_sent = || self.count_sent(k, intended, picked, true);
         let gate = WriteGate::new(intended, intended + self.timeout).on_sent(&on_sent);
         let mut gaps = Vec::with_capacity(expected);
         let result = self.exchange(k, target, body, &gate, &mut gaps, None).await;
-        self.record(intended, result, &gaps);
+        self.record(intended, result, &gaps, draft);
     }
 
     /// Request `k`, intended at `intended` and picked up at `picked`, is
@@ -300,14 +313,15 @@ impl Ctx {
         intended: Instant,
         result: Result<client::Success, Miss>,
         gaps: &[u64],
+        draft: Option<Draft>,
     ) -> bool {
         match result {
             Ok(s) => {
-                self.rec.success(intended, &s, gaps);
+                self.rec.success(intended, &s, gaps, draft);
                 true
             }
             Err(Miss::Failed(class)) => {
-                self.rec.failure(class);
+                self.rec.failure(class, draft);
                 false
             }
             Err(Miss::Expired) => {
@@ -356,12 +370,14 @@ impl Ctx {
         (turns, think): (u32, Duration),
     ) {
         let target = self.entry_targets.get(first.entry).unwrap_or(&self.target);
+        let entry = u32::try_from(first.entry).ok();
         let mut history: Vec<(String, String)> = Vec::with_capacity(turns as usize);
         let (mut g, mut intended, mut picked) = (first, first_intended, picked);
         for turn in 0..turns {
             if turn > 0 {
                 picked = Instant::now();
             }
+            let draft = self.rec.sample(k, turn, intended, picked, entry);
             let on_sent = || self.count_sent(k, intended, picked, turn == 0);
             let gate = WriteGate::new(intended, intended + self.timeout).on_sent(&on_sent);
             let mut gaps = Vec::with_capacity((g.max_tokens as usize).min(4096));
@@ -376,7 +392,7 @@ impl Ctx {
                     Some(&mut answer),
                 )
                 .await;
-            if !self.record(intended, result, &gaps) {
+            if !self.record(intended, result, &gaps, draft) {
                 return;
             }
             if turn + 1 == turns {

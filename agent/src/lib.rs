@@ -15,6 +15,7 @@ pub mod live;
 pub mod openai;
 pub mod pacer;
 pub mod recorder;
+pub mod records;
 pub mod replay;
 pub mod security;
 pub mod session;

@@ -3,11 +3,13 @@
 //! Every request lands in the window in which it completed (sends in the
 //! window in which they were sent). The window index is computed under the
 //! lock with the same clock the flusher uses, so a window handed to the
-//! flusher can never be written again. Only histograms and counters are
+//! flusher can never be written again. Only histograms, counters and a
+//! bounded number of sampled requests' records ([`crate::records`]) are
 //! kept: memory does not grow with the number of requests.
 
 use crate::client::{Success, micros};
 use crate::failure::FailureClass;
+use crate::records::{Draft, Sampler};
 use hdrhistogram::Histogram;
 use stampede_common::histogram::{self, new_histogram};
 use stampede_common::metric::Metric;
@@ -33,6 +35,10 @@ pub struct WindowData {
     errors: HashMap<FailureClass, u64>,
     /// How late past the window's end it was flushed, when late by more than [`STALL`].
     stalled: Option<Duration>,
+    /// Sampled requests completed in the window.
+    records: Vec<proto::RequestRecord>,
+    /// Sampled requests beyond the window's bound.
+    records_dropped: u64,
 }
 
 impl Default for WindowData {
@@ -42,6 +48,8 @@ impl Default for WindowData {
             counters: proto::Counters::default(),
             errors: HashMap::new(),
             stalled: None,
+            records: Vec::new(),
+            records_dropped: 0,
         }
     }
 }
@@ -135,12 +143,23 @@ impl WindowData {
             // Numbered by the session.
             reports_dropped: 0,
             incarnation: 0,
+            records: self.records,
+            records_dropped: self.records_dropped,
         }
     }
 
     /// Counters of the window.
     pub fn counters(&self) -> &proto::Counters {
         &self.counters
+    }
+
+    /// Keep `record` when the window has room for it (`bound`), else count it dropped.
+    fn keep(&mut self, record: Option<proto::RequestRecord>, bound: usize) {
+        match record {
+            Some(r) if self.records.len() < bound => self.records.push(r),
+            Some(_) => self.records_dropped += 1,
+            None => {}
+        }
     }
 }
 
@@ -159,6 +178,8 @@ pub struct Recorder {
     inner: Mutex<Inner>,
     /// Per-request bounds for goodput (µs; 0 = none), when the phase has any.
     goodput: Option<proto::GoodputBounds>,
+    /// Which requests are recorded one by one, when any are.
+    sampler: Option<Sampler>,
 }
 
 impl Recorder {
@@ -169,7 +190,38 @@ impl Recorder {
             window,
             inner: Mutex::new(Inner::default()),
             goodput: None,
+            sampler: None,
         }
+    }
+
+    /// Record the requests `sampler` picks one by one.
+    #[must_use]
+    pub fn with_records(mut self, sampler: Option<Sampler>) -> Self {
+        self.sampler = sampler;
+        self
+    }
+
+    /// The draft of request `k`'s record when it is sampled (turn `turn`
+    /// of a session, from workload entry `entry`); `None` costs nothing.
+    pub fn sample(
+        &self,
+        k: u64,
+        turn: u32,
+        intended: Instant,
+        sent: Instant,
+        entry: Option<u32>,
+    ) -> Option<Draft> {
+        self.sampler.filter(|s| s.sampled(k)).map(|_| Draft {
+            number: k,
+            turn,
+            intended,
+            sent,
+            entry,
+        })
+    }
+
+    fn records_bound(&self) -> usize {
+        self.sampler.map_or(0, |s| s.per_window)
     }
 
     /// Count successful requests within `bounds` as good.
@@ -219,8 +271,8 @@ impl Recorder {
         self.with_window(false, |w| w.counters.expired += n);
     }
 
-    /// A request intended at `intended` succeeded.
-    pub fn success(&self, intended: Instant, s: &Success, itl_gaps: &[u64]) {
+    /// A request intended at `intended` succeeded (`draft`: it is sampled).
+    pub fn success(&self, intended: Instant, s: &Success, itl_gaps: &[u64], draft: Option<Draft>) {
         crate::live::LIVE.ok();
         let ttft = micros(s.first_token.saturating_duration_since(intended));
         let e2e = micros(s.last_token.saturating_duration_since(intended));
@@ -231,7 +283,10 @@ impl Recorder {
                 && within(b.e2e_micros, e2e)
                 && within(b.tpot_micros, tpot.unwrap_or(0))
         });
+        let record = draft.map(|d| d.finish(self.start, Ok((s, itl_gaps))));
+        let bound = self.records_bound();
         self.with_window(true, |w| {
+            w.keep(record, bound);
             w.counters.ok += 1;
             w.counters.good += u64::from(good);
             w.counters.output_tokens += s.output_tokens;
@@ -255,10 +310,13 @@ impl Recorder {
         });
     }
 
-    /// A request failed.
-    pub fn failure(&self, class: FailureClass) {
+    /// A request failed (`draft`: it is sampled).
+    pub fn failure(&self, class: FailureClass, draft: Option<Draft>) {
         crate::live::LIVE.failed(&class.label());
+        let record = draft.map(|d| d.finish(self.start, Err(class)));
+        let bound = self.records_bound();
         self.with_window(true, |w| {
+            w.keep(record, bound);
             w.counters.failed += 1;
             *w.errors.entry(class).or_default() += 1;
         });
@@ -327,13 +385,13 @@ mod tests {
         let rec = Recorder::new(start, Duration::from_secs(1));
         rec.sent(Duration::from_micros(3));
         tokio::time::advance(Duration::from_millis(1500)).await;
-        rec.failure(FailureClass::Http(503));
+        rec.failure(FailureClass::Http(503), None);
         let windows = rec.take_before(2);
         assert_eq!(windows.len(), 2);
         assert_eq!(windows[0].1.counters().sent, 1);
         assert_eq!(windows[1].1.counters().failed, 1);
         // A late write after the flush goes to the next open window, never a flushed one.
-        rec.failure(FailureClass::Connect);
+        rec.failure(FailureClass::Connect, None);
         let rest = rec.take_all();
         assert_eq!(rest[0].0, 2);
         assert_eq!(

@@ -37,11 +37,11 @@ pub mod workload;
 pub use error::PlanError;
 pub use load::{load, load_without_files, parse};
 pub use model::{
-    AgentMode, Agents, Api, Cost, Endpoint, Plan, RequestSpec, SIMULATOR_MODEL, ServerMetrics,
-    ShardWeights, SimulatorSpec, Target, Tracing,
+    AgentMode, Agents, Api, Cost, Endpoint, Plan, Records, RequestSpec, SIMULATOR_MODEL,
+    ServerMetrics, ShardWeights, SimulatorSpec, Target, Tracing,
 };
 pub use phase::{Arrival, Phase, PhaseKind, Search, Stress};
 pub use raw::{
-    RawAgents, RawCost, RawPhase, RawPlan, RawRequest, RawRun, RawServerMetrics, RawSimulator,
-    RawTarget, RawTracing, SimEngine,
+    RawAgents, RawCost, RawPhase, RawPlan, RawRecords, RawRequest, RawRun, RawServerMetrics,
+    RawSimulator, RawTarget, RawTracing, SimEngine,
 };

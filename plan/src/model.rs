@@ -47,6 +47,17 @@ pub struct Plan {
     pub tracing: Option<Tracing>,
     /// The serving stack to deploy (or inspect), when the plan has `[serving]`.
     pub serving: Option<crate::serving::ServingSpec>,
+    /// Per-request records, when `[records]` samples any.
+    pub records: Option<Records>,
+}
+
+/// Validated `[records]` of a run that records requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Records {
+    /// Fraction of requests recorded, in (0, 1].
+    pub sample: f64,
+    /// Records one agent keeps per window (≥ 1).
+    pub max_per_window: u32,
 }
 
 /// Validated `[run.tracing]` of a traced run.

@@ -37,6 +37,20 @@ pub struct RawPlan {
     /// Stand up the serving stack before the phases and tear it down after
     /// (optional): see docs/serving.md.
     pub serving: Option<crate::serving::RawServing>,
+    /// Per-request records written as Parquet, when the plan has `[records]`.
+    pub records: Option<RawRecords>,
+}
+
+/// `[records]`: per-request records of a seeded sample of the requests.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecords {
+    /// Fraction of requests recorded, in [0, 1] (0: off). Seeded by the run
+    /// seed: a re-run records the same request numbers.
+    pub sample: Option<f64>,
+    /// Records one agent keeps per window; those beyond are counted as
+    /// dropped. Default 10000.
+    pub max_per_window: Option<u32>,
 }
 
 /// `[server_metrics]`: the serving stack's own metrics, scraped per phase.

@@ -192,6 +192,8 @@ pub struct PhaseAccumulator {
     pub saturated: BTreeMap<String, (u64, String)>,
     /// Reports each agent dropped unacknowledged (its latest cumulative count).
     pub reports_dropped: BTreeMap<String, u64>,
+    /// Sampled requests whose records agents dropped (their per-window bound).
+    pub records_dropped: u64,
     /// Longest arrival span reported by an agent (µs).
     pub arrivals_micros: u64,
     /// Latest completion reported by an agent (µs from phase start).
@@ -242,6 +244,7 @@ impl PhaseAccumulator {
                     let d = self.reports_dropped.entry(agent.to_string()).or_default();
                     *d = (*d).max(w.reports_dropped);
                 }
+                self.records_dropped = self.records_dropped.saturating_add(w.records_dropped);
                 if !w.saturation.is_empty() {
                     let e = self.saturated.entry(agent.to_string()).or_default();
                     e.0 = e.0.saturating_add(1);

@@ -121,6 +121,7 @@ pub fn summarize(
         duplicate_reports: acc.duplicates,
         stopped_early,
         reports_dropped: acc.reports_dropped.values().sum(),
+        records_dropped: acc.records_dropped,
         saturated_windows: acc
             .saturated
             .iter()

@@ -203,6 +203,10 @@ pub struct PhaseSummary {
     /// long disconnections (lost data), summed over agents.
     #[serde(default)]
     pub reports_dropped: u64,
+    /// Sampled requests whose per-request records agents dropped (their
+    /// per-window bound): `requests/` holds that many fewer rows.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records_dropped: u64,
     /// The phase's end was recorded; `false` when the controller stopped
     /// mid-phase and the results cover only the windows received until then.
     pub complete: bool,
@@ -237,6 +241,11 @@ pub struct PhaseSummary {
     /// The phase's fault actions and the recovery from each episode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultReport>,
+}
+
+/// Serde's test for counts left out of the JSON when zero.
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl PhaseSummary {
@@ -565,6 +574,7 @@ pub(crate) mod tests {
                 complete: false,
                 saturated_windows: BTreeMap::new(),
                 reports_dropped: 0,
+                records_dropped: 0,
                 repeat: 0,
                 cost: None,
                 slo: Vec::new(),

@@ -326,6 +326,10 @@ impl Orchestrator {
             trace_sample_ratio: plan.tracing.map_or(0.0, |t| t.sample_ratio),
             join_from_ms: 0,
             halt_after_ms: millis(plan.agents.halt_after),
+            record_sample_ratio: plan.records.map_or(0.0, |r| r.sample),
+            // The same numbers on every agent and on a re-run with the seed.
+            record_seed: plan.seed ^ u64::from(slot).wrapping_mul(0xD1B5_4A32_D192_ED03),
+            max_records_per_window: plan.records.map_or(0, |r| r.max_per_window),
         })
     }
 }

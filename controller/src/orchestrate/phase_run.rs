@@ -20,6 +20,7 @@ use crate::orchestrate::service::{AgentTx, Event};
 use crate::orchestrate::spans;
 use crate::results::manifest::redact_url_credentials;
 use crate::results::rawlog::Record;
+use crate::results::records::{PhaseInfo, PhaseRecords};
 use stampede_common::proto::{
     self, Hello, PhaseDone, SessionResponse, Stop, WindowReport, session_request::Kind as Up,
     session_response::Kind as Down,
@@ -71,6 +72,8 @@ pub(super) struct ActivePhase<'p> {
     scrapes: Vec<Scrape>,
     failed_scrapes: BTreeMap<String, u32>,
     faults: Background<FiredAction>,
+    /// The phase's per-request records file, when the run records requests.
+    records: Option<PhaseRecords>,
 }
 
 /// A task that runs beside the phase and sends what it finds.
@@ -130,6 +133,7 @@ impl Orchestrator {
     ) -> Result<(PhaseSummary, PhaseAccumulator), RunError> {
         let assigned = self.assign(index as u32, repeat, phase, step).await?;
         let mut run = ActivePhase::new(self, index as u32, phase, step, assigned);
+        run.records = self.open_records(&run)?;
         let interrupt = self.interrupt.clone();
         while !run.pending.is_empty() {
             let (deadline, grace_ends, ends) = (run.deadline, run.grace_ends(), run.ends);
@@ -212,6 +216,7 @@ impl<'p> ActivePhase<'p> {
             scrapes: Vec::new(),
             failed_scrapes: BTreeMap::new(),
             faults,
+            records: None,
         }
     }
 
@@ -289,6 +294,9 @@ impl<'p> ActivePhase<'p> {
                     .collect();
                 LIVE.window(&counters, &errors);
                 o.record(&Record::window(self.index, &agent, w))?;
+                if let Some(records) = &mut self.records {
+                    records.append(&agent, &w.records)?;
+                }
                 let expected = self
                     .assigned
                     .iter()
@@ -598,6 +606,9 @@ impl<'p> ActivePhase<'p> {
         if let Some(raw) = &mut o.raw {
             raw.sync()?;
         }
+        if let Some(records) = self.records.take() {
+            records.close()?;
+        }
         let run = summary::PhaseRun {
             phase: self.phase,
             seed: o.plan.seed,
@@ -619,6 +630,27 @@ impl<'p> ActivePhase<'p> {
 }
 
 impl Orchestrator {
+    /// The per-request records file of `run`, beside the raw log, when the
+    /// plan records requests.
+    fn open_records(&self, run: &ActivePhase<'_>) -> Result<Option<PhaseRecords>, RunError> {
+        let (Some(raw), Some(_)) = (&self.raw, &self.plan.records) else {
+            return Ok(None);
+        };
+        let info = PhaseInfo {
+            name: run.phase.name.clone(),
+            index: run.index,
+            start_unix_nanos: run.start_unix,
+            entries: self
+                .plan
+                .mix_for(run.phase)
+                .iter()
+                .map(|e| (e.name.clone(), e.options.model.clone().unwrap_or_default()))
+                .collect(),
+            model: self.plan.target.model.clone(),
+        };
+        Ok(Some(PhaseRecords::create(raw.dir(), info)?))
+    }
+
     /// Record a fault action's outcome and announce it.
     fn on_fault(&mut self, phase: u32, fired: FiredAction) -> Result<(), RunError> {
         self.progress.line(&format!(

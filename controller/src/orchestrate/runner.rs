@@ -68,6 +68,9 @@ pub enum RunError {
     /// The raw results could not be written.
     #[error("cannot record results: {0}")]
     RawLog(#[from] RawLogError),
+    /// The per-request records could not be written.
+    #[error("cannot record requests: {0}")]
+    Records(#[from] crate::results::records::RecordsError),
 }
 
 pub(super) struct AgentState {

@@ -367,6 +367,13 @@ fn health_text(s: &mut String, p: &PhaseSummary) {
             p.reports_dropped
         );
     }
+    if p.records_dropped > 0 {
+        let _ = writeln!(
+            s,
+            "  lost data   {} per-request records dropped by agents (records.max_per_window)",
+            p.records_dropped
+        );
+    }
     if !p.saturated_windows.is_empty() {
         let list: Vec<String> = p
             .saturated_windows

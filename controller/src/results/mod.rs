@@ -1,8 +1,9 @@
 //! A run directory's raw record (`windows.jsonl`, `manifest.json`,
-//! `plan.toml`) and rebuilding a run's results from it.
+//! `plan.toml`, and the per-request `requests/*.parquet` when sampled) and rebuilding a run's results from it.
 
 pub mod manifest;
 pub mod rawlog;
 mod rebuild;
+pub mod records;
 
 pub use rebuild::*;

@@ -10,6 +10,7 @@
 //! process being killed) and the file is synced to disk at each phase end.
 
 use crate::model::StepRecord;
+use crate::model::summary::is_zero;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
@@ -200,6 +201,10 @@ pub enum Record {
         /// The reporting process's incarnation (0: unknown).
         #[serde(default, skip_serializing_if = "is_zero")]
         incarnation: u64,
+        /// Sampled requests of the window whose records the agent dropped
+        /// (its per-window bound); the records themselves are in `requests/`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        records_dropped: u64,
     },
     /// A window report that could not be used.
     Rejected {
@@ -277,12 +282,9 @@ impl Record {
             saturation: w.saturation.clone(),
             reports_dropped: w.reports_dropped,
             incarnation: w.incarnation,
+            records_dropped: w.records_dropped,
         }
     }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 fn is_zero_i64(n: &i64) -> bool {
@@ -318,6 +320,7 @@ impl Record {
             saturation,
             reports_dropped,
             incarnation,
+            records_dropped,
             ..
         } = self
         else {
@@ -325,7 +328,8 @@ impl Record {
         };
         let (phase, sequence, window, counters, cpu_micros) =
             (*phase, *sequence, *window, *counters, *cpu_micros);
-        let (reports_dropped, incarnation) = (*reports_dropped, *incarnation);
+        let (reports_dropped, incarnation, records_dropped) =
+            (*reports_dropped, *incarnation, *records_dropped);
         let mut hists = Vec::with_capacity(histograms.len());
         for (name, b64) in histograms {
             let metric = Metric::ALL
@@ -357,6 +361,8 @@ impl Record {
             saturation: saturation.to_string(),
             reports_dropped,
             incarnation,
+            records_dropped,
+            records: Vec::new(),
         }))
     }
 }
@@ -394,6 +400,11 @@ impl RawLog {
                 path: self.path.clone(),
                 source,
             })
+    }
+
+    /// The run directory the log is in.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
     }
 
     /// Force everything written so far to disk.
@@ -486,6 +497,8 @@ mod tests {
             saturation: "schedule lag p99 6.0 ms".into(),
             reports_dropped: 3,
             incarnation: 0x5eed,
+            records: Vec::new(),
+            records_dropped: 2,
         }
     }
 

@@ -159,6 +159,7 @@ impl RawPlan {
             server_metrics,
             kubernetes,
             tracing: self.validate_tracing(&cx)?,
+            records: self.validate_records(&cx)?,
             serving,
         })
     }

@@ -4,8 +4,8 @@
 use super::{Ctx, MISSING};
 use crate::duration::shown;
 use crate::{
-    Cost, Endpoint, PlanError, RawCost, RawPlan, RawServerMetrics, RequestSpec, ServerMetrics,
-    Target, Tracing,
+    Cost, Endpoint, PlanError, RawCost, RawPlan, RawServerMetrics, Records, RequestSpec,
+    ServerMetrics, Target, Tracing,
 };
 use stampede_common::DEFAULT_TRACE_SAMPLE_RATIO;
 use std::time::Duration;
@@ -72,6 +72,33 @@ impl RawPlan {
         Ok(t.enabled
             .unwrap_or(false)
             .then_some(Tracing { sample_ratio }))
+    }
+}
+
+/// Records one agent keeps per window when `[records]` does not say.
+pub const DEFAULT_RECORDS_PER_WINDOW: u32 = 10_000;
+
+impl RawPlan {
+    pub(super) fn validate_records(&self, cx: &Ctx<'_>) -> Result<Option<Records>, PlanError> {
+        let Some(r) = &self.records else {
+            return Ok(None);
+        };
+        let sample = r.sample.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&sample) {
+            return Err(cx.invalid(
+                "records.sample",
+                sample,
+                "must be a fraction between 0 and 1 (e.g. 0.01 records one request in a hundred)",
+            ));
+        }
+        let max_per_window = r.max_per_window.unwrap_or(DEFAULT_RECORDS_PER_WINDOW);
+        if max_per_window == 0 {
+            return Err(cx.invalid("records.max_per_window", 0, "must be at least 1"));
+        }
+        Ok((sample > 0.0).then_some(Records {
+            sample,
+            max_per_window,
+        }))
     }
 }
 

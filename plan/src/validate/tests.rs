@@ -580,3 +580,30 @@ fn durations_are_quoted_as_written() {
         assert!(e.contains(needle), "{to}: {e}");
     }
 }
+
+#[test]
+fn records_are_off_unless_sampled_and_their_keys_are_checked() {
+    assert_eq!(check(GOOD).unwrap().records, None);
+    let with = |body: &str| format!("{GOOD}\n[records]\n{body}\n");
+    assert_eq!(check(&with("sample = 0")).unwrap().records, None);
+    assert_eq!(
+        check(&with("sample = 0.01")).unwrap().records,
+        Some(Records {
+            sample: 0.01,
+            max_per_window: 10_000
+        })
+    );
+    let plan = check(&with("sample = 1.0\nmax_per_window = 5")).unwrap();
+    assert_eq!(plan.records.map(|r| r.max_per_window), Some(5));
+    for bad in ["1.5", "-0.1", "nan"] {
+        let e = err(&with(&format!("sample = {bad}")));
+        assert!(
+            e.contains("records.sample") && e.to_lowercase().contains(bad),
+            "{e}"
+        );
+    }
+    let e = err(&with("sample = 1.0\nmax_per_window = 0"));
+    assert!(e.contains("records.max_per_window"), "{e}");
+    let e = err(&with("samples = 1.0"));
+    assert!(e.contains("samples"), "{e}");
+}
