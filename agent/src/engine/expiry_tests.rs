@@ -48,6 +48,7 @@ fn ctx(request: &proto::RequestTemplate, http: crate::http::Client) -> Ctx {
         replay: None,
         timeout: Duration::from_millis(request.timeout_ms),
         max_in_flight: 1,
+        records: None,
     };
     Ctx::new(request, &spec, http, None, None).unwrap()
 }
