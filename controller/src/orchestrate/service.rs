@@ -213,3 +213,36 @@ impl CoordinatorService for Coordinator {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(id: &str, incarnation: u64) -> Hello {
+        Hello {
+            agent_id: id.into(),
+            incarnation,
+            protocol_version: PROTOCOL_VERSION,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_same_process_takes_over_its_session_and_another_is_refused() {
+        let (tx, _rx) = mpsc::channel(1);
+        let c = Coordinator::new("run".into(), tx);
+        c.register(&hello("a", 7), 1).unwrap();
+        // Its own second session replaces the first…
+        c.register(&hello("a", 7), 2).unwrap();
+        // …so the first one's end changes nothing.
+        c.unregister("a", 1);
+        let refused = c.register(&hello("a", 8), 3).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+        c.unregister("a", 2);
+        c.register(&hello("a", 8), 3).unwrap();
+        // An agent that does not say its incarnation is never replaced.
+        c.register(&hello("b", 0), 4).unwrap();
+        let refused = c.register(&hello("b", 0), 5).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+    }
+}
