@@ -553,8 +553,9 @@ async fn no_phase_waits_past_its_end_for_an_agent_that_left() {
         ..Behaviour::default()
     })
     .await;
-    // Its 60 s grace would run to 75 s; the phase ends at its planned 20 s.
+    // Its 60 s grace would run to 75 s; the phase waits for it only the
+    // 10 s reports get after the planned end (20.3 s).
     let took = began.elapsed();
-    assert!(took < Duration::from_millis(20_400), "{took:?}");
+    assert!(took < Duration::from_millis(30_400), "{took:?}");
     assert_eq!(summary.lost_agents, vec!["c".to_string()]);
 }

@@ -62,7 +62,8 @@ pub(super) struct ActivePhase<'p> {
     redistributed: Vec<Redistribution>,
     grace: Duration,
     stopped_early: bool,
-    /// The phase's planned end: an away agent does not hold the phase past it.
+    /// The phase's planned end and the time reports get after it: an away
+    /// agent does not hold the phase past it.
     ends: Instant,
     /// When agents still pending are given up on.
     deadline: Instant,
@@ -209,7 +210,7 @@ impl<'p> ActivePhase<'p> {
             redistributed: Vec::new(),
             grace: o.plan.agents.reconnect_grace,
             stopped_early: false,
-            ends: a.start + phase.duration,
+            ends: a.start + phase.duration + REPORT_GRACE,
             deadline: a.start + phase.duration + phase.drain + REPORT_GRACE,
             acc: PhaseAccumulator::default(),
             scraping,
@@ -514,8 +515,8 @@ impl<'p> ActivePhase<'p> {
         Ok(())
     }
 
-    /// The phase's planned end: agents still away are lost (nothing is
-    /// left to hand on, and they do not hold the phase).
+    /// [`REPORT_GRACE`] past the phase's planned end: agents still away are
+    /// lost (nothing is left to hand on, and they do not hold the phase).
     fn on_end_while_away(&mut self, o: &mut Orchestrator) {
         for (id, _) in std::mem::take(&mut self.away) {
             if self.pending.remove(&id) {
