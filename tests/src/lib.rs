@@ -367,6 +367,14 @@ pub fn post_json(url: &str, body: &str) -> serde_json::Value {
     serde_json::from_str(&answer).unwrap_or_else(|e| panic!("POST {url}: bad JSON {answer:?}: {e}"))
 }
 
+/// Start `agent --controller URL --id ID` with `extra` arguments.
+pub fn remote_agent(controller: &str, id: &str, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(bin("agent"));
+    cmd.args(["--controller", controller, "--id", id])
+        .args(extra);
+    Proc::spawn(cmd)
+}
+
 /// Check a finished run directory's books: for every phase of `summary.json`,
 /// sent = ok + Σ errors by class and failed = Σ errors; no window report was
 /// merged twice (no repeated (phase, agent, incarnation, sequence) in

@@ -7,15 +7,12 @@
 //!   timeout — and every window of the stall is flagged saturated.
 //! - SIGSTOP within the timeout: every arrival is sent late, none expires.
 
-use stampede_tests::{Proc, assert_reconciles, bin, get_json, plan_file, read_json, start_sim};
+use stampede_tests::{Proc, assert_reconciles, get_json, plan_file, read_json, start_sim};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 fn agent(addr: &str, id: &str) -> Proc {
-    let mut cmd = Command::new(bin("agent"));
-    cmd.args(["--controller", addr, "--id", id]);
-    Proc::spawn(cmd)
+    stampede_tests::remote_agent(addr, id, &[])
 }
 
 #[test]

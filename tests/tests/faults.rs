@@ -148,11 +148,7 @@ duration = "2s"
     let (dir, path) = plan_file(&plan);
     let out = dir.path().join("run");
     let (mut controller, url) = stampede_tests::start_remote_controller(&path, &out);
-    let agent = |id: &str| {
-        let mut cmd = Command::new(bin("agent"));
-        cmd.args(["--controller", &url, "--id", id]);
-        Proc::spawn(cmd)
-    };
+    let agent = |id: &str| stampede_tests::remote_agent(&url, id, &[]);
     let mut a = agent("a");
     let mut b = agent("b");
     controller.wait_for_line("  hit [", Duration::from_secs(60));
@@ -258,11 +254,7 @@ duration = "60s"
     let (mut controller, url) = stampede_tests::start_remote_controller(&path, &out);
     let mut agents: Vec<Proc> = ["a", "b"]
         .into_iter()
-        .map(|id| {
-            let mut cmd = Command::new(bin("agent"));
-            cmd.args(["--controller", &url, "--id", id, "--give-up-after", "12s"]);
-            Proc::spawn(cmd)
-        })
+        .map(|id| stampede_tests::remote_agent(&url, id, &["--give-up-after", "12s"]))
         .collect();
     for _ in 0..4 {
         controller.wait_for_line("  long [", Duration::from_secs(60));
@@ -345,11 +337,7 @@ duration = "26s"
     let (dir, path) = plan_file(&plan);
     let out = dir.path().join("run");
     let (mut controller, url) = stampede_tests::start_remote_controller(&path, &out);
-    let agent = |id: &str| {
-        let mut cmd = Command::new(bin("agent"));
-        cmd.args(["--controller", &url, "--id", id]);
-        Proc::spawn(cmd)
-    };
+    let agent = |id: &str| stampede_tests::remote_agent(&url, id, &[]);
     let (mut a, mut b) = (agent("a"), agent("b"));
     for _ in 0..4 {
         controller.wait_for_line("  long [", Duration::from_secs(60));
