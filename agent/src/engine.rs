@@ -7,7 +7,8 @@
 //! phase's sequence. Each arrival is sent at its intended time; latency is measured
 //! from that intended time (coordinated-omission-correct) and the
 //! intended→actual gap is recorded as schedule lag. Arrivals beyond the
-//! in-flight bound are counted as skipped, never queued.
+//! in-flight bound are counted as skipped, never queued. Under a
+//! concurrency cap ([`crate::cap`]) an arrival waits for a free slot instead.
 //!
 //! Replay: a trace's arrival times, sharded the same way, each arrival with
 //! its record's lengths.
@@ -22,11 +23,13 @@
 //! extra users its new slice gives it.
 
 use crate::arrivals::Schedule;
+use crate::cap::{Cap, Slot};
 use crate::client::{self, Target};
 use crate::failure::FailureClass;
 use crate::pacer::PreciseTimer;
 use crate::recorder::Recorder;
 use crate::replay::Replay;
+use crate::slices::Slices;
 use crate::spans::PhaseTrace;
 use crate::workload::WorkloadGen;
 use stampede_common::proto::{self, load_shape::Shape};
@@ -108,6 +111,8 @@ struct Spec {
     replay: Option<Arc<Replay>>,
     timeout: Duration,
     max_in_flight: u32,
+    /// Cluster-wide cap on requests in flight (open loop); 0: none.
+    max_concurrency: u32,
 }
 
 fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, EngineError> {
@@ -156,6 +161,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
         } else {
             a.max_in_flight
         },
+        max_concurrency: a.max_concurrency,
     })
 }
 
@@ -180,6 +186,8 @@ struct Ctx {
     rec: Recorder,
     timeout: Duration,
     in_flight: AtomicU32,
+    /// The open loop's concurrency cap, when the phase has one.
+    cap: Option<Cap>,
     abandon: CancellationToken,
     /// Spans of sampled requests, when the phase is traced.
     trace: Option<PhaseTrace>,
@@ -238,13 +246,15 @@ impl Ctx {
             rec: Recorder::new(spec.start, spec.window).with_goodput(goodput),
             timeout: spec.timeout,
             in_flight: AtomicU32::new(0),
+            cap: Cap::new(spec.max_concurrency),
             abandon: CancellationToken::new(),
             trace,
         })
     }
 
-    /// Send request `k` of the phase, intended at `intended`.
-    async fn one_request(&self, intended: Instant, k: u64) {
+    /// Send request `k` of the phase, intended at `intended` and free to go
+    /// at `ready` (later when it waited for a slot under the cap).
+    async fn one_request(&self, (intended, ready): (Instant, Instant), k: u64) {
         /// Counts the request out of the live in-flight gauge however it ends.
         struct InFlight;
         impl Drop for InFlight {
@@ -254,12 +264,15 @@ impl Ctx {
         }
         crate::live::LIVE.in_flight(1);
         let _guard = InFlight;
-        self.one_request_inner(intended, k).await;
+        self.one_request_inner((intended, ready), k).await;
     }
 
-    async fn one_request_inner(&self, intended: Instant, k: u64) {
+    async fn one_request_inner(&self, (intended, ready): (Instant, Instant), k: u64) {
         let sent = Instant::now();
-        self.rec.sent(sent.saturating_duration_since(intended));
+        self.rec.sent_after(
+            sent.saturating_duration_since(intended),
+            sent.saturating_duration_since(ready),
+        );
         tracing::trace!(
             target: "stampede::send",
             k,
@@ -582,15 +595,35 @@ async fn open_loop(
             ctx.rec.expired(1);
             continue;
         }
+        // Free to go at `ready`: when its slot freed, if it waited for one.
+        let mut ready = due;
+        if let Some(cap) = &ctx.cap {
+            let part = slices.cap_part(at, cap.total);
+            match cap
+                .slot(&ctx.in_flight, part, due + ctx.timeout, stop)
+                .await
+            {
+                Slot::Free => {}
+                Slot::Freed => ready = Instant::now(),
+                Slot::Expired => {
+                    ctx.rec.expired_waiting(1);
+                    continue;
+                }
+                Slot::Stopped => return ArrivalsEnd::Stopped,
+            }
+        }
         if ctx.in_flight.load(Ordering::Relaxed) >= max_in_flight {
             ctx.rec.skipped(1);
             continue;
         }
-        ctx.in_flight.fetch_add(1, Ordering::Relaxed);
+        ctx.in_flight.fetch_add(1, Ordering::AcqRel);
         let ctx = ctx.clone();
         tracker.spawn(async move {
-            ctx.one_request(due, k).await;
-            ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+            ctx.one_request((due, ready), k).await;
+            ctx.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if let Some(cap) = &ctx.cap {
+                cap.freed();
+            }
         });
     }
     ArrivalsEnd::Window
@@ -605,59 +638,6 @@ async fn run_out_window(ended: ArrivalsEnd, end: Instant, stop: &CancellationTok
             () = tokio::time::sleep_until(end) => {}
             () = stop.cancelled() => {}
         }
-    }
-}
-
-/// One slice: from (seconds since the phase start), shard map and this
-/// agent's index in it; no map before an agent that joined late.
-type Slice = (f64, Option<Arc<ShardMap>>, u32);
-
-/// This agent's slices of a phase over time: the assigned one (after
-/// nothing, when it joined a running phase), then one per reshard.
-struct Slices {
-    /// The assigned slices, by `from`.
-    assigned: Vec<Slice>,
-    /// Assigned and resharded slices, by `from`.
-    slices: Vec<Slice>,
-}
-
-impl Slices {
-    fn new((map, index): (Arc<ShardMap>, u32), join_from: Duration) -> Self {
-        let mut assigned = vec![(0.0, None, 0)];
-        assigned.push((join_from.as_secs_f64(), Some(map), index));
-        if join_from.is_zero() {
-            assigned.remove(0);
-        }
-        Self {
-            slices: assigned.clone(),
-            assigned,
-        }
-    }
-
-    /// Take every reshard of `phase` (the watched list holds all of them).
-    fn update(&mut self, reshards: &[proto::Reshard], phase: u32) {
-        let mut slices = self.assigned.clone();
-        for r in reshards.iter().filter(|r| r.phase_index == phase) {
-            match ShardMap::from_proto(&r.shard.clone().unwrap_or_default()) {
-                Ok((map, index)) => {
-                    slices.push((r.from_ms as f64 / 1e3, Some(Arc::new(map)), index));
-                }
-                Err(e) => tracing::warn!("reshard ignored: {e}"),
-            }
-        }
-        slices.sort_by(|a, b| a.0.total_cmp(&b.0));
-        self.slices = slices;
-    }
-
-    /// Whether arrival `k`, intended `at` seconds into the phase, is this agent's.
-    fn owns(&self, k: u64, at: f64) -> bool {
-        let (_, map, index) = self
-            .slices
-            .iter()
-            .rev()
-            .find(|s| s.0 <= at)
-            .unwrap_or(&self.slices[0]);
-        map.as_ref().is_some_and(|m| m.owner(k) == *index)
     }
 }
 
@@ -710,7 +690,7 @@ fn closed_loop(
                         // recorded (the drain deadline cancels it as `cancelled`).
                         // Request j of this agent is number j·n + i of the phase.
                         let j = ctx.closed_count.fetch_add(1, Ordering::Relaxed);
-                        ctx.one_request(now, j * count + index).await;
+                        ctx.one_request((now, now), j * count + index).await;
                     }
                 }
                 if live.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -326,6 +326,7 @@ impl Orchestrator {
             trace_sample_ratio: plan.tracing.map_or(0.0, |t| t.sample_ratio),
             join_from_ms: 0,
             halt_after_ms: millis(plan.agents.halt_after),
+            max_concurrency: phase.max_concurrency.unwrap_or(0),
         })
     }
 }
