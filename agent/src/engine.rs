@@ -7,7 +7,8 @@
 //! phase's sequence. Each arrival is sent at its intended time; latency is measured
 //! from that intended time (coordinated-omission-correct) and the
 //! intended→actual gap is recorded as schedule lag. Arrivals beyond the
-//! in-flight bound are counted as skipped, never queued.
+//! in-flight bound are counted as skipped, never queued. Under a
+//! concurrency cap ([`crate::cap`]) an arrival waits for a free slot instead.
 //!
 //! Replay: a trace's arrival times, sharded the same way, each arrival with
 //! its record's lengths.
@@ -22,12 +23,14 @@
 //! extra users its new slice gives it.
 
 use crate::arrivals::Schedule;
+use crate::cap::{Cap, Slot};
 use crate::client::{self, Target};
 use crate::gate::{Miss, WriteGate};
 use crate::pacer::PreciseTimer;
 use crate::recorder::Recorder;
 use crate::records::Draft;
 use crate::replay::Replay;
+use crate::slices::Slices;
 use crate::spans::PhaseTrace;
 use crate::workload::WorkloadGen;
 use stampede_common::proto::{self, load_shape::Shape};
@@ -111,6 +114,8 @@ struct Spec {
     max_in_flight: u32,
     /// Which requests are recorded one by one, when any are.
     records: Option<crate::records::Sampler>,
+    /// Cluster-wide cap on requests in flight (open loop); 0: none.
+    max_concurrency: u32,
 }
 
 fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, EngineError> {
@@ -160,6 +165,7 @@ fn validate(a: &proto::PhaseAssignment, clock: &AgentClock) -> Result<Spec, Engi
             a.max_in_flight
         },
         records: crate::records::Sampler::from_assignment(a),
+        max_concurrency: a.max_concurrency,
     })
 }
 
@@ -184,6 +190,8 @@ struct Ctx {
     rec: Recorder,
     timeout: Duration,
     in_flight: AtomicU32,
+    /// The open loop's concurrency cap, when the phase has one.
+    cap: Option<Cap>,
     abandon: CancellationToken,
     /// Spans of sampled requests, when the phase is traced.
     trace: Option<PhaseTrace>,
@@ -244,13 +252,15 @@ impl Ctx {
                 .with_records(spec.records),
             timeout: spec.timeout,
             in_flight: AtomicU32::new(0),
+            cap: Cap::new(spec.max_concurrency),
             abandon: CancellationToken::new(),
             trace,
         })
     }
 
-    /// Send request `k` of the phase, intended at `intended`.
-    async fn one_request(&self, intended: Instant, k: u64) {
+    /// Send request `k` of the phase, intended at `intended` and free to go
+    /// at `ready` (later when it waited for a slot under the cap).
+    async fn one_request(&self, (intended, ready): (Instant, Instant), k: u64) {
         /// Counts the request out of the live in-flight gauge however it ends.
         struct InFlight;
         impl Drop for InFlight {
@@ -260,17 +270,19 @@ impl Ctx {
         }
         crate::live::LIVE.in_flight(1);
         let _guard = InFlight;
-        self.one_request_inner(intended, k).await;
+        self.one_request_inner((intended, ready), k).await;
     }
 
-    async fn one_request_inner(&self, intended: Instant, k: u64) {
+    async fn one_request_inner(&self, (intended, ready): (Instant, Instant), k: u64) {
         let picked = Instant::now();
         let lengths = self.replay.as_ref().and_then(|r| r.lengths(k));
         let (body, expected, target, entry) = match &self.workload {
             Some(w) => {
                 let g = w.request_with(k, lengths);
                 if let (Some(session), None) = (w.session(g.entry), lengths) {
-                    return self.session(w, (k, picked), intended, g, session).await;
+                    return self
+                        .session(w, (k, ready, picked), (intended, g), session)
+                        .await;
                 }
                 let target = self.entry_targets.get(g.entry).unwrap_or(&self.target);
                 let entry = u32::try_from(g.entry).ok();
@@ -284,18 +296,28 @@ impl Ctx {
             ),
         };
         let draft = self.rec.sample(k, 0, intended, picked, entry);
-        let on_sent = || self.count_sent(k, intended, picked, true);
+        let on_sent = || self.count_sent(k, (intended, ready), picked, true);
         let gate = WriteGate::new(intended, intended + self.timeout).on_sent(&on_sent);
         let mut gaps = Vec::with_capacity(expected);
         let result = self.exchange(k, target, body, &gate, &mut gaps, None).await;
         self.record(intended, result, &gaps, draft);
     }
 
-    /// Request `k`, intended at `intended` and picked up at `picked`, is
-    /// being written (or failed trying): count it as sent, its schedule lag
-    /// being how late it was picked up, and `log` it.
-    fn count_sent(&self, k: u64, intended: Instant, picked: Instant, log: bool) {
-        self.rec.sent(picked.saturating_duration_since(intended));
+    /// Request `k`, intended at `intended`, free to go at `ready` (later when
+    /// it waited for a slot under the cap) and picked up at `picked`, is being
+    /// written (or failed trying): count it as sent, its schedule lag being how
+    /// late it was picked up, and `log` it.
+    fn count_sent(
+        &self,
+        k: u64,
+        (intended, ready): (Instant, Instant),
+        picked: Instant,
+        log: bool,
+    ) {
+        self.rec.sent_after(
+            picked.saturating_duration_since(intended),
+            picked.saturating_duration_since(ready),
+        );
         if log {
             tracing::trace!(
                 target: "stampede::send",
@@ -358,27 +380,26 @@ impl Ctx {
 }
 
 impl Ctx {
-    /// Multi-turn session `k`, whose first turn is `first` (picked up at
-    /// `picked`): each later turn is intended `think` after the previous
-    /// answer and carries every earlier question and answer.
+    /// Multi-turn session `k`, whose first turn is `first` (free to go at
+    /// `ready`, picked up at `picked`): each later turn is intended `think`
+    /// after the previous answer and carries every earlier question and answer.
     async fn session(
         &self,
         w: &WorkloadGen,
-        (k, picked): (u64, Instant),
-        first_intended: Instant,
-        first: crate::workload::Generated,
+        (k, ready, picked): (u64, Instant, Instant),
+        (first_intended, first): (Instant, crate::workload::Generated),
         (turns, think): (u32, Duration),
     ) {
         let target = self.entry_targets.get(first.entry).unwrap_or(&self.target);
         let entry = u32::try_from(first.entry).ok();
         let mut history: Vec<(String, String)> = Vec::with_capacity(turns as usize);
-        let (mut g, mut intended, mut picked) = (first, first_intended, picked);
+        let (mut g, mut intended, mut ready, mut picked) = (first, first_intended, ready, picked);
         for turn in 0..turns {
             if turn > 0 {
                 picked = Instant::now();
             }
             let draft = self.rec.sample(k, turn, intended, picked, entry);
-            let on_sent = || self.count_sent(k, intended, picked, turn == 0);
+            let on_sent = || self.count_sent(k, (intended, ready), picked, turn == 0);
             let gate = WriteGate::new(intended, intended + self.timeout).on_sent(&on_sent);
             let mut gaps = Vec::with_capacity((g.max_tokens as usize).min(4096));
             let mut answer = String::new();
@@ -400,6 +421,7 @@ impl Ctx {
             }
             history.push((std::mem::take(&mut g.question), answer));
             intended = Instant::now() + think;
+            ready = intended;
             if intended >= self.end {
                 return;
             }
@@ -622,15 +644,35 @@ async fn open_loop(
             ctx.rec.expired(1);
             continue;
         }
+        // Free to go at `ready`: when its slot freed, if it waited for one.
+        let mut ready = due;
+        if let Some(cap) = &ctx.cap {
+            let part = slices.cap_part(at, cap.total);
+            match cap
+                .slot(&ctx.in_flight, part, due + ctx.timeout, stop)
+                .await
+            {
+                Slot::Free => {}
+                Slot::Freed => ready = Instant::now(),
+                Slot::Expired => {
+                    ctx.rec.expired_waiting(1);
+                    continue;
+                }
+                Slot::Stopped => return ArrivalsEnd::Stopped,
+            }
+        }
         if ctx.in_flight.load(Ordering::Relaxed) >= max_in_flight {
             ctx.rec.skipped(1);
             continue;
         }
-        ctx.in_flight.fetch_add(1, Ordering::Relaxed);
+        ctx.in_flight.fetch_add(1, Ordering::AcqRel);
         let ctx = ctx.clone();
         tracker.spawn(async move {
-            ctx.one_request(due, k).await;
-            ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+            ctx.one_request((due, ready), k).await;
+            ctx.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if let Some(cap) = &ctx.cap {
+                cap.freed();
+            }
         });
     }
     ArrivalsEnd::Window
@@ -645,59 +687,6 @@ async fn run_out_window(ended: ArrivalsEnd, end: Instant, stop: &CancellationTok
             () = tokio::time::sleep_until(end) => {}
             () = stop.cancelled() => {}
         }
-    }
-}
-
-/// One slice: from (seconds since the phase start), shard map and this
-/// agent's index in it; no map before an agent that joined late.
-type Slice = (f64, Option<Arc<ShardMap>>, u32);
-
-/// This agent's slices of a phase over time: the assigned one (after
-/// nothing, when it joined a running phase), then one per reshard.
-struct Slices {
-    /// The assigned slices, by `from`.
-    assigned: Vec<Slice>,
-    /// Assigned and resharded slices, by `from`.
-    slices: Vec<Slice>,
-}
-
-impl Slices {
-    fn new((map, index): (Arc<ShardMap>, u32), join_from: Duration) -> Self {
-        let mut assigned = vec![(0.0, None, 0)];
-        assigned.push((join_from.as_secs_f64(), Some(map), index));
-        if join_from.is_zero() {
-            assigned.remove(0);
-        }
-        Self {
-            slices: assigned.clone(),
-            assigned,
-        }
-    }
-
-    /// Take every reshard of `phase` (the watched list holds all of them).
-    fn update(&mut self, reshards: &[proto::Reshard], phase: u32) {
-        let mut slices = self.assigned.clone();
-        for r in reshards.iter().filter(|r| r.phase_index == phase) {
-            match ShardMap::from_proto(&r.shard.clone().unwrap_or_default()) {
-                Ok((map, index)) => {
-                    slices.push((r.from_ms as f64 / 1e3, Some(Arc::new(map)), index));
-                }
-                Err(e) => tracing::warn!("reshard ignored: {e}"),
-            }
-        }
-        slices.sort_by(|a, b| a.0.total_cmp(&b.0));
-        self.slices = slices;
-    }
-
-    /// Whether arrival `k`, intended `at` seconds into the phase, is this agent's.
-    fn owns(&self, k: u64, at: f64) -> bool {
-        let (_, map, index) = self
-            .slices
-            .iter()
-            .rev()
-            .find(|s| s.0 <= at)
-            .unwrap_or(&self.slices[0]);
-        map.as_ref().is_some_and(|m| m.owner(k) == *index)
     }
 }
 
@@ -750,7 +739,7 @@ fn closed_loop(
                         // recorded (the drain deadline cancels it as `cancelled`).
                         // Request j of this agent is number j·n + i of the phase.
                         let j = ctx.closed_count.fetch_add(1, Ordering::Relaxed);
-                        ctx.one_request(now, j * count + index).await;
+                        ctx.one_request((now, now), j * count + index).await;
                     }
                 }
                 if live.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -5,6 +5,7 @@
 
 pub mod arrivals;
 pub mod backoff;
+mod cap;
 pub mod client;
 pub mod engine;
 pub mod failure;
@@ -19,6 +20,7 @@ pub mod records;
 pub mod replay;
 pub mod security;
 pub mod session;
+mod slices;
 pub mod spans;
 pub mod sse;
 pub mod workload;

@@ -39,6 +39,17 @@ pub struct WindowData {
     records: Vec<proto::RequestRecord>,
     /// Sampled requests beyond the window's bound.
     records_dropped: u64,
+    /// The agent's own part of each send's lag: from when the arrival was
+    /// free to go (its intended time, or the end of its wait for a slot
+    /// under a concurrency cap) to the send. Saturation reads this one, not
+    /// the schedule lag reported, which includes the cap's waits, once a
+    /// send of the window has waited (`waited`): until then they are equal.
+    own_lag: Histogram<u64>,
+    /// A send of this window waited for a slot.
+    waited: bool,
+    /// Arrivals of `counters.expired` that expired waiting for a slot under
+    /// the cap (the cap's doing, not a stall of the agent).
+    expired_waiting: u64,
 }
 
 impl Default for WindowData {
@@ -50,17 +61,24 @@ impl Default for WindowData {
             stalled: None,
             records: Vec::new(),
             records_dropped: 0,
+            own_lag: new_histogram(),
+            waited: false,
+            expired_waiting: 0,
         }
+    }
+}
+
+/// Record `value` in `h`: auto-resizing histograms accept any u64;
+/// saturate rather than fail.
+fn record_saturating(h: &mut Histogram<u64>, value: u64) {
+    if h.record(value).is_err() {
+        let _ = h.record(h.high());
     }
 }
 
 impl WindowData {
     fn record(&mut self, metric: Metric, value: u64) {
-        // Auto-resizing histograms accept any u64; saturate rather than fail.
-        let h = &mut self.hists[metric.index()];
-        if h.record(value).is_err() {
-            let _ = h.record(h.high());
-        }
+        record_saturating(&mut self.hists[metric.index()], value);
     }
 
     /// Mark the window flushed `late` past its end; beyond [`STALL`] the
@@ -72,15 +90,14 @@ impl WindowData {
     }
 
     /// Why this window counts as saturated, if it does: the agent stalled
-    /// (arrivals expired unsent, or the window was flushed more than
-    /// [`STALL`] late), schedule lag p99 above [`SATURATION_LAG_MICROS`], or
-    /// CPU above [`SATURATION_CPU`] of the machine's cores.
+    /// (arrivals expired unsent other than waiting for a slot under a cap,
+    /// or the window was flushed more than [`STALL`] late), its own schedule
+    /// lag p99 above [`SATURATION_LAG_MICROS`], or CPU above
+    /// [`SATURATION_CPU`] of the machine's cores.
     pub fn saturation(&self, cpu_micros: u64, window: Duration) -> Option<String> {
-        if self.counters.expired > 0 {
-            return Some(format!(
-                "agent stalled: {} arrivals expired unsent",
-                self.counters.expired
-            ));
+        let stalled = self.counters.expired - self.expired_waiting;
+        if stalled > 0 {
+            return Some(format!("agent stalled: {stalled} arrivals expired unsent"));
         }
         if let Some(late) = self.stalled {
             return Some(format!(
@@ -88,7 +105,11 @@ impl WindowData {
                 late.as_secs_f64()
             ));
         }
-        let lag = &self.hists[Metric::ScheduleLag.index()];
+        let lag = if self.waited {
+            &self.own_lag
+        } else {
+            &self.hists[Metric::ScheduleLag.index()]
+        };
         let lag_p99 = if lag.is_empty() {
             0
         } else {
@@ -251,10 +272,18 @@ impl Recorder {
 
     /// A request was sent `lag` after its intended time.
     pub fn sent(&self, lag: Duration) {
+        self.sent_after(lag, lag);
+    }
+
+    /// A request was sent `lag` after its intended time, `own` of it after
+    /// it was free to go (the rest it waited for a slot under a cap).
+    pub fn sent_after(&self, lag: Duration, own: Duration) {
         crate::live::LIVE.sent(lag);
         self.with_window(false, |w| {
             w.counters.sent += 1;
             w.record(Metric::ScheduleLag, micros(lag));
+            record_saturating(&mut w.own_lag, micros(own));
+            w.waited |= own < lag;
         });
     }
 
@@ -269,6 +298,16 @@ impl Recorder {
     pub fn expired(&self, n: u64) {
         crate::live::LIVE.skipped(n);
         self.with_window(false, |w| w.counters.expired += n);
+    }
+
+    /// `n` due arrivals were not sent: their deadline passed while they
+    /// waited for a slot under the concurrency cap (counted as expired).
+    pub fn expired_waiting(&self, n: u64) {
+        crate::live::LIVE.skipped(n);
+        self.with_window(false, |w| {
+            w.counters.expired += n;
+            w.expired_waiting += n;
+        });
     }
 
     /// A request intended at `intended` succeeded (`draft`: it is sampled).

@@ -205,6 +205,12 @@ pub struct RequestSpec {
     pub first_token_timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// `ignore_eos` sent, when given (a replay asks for it by default).
+    pub ignore_eos: Option<bool>,
+    /// Temperature sent, when given.
+    pub temperature: Option<f64>,
+    /// Extra body fields (a JSON object), serialized; empty: none.
+    pub extra_body_json: String,
 }
 
 impl Plan {

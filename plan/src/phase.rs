@@ -24,6 +24,8 @@ pub struct Phase {
     pub duration: Duration,
     /// Total request bound (across agents).
     pub max_requests: Option<u64>,
+    /// Most requests in flight across all agents (open-loop kinds only).
+    pub max_concurrency: Option<u32>,
     /// Grace period for in-flight requests.
     pub drain: Duration,
     /// Service-level objectives (run-wide ones merged with the phase's own).

@@ -235,6 +235,14 @@ pub struct RawRequest {
     pub first_token_timeout: Option<HumanDuration>,
     /// TCP/TLS connect timeout. Default "10s".
     pub connect_timeout: Option<HumanDuration>,
+    /// Ask the server to ignore end-of-sequence, as in `[[workload]]`.
+    /// Default: not sent (true when replaying a trace).
+    pub ignore_eos: Option<bool>,
+    /// Sampling temperature, as in `[[workload]]`. Default: the server's.
+    pub temperature: Option<f64>,
+    /// Extra fields merged into the request body, as in `[[workload]]`,
+    /// e.g. `{ top_p = 0.9 }`.
+    pub extra_body: Option<toml::Table>,
 }
 
 /// `[[phase]]`: one load phase.
@@ -266,6 +274,10 @@ pub struct RawPhase {
     pub burstiness: Option<f64>,
     /// Stop after this many requests in total (optional bound).
     pub requests: Option<u64>,
+    /// Most requests in flight at once across all agents (open-loop kinds):
+    /// an arrival that finds no free slot waits for one, and the wait counts
+    /// as schedule lag. At least the number of agents.
+    pub max_concurrency: Option<u32>,
     /// Grace period for in-flight requests after the phase ends. Default: the
     /// request timeout.
     pub drain: Option<HumanDuration>,

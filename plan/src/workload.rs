@@ -336,6 +336,38 @@ impl RawLength {
     }
 }
 
+/// A `temperature` (at `key`) is between 0 and 2: `[[workload]]` and
+/// `[request]` both check it here.
+pub(crate) fn check_temperature(key: &str, temperature: Option<f64>) -> Result<(), Problem> {
+    match temperature {
+        Some(t) if !(t.is_finite() && (0.0..=2.0).contains(&t)) => {
+            Err(problem(key, t, "must be between 0 and 2"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An `extra_body` table (at `key`) as the JSON object merged into request
+/// bodies (empty when not given), refusing the fields stampede sets itself:
+/// `[[workload]]` and `[request]` both read it here.
+pub(crate) fn extra_body_json(key: &str, table: Option<&toml::Table>) -> Result<String, Problem> {
+    let Some(table) = table else {
+        return Ok(String::new());
+    };
+    if let Some((k, v)) = table
+        .iter()
+        .find(|(k, _)| RESERVED_BODY_FIELDS.contains(&k.as_str()))
+    {
+        return Err(problem(
+            format!("{key}.{k}"),
+            written(v),
+            "stampede sets this field itself; use the plan's own key for it",
+        ));
+    }
+    serde_json::to_string(table)
+        .map_err(|e| problem(key, written(table), format!("not expressible as JSON: {e}")))
+}
+
 impl RawWorkloadEntry {
     /// Validate entry `i` (keys in problems are relative to `workload[i]`).
     pub fn validate(&self, i: usize) -> Result<WorkloadEntry, Problem> {
@@ -403,11 +435,7 @@ impl RawWorkloadEntry {
                 Some((groups, tokens))
             }
         };
-        if let Some(t) = self.temperature
-            && !(t.is_finite() && (0.0..=2.0).contains(&t))
-        {
-            return Err(problem(key("temperature"), t, "must be between 0 and 2"));
-        }
+        check_temperature(&key("temperature"), self.temperature)?;
         Ok(WorkloadEntry {
             name: self
                 .name
@@ -467,28 +495,7 @@ impl RawWorkloadEntry {
                 "a stop sequence must not be empty",
             ));
         }
-        let extra_body_json = match &self.extra_body {
-            None => String::new(),
-            Some(table) => {
-                if let Some((k, v)) = table
-                    .iter()
-                    .find(|(k, _)| RESERVED_BODY_FIELDS.contains(&k.as_str()))
-                {
-                    return Err(problem(
-                        key(&format!("extra_body.{k}")),
-                        written(v),
-                        "stampede sets this field itself; use the plan's own key for it",
-                    ));
-                }
-                serde_json::to_string(table).map_err(|e| {
-                    problem(
-                        key("extra_body"),
-                        written(table),
-                        format!("not expressible as JSON: {e}"),
-                    )
-                })?
-            }
-        };
+        let extra_body_json = extra_body_json(&key("extra_body"), self.extra_body.as_ref())?;
         if self.model.as_deref() == Some("") {
             return Err(problem(key("model"), "\"\"", "must not be empty"));
         }
@@ -666,20 +673,23 @@ impl Length {
 /// The mix of a plan without `[[workload]]`: one entry with `[request]`'s
 /// lengths. Its prompts are synthetic like every entry's, so they differ
 /// per request from the first word on (no shared prefix a server's prefix
-/// cache could answer); the body asks for what `[request]` asks (the
-/// server's temperature, `ignore_eos` only when given: a replayed trace's
-/// recorded output lengths).
-pub fn from_request(r: &crate::RequestSpec, ignore_eos: bool) -> WorkloadEntry {
+/// cache could answer); the body asks for what `[request]` asks (its
+/// temperature and extra fields; `ignore_eos` when given, else only for
+/// `replay`: a replayed trace's recorded output lengths).
+pub fn from_request(r: &crate::RequestSpec, replay: bool) -> WorkloadEntry {
     WorkloadEntry {
         name: "request".into(),
         weight: 1.0,
         input: Length::Fixed(r.prompt_tokens.max(1)),
         output: Length::Fixed(r.max_tokens.max(1)),
         shared_prefix: None,
-        ignore_eos,
-        temperature: None,
+        ignore_eos: r.ignore_eos.unwrap_or(replay),
+        temperature: r.temperature,
         dataset: None,
-        options: RequestOptions::default(),
+        options: RequestOptions {
+            extra_body_json: r.extra_body_json.clone(),
+            ..RequestOptions::default()
+        },
         session: None,
     }
 }

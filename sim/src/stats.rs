@@ -29,6 +29,8 @@ pub struct SimStats {
     output_tokens: AtomicU64,
     faults: [AtomicU64; 6],
     traced: AtomicU64,
+    /// Most requests generating at once so far (fixed mode: in flight).
+    peak_running: AtomicU64,
     /// The latest `traceparent` headers received, oldest first, at most [`TRACEPARENTS_KEPT`].
     traceparents: Mutex<VecDeque<String>>,
     pub(crate) metrics: Metrics,
@@ -102,12 +104,22 @@ pub struct StatsSnapshot {
     /// Generation requests that carried a W3C `traceparent` header.
     #[serde(default)]
     pub requests_traced: u64,
+    /// Most requests generating at once so far, in fixed mode (a load
+    /// generator's concurrency cap can be checked against it).
+    #[serde(default)]
+    pub peak_running: u64,
 }
 
 impl SimStats {
     /// New counters, all zero.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A request started generating: count it running, and in the peak.
+    pub(crate) fn running_started(&self) {
+        let now = self.metrics.running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_running.fetch_max(now, Ordering::Relaxed);
     }
 
     /// Generation requests whose handler started (valid or not).
@@ -177,6 +189,7 @@ impl SimStats {
             output_tokens: self.output_tokens(),
             faults_injected: self.faults_injected(),
             requests_traced: self.traced.load(Ordering::Relaxed),
+            peak_running: self.peak_running.load(Ordering::Relaxed),
         }
     }
 

@@ -163,7 +163,7 @@ impl Fixed {
         slowdown: f64,
         stats: Arc<SimStats>,
     ) -> Self {
-        stats.metrics.running.fetch_add(1, Ordering::Relaxed);
+        stats.running_started();
         Self {
             start,
             ttft: scale(cfg.ttft, slowdown),

@@ -266,6 +266,7 @@ async fn sim_stats_counts_served_requests() {
         requests_queue_full: 0,
         faults_injected: stampede_sim::FaultCounts::default(),
         requests_traced: 0,
+        peak_running: 1,
     };
     assert_eq!(snap, expected);
 }

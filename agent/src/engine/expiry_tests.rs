@@ -49,6 +49,7 @@ fn ctx(request: &proto::RequestTemplate, http: crate::http::Client) -> Ctx {
         timeout: Duration::from_millis(request.timeout_ms),
         max_in_flight: 1,
         records: None,
+        max_concurrency: 0,
     };
     Ctx::new(request, &spec, http, None, None).unwrap()
 }
@@ -73,6 +74,11 @@ async fn received(sim: &RunningSim) -> u64 {
     sim.stats.requests_started()
 }
 
+/// An arrival intended at `t` and free to go then (no concurrency cap).
+fn at(t: Instant) -> (Instant, Instant) {
+    (t, t)
+}
+
 /// An intended time whose deadline passed a request timeout ago.
 fn stalled(ctx: &Ctx) -> Instant {
     Instant::now().checked_sub(2 * ctx.timeout).unwrap()
@@ -87,7 +93,7 @@ async fn a_request_past_its_deadline_at_its_write_is_expired_not_sent() {
         // A fresh connection: nothing pooled yet.
         let ctx = ctx(&request, http);
         let before = sim.stats.requests_started();
-        ctx.one_request(stalled(&ctx), 0).await;
+        ctx.one_request(at(stalled(&ctx)), 0).await;
         assert_eq!(received(&sim).await, before, "{via}: received");
         assert_eq!(
             counts(&ctx),
@@ -96,8 +102,8 @@ async fn a_request_past_its_deadline_at_its_write_is_expired_not_sent() {
         );
 
         // A kept-alive connection: one request answered, then one stalled.
-        ctx.one_request(Instant::now(), 1).await;
-        ctx.one_request(stalled(&ctx), 2).await;
+        ctx.one_request(at(Instant::now()), 1).await;
+        ctx.one_request(at(stalled(&ctx)), 2).await;
         assert_eq!(received(&sim).await, before + 1, "{via}: received");
         assert_eq!(
             counts(&ctx),
@@ -125,7 +131,7 @@ async fn a_request_failing_before_its_write_still_counts_as_sent() {
     let lean = crate::session::http_client();
     for (via, http) in [("lean", lean.clone()), ("reqwest", lean.reqwest_only())] {
         let ctx = ctx(&request, http);
-        ctx.one_request(Instant::now(), 0).await;
+        ctx.one_request(at(Instant::now()), 0).await;
         assert_eq!(
             counts(&ctx),
             (1, 0, 1, 0),

@@ -12,6 +12,7 @@ mod target;
 use crate::duration::{HumanDuration, shown};
 use crate::fault::ClusterDefaults;
 use crate::kubernetes::Kubernetes;
+use crate::quote::written;
 use crate::serving::{Method, ServingSpec};
 use crate::slo::Slo;
 use crate::workload::{ASSIGNMENT_RESERVE, Problem, WorkloadEntry};
@@ -127,6 +128,7 @@ impl RawPlan {
             matches!(target.endpoint, Endpoint::Simulator(_)),
             &cluster_defaults(serving.as_ref(), kubernetes.as_ref()),
         )?;
+        check_concurrency_caps(&cx, &phases, agents.count)?;
         let workload = self.validate_workload(&cx, &phases)?;
         let cost = self
             .cost
@@ -238,17 +240,38 @@ impl RawPlan {
             .collect::<Result<Vec<_>, _>>()?;
         let workload = self.load_inputs(cx, workload, phases)?;
         if !workload.is_empty() {
-            for (key, set) in [
-                ("request.prompt_tokens", self.request.prompt_tokens),
-                ("request.max_tokens", self.request.max_tokens),
-            ] {
-                if let Some(v) = set {
-                    return Err(cx.invalid(
-                        key,
-                        v,
-                        "a [[workload]] mix sets request lengths; remove this key or the mix",
-                    ));
-                }
+            let r = &self.request;
+            let lengths = "a [[workload]] mix sets request lengths; remove this key or the mix";
+            let per_entry = "a [[workload]] mix sets this per entry; move it into the entries or remove the mix";
+            let set = [
+                (
+                    "request.prompt_tokens",
+                    r.prompt_tokens.map(|v| v.to_string()),
+                    lengths,
+                ),
+                (
+                    "request.max_tokens",
+                    r.max_tokens.map(|v| v.to_string()),
+                    lengths,
+                ),
+                (
+                    "request.ignore_eos",
+                    r.ignore_eos.map(|v| v.to_string()),
+                    per_entry,
+                ),
+                (
+                    "request.temperature",
+                    r.temperature.map(|v| v.to_string()),
+                    per_entry,
+                ),
+                (
+                    "request.extra_body",
+                    r.extra_body.as_ref().map(written),
+                    per_entry,
+                ),
+            ];
+            if let Some((key, Some(v), reason)) = set.into_iter().find(|(_, v, _)| v.is_some()) {
+                return Err(cx.invalid(key, v, reason));
             }
         }
         Ok(workload)
@@ -316,6 +339,25 @@ fn cluster_defaults(
     }
 }
 
+/// Every phase's `max_concurrency` leaves each of the `agents` at least one
+/// slot: the cap is split like users, one slot each and the rest by shard.
+fn check_concurrency_caps(cx: &Ctx<'_>, phases: &[Phase], agents: u32) -> Result<(), PlanError> {
+    match phases
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| p.max_concurrency.filter(|c| *c < agents).map(|c| (i, c)))
+    {
+        Some((i, cap)) => Err(cx.invalid(
+            format!("phase[{i}].max_concurrency"),
+            cap,
+            format!(
+                "below the {agents} agents: each agent holds at least one of the cap's slots; raise it to {agents} or more, or use fewer agents"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Parse a list of objectives at `key`.
 fn parse_slos(cx: &Ctx<'_>, key: &str, list: Option<&[String]>) -> Result<Vec<Slo>, PlanError> {
     list.unwrap_or_default()
@@ -336,5 +378,7 @@ pub(crate) fn is_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+#[cfg(test)]
+mod cap_tests;
 #[cfg(test)]
 mod tests;

@@ -56,8 +56,22 @@ impl Kind {
     fn keys(self) -> &'static [&'static str] {
         match self {
             Kind::Baseline => &["duration"],
-            Kind::Constant => &["duration", "rate", "arrival", "burstiness"],
-            Kind::Ramp => &["duration", "from", "to", "steps", "arrival", "burstiness"],
+            Kind::Constant => &[
+                "duration",
+                "rate",
+                "arrival",
+                "burstiness",
+                "max_concurrency",
+            ],
+            Kind::Ramp => &[
+                "duration",
+                "from",
+                "to",
+                "steps",
+                "arrival",
+                "burstiness",
+                "max_concurrency",
+            ],
             Kind::Concurrency => &["duration", "users"],
             Kind::Stress => &[
                 "step_duration",
@@ -73,6 +87,7 @@ impl Kind {
                 "max_saturated",
                 "arrival",
                 "burstiness",
+                "max_concurrency",
             ],
             Kind::Soak => &[
                 "duration",
@@ -81,8 +96,9 @@ impl Kind {
                 "max_drift",
                 "arrival",
                 "burstiness",
+                "max_concurrency",
             ],
-            Kind::Replay => &["duration", "trace"],
+            Kind::Replay => &["duration", "trace", "max_concurrency"],
         }
     }
 
@@ -98,8 +114,9 @@ impl Kind {
 impl RawPhase {
     /// The keys that belong to some kinds only, and whether each is set,
     /// in the order they are checked.
-    fn kind_keys(&self) -> [(&'static str, bool); 20] {
+    fn kind_keys(&self) -> [(&'static str, bool); 21] {
         [
+            ("max_concurrency", self.max_concurrency.is_some()),
             ("trace", self.trace.is_some()),
             ("arrival", self.arrival.is_some()),
             ("burstiness", self.burstiness.is_some()),
@@ -144,10 +161,21 @@ impl RawPhase {
             .into_iter()
             .find(|(field, set)| *set && !kind.keys().contains(field))
         {
+            let reason = if field == "max_concurrency" {
+                format!(
+                    "does not apply to kind {:?}: a closed loop's concurrency is its users; max_concurrency caps open-loop phases",
+                    kind.name()
+                )
+            } else {
+                format!("does not apply to kind {:?}", kind.name())
+            };
+            return Err(cx.invalid(key(field), written_key(self, field), reason));
+        }
+        if self.max_concurrency == Some(0) {
             return Err(cx.invalid(
-                key(field),
-                written_key(self, field),
-                format!("does not apply to kind {:?}", kind.name()),
+                key("max_concurrency"),
+                0,
+                "must be at least 1 (or left out)",
             ));
         }
         let phase_kind = match kind {
@@ -176,6 +204,7 @@ impl RawPhase {
             kind: phase_kind,
             duration,
             max_requests: self.requests,
+            max_concurrency: self.max_concurrency,
             drain: self
                 .drain
                 .as_ref()

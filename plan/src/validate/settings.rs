@@ -47,6 +47,11 @@ impl RawPlan {
             r.connect_timeout.as_ref(),
             Duration::from_secs(10),
         )?;
+        crate::workload::check_temperature("request.temperature", r.temperature)
+            .map_err(|p| cx.problem(p))?;
+        let extra_body_json =
+            crate::workload::extra_body_json("request.extra_body", r.extra_body.as_ref())
+                .map_err(|p| cx.problem(p))?;
         Ok(RequestSpec {
             prompt_tokens,
             max_tokens,
@@ -54,6 +59,9 @@ impl RawPlan {
             timeout,
             first_token_timeout,
             connect_timeout,
+            ignore_eos: r.ignore_eos,
+            temperature: r.temperature,
+            extra_body_json,
         })
     }
 
