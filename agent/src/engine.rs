@@ -238,6 +238,9 @@ impl Ctx {
                 })
                 .collect()
         });
+        let parts = workload
+            .as_ref()
+            .is_some_and(|w| (2..=stampede_common::MAX_WINDOW_PARTS).contains(&w.entries()));
         Ok(Self {
             entry_targets,
             target,
@@ -249,7 +252,8 @@ impl Ctx {
             expected_tokens: (request.max_tokens as usize).min(4096),
             rec: Recorder::new(spec.start, spec.window)
                 .with_goodput(goodput)
-                .with_records(spec.records),
+                .with_records(spec.records)
+                .with_parts(parts),
             timeout: spec.timeout,
             in_flight: AtomicU32::new(0),
             cap: Cap::new(spec.max_concurrency),
@@ -296,20 +300,20 @@ impl Ctx {
             ),
         };
         let draft = self.rec.sample(k, 0, intended, picked, entry);
-        let on_sent = || self.count_sent(k, (intended, ready), picked, true);
+        let on_sent = || self.count_sent((k, entry), (intended, ready), picked, true);
         let gate = WriteGate::new(intended, intended + self.timeout).on_sent(&on_sent);
         let mut gaps = Vec::with_capacity(expected);
         let result = self.exchange(k, target, body, &gate, &mut gaps, None).await;
-        self.record(intended, result, &gaps, draft);
+        self.record((intended, entry), result, &gaps, draft);
     }
 
-    /// Request `k`, intended at `intended`, free to go at `ready` (later when
-    /// it waited for a slot under the cap) and picked up at `picked`, is being
-    /// written (or failed trying): count it as sent, its schedule lag being how
-    /// late it was picked up, and `log` it.
+    /// Request `k` (of workload entry `entry`), intended at `intended`, free
+    /// to go at `ready` (later when it waited for a slot under the cap) and
+    /// picked up at `picked`, is being written (or failed trying): count it
+    /// as sent, its schedule lag being how late it was picked up, and `log` it.
     fn count_sent(
         &self,
-        k: u64,
+        (k, entry): (u64, Option<u32>),
         (intended, ready): (Instant, Instant),
         picked: Instant,
         log: bool,
@@ -317,6 +321,7 @@ impl Ctx {
         self.rec.sent_after(
             picked.saturating_duration_since(intended),
             picked.saturating_duration_since(ready),
+            entry,
         );
         if log {
             tracing::trace!(
@@ -329,21 +334,22 @@ impl Ctx {
         }
     }
 
-    /// Record how a request intended at `intended` ended; whether it succeeded.
+    /// Record how a request of workload entry `entry`, intended at
+    /// `intended`, ended; whether it succeeded.
     fn record(
         &self,
-        intended: Instant,
+        (intended, entry): (Instant, Option<u32>),
         result: Result<client::Success, Miss>,
         gaps: &[u64],
         draft: Option<Draft>,
     ) -> bool {
         match result {
             Ok(s) => {
-                self.rec.success(intended, &s, gaps, draft);
+                self.rec.success((intended, entry), &s, gaps, draft);
                 true
             }
             Err(Miss::Failed(class)) => {
-                self.rec.failure(class, draft);
+                self.rec.failure(class, entry, draft);
                 false
             }
             Err(Miss::Expired) => {
@@ -399,7 +405,7 @@ impl Ctx {
                 picked = Instant::now();
             }
             let draft = self.rec.sample(k, turn, intended, picked, entry);
-            let on_sent = || self.count_sent(k, (intended, ready), picked, turn == 0);
+            let on_sent = || self.count_sent((k, entry), (intended, ready), picked, turn == 0);
             let gate = WriteGate::new(intended, intended + self.timeout).on_sent(&on_sent);
             let mut gaps = Vec::with_capacity((g.max_tokens as usize).min(4096));
             let mut answer = String::new();
@@ -413,7 +419,7 @@ impl Ctx {
                     Some(&mut answer),
                 )
                 .await;
-            if !self.record(intended, result, &gaps, draft) {
+            if !self.record((intended, entry), result, &gaps, draft) {
                 return;
             }
             if turn + 1 == turns {

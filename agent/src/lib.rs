@@ -23,6 +23,7 @@ pub mod session;
 mod slices;
 pub mod spans;
 pub mod sse;
+pub mod tally;
 pub mod workload;
 
 pub use engine::AgentClock;

@@ -10,11 +10,12 @@
 use crate::client::{Success, micros};
 use crate::failure::FailureClass;
 use crate::records::{Draft, Sampler};
+use crate::tally::{Tally, record_saturating};
 use hdrhistogram::Histogram;
-use stampede_common::histogram::{self, new_histogram};
+use stampede_common::histogram::new_histogram;
 use stampede_common::metric::Metric;
 use stampede_common::proto;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -30,9 +31,10 @@ pub const STALL: Duration = Duration::from_millis(250);
 /// Measurements of one window.
 #[derive(Debug, Clone)]
 pub struct WindowData {
-    hists: Vec<Histogram<u64>>,
-    counters: proto::Counters,
-    errors: HashMap<FailureClass, u64>,
+    /// Every request of the window.
+    total: Tally,
+    /// The same requests by workload entry, when the phase records parts.
+    parts: BTreeMap<u32, Tally>,
     /// How late past the window's end it was flushed, when late by more than [`STALL`].
     stalled: Option<Duration>,
     /// Sampled requests completed in the window.
@@ -55,9 +57,8 @@ pub struct WindowData {
 impl Default for WindowData {
     fn default() -> Self {
         Self {
-            hists: Metric::ALL.iter().map(|_| new_histogram()).collect(),
-            counters: proto::Counters::default(),
-            errors: HashMap::new(),
+            total: Tally::default(),
+            parts: BTreeMap::new(),
             stalled: None,
             records: Vec::new(),
             records_dropped: 0,
@@ -68,17 +69,19 @@ impl Default for WindowData {
     }
 }
 
-/// Record `value` in `h`: auto-resizing histograms accept any u64;
-/// saturate rather than fail.
-fn record_saturating(h: &mut Histogram<u64>, value: u64) {
-    if h.record(value).is_err() {
-        let _ = h.record(h.high());
-    }
-}
-
 impl WindowData {
+    #[cfg(test)]
     fn record(&mut self, metric: Metric, value: u64) {
-        record_saturating(&mut self.hists[metric.index()], value);
+        self.total.record(metric, value);
+    }
+
+    /// Apply `f` to the window's total and, when `entry` is given, to that
+    /// entry's part.
+    fn each(&mut self, entry: Option<u32>, mut f: impl FnMut(&mut Tally)) {
+        f(&mut self.total);
+        if let Some(e) = entry {
+            f(self.parts.entry(e).or_default());
+        }
     }
 
     /// Mark the window flushed `late` past its end; beyond [`STALL`] the
@@ -95,7 +98,7 @@ impl WindowData {
     /// lag p99 above [`SATURATION_LAG_MICROS`], or CPU above
     /// [`SATURATION_CPU`] of the machine's cores.
     pub fn saturation(&self, cpu_micros: u64, window: Duration) -> Option<String> {
-        let stalled = self.counters.expired - self.expired_waiting;
+        let stalled = self.total.counters.expired - self.expired_waiting;
         if stalled > 0 {
             return Some(format!("agent stalled: {stalled} arrivals expired unsent"));
         }
@@ -108,7 +111,7 @@ impl WindowData {
         let lag = if self.waited {
             &self.own_lag
         } else {
-            &self.hists[Metric::ScheduleLag.index()]
+            self.total.hist(Metric::ScheduleLag)
         };
         let lag_p99 = if lag.is_empty() {
             0
@@ -132,32 +135,26 @@ impl WindowData {
         window: Duration,
     ) -> proto::WindowReport {
         let saturation = self.saturation(cpu_micros, window).unwrap_or_default();
-        let histograms = Metric::ALL
-            .iter()
-            .zip(&self.hists)
-            .filter(|(_, h)| !h.is_empty())
-            .map(|(m, h)| proto::MetricHistogram {
-                metric: m.to_proto() as i32,
-                encoding: Some(proto::metric_histogram::Encoding::HdrV2(
-                    histogram::encode(h).unwrap_or_default(),
-                )),
-            })
-            .collect();
-        let mut errors: Vec<_> = self
-            .errors
+        let parts = self
+            .parts
             .into_iter()
-            .map(|(class, count)| proto::ErrorTally {
-                class: class.label(),
-                count,
+            .map(|(entry, t)| {
+                let (histograms, counters, errors) = t.into_wire();
+                proto::WindowPart {
+                    entry,
+                    histograms,
+                    counters: Some(counters),
+                    errors,
+                }
             })
             .collect();
-        errors.sort_by(|a, b| a.class.cmp(&b.class));
+        let (histograms, counters, errors) = self.total.into_wire();
         proto::WindowReport {
             sequence: 0,
             phase_index,
             window_index,
             histograms,
-            counters: Some(self.counters),
+            counters: Some(counters),
             errors,
             agent_cpu_micros: cpu_micros,
             saturation,
@@ -166,12 +163,13 @@ impl WindowData {
             incarnation: 0,
             records: self.records,
             records_dropped: self.records_dropped,
+            parts,
         }
     }
 
     /// Counters of the window.
     pub fn counters(&self) -> &proto::Counters {
-        &self.counters
+        &self.total.counters
     }
 
     /// Keep `record` when the window has room for it (`bound`), else count it dropped.
@@ -201,6 +199,8 @@ pub struct Recorder {
     goodput: Option<proto::GoodputBounds>,
     /// Which requests are recorded one by one, when any are.
     sampler: Option<Sampler>,
+    /// Record each workload entry's requests as a part of the window too.
+    parts: bool,
 }
 
 impl Recorder {
@@ -212,7 +212,21 @@ impl Recorder {
             inner: Mutex::new(Inner::default()),
             goodput: None,
             sampler: None,
+            parts: false,
         }
+    }
+
+    /// Record each workload entry's requests as a part of every window too
+    /// (`on`: the workload has 2 to `MAX_WINDOW_PARTS` entries).
+    #[must_use]
+    pub fn with_parts(mut self, on: bool) -> Self {
+        self.parts = on;
+        self
+    }
+
+    /// The part a request of `entry` is also recorded in, if any.
+    fn part(&self, entry: Option<u32>) -> Option<u32> {
+        entry.filter(|_| self.parts)
     }
 
     /// Record the requests `sampler` picks one by one.
@@ -272,16 +286,20 @@ impl Recorder {
 
     /// A request was sent `lag` after its intended time.
     pub fn sent(&self, lag: Duration) {
-        self.sent_after(lag, lag);
+        self.sent_after(lag, lag, None);
     }
 
-    /// A request was sent `lag` after its intended time, `own` of it after
-    /// it was free to go (the rest it waited for a slot under a cap).
-    pub fn sent_after(&self, lag: Duration, own: Duration) {
+    /// A request of workload entry `entry` was sent `lag` after its intended
+    /// time, `own` of it after it was free to go (the rest it waited for a
+    /// slot under a cap).
+    pub fn sent_after(&self, lag: Duration, own: Duration, entry: Option<u32>) {
         crate::live::LIVE.sent(lag);
+        let part = self.part(entry);
         self.with_window(false, |w| {
-            w.counters.sent += 1;
-            w.record(Metric::ScheduleLag, micros(lag));
+            w.each(part, |t| {
+                t.counters.sent += 1;
+                t.record(Metric::ScheduleLag, micros(lag));
+            });
             record_saturating(&mut w.own_lag, micros(own));
             w.waited |= own < lag;
         });
@@ -290,14 +308,14 @@ impl Recorder {
     /// `n` due arrivals could not be sent.
     pub fn skipped(&self, n: u64) {
         crate::live::LIVE.skipped(n);
-        self.with_window(false, |w| w.counters.skipped += n);
+        self.with_window(false, |w| w.total.counters.skipped += n);
     }
 
     /// `n` due arrivals were not sent: their deadline had passed when the
     /// agent got to them.
     pub fn expired(&self, n: u64) {
         crate::live::LIVE.skipped(n);
-        self.with_window(false, |w| w.counters.expired += n);
+        self.with_window(false, |w| w.total.counters.expired += n);
     }
 
     /// `n` due arrivals were not sent: their deadline passed while they
@@ -305,13 +323,20 @@ impl Recorder {
     pub fn expired_waiting(&self, n: u64) {
         crate::live::LIVE.skipped(n);
         self.with_window(false, |w| {
-            w.counters.expired += n;
+            w.total.counters.expired += n;
             w.expired_waiting += n;
         });
     }
 
-    /// A request intended at `intended` succeeded (`draft`: it is sampled).
-    pub fn success(&self, intended: Instant, s: &Success, itl_gaps: &[u64], draft: Option<Draft>) {
+    /// A request of workload entry `entry`, intended at `intended`,
+    /// succeeded (`draft`: it is sampled).
+    pub fn success(
+        &self,
+        (intended, entry): (Instant, Option<u32>),
+        s: &Success,
+        itl_gaps: &[u64],
+        draft: Option<Draft>,
+    ) {
         crate::live::LIVE.ok();
         let ttft = micros(s.first_token.saturating_duration_since(intended));
         let e2e = micros(s.last_token.saturating_duration_since(intended));
@@ -323,41 +348,43 @@ impl Recorder {
                 && within(b.tpot_micros, tpot.unwrap_or(0))
         });
         let record = draft.map(|d| d.finish(self.start, Ok((s, itl_gaps))));
-        let bound = self.records_bound();
+        let (bound, part) = (self.records_bound(), self.part(entry));
         self.with_window(true, |w| {
             w.keep(record, bound);
-            w.counters.ok += 1;
-            w.counters.good += u64::from(good);
-            w.counters.output_tokens += s.output_tokens;
-            w.counters.input_tokens += s.prompt_tokens.unwrap_or(0);
-            w.counters.usage_reported += u64::from(s.usage_reported);
-            w.record(Metric::Ttft, ttft);
-            w.record(Metric::E2e, e2e);
-            w.record(Metric::OutputTokens, s.output_tokens);
-            if let Some(prompt) = s.prompt_tokens {
-                w.record(Metric::InputTokens, prompt);
-            }
-            if let Some(ntpot) = e2e.checked_div(s.output_tokens) {
-                w.record(Metric::Ntpot, ntpot);
-            }
-            if let Some(tpot) = tpot {
-                w.record(Metric::Tpot, tpot);
-            }
-            for &gap in itl_gaps {
-                w.record(Metric::Itl, gap);
-            }
+            w.each(part, |t| {
+                let c = &mut t.counters;
+                c.ok += 1;
+                c.good += u64::from(good);
+                c.output_tokens += s.output_tokens;
+                c.input_tokens += s.prompt_tokens.unwrap_or(0);
+                c.usage_reported += u64::from(s.usage_reported);
+                t.record(Metric::Ttft, ttft);
+                t.record(Metric::E2e, e2e);
+                t.record(Metric::OutputTokens, s.output_tokens);
+                if let Some(prompt) = s.prompt_tokens {
+                    t.record(Metric::InputTokens, prompt);
+                }
+                if let Some(ntpot) = e2e.checked_div(s.output_tokens) {
+                    t.record(Metric::Ntpot, ntpot);
+                }
+                if let Some(tpot) = tpot {
+                    t.record(Metric::Tpot, tpot);
+                }
+                for &gap in itl_gaps {
+                    t.record(Metric::Itl, gap);
+                }
+            });
         });
     }
 
-    /// A request failed (`draft`: it is sampled).
-    pub fn failure(&self, class: FailureClass, draft: Option<Draft>) {
+    /// A request of workload entry `entry` failed (`draft`: it is sampled).
+    pub fn failure(&self, class: FailureClass, entry: Option<u32>, draft: Option<Draft>) {
         crate::live::LIVE.failed(&class.label());
         let record = draft.map(|d| d.finish(self.start, Err(class)));
-        let bound = self.records_bound();
+        let (bound, part) = (self.records_bound(), self.part(entry));
         self.with_window(true, |w| {
             w.keep(record, bound);
-            w.counters.failed += 1;
-            *w.errors.entry(class).or_default() += 1;
+            w.each(part, |t| t.failed(class));
         });
     }
 
@@ -424,18 +451,76 @@ mod tests {
         let rec = Recorder::new(start, Duration::from_secs(1));
         rec.sent(Duration::from_micros(3));
         tokio::time::advance(Duration::from_millis(1500)).await;
-        rec.failure(FailureClass::Http(503), None);
+        rec.failure(FailureClass::Http(503), None, None);
         let windows = rec.take_before(2);
         assert_eq!(windows.len(), 2);
         assert_eq!(windows[0].1.counters().sent, 1);
         assert_eq!(windows[1].1.counters().failed, 1);
         // A late write after the flush goes to the next open window, never a flushed one.
-        rec.failure(FailureClass::Connect, None);
+        rec.failure(FailureClass::Connect, None, None);
         let rest = rec.take_all();
         assert_eq!(rest[0].0, 2);
         assert_eq!(
             rest.iter().map(|(_, w)| w.counters().failed).sum::<u64>(),
             1
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_entry_is_a_part_of_the_window_and_the_parts_add_up() {
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        let ok = |ttft: u64| Success {
+            first_token: ms(ttft),
+            last_token: ms(ttft + 10),
+            output_tokens: 2,
+            usage_reported: true,
+            prompt_tokens: Some(7),
+            status: 200,
+        };
+        for parts in [true, false] {
+            let rec = Recorder::new(start, Duration::from_secs(1)).with_parts(parts);
+            for entry in [0, 1, 1] {
+                rec.sent_after(Duration::ZERO, Duration::ZERO, Some(entry));
+            }
+            rec.success((start, Some(0)), &ok(20), &[10_000], None);
+            rec.success((start, Some(1)), &ok(80), &[10_000], None);
+            rec.failure(FailureClass::Http(503), Some(1), None);
+            rec.expired(2);
+            let report = rec
+                .take_all()
+                .remove(0)
+                .1
+                .into_report(0, 0, 0, Duration::from_secs(1));
+            let c = report.counters.unwrap_or_default();
+            assert_eq!((c.sent, c.ok, c.failed, c.expired), (3, 2, 1, 2));
+            if !parts {
+                assert!(report.parts.is_empty());
+                continue;
+            }
+            let part = |e: usize| {
+                let p = &report.parts[e];
+                let c = p.counters.unwrap_or_default();
+                (p.entry, c.sent, c.ok, c.failed, c.expired, p.errors.len())
+            };
+            assert_eq!(part(0), (0, 1, 1, 0, 0, 0));
+            assert_eq!(part(1), (1, 2, 1, 1, 0, 1));
+            let ttft = |hists: &[proto::MetricHistogram]| {
+                let h = hists
+                    .iter()
+                    .find(|h| h.metric == Metric::Ttft.to_proto() as i32)
+                    .and_then(|h| match &h.encoding {
+                        Some(proto::metric_histogram::Encoding::HdrV2(b)) => {
+                            stampede_common::histogram::decode(b).ok()
+                        }
+                        None => None,
+                    })
+                    .expect("a TTFT histogram");
+                (h.len(), h.max() / 1000)
+            };
+            assert_eq!(ttft(&report.histograms), (2, 80));
+            assert_eq!(ttft(&report.parts[0].histograms), (1, 20));
+            assert_eq!(ttft(&report.parts[1].histograms), (1, 80));
+        }
     }
 }

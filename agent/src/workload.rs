@@ -257,6 +257,11 @@ impl WorkloadGen {
         self.entries.get(i).map(|e| (e.api, e.stream))
     }
 
+    /// Number of entries in the mix.
+    pub fn entries(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Request `k` of the phase.
     pub fn request(&self, k: u64) -> Generated {
         self.request_with(k, None)

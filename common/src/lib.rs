@@ -32,3 +32,8 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// not given. It travels as `PhaseAssignment.trace_sample_ratio`; the agent's cost
 /// benchmark measures its tracing overhead at this ratio.
 pub const DEFAULT_TRACE_SAMPLE_RATIO: f64 = 0.01;
+
+/// Most workload entries whose requests an agent records separately in each
+/// window (`WindowReport.parts`): a workload with more entries gets totals
+/// only, so a window's size stays bounded whatever the mix.
+pub const MAX_WINDOW_PARTS: usize = 64;
