@@ -49,8 +49,8 @@ const DEFAULT_MAX_IN_FLIGHT: u32 = 10_000;
 /// What the engine sends to the session.
 #[derive(Debug)]
 pub enum Report {
-    /// One finished window.
-    Window(proto::WindowReport),
+    /// One finished window (boxed: it is far larger than `Done`).
+    Window(Box<proto::WindowReport>),
     /// The phase is over; no more windows follow.
     Done(proto::PhaseDone),
 }
@@ -568,12 +568,12 @@ async fn send_last_windows(
             0
         };
         let _ = reports
-            .send(Report::Window(data.into_report(
+            .send(Report::Window(Box::new(data.into_report(
                 spec.phase_index,
                 idx,
                 cpu,
                 spec.window,
-            )))
+            ))))
             .await;
         windows += 1;
     }
@@ -828,12 +828,12 @@ async fn flush_loop(
             cpu_before = cpu_now;
             data.flushed_late(late);
             if reports
-                .send(Report::Window(data.into_report(
+                .send(Report::Window(Box::new(data.into_report(
                     phase_index,
                     idx,
                     cpu,
                     window,
-                )))
+                ))))
                 .await
                 .is_err()
             {

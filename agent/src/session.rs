@@ -272,8 +272,8 @@ impl Carry {
                     self.dropped += 1;
                 }
                 w.reports_dropped = self.dropped;
-                self.unacked.push_back(w.clone());
-                Up::WindowReport(w)
+                self.unacked.push_back((*w).clone());
+                Up::WindowReport(*w)
             }
             Report::Done(mut d) => {
                 d.halted = self
@@ -586,7 +586,7 @@ mod tests {
     use super::*;
 
     fn window() -> Report {
-        Report::Window(proto::WindowReport::default())
+        Report::Window(Box::default())
     }
 
     #[test]
