@@ -7,6 +7,7 @@
 
 use crate::model::MetricSummary;
 use hdrhistogram::Histogram;
+use stampede_common::MAX_WINDOW_PARTS;
 use stampede_common::histogram::{self, new_histogram};
 use stampede_common::metric::{Metric, Unit};
 use stampede_common::proto::{self, metric_histogram::Encoding};
@@ -24,6 +25,8 @@ pub struct Aggregate {
     pub errors: BTreeMap<String, u64>,
     /// Agent CPU time (µs).
     pub cpu_micros: u64,
+    /// The same requests by workload entry, when agents recorded parts.
+    pub parts: BTreeMap<u32, Aggregate>,
 }
 
 impl Default for Aggregate {
@@ -33,6 +36,7 @@ impl Default for Aggregate {
             counters: proto::Counters::default(),
             errors: BTreeMap::new(),
             cpu_micros: 0,
+            parts: BTreeMap::new(),
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct DecodedWindow {
     pub errors: Vec<(String, u64)>,
     /// Agent CPU (µs).
     pub cpu_micros: u64,
+    /// Its parts by workload entry (each without parts of its own).
+    pub parts: Vec<(u32, DecodedWindow)>,
 }
 
 /// A window report that cannot be used.
@@ -73,6 +79,20 @@ pub enum ReportError {
     /// More error classes than a report may carry.
     #[error("{0} error classes, more than the limit of {MAX_ERROR_CLASSES}")]
     TooManyErrorClasses(usize),
+    /// More parts than an agent records.
+    #[error("{0} workload-entry parts, more than the limit of {MAX_WINDOW_PARTS}")]
+    TooManyParts(usize),
+    /// One workload entry's part twice.
+    #[error("the part of workload entry {0} appears more than once")]
+    DuplicatePart(u32),
+    /// A part is malformed.
+    #[error("part of workload entry {entry}: {source}")]
+    Part {
+        /// The part's entry.
+        entry: u32,
+        /// What is wrong with it.
+        source: Box<ReportError>,
+    },
     /// The failed count disagrees with the error tallies.
     #[error("counters say {failed} failed but error tallies sum to {tallied}")]
     Inconsistent {
@@ -91,11 +111,36 @@ pub const MAX_ERROR_CLASSES: usize = 256;
 /// most one histogram per metric is decoded, so a report cannot make the
 /// controller allocate more than that many bounded histograms.
 pub fn decode(w: &proto::WindowReport) -> Result<DecodedWindow, ReportError> {
-    if w.errors.len() > MAX_ERROR_CLASSES {
-        return Err(ReportError::TooManyErrorClasses(w.errors.len()));
+    if w.parts.len() > MAX_WINDOW_PARTS {
+        return Err(ReportError::TooManyParts(w.parts.len()));
+    }
+    let mut window = decode_tally(&w.histograms, w.counters, &w.errors)?;
+    window.cpu_micros = w.agent_cpu_micros;
+    for p in &w.parts {
+        if window.parts.iter().any(|(e, _)| *e == p.entry) {
+            return Err(ReportError::DuplicatePart(p.entry));
+        }
+        let part =
+            decode_tally(&p.histograms, p.counters, &p.errors).map_err(|e| ReportError::Part {
+                entry: p.entry,
+                source: Box::new(e),
+            })?;
+        window.parts.push((p.entry, part));
+    }
+    Ok(window)
+}
+
+/// Decode and check one set of histograms, counters and failure tallies.
+fn decode_tally(
+    histograms: &[proto::MetricHistogram],
+    counters: Option<proto::Counters>,
+    errors: &[proto::ErrorTally],
+) -> Result<DecodedWindow, ReportError> {
+    if errors.len() > MAX_ERROR_CLASSES {
+        return Err(ReportError::TooManyErrorClasses(errors.len()));
     }
     let mut hists: Vec<(Metric, Histogram<u64>)> = Vec::with_capacity(Metric::ALL.len());
-    for h in &w.histograms {
+    for h in histograms {
         let metric = Metric::from_proto(h.metric).ok_or(ReportError::UnknownMetric(h.metric))?;
         if hists.iter().any(|(m, _)| *m == metric) {
             return Err(ReportError::DuplicateMetric(metric));
@@ -107,8 +152,8 @@ pub fn decode(w: &proto::WindowReport) -> Result<DecodedWindow, ReportError> {
             histogram::decode(bytes).map_err(|source| ReportError::Codec { metric, source })?;
         hists.push((metric, hist));
     }
-    let counters = w.counters.unwrap_or_default();
-    let tallied = w.errors.iter().fold(0u64, |s, e| s.saturating_add(e.count));
+    let counters = counters.unwrap_or_default();
+    let tallied = errors.iter().fold(0u64, |s, e| s.saturating_add(e.count));
     if tallied != counters.failed {
         return Err(ReportError::Inconsistent {
             failed: counters.failed,
@@ -118,12 +163,9 @@ pub fn decode(w: &proto::WindowReport) -> Result<DecodedWindow, ReportError> {
     Ok(DecodedWindow {
         hists,
         counters,
-        errors: w
-            .errors
-            .iter()
-            .map(|e| (e.class.clone(), e.count))
-            .collect(),
-        cpu_micros: w.agent_cpu_micros,
+        errors: errors.iter().map(|e| (e.class.clone(), e.count)).collect(),
+        cpu_micros: 0,
+        parts: Vec::new(),
     })
 }
 
@@ -140,6 +182,9 @@ impl Aggregate {
             *e = e.saturating_add(*n);
         }
         self.cpu_micros = self.cpu_micros.saturating_add(w.cpu_micros);
+        for (entry, part) in &w.parts {
+            self.parts.entry(*entry).or_default().add(part);
+        }
     }
 
     /// Add another aggregate (e.g. to merge a range of windows).
@@ -153,6 +198,9 @@ impl Aggregate {
             *e = e.saturating_add(*n);
         }
         self.cpu_micros = self.cpu_micros.saturating_add(other.cpu_micros);
+        for (entry, part) in &other.parts {
+            self.parts.entry(*entry).or_default().merge(part);
+        }
     }
 
     /// The histogram of a metric.

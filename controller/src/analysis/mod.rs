@@ -2,6 +2,7 @@
 //! objective verdicts, the stress search, fault recovery, repeat statistics,
 //! the regression gate and cost. Pure functions over `model` data; no I/O beyond what a caller hands in.
 
+pub mod breakdown;
 pub mod cost;
 pub mod gate;
 pub mod inputs;

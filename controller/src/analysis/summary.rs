@@ -1,13 +1,11 @@
 //! A phase's merged windows → its summary: the one function the live run
 //! and `controller report` share, so the two can never disagree.
 
-use crate::model::MetricSummary;
-
+use crate::analysis::breakdown::{self, EntryLabels};
 use crate::analysis::merge::PhaseAccumulator;
 use crate::analysis::server_metrics::Scrape;
 use crate::model::StepRecord;
 use crate::model::{PhaseSummary, Redistribution, RequestCounts};
-use stampede_common::metric::Metric;
 use stampede_plan::Phase;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -35,6 +33,8 @@ pub struct PhaseRun<'a> {
     pub redistributed: Vec<Redistribution>,
     /// Server-metrics scrapes and failed scrapes by page, when they count.
     pub scrapes: Option<(&'a [Scrape], &'a BTreeMap<String, u32>)>,
+    /// Names and models of the phase's workload entries (its breakdowns).
+    pub labels: EntryLabels,
 }
 
 /// The summary of a finished phase: its measured interval cut from `acc`
@@ -46,6 +46,7 @@ pub fn phase_summary(run: PhaseRun<'_>, acc: &mut PhaseAccumulator) -> PhaseSumm
         acc.restrict(first, end, run.window);
     }
     let mut s = summarize(run.phase, acc, run.agents, run.lost, run.stopped_early);
+    s.breakdowns = breakdown::summaries(&run.labels, &acc.total, s.finished_s);
     s.scheduled =
         crate::analysis::schedule::scheduled_arrivals(run.phase, run.seed, run.index, run.window);
     s.step = run.step;
@@ -79,16 +80,7 @@ pub fn summarize(
     let lost_requests = acc.lost_requests(&lost);
     let arrivals_s = acc.arrivals_micros as f64 / 1e6;
     let finished_s = acc.finished_micros as f64 / 1e6;
-    let metrics = Metric::ALL
-        .iter()
-        .filter(|m| !acc.total.hist(**m).is_empty())
-        .map(|m| {
-            (
-                m.name().to_string(),
-                MetricSummary::of(*m, acc.total.hist(*m)),
-            )
-        })
-        .collect();
+    let metrics = breakdown::metric_summaries(&acc.total);
     PhaseSummary {
         name: phase.name.clone(),
         kind: phase.kind.name().to_string(),
@@ -116,6 +108,7 @@ pub fn summarize(
         output_token_throughput: per_second(c.output_tokens, finished_s),
         usage_reported: c.usage_reported,
         metrics,
+        breakdowns: Vec::new(),
         agent_cpu_s: acc.total.cpu_micros as f64 / 1e6,
         rejected_reports: acc.rejected.values().sum(),
         duplicate_reports: acc.duplicates,

@@ -187,6 +187,10 @@ pub struct PhaseSummary {
     pub usage_reported: u64,
     /// Distributions by metric name.
     pub metrics: BTreeMap<String, MetricSummary>,
+    /// The same results by workload entry and by model, when the phase's
+    /// mix has several entries (or models).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub breakdowns: Vec<crate::model::Breakdown>,
     /// CPU seconds all agents spent in the phase.
     pub agent_cpu_s: f64,
     /// Window reports rejected as malformed.
@@ -567,6 +571,7 @@ pub(crate) mod tests {
                 output_token_throughput: 318.9,
                 usage_reported: 1200,
                 metrics,
+                breakdowns: Vec::new(),
                 agent_cpu_s: 1.5,
                 rejected_reports: 2,
                 duplicate_reports: 0,

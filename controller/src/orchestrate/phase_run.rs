@@ -11,6 +11,7 @@
 //! takes a share back from the next window boundary.
 
 use super::runner::{Joining, Orchestrator, REPORT_GRACE, RunError};
+use crate::analysis::breakdown::EntryLabels;
 use crate::analysis::merge::{Offered, PhaseAccumulator};
 use crate::analysis::server_metrics::{Scrape, Scraped};
 use crate::analysis::summary;
@@ -624,6 +625,7 @@ impl<'p> ActivePhase<'p> {
                 .scraper
                 .is_some()
                 .then_some((self.scrapes.as_slice(), &self.failed_scrapes)),
+            labels: EntryLabels::of(&o.plan, self.phase),
         };
         let summary = summary::phase_summary(run, &mut self.acc);
         Ok((summary, self.acc))

@@ -9,8 +9,10 @@
 //! of the merged histogram (the ranks n·q ± 1.96·√(n·q·(1−q))); rates get a
 //! Poisson interval on the underlying count. Anything else is **within noise**.
 
+use crate::analysis::breakdown;
+use crate::analysis::merge::Aggregate;
 use crate::model::PhaseSummary;
-use crate::results::{PhaseData, RunData};
+use crate::results::RunData;
 use hdrhistogram::Histogram;
 use stampede_common::metric::Metric;
 use stampede_common::quantile::quantile_or_zero;
@@ -103,44 +105,44 @@ pub fn call(a: Estimate, b: Estimate, higher_is_better: bool, min_change: f64) -
 struct Row {
     name: &'static str,
     higher_is_better: bool,
-    get: fn(&PhaseSummary, &PhaseData) -> Option<Estimate>,
+    get: fn(&PhaseSummary, &Aggregate) -> Option<Estimate>,
 }
 
 const ROWS: [Row; 9] = [
     Row {
         name: "ttft p50 (ms)",
         higher_is_better: false,
-        get: |_, d| quantile(d.acc.total.hist(Metric::Ttft), 0.5),
+        get: |_, d| quantile(d.hist(Metric::Ttft), 0.5),
     },
     Row {
         name: "ttft p90 (ms)",
         higher_is_better: false,
-        get: |_, d| quantile(d.acc.total.hist(Metric::Ttft), 0.9),
+        get: |_, d| quantile(d.hist(Metric::Ttft), 0.9),
     },
     Row {
         name: "ttft p99 (ms)",
         higher_is_better: false,
-        get: |_, d| quantile(d.acc.total.hist(Metric::Ttft), 0.99),
+        get: |_, d| quantile(d.hist(Metric::Ttft), 0.99),
     },
     Row {
         name: "itl p50 (ms)",
         higher_is_better: false,
-        get: |_, d| quantile(d.acc.total.hist(Metric::Itl), 0.5),
+        get: |_, d| quantile(d.hist(Metric::Itl), 0.5),
     },
     Row {
         name: "itl p99 (ms)",
         higher_is_better: false,
-        get: |_, d| quantile(d.acc.total.hist(Metric::Itl), 0.99),
+        get: |_, d| quantile(d.hist(Metric::Itl), 0.99),
     },
     Row {
         name: "e2e p50 (ms)",
         higher_is_better: false,
-        get: |_, d| quantile(d.acc.total.hist(Metric::E2e), 0.5),
+        get: |_, d| quantile(d.hist(Metric::E2e), 0.5),
     },
     Row {
         name: "e2e p99 (ms)",
         higher_is_better: false,
-        get: |_, d| quantile(d.acc.total.hist(Metric::E2e), 0.99),
+        get: |_, d| quantile(d.hist(Metric::E2e), 0.99),
     },
     Row {
         name: "ok req/s",
@@ -176,6 +178,41 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// A phase, or one breakdown of a phase, as compared.
+struct View {
+    /// (phase name, repeat, breakdown label or ""): what matches across runs.
+    key: (String, u32, String),
+    /// The heading of its table.
+    title: String,
+    summary: PhaseSummary,
+    agg: Aggregate,
+}
+
+/// Every phase of `run`, each followed by its breakdowns.
+fn views(run: &RunData) -> Vec<View> {
+    let mut out = Vec::new();
+    for (s, p) in run.summary.phases.iter().zip(&run.phases) {
+        let title = format!("{} ({})", s.label(run.summary.repeat), s.kind);
+        let labels = breakdown::EntryLabels::of(&run.plan, &p.phase);
+        let groups = breakdown::groups(&labels, &p.acc.total);
+        out.push(View {
+            key: (s.name.clone(), s.repeat, String::new()),
+            title: title.clone(),
+            summary: s.clone(),
+            agg: p.acc.total.clone(),
+        });
+        for (b, (_, _, agg)) in s.breakdowns.iter().zip(groups) {
+            out.push(View {
+                key: (s.name.clone(), s.repeat, b.label()),
+                title: format!("{title} · {}", b.label()),
+                summary: breakdown::as_phase(s, b),
+                agg,
+            });
+        }
+    }
+    out
+}
+
 /// The comparison table of `runs` (labelled by `labels`) against the first.
 pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
     let mut s = String::new();
@@ -196,17 +233,13 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
         "calls: better/worse only when the change exceeds {:.0}% and the 95% intervals do not overlap",
         min_change * 100.0
     );
-    let Some(reference) = runs.first() else {
+    let views: Vec<Vec<View>> = runs.iter().map(views).collect();
+    let Some(reference) = views.first() else {
         return s;
     };
-    for (ia, sa) in reference.summary.phases.iter().enumerate() {
+    for va in reference {
         let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "phase {} ({})",
-            sa.label(reference.summary.repeat),
-            sa.kind
-        );
+        let _ = writeln!(s, "phase {}", va.title);
         let mut header = format!("  {:<16}{:>12}", "metric", "reference");
         for l in labels.iter().skip(1) {
             let short: String = l
@@ -221,19 +254,17 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
         }
         let _ = writeln!(s, "{header}");
         for row in &ROWS {
-            let a = (row.get)(sa, &reference.phases[ia]);
+            let a = (row.get)(&va.summary, &va.agg);
             let mut line = format!(
                 "  {:<16}{:>12}",
                 row.name,
                 a.map_or_else(|| "-".to_string(), |e| fmt(e.value))
             );
-            for other in runs.iter().skip(1) {
+            for other in views.iter().skip(1) {
                 let cell = other
-                    .summary
-                    .phases
                     .iter()
-                    .position(|p| p.name == sa.name && p.repeat == sa.repeat)
-                    .and_then(|ib| (row.get)(&other.summary.phases[ib], &other.phases[ib]))
+                    .find(|vb| vb.key == va.key)
+                    .and_then(|vb| (row.get)(&vb.summary, &vb.agg))
                     .map_or_else(
                         || "(no such phase or no data)".to_string(),
                         |b| match a {

@@ -1,8 +1,9 @@
 //! What a run leaves behind: `summary.json` (machine-readable) and
 //! `stats.txt` (the human summary, also printed at the end of a run).
 
-use crate::model::{PhaseSummary, RunSummary, StressResult};
+use crate::model::{MetricSummary, PhaseSummary, RunSummary, StressResult};
 use stampede_common::metric::Metric;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -167,6 +168,7 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     }
     health_text(s, p);
     metrics_text(s, p);
+    breakdowns_text(s, p);
     if let Some(c) = &p.cost {
         let _ = writeln!(
             s,
@@ -397,16 +399,21 @@ fn health_text(s: &mut String, p: &PhaseSummary) {
 
 /// The per-metric table.
 fn metrics_text(s: &mut String, p: &PhaseSummary) {
+    metrics_table(s, "  ", &p.metrics);
+}
+
+/// The table of `metrics`, each line indented by `indent`.
+fn metrics_table(s: &mut String, indent: &str, metrics: &BTreeMap<String, MetricSummary>) {
     let _ = writeln!(
         s,
-        "  {:<14}{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{indent}{:<14}{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "metric", "unit", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
     );
     for m in Metric::ALL {
-        if let Some(x) = p.metrics.get(m.name()) {
+        if let Some(x) = metrics.get(m.name()) {
             let _ = writeln!(
                 s,
-                "  {:<14}{:>6} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                "{indent}{:<14}{:>6} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
                 m.name(),
                 x.unit,
                 x.count,
@@ -418,6 +425,29 @@ fn metrics_text(s: &mut String, p: &PhaseSummary) {
                 x.max
             );
         }
+    }
+}
+
+/// Each breakdown of the phase: its counts, rates and metric table.
+fn breakdowns_text(s: &mut String, p: &PhaseSummary) {
+    for b in &p.breakdowns {
+        let errors: Vec<String> = b.errors.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            s,
+            "  {}: sent {}, ok {}, failed {}{}; {:.2} req/s, {:.1} output tok/s",
+            b.label(),
+            b.requests.sent,
+            b.requests.ok,
+            b.requests.failed,
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", errors.join(", "))
+            },
+            b.request_throughput,
+            b.output_token_throughput,
+        );
+        metrics_table(s, "    ", &b.metrics);
     }
 }
 

@@ -3,6 +3,7 @@
 //! every count, rate and percentile). Columns carry their unit in the name
 //! (`_ms`, `_per_s`, `_tokens`); an empty cell means "no samples".
 
+use crate::analysis::breakdown;
 use crate::model::MetricSummary;
 use crate::model::PhaseSummary;
 use crate::results::{PhaseData, RunData};
@@ -166,6 +167,7 @@ pub fn phases_header() -> String {
     }
     cols.extend(COST_COLUMNS.map(String::from));
     cols.extend(VERDICT_COLUMNS.map(String::from));
+    cols.push("breakdown".into());
     cols.join(",")
 }
 
@@ -187,8 +189,21 @@ fn stat_cells(x: Option<&MetricSummary>) -> Vec<String> {
     }
 }
 
-/// One row of `phases.csv`.
-pub fn phase_row(p: &PhaseSummary) -> String {
+/// The rows of `phases.csv` for phase `p`: its own (breakdown empty), then
+/// one per breakdown (e.g. `model=llama`) with that subset's figures.
+pub fn phase_rows(p: &PhaseSummary) -> String {
+    let mut out = phase_row(p) + ",\n";
+    for b in &p.breakdowns {
+        out.push_str(&phase_row(&breakdown::as_phase(p, b)));
+        out.push(',');
+        out.push_str(&field(&b.label()));
+        out.push('\n');
+    }
+    out
+}
+
+/// One row of `phases.csv` without its breakdown cell.
+fn phase_row(p: &PhaseSummary) -> String {
     let errors: Vec<String> = p.errors.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut row = vec![
         field(&p.name),
@@ -260,8 +275,7 @@ pub fn write(dir: &Path, data: &RunData) -> std::io::Result<()> {
     std::fs::write(dir.join("windows.csv"), w)?;
     let mut p = phases_header() + "\n";
     for s in &data.summary.phases {
-        p.push_str(&phase_row(s));
-        p.push('\n');
+        p.push_str(&phase_rows(s));
     }
     std::fs::write(dir.join("phases.csv"), p)
 }
@@ -297,17 +311,22 @@ mod tests {
             h.ends_with(
                 "ntpot_count,ntpot_mean_ms,ntpot_stddev_ms,ntpot_min_ms,ntpot_p50_ms,ntpot_p90_ms,\
                  ntpot_p95_ms,ntpot_p99_ms,ntpot_p999_ms,ntpot_max_ms,currency,cost,cost_per_million_output_tokens,\
-                 output_tokens_per_currency_unit,slo_passed,slo_failed,good_requests,goodput_per_s"
+                 output_tokens_per_currency_unit,slo_passed,slo_failed,good_requests,goodput_per_s,\
+                 breakdown"
             ),
             "{h}"
         );
-        assert_eq!(h.split(',').count(), 29 + 10 * Metric::ALL.len() + 4 + 4);
+        assert_eq!(
+            h.split(',').count(),
+            29 + 10 * Metric::ALL.len() + 4 + 4 + 1
+        );
     }
 
     #[test]
     fn rows_have_as_many_cells_as_the_header_and_quote_names() {
         let run = crate::model::tests::sample_run();
-        let row = phase_row(&run.phases[0]);
+        let row = phase_rows(&run.phases[0]);
+        let row = row.trim_end();
         assert!(row.starts_with("\"steady, 20/s\","), "{row}");
         let unquoted = row.replacen("\"steady, 20/s\"", "x", 1);
         assert_eq!(

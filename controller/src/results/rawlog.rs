@@ -50,6 +50,71 @@ pub enum RawLogError {
     },
 }
 
+/// One workload entry's part of a window (mirror of the wire `WindowPart`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPart {
+    /// Index of the entry in the phase's workload.
+    pub entry: u32,
+    /// Counters.
+    pub counters: RawCounters,
+    /// Failures by class.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// HDR V2 histograms (base64) by metric name.
+    pub histograms: BTreeMap<String, String>,
+}
+
+/// Wire histograms as base64 by metric name (unknown metrics and encodings
+/// are left out: the report was checked before it was recorded).
+fn hists_to_raw(hists: &[proto::MetricHistogram]) -> BTreeMap<String, String> {
+    hists
+        .iter()
+        .filter_map(|h| {
+            let metric = Metric::from_proto(h.metric)?;
+            let Some(Encoding::HdrV2(bytes)) = &h.encoding else {
+                return None;
+            };
+            Some((metric.name().to_string(), B64.encode(bytes)))
+        })
+        .collect()
+}
+
+/// The wire histograms of a record's base64 ones.
+fn hists_from_raw(raw: &BTreeMap<String, String>) -> Result<Vec<proto::MetricHistogram>, String> {
+    let mut hists = Vec::with_capacity(raw.len());
+    for (name, b64) in raw {
+        let metric = Metric::ALL
+            .iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| format!("unknown metric {name:?}"))?;
+        let bytes = B64
+            .decode(b64)
+            .map_err(|e| format!("histogram {name}: invalid base64: {e}"))?;
+        hists.push(proto::MetricHistogram {
+            metric: metric.to_proto() as i32,
+            encoding: Some(Encoding::HdrV2(bytes)),
+        });
+    }
+    Ok(hists)
+}
+
+/// Wire error tallies as a map by class.
+fn errors_to_raw(errors: &[proto::ErrorTally]) -> BTreeMap<String, u64> {
+    errors.iter().map(|e| (e.class.clone(), e.count)).collect()
+}
+
+/// The wire error tallies of a record's map.
+fn errors_from_raw(errors: &BTreeMap<String, u64>) -> Vec<proto::ErrorTally> {
+    errors
+        .iter()
+        .map(|(class, count)| proto::ErrorTally {
+            class: class.clone(),
+            count: *count,
+        })
+        .collect()
+}
+
 /// Counters of one window report (mirror of the wire `Counters`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +270,9 @@ pub enum Record {
         /// (its per-window bound); the records themselves are in `requests/`.
         #[serde(default, skip_serializing_if = "is_zero")]
         records_dropped: u64,
+        /// The window by workload entry, when the agent recorded parts.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        parts: Vec<RawPart>,
     },
     /// A window report that could not be used.
     Rejected {
@@ -255,15 +323,15 @@ pub enum Record {
 impl Record {
     /// A `Window` record of a wire report (histograms kept as sent).
     pub fn window(phase: u32, agent: &str, w: &proto::WindowReport) -> Record {
-        let histograms = w
-            .histograms
+        let histograms = hists_to_raw(&w.histograms);
+        let parts = w
+            .parts
             .iter()
-            .filter_map(|h| {
-                let metric = Metric::from_proto(h.metric)?;
-                let Some(Encoding::HdrV2(bytes)) = &h.encoding else {
-                    return None;
-                };
-                Some((metric.name().to_string(), B64.encode(bytes)))
+            .map(|p| RawPart {
+                entry: p.entry,
+                counters: p.counters.unwrap_or_default().into(),
+                errors: errors_to_raw(&p.errors),
+                histograms: hists_to_raw(&p.histograms),
             })
             .collect();
         Record::Window {
@@ -272,17 +340,14 @@ impl Record {
             sequence: w.sequence,
             window: w.window_index,
             counters: w.counters.unwrap_or_default().into(),
-            errors: w
-                .errors
-                .iter()
-                .map(|e| (e.class.clone(), e.count))
-                .collect(),
+            errors: errors_to_raw(&w.errors),
             cpu_micros: w.agent_cpu_micros,
             histograms,
             saturation: w.saturation.clone(),
             reports_dropped: w.reports_dropped,
             incarnation: w.incarnation,
             records_dropped: w.records_dropped,
+            parts,
         }
     }
 }
@@ -321,6 +386,7 @@ impl Record {
             reports_dropped,
             incarnation,
             records_dropped,
+            parts,
             ..
         } = self
         else {
@@ -330,39 +396,32 @@ impl Record {
             (*phase, *sequence, *window, *counters, *cpu_micros);
         let (reports_dropped, incarnation, records_dropped) =
             (*reports_dropped, *incarnation, *records_dropped);
-        let mut hists = Vec::with_capacity(histograms.len());
-        for (name, b64) in histograms {
-            let metric = Metric::ALL
-                .iter()
-                .find(|m| m.name() == name)
-                .ok_or_else(|| format!("unknown metric {name:?}"))?;
-            let bytes = B64
-                .decode(b64)
-                .map_err(|e| format!("histogram {name}: invalid base64: {e}"))?;
-            hists.push(proto::MetricHistogram {
-                metric: metric.to_proto() as i32,
-                encoding: Some(Encoding::HdrV2(bytes)),
-            });
-        }
+        let parts = parts
+            .iter()
+            .map(|p| {
+                Ok(proto::WindowPart {
+                    entry: p.entry,
+                    histograms: hists_from_raw(&p.histograms)
+                        .map_err(|e| format!("part {}: {e}", p.entry))?,
+                    counters: Some(p.counters.into()),
+                    errors: errors_from_raw(&p.errors),
+                })
+            })
+            .collect::<Result<_, String>>()?;
         Ok(Some(proto::WindowReport {
             sequence,
             phase_index: phase,
             window_index: window,
-            histograms: hists,
+            histograms: hists_from_raw(histograms)?,
             counters: Some(counters.into()),
-            errors: errors
-                .iter()
-                .map(|(class, count)| proto::ErrorTally {
-                    class: class.clone(),
-                    count: *count,
-                })
-                .collect(),
+            errors: errors_from_raw(errors),
             agent_cpu_micros: cpu_micros,
             saturation: saturation.to_string(),
             reports_dropped,
             incarnation,
             records_dropped,
             records: Vec::new(),
+            parts,
         }))
     }
 }
@@ -499,6 +558,23 @@ mod tests {
             incarnation: 0x5eed,
             records: Vec::new(),
             records_dropped: 2,
+            parts: vec![proto::WindowPart {
+                entry: 1,
+                histograms: vec![proto::MetricHistogram {
+                    metric: proto::Metric::Ttft as i32,
+                    encoding: Some(Encoding::HdrV2(encode(&h).unwrap())),
+                }],
+                counters: Some(proto::Counters {
+                    sent: 2,
+                    ok: 1,
+                    failed: 1,
+                    ..Default::default()
+                }),
+                errors: vec![proto::ErrorTally {
+                    class: "connect".into(),
+                    count: 1,
+                }],
+            }],
         }
     }
 

@@ -7,6 +7,7 @@
 //! whose end was never recorded is reported as incomplete, covering the
 //! windows that arrived.
 
+use crate::analysis::breakdown::EntryLabels;
 use crate::analysis::merge::PhaseAccumulator;
 use crate::model::{PhaseSummary, RunSummary, StressResult, StressStep};
 use crate::results::manifest::{self, ManifestError};
@@ -362,6 +363,7 @@ impl Building {
             step: self.step,
             redistributed: self.redistributed,
             scrapes: scraped.then_some((self.scrapes.as_slice(), &self.failed_scrapes)),
+            labels: EntryLabels::of(plan, &self.data.phase),
         };
         let mut s = crate::analysis::summary::phase_summary(run, &mut self.data.acc);
         s.complete = self.ended;

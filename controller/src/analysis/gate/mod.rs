@@ -28,13 +28,12 @@ pub struct Named<'a> {
 
 /// Check every threshold on every phase of `baseline` and `candidate`.
 pub fn evaluate(baseline: Named, candidate: Named, thresholds: &[Threshold]) -> GateReport {
+    let (base, cand) = (
+        with_breakdowns(baseline.summary),
+        with_breakdowns(candidate.summary),
+    );
     let (mut names, mut stress): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
-    for p in baseline
-        .summary
-        .phases
-        .iter()
-        .chain(&candidate.summary.phases)
-    {
+    for p in base.iter().chain(&cand) {
         // A stress phase's steps differ by design; its knee is compared instead.
         let list = if p.step.is_some() {
             &mut stress
@@ -53,10 +52,7 @@ pub fn evaluate(baseline: Named, candidate: Named, thresholds: &[Threshold]) -> 
     let checks = names
         .iter()
         .flat_map(|name| {
-            let (a, b) = (
-                repeats(baseline.summary, name),
-                repeats(candidate.summary, name),
-            );
+            let (a, b) = (repeats(&base, name), repeats(&cand, name));
             thresholds
                 .iter()
                 .map(move |t| check(name, *t, &a, &b))
@@ -71,9 +67,23 @@ pub fn evaluate(baseline: Named, candidate: Named, thresholds: &[Threshold]) -> 
     }
 }
 
-/// Every repeat of phase `name` in `run` (stress steps aside).
-fn repeats<'a>(run: &'a RunSummary, name: &str) -> Vec<&'a PhaseSummary> {
-    run.phases
+/// The phases of `run`, each followed by its breakdowns as phases named
+/// e.g. "steady · model=llama": a breakdown is gated like a phase.
+fn with_breakdowns(run: &RunSummary) -> Vec<PhaseSummary> {
+    let mut out = Vec::with_capacity(run.phases.len());
+    for p in &run.phases {
+        out.push(p.clone());
+        out.extend(p.breakdowns.iter().map(|b| PhaseSummary {
+            name: format!("{} · {}", p.name, b.label()),
+            ..crate::analysis::breakdown::as_phase(p, b)
+        }));
+    }
+    out
+}
+
+/// Every repeat of phase `name` in `phases` (stress steps aside).
+fn repeats<'a>(phases: &'a [PhaseSummary], name: &str) -> Vec<&'a PhaseSummary> {
+    phases
         .iter()
         .filter(|p| p.name == name && p.step.is_none())
         .collect()

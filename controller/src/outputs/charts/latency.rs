@@ -1,10 +1,13 @@
 //! `latency_analysis.png`: TTFT/ITL/E2E percentiles against load across
 //! phases (where does latency bend?), and per-phase latency CDFs (what does
-//! the whole distribution look like, tail included?). A run with fault
+//! the whole distribution look like, tail included?), with one line per
+//! model (or workload entry) of a phase that has several. A run with fault
 //! actions shows TTFT over time, around its fault episodes, instead of the
 //! ITL CDF.
 
 use super::{FONT, by_load, color, empty_panel, err, grid, log_range, range, title};
+use crate::analysis::breakdown;
+use crate::model::BreakdownBy;
 use crate::results::RunData;
 use plotters::prelude::*;
 use stampede_common::metric::Metric;
@@ -105,25 +108,55 @@ fn vs_load(
     super::legend(&mut chart)
 }
 
+/// Most breakdown lines a CDF panel adds to its phases' lines.
+const MAX_BREAKDOWN_LINES: usize = 8;
+
+/// The CDF lines of `metric`: one per phase with values, then one per
+/// breakdown of a phase (by model, else by workload entry), at most
+/// [`MAX_BREAKDOWN_LINES`] of those.
+fn cdf_lines(data: &RunData, metric: Metric) -> Vec<(String, Vec<(f64, f64)>)> {
+    let qs = cdf_quantiles();
+    let points = |h: &hdrhistogram::Histogram<u64>| -> Vec<(f64, f64)> {
+        qs.iter()
+            .map(|q| ((quantile_or_zero(h, *q) / 1e3).max(1e-3), q * 100.0))
+            .collect()
+    };
+    let repeat = data.summary.repeat;
+    let mut lines: Vec<_> = (0..data.phases.len())
+        .filter(|i| !data.phases[*i].acc.total.hist(metric).is_empty())
+        .map(|i| {
+            let label = data.summary.phases[i].label(repeat);
+            (label, points(data.phases[i].acc.total.hist(metric)))
+        })
+        .collect();
+    let mut extra = Vec::new();
+    for (i, p) in data.phases.iter().enumerate() {
+        let labels = breakdown::EntryLabels::of(&data.plan, &p.phase);
+        let groups = breakdown::groups(&labels, &p.acc.total);
+        let by_model = groups.iter().any(|g| g.0 == BreakdownBy::Model);
+        for (by, name, agg) in groups {
+            let h = agg.hist(metric);
+            if (by == BreakdownBy::Model) == by_model && !h.is_empty() {
+                let label = format!(
+                    "{} {}={name}",
+                    data.summary.phases[i].label(repeat),
+                    by.name()
+                );
+                extra.push((label, points(h)));
+            }
+        }
+    }
+    lines.extend(extra.into_iter().take(MAX_BREAKDOWN_LINES));
+    lines
+}
+
 fn cdf(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     data: &RunData,
     metric: Metric,
     caption: &str,
 ) -> Result<(), String> {
-    let qs = cdf_quantiles();
-    let lines: Vec<(usize, Vec<(f64, f64)>)> = (0..data.phases.len())
-        .filter_map(|i| {
-            let h = data.phases[i].acc.total.hist(metric);
-            (!h.is_empty()).then(|| {
-                let pts = qs
-                    .iter()
-                    .map(|q| ((quantile_or_zero(h, *q) / 1e3).max(1e-3), q * 100.0))
-                    .collect();
-                (i, pts)
-            })
-        })
-        .collect();
+    let lines = cdf_lines(data, metric);
     if lines.is_empty() {
         return empty_panel(area, caption);
     }
@@ -138,12 +171,12 @@ fn cdf(
         format!("{} (ms, log scale)", metric.name().to_uppercase()),
         "percentile (%)",
     )?;
-    for (i, points) in lines {
+    for (i, (label, points)) in lines.into_iter().enumerate() {
         let c = color(i);
         chart
             .draw_series(LineSeries::new(points, c.stroke_width(2)))
             .map_err(err)?
-            .label(data.summary.phases[i].label(data.summary.repeat))
+            .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
     }
     chart

@@ -2,7 +2,8 @@
 //! the histograms merged exactly across agents.
 //!
 //! llm-d-benchmark writes this report per load pod with fixed percentiles
-//! that later get averaged; ours is one report per phase. Only the parts
+//! that later get averaged; ours is one report per phase, and one per
+//! breakdown of a phase (workload entry, model). Only the parts
 //! stampede measures are filled in: `run`, `scenario.load`,
 //! `results.request_performance`. Latencies are in seconds (`s`,
 //! `s/token`), as in llm-d's own reports.
@@ -12,7 +13,9 @@ use super::model::{
     Number, Report, RequestPerformance, Requests, Results, Run, RunTime, Scenario, SequenceLength,
     Statistics, Throughput, Units, VERSION,
 };
-use crate::model::{PhaseSummary, RunSummary, TargetInfo};
+use crate::analysis::breakdown;
+use crate::analysis::merge::Aggregate as MergedAggregate;
+use crate::model::{Breakdown, PhaseSummary, RunSummary, TargetInfo};
 use crate::results::{PhaseData, RunData};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -103,19 +106,47 @@ fn iso_duration(seconds: f64) -> String {
 
 /// The report of phase `index` of `data`.
 pub fn phase_report(data: &RunData, index: usize) -> Result<Report, serde_json::Error> {
-    let (run, s, p) = (
-        &data.summary,
-        &data.summary.phases[index],
-        &data.phases[index],
-    );
+    let (s, p) = (&data.summary.phases[index], &data.phases[index]);
+    report_of(data, index, (s, &p.acc.total), None)
+}
+
+/// The report of breakdown `b` of phase `index` of `data`, `agg` being the
+/// breakdown's merged data.
+pub fn breakdown_report(
+    data: &RunData,
+    index: usize,
+    b: &Breakdown,
+    agg: &MergedAggregate,
+) -> Result<Report, serde_json::Error> {
+    let s = breakdown::as_phase(&data.summary.phases[index], b);
+    report_of(data, index, (&s, agg), Some(&b.label()))
+}
+
+/// A report of phase `index` of `data` whose figures are `s`'s and whose
+/// distributions are `agg`'s: the whole phase, or one `label`led breakdown.
+fn report_of(
+    data: &RunData,
+    index: usize,
+    (s, agg): (&PhaseSummary, &MergedAggregate),
+    label: Option<&str>,
+) -> Result<Report, serde_json::Error> {
+    let (run, p) = (&data.summary, &data.phases[index]);
+    let mut run_info = run_part(run, s, p, index);
+    if let Some(label) = label {
+        run_info.uid = format!("{}/{label}", run_info.uid);
+        run_info.description = run_info.description.map(|d| format!("{d}, {label}"));
+        if let Some(k) = run_info.keywords.as_mut() {
+            k.push(label.to_string());
+        }
+    }
     Ok(Report {
         version: VERSION.into(),
-        run: run_part(run, s, p, index),
+        run: run_info,
         scenario: Some(Scenario {
             stack: None,
-            load: Some(load_part(&data.plan, run, s, p, index)?),
+            load: Some(load_part(&data.plan, run, (s, agg), p, index)?),
         }),
-        results: results_part(s, p),
+        results: results_part(s, agg),
     })
 }
 
@@ -154,11 +185,11 @@ fn run_part(run: &RunSummary, s: &PhaseSummary, p: &PhaseData, index: usize) -> 
 fn load_part(
     plan: &Plan,
     run: &RunSummary,
-    s: &PhaseSummary,
+    (s, agg): (&PhaseSummary, &MergedAggregate),
     p: &PhaseData,
     index: usize,
 ) -> Result<Load, serde_json::Error> {
-    let hist = |m: Metric| p.acc.total.hist(m);
+    let hist = |m: Metric| agg.hist(m);
     let (source, origin) = prompt_source(plan, &p.phase);
     // Without measured lengths (no request succeeded, or the server reported
     // no usage) the format still needs an input length: `other`, 0.
@@ -260,14 +291,14 @@ fn native_config(
     })
 }
 
-fn results_part(s: &PhaseSummary, p: &PhaseData) -> Results {
+fn results_part(s: &PhaseSummary, agg: &MergedAggregate) -> Results {
     let stats = |m: Metric| {
         let (units, divisor) = match (m, m.unit()) {
             (Metric::Itl | Metric::Tpot | Metric::Ntpot, _) => (Units::SecondsPerToken, 1e6),
             (_, Unit::Micros) => (Units::Seconds, 1e6),
             (_, Unit::Tokens) => (Units::Count, 1.0),
         };
-        statistics(p.acc.total.hist(m), units, divisor)
+        statistics(agg.hist(m), units, divisor)
     };
     let per_second = |n: f64| {
         if s.finished_s > 0.0 {

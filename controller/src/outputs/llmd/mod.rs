@@ -1,4 +1,5 @@
-//! llm-d Benchmark Report (v0.2), one per phase, so llm-d tooling can read
+//! llm-d Benchmark Report (v0.2), one per phase and one per breakdown of a
+//! phase (workload entry, model), so llm-d tooling can read
 //! stampede's results next to its own harnesses'.
 //!
 //! Each report is built through the typed [`model`], written, then read back
@@ -10,8 +11,9 @@
 mod build;
 pub mod model;
 
-pub use build::phase_report;
+pub use build::{breakdown_report, phase_report};
 
+use crate::analysis::breakdown::{self, EntryLabels};
 use crate::results::{ResultsError, RunData, write_error};
 use std::path::Path;
 
@@ -20,8 +22,23 @@ pub const DIR: &str = "llmd";
 
 /// File name of phase `index`'s report.
 pub fn file_name(index: usize, phase: &str) -> String {
-    let safe: String = phase
-        .chars()
+    format!("benchmark_report_{index:02}_{}.json", safe(phase))
+}
+
+/// File name of the report of phase `index`'s breakdown `label` (e.g.
+/// `model=llama`).
+pub fn breakdown_file_name(index: usize, phase: &str, label: &str) -> String {
+    format!(
+        "benchmark_report_{index:02}_{}__{}.json",
+        safe(phase),
+        safe(label)
+    )
+}
+
+/// `name` with every character but ASCII letters, digits, `-`, `_` and `.`
+/// replaced by `_`.
+fn safe(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
                 c
@@ -29,8 +46,7 @@ pub fn file_name(index: usize, phase: &str) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("benchmark_report_{index:02}_{safe}.json")
+        .collect()
 }
 
 /// Write one report per phase into `dir/llmd/`, each checked as read back.
@@ -38,16 +54,30 @@ pub fn write(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     let out = dir.join(DIR);
     std::fs::create_dir_all(&out).map_err(|e| write_error(&out, e))?;
     for (i, s) in data.summary.phases.iter().enumerate() {
-        let path = out.join(file_name(i, &s.name));
-        // Through a `Value`, whose keys are sorted: reports diff cleanly.
-        let text = phase_report(data, i)
-            .and_then(|report| serde_json::to_value(&report))
-            .and_then(|value| serde_json::to_string_pretty(&value))
-            .map_err(|e| write_error(&path, e))?;
-        std::fs::write(&path, text + "\n").map_err(|e| write_error(&path, e))?;
-        check_written(&path)?;
+        write_checked(&out.join(file_name(i, &s.name)), phase_report(data, i))?;
+        let p = &data.phases[i];
+        let labels = EntryLabels::of(&data.plan, &p.phase);
+        let groups = breakdown::groups(&labels, &p.acc.total);
+        for (b, (_, _, agg)) in s.breakdowns.iter().zip(&groups) {
+            let path = out.join(breakdown_file_name(i, &s.name, &b.label()));
+            write_checked(&path, breakdown_report(data, i, b, agg))?;
+        }
     }
     Ok(())
+}
+
+/// Write `report` to `path` and check it as read back.
+fn write_checked(
+    path: &Path,
+    report: Result<model::Report, serde_json::Error>,
+) -> Result<(), ResultsError> {
+    // Through a `Value`, whose keys are sorted: reports diff cleanly.
+    let text = report
+        .and_then(|report| serde_json::to_value(&report))
+        .and_then(|value| serde_json::to_string_pretty(&value))
+        .map_err(|e| write_error(path, e))?;
+    std::fs::write(path, text + "\n").map_err(|e| write_error(path, e))?;
+    check_written(path)
 }
 
 /// Read the report at `path` back and parse it into the model.
