@@ -177,7 +177,7 @@ async fn every_vllm_family_has_help_type_and_valid_series() {
             after.types.len(),
             VLLM_FAMILIES.len() - usize::from(!engine)
         );
-        for ((name, labels), _) in &after.series {
+        for (name, labels) in after.series.keys() {
             for key in ["model_name", "engine"] {
                 assert!(
                     labels.iter().any(|(k, _)| k == key),
