@@ -38,10 +38,10 @@ pub use error::PlanError;
 pub use load::{load, load_without_files, parse};
 pub use model::{
     AgentMode, Agents, Api, Cost, Endpoint, Plan, Records, RequestSpec, SIMULATOR_MODEL,
-    ServerMetrics, ShardWeights, SimulatorSpec, Target, Tracing,
+    ServerMetrics, ShardWeights, SimModelSpec, SimulatorSpec, Target, Tracing,
 };
 pub use phase::{Arrival, Phase, PhaseKind, Search, Stress};
 pub use raw::{
     RawAgents, RawCost, RawPhase, RawPlan, RawRecords, RawRequest, RawRun, RawServerMetrics,
-    RawSimulator, RawTarget, RawTracing, SimEngine,
+    RawSimModel, RawSimulator, RawTarget, RawTracing, SimEngine,
 };

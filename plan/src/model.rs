@@ -178,6 +178,23 @@ pub struct SimulatorSpec {
     pub listen: SocketAddr,
     /// Batching engine, when the plan enables it.
     pub engine: Option<SimEngine>,
+    /// Models served beside `target.model`, each with its own timing and engine.
+    pub models: Vec<SimModelSpec>,
+}
+
+/// One more model of the built-in simulator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimModelSpec {
+    /// Its name (non-empty, unique among the simulator's models).
+    pub name: String,
+    /// Time to first token.
+    pub ttft: Duration,
+    /// Inter-token latency.
+    pub itl: Duration,
+    /// Output tokens per response.
+    pub output_tokens: u32,
+    /// Its own batching engine, when set.
+    pub engine: Option<SimEngine>,
 }
 
 /// OpenAI-compatible API.

@@ -194,6 +194,27 @@ pub struct RawSimulator {
     /// `[target.simulator.engine]`: model a continuous-batching server with a
     /// finite capacity (see docs/simulator.md) instead of a fixed timeline.
     pub engine: Option<SimEngine>,
+    /// `[[target.simulator.models]]`: more models served beside `target.model`,
+    /// each with its own timing and engine (route to them with `[[workload]]`
+    /// entries' `model`).
+    pub models: Option<Vec<RawSimModel>>,
+}
+
+/// `[[target.simulator.models]]`: one more model of the built-in simulator;
+/// unset keys take the same defaults as `[target.simulator]`'s.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimModel {
+    /// The model name requests use (required, unique).
+    pub name: Option<String>,
+    /// Time to first token. Default "20ms".
+    pub ttft: Option<HumanDuration>,
+    /// Inter-token latency. Default "5ms".
+    pub itl: Option<HumanDuration>,
+    /// Output tokens per response. Default 64.
+    pub output_tokens: Option<u32>,
+    /// This model's own batching engine (its own batch and KV cache).
+    pub engine: Option<SimEngine>,
 }
 
 /// `[target.simulator.engine]`: the simulator's batching engine; unset keys

@@ -4,6 +4,8 @@
 //! simulator and the tests all build the same value. `SimConfig::default()` is today's
 //! cheap fixed timeline (no batching, no faults); the batching engine is opt-in through
 //! [`SimConfig::engine`] so callers that compare measured TTFT against `ttft` keep working.
+//! One server may serve several models ([`SimConfig::extra_models`]), each with its own
+//! timing and engine; seed, jitter and faults stay server-wide.
 
 use std::time::Duration;
 
@@ -39,23 +41,62 @@ pub struct SimConfig {
     /// on the fixed `ttft` / `itl` timeline.
     pub engine: Option<EngineConfig>,
     /// Faults injected from the start (changeable at run time through `POST /sim/faults`).
+    /// Server-wide: one fault draw per request, whichever model it names.
     pub faults: FaultConfig,
+    /// Models served beside [`model`](Self::model), each with its own timing, length limit
+    /// and engine (its own batch and KV cache). Requests are routed by their `model` field;
+    /// one without it goes to [`model`](Self::model).
+    pub extra_models: Vec<ModelConfig>,
+}
+
+/// One served model: its name, timing and engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// The model name requests use.
+    pub name: String,
+    /// Fixed-timeline mode: time to first content token (see [`SimConfig::ttft`]).
+    pub ttft: Duration,
+    /// Fixed-timeline mode: gap between consecutive content tokens.
+    pub itl: Duration,
+    /// Tokens generated per request, unless the request's `max_tokens` is lower (≥ 1).
+    pub output_tokens: u32,
+    /// Longest context (prompt + requested output tokens) accepted. `None`: unlimited.
+    pub max_model_len: Option<u32>,
+    /// This model's own batching engine; `None`: the fixed timeline.
+    pub engine: Option<EngineConfig>,
+}
+
+impl Default for ModelConfig {
+    /// Model `stampede-sim`: 20 ms TTFT, 5 ms ITL, 64 output tokens, no length limit, no
+    /// batching engine.
+    fn default() -> Self {
+        Self {
+            name: "stampede-sim".to_owned(),
+            ttft: Duration::from_millis(20),
+            itl: Duration::from_millis(5),
+            output_tokens: 64,
+            max_model_len: None,
+            engine: None,
+        }
+    }
 }
 
 impl Default for SimConfig {
     /// 20 ms TTFT, 5 ms ITL, 64 output tokens, model `stampede-sim`, no length limit, seed 0,
     /// no jitter, no batching engine, no faults.
     fn default() -> Self {
+        let m = ModelConfig::default();
         Self {
-            ttft: Duration::from_millis(20),
-            itl: Duration::from_millis(5),
-            output_tokens: 64,
-            model: "stampede-sim".to_owned(),
-            max_model_len: None,
+            ttft: m.ttft,
+            itl: m.itl,
+            output_tokens: m.output_tokens,
+            model: m.name,
+            max_model_len: m.max_model_len,
             seed: 0,
             jitter: 0.0,
-            engine: None,
+            engine: m.engine,
             faults: FaultConfig::default(),
+            extra_models: Vec::new(),
         }
     }
 }
@@ -153,19 +194,37 @@ impl Default for EngineConfig {
 
 /// A setting that cannot work, named with its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid simulator setting `{key}`: {reason}")]
+#[error("invalid simulator setting `{key}`{}: {reason}", in_model(.model))]
 pub struct ConfigError {
     /// The offending key, as spelled in the config file.
     pub key: &'static str,
+    /// Which extra model the key belongs to, e.g. `models[1] ("slow")`; `None`: a top-level
+    /// key (the first model's or a server-wide one).
+    pub model: Option<String>,
     /// What is wrong with it.
     pub reason: String,
+}
+
+fn in_model(model: &Option<String>) -> String {
+    model
+        .as_ref()
+        .map_or_else(String::new, |m| format!(" of {m}"))
 }
 
 impl ConfigError {
     pub(crate) fn new(key: &'static str, reason: impl Into<String>) -> Self {
         Self {
             key,
+            model: None,
             reason: reason.into(),
+        }
+    }
+
+    /// The same error, located in extra model `index` named `name`.
+    fn in_extra(self, index: usize, name: &str) -> Self {
+        Self {
+            model: Some(format!("models[{index}] ({name:?})")),
+            ..self
         }
     }
 }
@@ -175,19 +234,28 @@ impl ConfigError {
 const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
 impl SimConfig {
+    /// The first (default) model, from the top-level settings.
+    pub fn primary(&self) -> ModelConfig {
+        ModelConfig {
+            name: self.model.clone(),
+            ttft: self.ttft,
+            itl: self.itl,
+            output_tokens: self.output_tokens,
+            max_model_len: self.max_model_len,
+            engine: self.engine.clone(),
+        }
+    }
+
+    /// Every model served, the default one first.
+    pub fn models(&self) -> Vec<ModelConfig> {
+        let mut all = vec![self.primary()];
+        all.extend(self.extra_models.iter().cloned());
+        all
+    }
+
     /// Checks every setting; [`crate::start`] refuses a configuration that fails this.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (key, d) in [("ttft", self.ttft), ("itl", self.itl)] {
-            if d > MAX_INTERVAL {
-                return Err(ConfigError::new(key, "must be at most 24h"));
-            }
-        }
-        if self.model.is_empty() {
-            return Err(ConfigError::new("model", "must not be empty"));
-        }
-        if self.max_model_len == Some(0) {
-            return Err(ConfigError::new("max_model_len", "must be at least 1"));
-        }
+        self.primary().validate("model")?;
         if !(self.jitter.is_finite() && (0.0..1.0).contains(&self.jitter)) {
             return Err(ConfigError::new(
                 "jitter",
@@ -195,6 +263,34 @@ impl SimConfig {
             ));
         }
         self.faults.validate()?;
+        for (i, m) in self.extra_models.iter().enumerate() {
+            m.validate("name").map_err(|e| e.in_extra(i, &m.name))?;
+            let taken = std::iter::once(&self.model)
+                .chain(self.extra_models[..i].iter().map(|o| &o.name))
+                .any(|n| *n == m.name);
+            if taken {
+                let e = ConfigError::new("name", format!("model {:?} is served twice", m.name));
+                return Err(e.in_extra(i, &m.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// Checks this model's settings; `name_key` is how its name is spelled in the file.
+    fn validate(&self, name_key: &'static str) -> Result<(), ConfigError> {
+        for (key, d) in [("ttft", self.ttft), ("itl", self.itl)] {
+            if d > MAX_INTERVAL {
+                return Err(ConfigError::new(key, "must be at most 24h"));
+            }
+        }
+        if self.name.is_empty() {
+            return Err(ConfigError::new(name_key, "must not be empty"));
+        }
+        if self.max_model_len == Some(0) {
+            return Err(ConfigError::new("max_model_len", "must be at least 1"));
+        }
         if let Some(engine) = &self.engine {
             engine.validate(self.max_model_len)?;
         }

@@ -3,7 +3,8 @@
 //! A Kubernetes manifest mounts one file rather than spelling twenty flags, so every setting
 //! has a key here. Unknown keys are errors (a typo must not silently keep a default), and the
 //! error names the file, line and key. Precedence in the binary: built-in defaults, then
-//! this file, then flags.
+//! this file, then flags. The top-level keys describe the first (default) model; each
+//! `[[models]]` table adds one more model with its own timing and engine.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{EngineConfig, SimConfig};
+use crate::config::{EngineConfig, ModelConfig, SimConfig};
 use crate::error::SimError;
 use crate::faults::FaultConfig;
 
@@ -42,6 +43,44 @@ pub struct FileConfig {
     pub engine: Option<EngineConfig>,
     /// `[faults]`: missing keys take the [`FaultConfig`] defaults (no fault).
     pub faults: Option<FaultConfig>,
+    /// `[[models]]`: more models served beside `model` ([`SimConfig::extra_models`]).
+    #[serde(default)]
+    pub models: Vec<FileModel>,
+}
+
+/// One `[[models]]` table: a model served beside the default one. Missing keys take the
+/// built-in defaults ([`ModelConfig::default`]), not the top-level values.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileModel {
+    /// [`ModelConfig::name`] (required).
+    pub name: String,
+    /// [`ModelConfig::ttft`], e.g. `"80ms"`.
+    #[serde(default, with = "crate::dur::option")]
+    pub ttft: Option<Duration>,
+    /// [`ModelConfig::itl`].
+    #[serde(default, with = "crate::dur::option")]
+    pub itl: Option<Duration>,
+    /// [`ModelConfig::output_tokens`].
+    pub output_tokens: Option<u32>,
+    /// [`ModelConfig::max_model_len`].
+    pub max_model_len: Option<u32>,
+    /// `[models.engine]`: this model's own batching engine.
+    pub engine: Option<EngineConfig>,
+}
+
+impl From<FileModel> for ModelConfig {
+    fn from(f: FileModel) -> Self {
+        let d = ModelConfig::default();
+        Self {
+            name: f.name,
+            ttft: f.ttft.unwrap_or(d.ttft),
+            itl: f.itl.unwrap_or(d.itl),
+            output_tokens: f.output_tokens.unwrap_or(d.output_tokens),
+            max_model_len: f.max_model_len,
+            engine: f.engine,
+        }
+    }
 }
 
 impl FileConfig {
@@ -88,6 +127,9 @@ impl FileConfig {
         }
         if let Some(v) = self.faults {
             cfg.faults = v;
+        }
+        if !self.models.is_empty() {
+            cfg.extra_models = self.models.into_iter().map(ModelConfig::from).collect();
         }
     }
 }
@@ -138,8 +180,72 @@ mod tests {
             "[engine]\nmax_num_seq = 3",
             "[engine]\nqueue_full_status = 500",
             "[faults]\nerror_404 = 0.1",
+            "[[models]]\nttft = \"5ms\"",
+            "[[models]]\nname = \"x\"\ntfft = \"5ms\"",
+            "[[models]]\nname = \"x\"\n[models.engine]\nmax_num_seq = 3",
         ] {
             assert!(FileConfig::from_toml(text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn models_tables_add_models_with_their_own_settings() {
+        let text = r#"
+            model = "fast"
+            ttft = "20ms"
+            [[models]]
+            name = "slow"
+            ttft = "80ms"
+            max_model_len = 4096
+            [models.engine]
+            max_num_seqs = 4
+            [[models]]
+            name = "plain"
+        "#;
+        let mut cfg = SimConfig::default();
+        FileConfig::from_toml(text)
+            .expect("parses")
+            .apply_to(&mut cfg);
+        let names: Vec<_> = cfg.models().into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["fast", "slow", "plain"]);
+        let slow = &cfg.extra_models[0];
+        assert_eq!(slow.ttft, Duration::from_millis(80));
+        assert_eq!(slow.max_model_len, Some(4096));
+        assert_eq!(slow.engine.as_ref().map(|e| e.max_num_seqs), Some(4));
+        assert_eq!(
+            cfg.extra_models[1],
+            ModelConfig {
+                name: "plain".into(),
+                ..ModelConfig::default()
+            }
+        );
+        assert!(cfg.validate().is_ok());
+
+        let dup = "model = \"a\"\n[[models]]\nname = \"a\"";
+        let mut cfg = SimConfig::default();
+        FileConfig::from_toml(dup)
+            .expect("parses")
+            .apply_to(&mut cfg);
+        let e = cfg.validate().expect_err("duplicate name");
+        assert_eq!(
+            e.to_string(),
+            "invalid simulator setting `name` of models[0] (\"a\"): model \"a\" is served twice"
+        );
+        cfg.extra_models[0].name = String::new();
+        let e = cfg.validate().expect_err("empty name");
+        assert_eq!(
+            e.to_string(),
+            "invalid simulator setting `name` of models[0] (\"\"): must not be empty"
+        );
+        cfg.extra_models[0] = ModelConfig {
+            name: "b".into(),
+            max_model_len: Some(0),
+            ..ModelConfig::default()
+        };
+        let e = cfg.validate().expect_err("bad length");
+        assert_eq!(
+            (e.key, e.model.as_deref()),
+            ("max_model_len", Some("models[0] (\"b\")"))
+        );
     }
 }

@@ -9,8 +9,11 @@
 //! real model server, so its wire format follows vLLM, including the role-only first chat
 //! chunk that clients must not count as the first token. `docs/simulator.md` has the model.
 //!
+//! One server may serve several models ([`SimConfig::extra_models`]), each with its own
+//! timing and engine; requests are routed by their `model` field.
+//!
 //! Also served: `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus, vLLM names),
-//! `GET /sim/stats` (a [`StatsSnapshot`]), `GET`/`POST /sim/faults` ([`FaultConfig`]) and
+//! `GET /sim/stats` (a [`StatsSnapshot`], the server's or with `?model=` one model's), `GET`/`POST /sim/faults` ([`FaultConfig`]) and
 //! `GET`/`DELETE /sim/latency` (measured first-token latency, a [`LatencySnapshot`]).
 //!
 //! Modules, each with one job: `accept` connections whose reads carry their arrival time,
@@ -32,6 +35,7 @@ mod file;
 mod hrtimer;
 mod latency;
 mod metrics;
+mod models;
 mod request;
 mod rng;
 mod server;
@@ -47,10 +51,10 @@ use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ConfigError, EngineConfig, OverloadStatus, SimConfig};
+pub use config::{ConfigError, EngineConfig, ModelConfig, OverloadStatus, SimConfig};
 pub use error::SimError;
 pub use faults::FaultConfig;
-pub use file::FileConfig;
+pub use file::{FileConfig, FileModel};
 pub use latency::{LatencySnapshot, LatencySummary};
 pub use server::router;
 pub use stats::{FaultCounts, SimStats, StatsSnapshot, TRACEPARENTS_KEPT, Traceparents};

@@ -2,13 +2,14 @@
 //!
 //! Thin glue: parse the request ([`crate::request`]), decide its fate ([`crate::faults`]),
 //! put it on a timeline ([`crate::timeline`], backed by [`crate::engine`] when batching),
-//! and answer in the OpenAI format ([`crate::wire`], [`crate::stream`]). Also the admin and
-//! observability routes: `/metrics`, `/sim/stats`, `/sim/traceparents`, `/sim/faults`.
+//! and answer in the OpenAI format ([`crate::wire`], [`crate::stream`]), on the model the
+//! request names ([`crate::models`]). Also the admin and observability routes: `/metrics`,
+//! `/sim/stats`, `/sim/traceparents`, `/sim/faults`.
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,16 +19,16 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::accept::RequestArrival;
-use crate::config::SimConfig;
-use crate::engine::{Engine, SubmitError};
+use crate::config::{ModelConfig, SimConfig};
+use crate::engine::SubmitError;
 use crate::error::ApiError;
 use crate::faults::{Fault, FaultConfig, Faults};
-use crate::hrtimer::Clock;
 use crate::latency::LatencySnapshot;
+use crate::models::{Models, Served};
 use crate::request::{self, Endpoint, GenRequest};
-use crate::stats::{SimStats, StatsSnapshot, Traceparents};
+use crate::stats::{SimStats, StatsSnapshot, Tally, Traceparents};
 use crate::stream::{hung_body, sse_body};
-use crate::timeline::{Fixed, Generation, full_text, output_len};
+use crate::timeline::{Fixed, Generation, Job, full_text, output_len};
 use crate::wire::{ResponseMeta, Usage, full_body};
 
 /// Largest request body accepted (long prompts are fine, runaway uploads are not).
@@ -36,17 +37,15 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// State shared by all handlers of one simulator.
 #[derive(Debug)]
 struct AppState {
-    cfg: SimConfig,
+    /// The server's counters (every model's requests).
     stats: Arc<SimStats>,
     faults: Arc<Faults>,
-    /// The batching engine, when configured.
-    engine: Option<Engine>,
+    /// The models served, each with its own engine and counters.
+    models: Models,
     /// Cancelled when the server shuts down or this state is dropped: ends hung responses
-    /// and lets the idle engine task exit.
+    /// and lets the idle engine tasks exit.
     shutdown: CancellationToken,
     _guard: DropGuard,
-    /// The `GET /v1/models` body, built once.
-    models_body: Bytes,
 }
 
 /// The simulator's routes, counting into `stats`. `start` serves this; tests and embedders
@@ -57,40 +56,15 @@ pub fn router(cfg: SimConfig, stats: Arc<SimStats>) -> Router {
 
 /// [`router`], with hung responses and the engine also ending when `shutdown` is cancelled.
 pub(crate) fn build(cfg: SimConfig, stats: Arc<SimStats>, shutdown: CancellationToken) -> Router {
-    let models = serde_json::json!({
-        "object": "list",
-        "data": [{
-            "id": cfg.model,
-            "object": "model",
-            "created": 0,
-            "owned_by": "stampede",
-            "root": cfg.model,
-            "parent": null,
-            "max_model_len": cfg.max_model_len,
-        }],
-    });
-    let models_body = Bytes::from(models.to_string());
     let shutdown = shutdown.child_token();
     let faults = Arc::new(Faults::new(cfg.faults.clone(), cfg.seed));
-    let engine = cfg.engine.clone().map(|e| {
-        Engine::new(
-            e,
-            cfg.jitter,
-            cfg.seed,
-            Arc::clone(&stats),
-            Arc::clone(&faults),
-            shutdown.clone(),
-            Clock::Precise,
-        )
-    });
+    let models = Models::new(&cfg, &faults, &shutdown);
     let state = Arc::new(AppState {
-        cfg,
         stats,
         faults,
-        engine,
+        models,
         _guard: shutdown.clone().drop_guard(),
         shutdown,
-        models_body,
     });
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
@@ -157,7 +131,7 @@ async fn generate(
 
 /// Checks the context length like vLLM: prompt plus the requested output must fit
 /// `max_model_len`. Returns the number of tokens to generate.
-fn fit_context(cfg: &SimConfig, req: &GenRequest) -> Result<u32, ApiError> {
+fn fit_context(cfg: &ModelConfig, req: &GenRequest) -> Result<u32, ApiError> {
     let len = output_len(cfg, req.max_tokens);
     let Some(max) = cfg.max_model_len.map(u64::from) else {
         return Ok(len);
@@ -187,20 +161,57 @@ async fn respond(
         .await
         .map_err(|e| ApiError::invalid(format!("Could not read request body: {e}"), None))?;
     let req = request::parse(endpoint, &bytes)?;
-    if let Some(model) = req.model.as_ref().filter(|m| **m != state.cfg.model) {
-        return Err(ApiError::ModelNotFound(model.clone()));
-    }
-    let len = fit_context(&state.cfg, &req)?;
-    let meta = ResponseMeta::new(endpoint, seq, &state.cfg.model);
+    let model = state.models.route(req.model.as_deref())?;
+    let tally = Tally {
+        server: Arc::clone(&state.stats),
+        model: Arc::clone(&model.stats),
+    };
+    tally.routed();
+    let meta = ResponseMeta::new(endpoint, seq, &model.cfg.name);
+    let routed = Routed {
+        model,
+        tally,
+        meta,
+        start,
+        seq,
+    };
+    serve(state, routed, req).await.inspect_err(|e| {
+        // The server counts it in `generate`.
+        if e.is_client_error() {
+            model.stats.counts.record_rejected();
+        }
+    })
+}
+
+/// A request on its way to a model.
+struct Routed<'a> {
+    model: &'a Served,
+    tally: Tally,
+    meta: ResponseMeta,
+    start: Instant,
+    seq: u64,
+}
+
+/// Serves `req` on the model it was routed to: its context check, the fault draw, then its
+/// timeline.
+async fn serve(state: &AppState, r: Routed<'_>, req: GenRequest) -> Result<Response, ApiError> {
+    let Routed {
+        model,
+        tally,
+        meta,
+        start,
+        seq,
+    } = r;
+    let len = fit_context(&model.cfg, &req)?;
 
     let fault = state.faults.draw(seq);
     match fault {
         Some(f @ Fault::Status(code)) => {
-            state.stats.record_fault(f);
+            tally.fault(f);
             return Err(ApiError::Injected(code));
         }
         Some(Fault::Hang) => {
-            state.stats.record_fault(Fault::Hang);
+            tally.fault(Fault::Hang);
             if req.stream {
                 return Ok(sse_response(hung_body(&meta, state.shutdown.clone())));
             }
@@ -210,15 +221,22 @@ async fn respond(
         _ => {}
     }
 
-    let mut generation = start_generation(state, &req, len, start, seq)?;
-    state.stats.add_prompt_tokens(req.prompt_tokens);
+    let job = Job {
+        start,
+        len,
+        seq,
+        prompt_tokens: req.prompt_tokens,
+        max_tokens: req.max_tokens,
+    };
+    let mut generation = start_generation(state, model, &tally, &req, &job)?;
+    tally.prompt_tokens(req.prompt_tokens);
 
     if req.stream {
         let body = sse_body(
             &meta,
             start,
             generation,
-            Arc::clone(&state.stats),
+            tally,
             req.include_usage,
             req.prompt_tokens,
             fault,
@@ -231,39 +249,39 @@ async fn respond(
         return Err(ApiError::ShuttingDown);
     }
     let n = generation.len();
-    state.stats.add_output_tokens(u64::from(n));
+    tally.output_tokens(u64::from(n));
     let usage = Usage {
         prompt: req.prompt_tokens,
         completion: u64::from(n),
     };
     let json = full_body(&meta, full_text(n), usage).to_string();
-    Ok(full_response(&state.stats, json, fault))
+    Ok(full_response(&tally, json, fault))
 }
 
-/// Put request `seq` on its timeline: a fixed one of its own, or a sequence in the
+/// Put `job` on its timeline: a fixed one of its own, or a sequence in the model's
 /// batching engine (whose queue may refuse it).
 fn start_generation(
     state: &AppState,
+    model: &Served,
+    tally: &Tally,
     req: &GenRequest,
-    len: u32,
-    start: Instant,
-    seq: u64,
+    job: &Job,
 ) -> Result<Generation, ApiError> {
-    let Some(engine) = &state.engine else {
+    let Some(engine) = &model.engine else {
+        let slowdown = state.faults.slowdown(job.start);
+        let stats = (Arc::clone(&model.stats), Arc::clone(&tally.server));
         return Ok(Generation::Fixed(Fixed::new(
-            &state.cfg,
-            start,
-            len,
-            seq,
-            state.faults.slowdown(start),
-            Arc::clone(&state.stats),
+            &model.timing,
+            job,
+            slowdown,
+            stats,
         )));
     };
-    match engine.submit(&req.prompt_ids, len, start) {
+    match engine.submit(&req.prompt_ids, job.len, job.start, req.max_tokens) {
         Ok(handle) => Ok(Generation::Engine(handle)),
         Err(SubmitError::QueueFull) => {
-            state.stats.record_queue_full();
-            let code = state
+            tally.queue_full();
+            let code = model
                 .cfg
                 .engine
                 .as_ref()
@@ -279,11 +297,11 @@ fn start_generation(
 
 /// The whole (non-streamed) answer `json`, or the part of it a `Cut` or
 /// `Malformed` fault leaves.
-fn full_response(stats: &SimStats, json: String, fault: Option<Fault>) -> Response {
+fn full_response(tally: &Tally, json: String, fault: Option<Fault>) -> Response {
     let json_headers = [(header::CONTENT_TYPE, "application/json")];
     match fault {
         Some(Fault::Cut) => {
-            stats.record_fault(Fault::Cut);
+            tally.fault(Fault::Cut);
             // Half the body, then an aborted connection.
             let json = Bytes::from(json);
             let half = json.slice(..json.len() / 2);
@@ -297,14 +315,14 @@ fn full_response(stats: &SimStats, json: String, fault: Option<Fault>) -> Respon
             (json_headers, Body::from_stream(body)).into_response()
         }
         Some(Fault::Malformed) => {
-            stats.record_fault(Fault::Malformed);
+            tally.fault(Fault::Malformed);
             let cut = json.len() / 2;
             let truncated = json.get(..cut).unwrap_or("{").to_owned();
-            stats.record_served();
+            tally.served();
             (json_headers, truncated).into_response()
         }
         _ => {
-            stats.record_served();
+            tally.served();
             (json_headers, json).into_response()
         }
     }
@@ -321,7 +339,7 @@ fn sse_response(body: Body) -> Response {
 async fn list_models(State(state): State<Arc<AppState>>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        state.models_body.clone(),
+        state.models.list_body.clone(),
     )
         .into_response()
 }
@@ -331,7 +349,8 @@ async fn health() -> StatusCode {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = crate::metrics::render(&state.stats, &state.cfg.model);
+    let scopes: Vec<_> = state.models.iter().map(Served::scope).collect();
+    let text = crate::metrics::render(&scopes);
     (
         [(
             header::CONTENT_TYPE,
@@ -342,8 +361,25 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn sim_stats(State(state): State<Arc<AppState>>) -> axum::Json<StatsSnapshot> {
-    axum::Json(state.stats.snapshot())
+/// `GET /sim/stats?model=NAME`: one model's counters instead of the server's.
+#[derive(Debug, serde::Deserialize)]
+struct StatsQuery {
+    model: Option<String>,
+}
+
+/// The server's counters (every model's requests), or with `?model=NAME` that model's:
+/// the requests routed to it.
+async fn sim_stats(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<StatsQuery>,
+) -> Result<axum::Json<StatsSnapshot>, ApiError> {
+    match q.model {
+        None => Ok(axum::Json(state.stats.snapshot())),
+        Some(name) => match state.models.get(&name) {
+            Some(m) => Ok(axum::Json(m.stats.counts.snapshot())),
+            None => Err(ApiError::ModelNotFound(name)),
+        },
+    }
 }
 
 async fn get_latency(State(state): State<Arc<AppState>>) -> axum::Json<LatencySnapshot> {

@@ -3,10 +3,13 @@
 //! Tests and the controller read these to check what the simulator really did (for example
 //! that a disconnected client was not counted as served, or how many faults were injected).
 //! Lock-free atomics, so thousands of concurrent streams can update them cheaply.
+//! The server keeps one [`SimStats`] for all its models, and each model one of its own
+//! ([`ModelStats`]); a request's [`Tally`] counts into both.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,12 +32,78 @@ pub struct SimStats {
     output_tokens: AtomicU64,
     faults: [AtomicU64; 6],
     traced: AtomicU64,
+    /// Requests generating now on the fixed timeline, across models.
+    running: AtomicU64,
     /// Most requests generating at once so far (fixed mode: in flight).
     peak_running: AtomicU64,
     /// The latest `traceparent` headers received, oldest first, at most [`TRACEPARENTS_KEPT`].
     traceparents: Mutex<VecDeque<String>>,
-    pub(crate) metrics: Metrics,
     pub(crate) first_token: FirstTokenLatency,
+}
+
+/// One served model's counters (requests routed to it) and metrics.
+#[derive(Debug, Default)]
+pub(crate) struct ModelStats {
+    /// Its requests and tokens, in the shape of the server's.
+    pub(crate) counts: SimStats,
+    /// Its gauges and histograms.
+    pub(crate) metrics: Metrics,
+}
+
+impl ModelStats {
+    /// Counters at zero and `metrics`.
+    pub(crate) fn new(metrics: Metrics) -> Self {
+        Self {
+            counts: SimStats::new(),
+            metrics,
+        }
+    }
+}
+
+/// Where one request's outcome is counted: the server's totals and its model's.
+#[derive(Debug, Clone)]
+pub(crate) struct Tally {
+    /// The server's counters.
+    pub(crate) server: Arc<SimStats>,
+    /// The model's counters and metrics.
+    pub(crate) model: Arc<ModelStats>,
+}
+
+impl Tally {
+    fn both(&self, f: impl Fn(&SimStats)) {
+        f(&self.server);
+        f(&self.model.counts);
+    }
+
+    /// The request was routed to the model (the server counted it when it started).
+    pub(crate) fn routed(&self) {
+        self.model.counts.record_started();
+    }
+
+    pub(crate) fn served(&self) {
+        self.both(SimStats::record_served);
+    }
+
+    pub(crate) fn queue_full(&self) {
+        self.both(SimStats::record_queue_full);
+    }
+
+    pub(crate) fn fault(&self, fault: Fault) {
+        self.both(|s| s.record_fault(fault));
+    }
+
+    pub(crate) fn prompt_tokens(&self, n: u64) {
+        self.both(|s| s.add_prompt_tokens(n));
+    }
+
+    pub(crate) fn output_tokens(&self, n: u64) {
+        self.both(|s| s.add_output_tokens(n));
+    }
+
+    /// The measured arrival → first token latency of a streamed request (server-wide).
+    pub(crate) fn first_token(&self, latency: Duration) {
+        self.server.first_token.observe(latency);
+    }
 }
 
 /// How many `traceparent` headers `/sim/traceparents` keeps (the latest ones).
@@ -118,8 +187,13 @@ impl SimStats {
 
     /// A request started generating: count it running, and in the peak.
     pub(crate) fn running_started(&self) {
-        let now = self.metrics.running.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.running.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak_running.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A request counted by [`Self::running_started`] ended.
+    pub(crate) fn running_ended(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Generation requests whose handler started (valid or not).

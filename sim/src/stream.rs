@@ -6,8 +6,6 @@
 //! counted as served. A body that yields an error makes hyper abort the connection without
 //! the final chunk, which is exactly what a client sees when a server dies mid-stream.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::stream;
@@ -16,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::faults::Fault;
 use crate::request::Endpoint;
-use crate::stats::SimStats;
+use crate::stats::Tally;
 use crate::timeline::Generation;
 use crate::wire::{ChunkWriter, DONE, ResponseMeta, Usage};
 
@@ -46,7 +44,7 @@ struct StreamState {
     start: Instant,
     generation: Generation,
     writer: ChunkWriter,
-    stats: Arc<SimStats>,
+    tally: Tally,
     include_usage: bool,
     prompt_tokens: u64,
     step: Step,
@@ -75,7 +73,7 @@ impl StreamState {
                     Some(token) => {
                         let middle = self.generation.len() / 2;
                         if token.index == middle && self.fault == Some(Fault::Cut) {
-                            self.stats.record_fault(Fault::Cut);
+                            self.tally.fault(Fault::Cut);
                             self.step = Step::End;
                             // Pending once, so the server flushes the head and the
                             // chunks so far: a cut is mid-stream even when this task
@@ -83,15 +81,15 @@ impl StreamState {
                             tokio::task::yield_now().await;
                             return Some(Err(aborted("injected stream cut")));
                         }
-                        self.stats.add_output_tokens(1);
+                        self.tally.output_tokens(1);
                         if token.index == 0 {
-                            self.stats.first_token.observe(self.start.elapsed());
+                            self.tally.first_token(self.start.elapsed());
                         }
                         if token.last {
                             self.step = self.after_tokens();
                         }
                         if token.index == middle && self.fault == Some(Fault::Malformed) {
-                            self.stats.record_fault(Fault::Malformed);
+                            self.tally.fault(Fault::Malformed);
                             return Some(Ok(self.writer.malformed_chunk()));
                         }
                         return Some(Ok(self.writer.token_chunk(token.text, token.last)));
@@ -112,7 +110,7 @@ impl StreamState {
                 }
                 Step::Done => {
                     self.step = Step::End;
-                    self.stats.record_served();
+                    self.tally.served();
                     return Some(Ok(Bytes::from_static(DONE)));
                 }
                 Step::End => return None,
@@ -126,7 +124,7 @@ pub(crate) fn sse_body(
     meta: &ResponseMeta,
     start: Instant,
     generation: Generation,
-    stats: Arc<SimStats>,
+    tally: Tally,
     include_usage: bool,
     prompt_tokens: u64,
     fault: Option<Fault>,
@@ -135,7 +133,7 @@ pub(crate) fn sse_body(
         start,
         generation,
         writer: ChunkWriter::new(meta),
-        stats,
+        tally,
         include_usage,
         prompt_tokens,
         step: match meta.endpoint {

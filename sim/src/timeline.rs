@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::SimConfig;
+use crate::config::ModelConfig;
 use crate::engine::SeqHandle;
 use crate::hrtimer::Clock;
+use crate::metrics::Finished;
 use crate::rng::{Rng, scale};
-use crate::stats::SimStats;
+use crate::stats::{ModelStats, SimStats};
 
 /// The generated "text": one word (plus a space) per token, cycled. Plain ASCII that needs no
 /// JSON escaping, so the wire-format code can splice it into pre-built chunks.
@@ -78,7 +79,7 @@ impl Token {
 }
 
 /// Number of tokens a request generates: `min(output_tokens, max_tokens)`, at least one.
-pub(crate) fn output_len(cfg: &SimConfig, max_tokens: Option<u32>) -> u32 {
+pub(crate) fn output_len(cfg: &ModelConfig, max_tokens: Option<u32>) -> u32 {
     max_tokens
         .map_or(cfg.output_tokens, |m| m.min(cfg.output_tokens))
         .max(1)
@@ -135,6 +136,46 @@ impl Generation {
     }
 }
 
+/// A model's fixed timing and the server's randomness.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// Time to first token.
+    pub ttft: Duration,
+    /// Gap between tokens.
+    pub itl: Duration,
+    /// Relative jitter (see [`crate::SimConfig::jitter`]).
+    pub jitter: f64,
+    /// Seed of the jitter draws.
+    pub seed: u64,
+}
+
+impl Timing {
+    /// `model`'s timing with the server's `jitter` and `seed`.
+    pub(crate) fn of(model: &ModelConfig, jitter: f64, seed: u64) -> Self {
+        Self {
+            ttft: model.ttft,
+            itl: model.itl,
+            jitter,
+            seed,
+        }
+    }
+}
+
+/// One request put on a timeline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Job {
+    /// Its arrival, where its timeline starts.
+    pub start: Instant,
+    /// Tokens it generates (≥ 1).
+    pub len: u32,
+    /// Its arrival number (seeds its jitter).
+    pub seq: u64,
+    /// Its prompt tokens.
+    pub prompt_tokens: u64,
+    /// Its `max_tokens` parameter, if given.
+    pub max_tokens: Option<u32>,
+}
+
 /// A request's own timeline, with server-side latency metrics observed at the deadlines.
 #[derive(Debug)]
 pub(crate) struct Fixed {
@@ -145,35 +186,46 @@ pub(crate) struct Fixed {
     next: u32,
     /// Offset from `start` of the last token handed out.
     at: Duration,
+    /// Offset from `start` of the first token.
+    first: Duration,
+    prompt_tokens: u64,
+    max_tokens: Option<u32>,
     jitter: f64,
     rng: Rng,
-    stats: Arc<SimStats>,
+    stats: Arc<ModelStats>,
+    /// The server's counters (requests running across models).
+    server: Arc<SimStats>,
     /// What the deadlines are slept on.
     clock: Clock,
 }
 
 impl Fixed {
-    /// A timeline starting at `start` with `len` tokens (≥ 1) for request number `seq`,
-    /// with latencies multiplied by `slowdown` (the warm-up factor, ≥ 1).
+    /// A timeline for `job` on `timing`, with latencies multiplied by `slowdown` (the
+    /// warm-up factor, ≥ 1), observed into the model's `stats` and counted running on the
+    /// `server`. Its whole prompt counts as prefilled at once (there is no cache).
     pub(crate) fn new(
-        cfg: &SimConfig,
-        start: Instant,
-        len: u32,
-        seq: u64,
+        timing: &Timing,
+        job: &Job,
         slowdown: f64,
-        stats: Arc<SimStats>,
+        (stats, server): (Arc<ModelStats>, Arc<SimStats>),
     ) -> Self {
-        stats.running_started();
+        stats.metrics.running.fetch_add(1, Ordering::Relaxed);
+        server.running_started();
+        stats.metrics.prefilled(job.prompt_tokens, 0);
         Self {
-            start,
-            ttft: scale(cfg.ttft, slowdown),
-            itl: scale(cfg.itl, slowdown),
-            len: len.max(1),
+            start: job.start,
+            ttft: scale(timing.ttft, slowdown),
+            itl: scale(timing.itl, slowdown),
+            len: job.len.max(1),
             next: 0,
             at: Duration::ZERO,
-            jitter: cfg.jitter,
-            rng: Rng::new(cfg.seed, seq),
+            first: Duration::ZERO,
+            prompt_tokens: job.prompt_tokens,
+            max_tokens: job.max_tokens,
+            jitter: timing.jitter,
+            rng: Rng::new(timing.seed, job.seq),
             stats,
+            server,
             clock: Clock::Precise,
         }
     }
@@ -193,11 +245,21 @@ impl Fixed {
         let m = &self.stats.metrics;
         if i == 0 {
             m.ttft.observe(self.at);
+            self.first = self.at;
         } else {
             m.itl.observe(gap);
         }
         if self.next == self.len {
-            m.e2e.observe(self.at);
+            // Alone on its timeline: admitted at arrival, no queue.
+            m.finished(&Finished {
+                queued: Duration::ZERO,
+                prefill: self.first,
+                decode: self.at.saturating_sub(self.first),
+                prompt_tokens: self.prompt_tokens,
+                cached_tokens: 0,
+                generation_tokens: self.len,
+                max_tokens: self.max_tokens,
+            });
         }
         self.at
     }
@@ -241,16 +303,34 @@ impl Fixed {
 impl Drop for Fixed {
     fn drop(&mut self) {
         self.stats.metrics.running.fetch_sub(1, Ordering::Relaxed);
+        self.server.running_ended();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SimConfig;
 
     fn fixed(cfg: &SimConfig, start: Instant, max_tokens: Option<u32>) -> Fixed {
-        let len = output_len(cfg, max_tokens);
-        let mut f = Fixed::new(cfg, start, len, 0, 1.0, Arc::new(SimStats::new()));
+        let len = output_len(&cfg.primary(), max_tokens);
+        let job = Job {
+            start,
+            len,
+            seq: 0,
+            prompt_tokens: 0,
+            max_tokens,
+        };
+        let timing = Timing::of(&cfg.primary(), cfg.jitter, cfg.seed);
+        let mut f = Fixed::new(
+            &timing,
+            &job,
+            1.0,
+            (
+                Arc::new(ModelStats::default()),
+                Arc::new(SimStats::default()),
+            ),
+        );
         // These tests run in paused time, which drives tokio's timer only.
         f.clock = Clock::Tokio;
         f
@@ -270,14 +350,14 @@ mod tests {
             output_tokens: 10,
             ..SimConfig::default()
         };
-        assert_eq!(output_len(&cfg, None), 10);
-        assert_eq!(output_len(&cfg, Some(3)), 3);
-        assert_eq!(output_len(&cfg, Some(30)), 10);
+        assert_eq!(output_len(&cfg.primary(), None), 10);
+        assert_eq!(output_len(&cfg.primary(), Some(3)), 3);
+        assert_eq!(output_len(&cfg.primary(), Some(30)), 10);
         let zero = SimConfig {
             output_tokens: 0,
             ..cfg
         };
-        assert_eq!(output_len(&zero, None), 1);
+        assert_eq!(output_len(&zero.primary(), None), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -131,7 +131,9 @@ fn parts_add_up_bucket_for_bucket(out: &Path) {
             continue;
         }
         windows += 1;
-        let parts = v["parts"].as_array().expect("a window with requests has parts");
+        let parts = v["parts"]
+            .as_array()
+            .expect("a window with requests has parts");
         for metric in ["ttft", "itl", "e2e", "output_tokens", "schedule_lag"] {
             let total = hist(&v["histograms"], metric);
             let mut sum = new_histogram();
@@ -146,7 +148,10 @@ fn parts_add_up_bucket_for_bucket(out: &Path) {
             assert_eq!(buckets(&sum), buckets(&total), "{metric} in {line}");
         }
         for key in ["sent", "ok", "failed"] {
-            let sum: u64 = parts.iter().map(|p| p["counters"][key].as_u64().unwrap()).sum();
+            let sum: u64 = parts
+                .iter()
+                .map(|p| p["counters"][key].as_u64().unwrap())
+                .sum();
             assert_eq!(sum, v["counters"][key].as_u64().unwrap(), "{key} in {line}");
         }
     }
@@ -194,8 +199,7 @@ fn llmd_reports(out: &Path) {
     for (label, want) in [("model_fast", FAST_MS), ("model_slow", SLOW_MS)] {
         let path = out.join(format!("llmd/benchmark_report_00_steady__{label}.json"));
         let report = read_json(&path);
-        let ttft = &report["results"]["request_performance"]["aggregate"]["latency"]
-            ["time_to_first_token"];
+        let ttft = &report["results"]["request_performance"]["aggregate"]["latency"]["time_to_first_token"];
         let p50 = ttft["p50"].as_f64().expect("p50") * 1e3;
         assert_near(&format!("{} p50", path.display()), p50, want);
     }
@@ -209,6 +213,9 @@ fn compare_table(out: &Path) {
     let (code, text) = Proc::spawn(cmd).wait_exit(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{text}");
     for label in ["model=fast", "model=slow", "workload=chat-slow"] {
-        assert!(text.contains(&format!("· {label}")), "no {label} table in\n{text}");
+        assert!(
+            text.contains(&format!("· {label}")),
+            "no {label} table in\n{text}"
+        );
     }
 }

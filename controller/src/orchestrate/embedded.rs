@@ -25,6 +25,7 @@ pub async fn start_simulator(
         output_tokens: spec.output_tokens,
         model: model.to_string(),
         engine: spec.engine.as_ref().map(engine_config),
+        extra_models: spec.models.iter().map(model_config).collect(),
         ..Default::default()
     };
     stampede_sim::start(cfg, spec.listen, shutdown)
@@ -33,6 +34,18 @@ pub async fn start_simulator(
             addr: spec.listen,
             source,
         })
+}
+
+/// One more simulated model from the plan's `[[target.simulator.models]]`.
+fn model_config(m: &stampede_plan::SimModelSpec) -> stampede_sim::ModelConfig {
+    stampede_sim::ModelConfig {
+        name: m.name.clone(),
+        ttft: m.ttft,
+        itl: m.itl,
+        output_tokens: m.output_tokens,
+        max_model_len: None,
+        engine: m.engine.as_ref().map(engine_config),
+    }
 }
 
 /// The simulator's engine settings from the plan's (unset keys: its defaults).

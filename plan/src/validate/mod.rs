@@ -7,6 +7,7 @@
 mod agents;
 mod phase;
 mod settings;
+mod sim_models;
 mod target;
 
 use crate::duration::{HumanDuration, shown};

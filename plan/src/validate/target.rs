@@ -129,48 +129,67 @@ fn endpoint(cx: &Ctx<'_>, t: &RawTarget) -> Result<(Endpoint, String), PlanError
                 .model
                 .clone()
                 .unwrap_or_else(|| SIMULATOR_MODEL.to_string());
-            Ok((Endpoint::Simulator(Box::new(simulator(cx, s)?)), model))
+            let mut spec = simulator(cx, s)?;
+            spec.models = super::sim_models::extra_models(cx, s, &model)?;
+            Ok((Endpoint::Simulator(Box::new(spec)), model))
         }
     }
 }
 
-/// `[target.simulator]` with its defaults.
+/// `[target.simulator]` with its defaults (its extra models aside).
 fn simulator(cx: &Ctx<'_>, s: &RawSimulator) -> Result<SimulatorSpec, PlanError> {
-    let spec = SimulatorSpec {
-        ttft: s
-            .ttft
-            .as_ref()
-            .map_or(Duration::from_millis(20), HumanDuration::get),
-        itl: s
-            .itl
-            .as_ref()
-            .map_or(Duration::from_millis(5), HumanDuration::get),
-        output_tokens: s.output_tokens.unwrap_or(64),
-        listen: cx.addr(
-            "target.simulator.listen",
-            s.listen.as_deref().unwrap_or("127.0.0.1:0"),
-        )?,
+    let listen = cx.addr(
+        "target.simulator.listen",
+        s.listen.as_deref().unwrap_or("127.0.0.1:0"),
+    )?;
+    let (ttft, itl, output_tokens) = sim_timing(
+        cx,
+        "target.simulator",
+        s.ttft.as_ref(),
+        s.itl.as_ref(),
+        s.output_tokens,
+        s.engine.as_ref(),
+    )?;
+    Ok(SimulatorSpec {
+        ttft,
+        itl,
+        output_tokens,
+        listen,
         engine: s.engine.clone(),
-    };
-    if let Some(e) = &spec.engine {
+        models: Vec::new(),
+    })
+}
+
+/// A simulated model's TTFT, ITL and output tokens with their defaults (20 ms, 5 ms,
+/// 64), checked with its engine; keys in errors start with `at`.
+pub(super) fn sim_timing(
+    cx: &Ctx<'_>,
+    at: &str,
+    ttft: Option<&HumanDuration>,
+    itl: Option<&HumanDuration>,
+    output_tokens: Option<u32>,
+    engine: Option<&crate::SimEngine>,
+) -> Result<(Duration, Duration, u32), PlanError> {
+    if let Some(e) = engine {
         for (key, v) in [
             ("max_num_seqs", e.max_num_seqs),
             ("block_size", e.block_size),
             ("num_blocks", e.num_blocks),
         ] {
             if v == Some(0) {
-                return Err(cx.invalid(
-                    format!("target.simulator.engine.{key}"),
-                    0,
-                    "must be at least 1",
-                ));
+                return Err(cx.invalid(format!("{at}.engine.{key}"), 0, "must be at least 1"));
             }
         }
     }
-    if spec.output_tokens == 0 {
-        return Err(cx.invalid("target.simulator.output_tokens", 0, "must be at least 1"));
+    let output_tokens = output_tokens.unwrap_or(64);
+    if output_tokens == 0 {
+        return Err(cx.invalid(format!("{at}.output_tokens"), 0, "must be at least 1"));
     }
-    Ok(spec)
+    Ok((
+        ttft.map_or(Duration::from_millis(20), HumanDuration::get),
+        itl.map_or(Duration::from_millis(5), HumanDuration::get),
+        output_tokens,
+    ))
 }
 
 /// `target.headers`: valid names and values, and no credentials.

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::EngineConfig;
 use crate::faults::Faults;
 use crate::hrtimer::Clock;
-use crate::stats::SimStats;
+use crate::stats::ModelStats;
 use kv::block_hashes;
 use sched::{Core, Seq};
 
@@ -119,7 +119,7 @@ impl Drop for SeqHandle {
 struct Shared {
     core: Mutex<Core>,
     wake: Notify,
-    stats: Arc<SimStats>,
+    stats: Arc<ModelStats>,
     faults: Arc<Faults>,
     shutdown: CancellationToken,
     spawned: AtomicBool,
@@ -135,12 +135,13 @@ pub(crate) struct Engine {
 
 impl Engine {
     /// An engine with settings `cfg`; `jitter` and `seed` as in [`crate::SimConfig`]; its
-    /// steps end on `clock`. It exits once `shutdown` is cancelled and no request is left.
+    /// steps end on `clock`; it drives the metrics in `stats` (its model's). It exits once
+    /// `shutdown` is cancelled and no request is left.
     pub(crate) fn new(
         cfg: EngineConfig,
         jitter: f64,
         seed: u64,
-        stats: Arc<SimStats>,
+        stats: Arc<ModelStats>,
         faults: Arc<Faults>,
         shutdown: CancellationToken,
         clock: Clock,
@@ -162,13 +163,15 @@ impl Engine {
         }
     }
 
-    /// Queues a request of `prompt_ids` generating `len` tokens that arrived at `arrival`.
-    /// Must be called inside a Tokio runtime (the engine task is spawned on first use).
+    /// Queues a request of `prompt_ids` generating `len` tokens that arrived at `arrival`
+    /// (`max_tokens`: its parameter, for the metrics). Must be called inside a Tokio runtime
+    /// (the engine task is spawned on first use).
     pub(crate) fn submit(
         &self,
         prompt_ids: &[u32],
         len: u32,
         arrival: Instant,
+        max_tokens: Option<u32>,
     ) -> Result<SeqHandle, SubmitError> {
         let (block_size, prefix_caching) = {
             let core = lock(&self.shared.core);
@@ -181,13 +184,14 @@ impl Engine {
             Vec::new()
         };
         let shared = Arc::new(SeqShared::default());
-        let seq = Seq::new(
+        let mut seq = Seq::new(
             Arc::clone(&shared),
             prompt_ids.len() as u64,
             len,
             hashes,
             arrival,
         );
+        seq.max_tokens = max_tokens;
         {
             let mut core = lock(&self.shared.core);
             core.enqueue(seq, &self.shared.stats.metrics)?;
@@ -226,7 +230,7 @@ async fn run(shared: Arc<Shared>) {
             _ => now,
         };
         let slowdown = shared.faults.slowdown(start);
-        let planned = lock(&shared.core).begin_step(metrics, slowdown);
+        let planned = lock(&shared.core).begin_step(metrics, slowdown, start);
         let Some(duration) = planned else {
             prev_end = None;
             tokio::select! {

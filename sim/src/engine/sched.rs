@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::kv::{Allocation, KvCache, blocks_for};
 use super::{SeqShared, SubmitError};
 use crate::config::EngineConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Finished, Metrics};
 use crate::rng::{Rng, scale};
 
 /// One request inside the engine.
@@ -27,6 +27,14 @@ pub(super) struct Seq {
     arrival: Instant,
     alloc: Option<Allocation>,
     generated: u32,
+    /// The request's `max_tokens` parameter, for the metrics.
+    pub(super) max_tokens: Option<u32>,
+    /// Start of the step that admitted it.
+    admitted: Option<Instant>,
+    /// End of the step that gave its first token.
+    first_token: Option<Instant>,
+    /// Prompt tokens that hit the prefix cache.
+    cached: u64,
 }
 
 impl Seq {
@@ -45,6 +53,25 @@ impl Seq {
             arrival,
             alloc: None,
             generated: 0,
+            max_tokens: None,
+            admitted: None,
+            first_token: None,
+            cached: 0,
+        }
+    }
+
+    /// The request histograms' view of it once its last token came at `end`.
+    fn finished(&self, end: Instant) -> Finished {
+        let admitted = self.admitted.unwrap_or(self.arrival);
+        let first = self.first_token.unwrap_or(end);
+        Finished {
+            queued: admitted.saturating_duration_since(self.arrival),
+            prefill: first.saturating_duration_since(admitted),
+            decode: end.saturating_duration_since(first),
+            prompt_tokens: self.prompt_len,
+            cached_tokens: self.cached,
+            generation_tokens: self.generated,
+            max_tokens: self.max_tokens,
         }
     }
 
@@ -114,11 +141,16 @@ impl Core {
         self.closed = true;
     }
 
-    /// Starts a step: drops cancelled requests, admits waiting ones (FIFO, while a batch
-    /// slot and KV blocks are free) and returns the step's duration,
+    /// Starts a step at `now`: drops cancelled requests, admits waiting ones (FIFO, while a
+    /// batch slot and KV blocks are free) and returns the step's duration,
     /// `(step_base + step_per_seq × running + prefill_per_token × uncached prompt tokens)
     /// × jitter × slowdown`; `None` when there is nothing to run.
-    pub(super) fn begin_step(&mut self, metrics: &Metrics, slowdown: f64) -> Option<Duration> {
+    pub(super) fn begin_step(
+        &mut self,
+        metrics: &Metrics,
+        slowdown: f64,
+        now: Instant,
+    ) -> Option<Duration> {
         let kv = &mut self.kv;
         self.running.retain_mut(|s| {
             if s.cancelled() {
@@ -161,6 +193,9 @@ impl Core {
                     .fetch_add(alloc.hit_tokens, Ordering::Relaxed);
             }
             prefill_tokens += head.prompt_len.saturating_sub(alloc.hit_tokens);
+            metrics.prefilled(head.prompt_len, alloc.hit_tokens);
+            head.cached = alloc.hit_tokens;
+            head.admitted = Some(now);
             head.alloc = Some(alloc);
             head.hashes = Vec::new();
             if let Some(s) = self.waiting.pop_front() {
@@ -193,12 +228,17 @@ impl Core {
     pub(super) fn end_step(&mut self, end: Instant, duration: Duration, metrics: &Metrics) {
         let kv = &mut self.kv;
         let mut decode_tokens = 0u64;
+        // vLLM's iteration tokens: the prompts of requests prefilled here, and every token.
+        let mut step_tokens = 0u64;
         self.running.retain_mut(|s| {
             if s.cancelled() {
                 return true; // dropped at the next step start
             }
             s.generated += 1;
+            step_tokens += 1;
             if s.generated == 1 {
+                step_tokens += s.prompt_len;
+                s.first_token = Some(end);
                 metrics
                     .ttft
                     .observe(end.saturating_duration_since(s.arrival));
@@ -208,9 +248,7 @@ impl Core {
             s.shared.emitted.store(s.generated, Ordering::Release);
             s.shared.notify.notify_one();
             if s.generated >= s.len {
-                metrics
-                    .e2e
-                    .observe(end.saturating_duration_since(s.arrival));
+                metrics.finished(&s.finished(end));
                 if let Some(a) = s.alloc.take() {
                     kv.release(a);
                 }
@@ -219,6 +257,11 @@ impl Core {
             true
         });
         metrics.itl.observe_n(duration, decode_tokens);
+        if let Some(h) = &metrics.iteration_tokens
+            && step_tokens > 0
+        {
+            h.observe_count(step_tokens);
+        }
         self.publish_gauges(metrics);
     }
 

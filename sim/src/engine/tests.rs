@@ -11,7 +11,7 @@ use super::Engine;
 use crate::config::EngineConfig;
 use crate::faults::{FaultConfig, Faults};
 use crate::hrtimer::Clock;
-use crate::stats::SimStats;
+use crate::stats::ModelStats;
 
 const PROMPT: u32 = 50;
 const OUTPUT: u32 = 32;
@@ -35,8 +35,8 @@ fn predicted_capacity(c: &EngineConfig, prompt: u32, output: u32) -> f64 {
     1.0 / (step * f64::from(output) / n + c.prefill_per_token.as_secs_f64() * f64::from(prompt))
 }
 
-fn engine(c: EngineConfig) -> (Engine, Arc<SimStats>, CancellationToken) {
-    let stats = Arc::new(SimStats::new());
+fn engine(c: EngineConfig) -> (Engine, Arc<ModelStats>, CancellationToken) {
+    let stats = Arc::new(ModelStats::default());
     let faults = Arc::new(Faults::new(FaultConfig::default(), 0));
     let stop = CancellationToken::new();
     // Paused time drives tokio's timer only.
@@ -61,7 +61,7 @@ fn unique_prompt(i: u32) -> Vec<u32> {
 async fn one_request(e: Engine, i: u32, arrival: Instant) -> Duration {
     sleep_until(arrival).await;
     let mut h = e
-        .submit(&unique_prompt(i), OUTPUT, arrival)
+        .submit(&unique_prompt(i), OUTPUT, arrival, None)
         .expect("queued");
     h.next_token().await.expect("first token");
     let ttft = arrival.elapsed();
@@ -169,7 +169,7 @@ async fn waiting_queue_is_bounded_and_kv_limits_the_batch() {
     let mut handles = Vec::new();
     let mut refused = 0;
     for i in 0..10 {
-        match e.submit(&unique_prompt(i), OUTPUT, now) {
+        match e.submit(&unique_prompt(i), OUTPUT, now, None) {
             Ok(h) => handles.push(h),
             Err(super::SubmitError::QueueFull) => refused += 1,
             Err(other) => panic!("{other:?}"),
@@ -185,7 +185,7 @@ async fn waiting_queue_is_bounded_and_kv_limits_the_batch() {
     assert!((m.kv_usage() - 1.0).abs() < 1e-9);
     let too_big: Vec<u32> = (0..500).collect();
     assert!(matches!(
-        e.submit(&too_big, 1, now),
+        e.submit(&too_big, 1, now, None),
         Err(super::SubmitError::TooLarge { .. })
     ));
     for mut h in handles {
@@ -202,8 +202,12 @@ async fn cancelled_requests_free_their_slot() {
     };
     let (e, stats, stop) = engine(c);
     let now = Instant::now();
-    let mut first = e.submit(&unique_prompt(0), OUTPUT, now).expect("queued");
-    let mut second = e.submit(&unique_prompt(1), OUTPUT, now).expect("queued");
+    let mut first = e
+        .submit(&unique_prompt(0), OUTPUT, now, None)
+        .expect("queued");
+    let mut second = e
+        .submit(&unique_prompt(1), OUTPUT, now, None)
+        .expect("queued");
     first.next_token().await.expect("token");
     drop(first);
     // The second starts at the next step instead of after 32 tokens of the first.

@@ -174,37 +174,49 @@ pub fn parse(text: &str) -> Result<Page, String> {
     Ok(page)
 }
 
+/// Each histogram series (one per label set without `le`): a `+Inf` bucket, cumulative
+/// buckets, `+Inf` = `_count`, and a `_sum`.
 fn check_histograms(page: &Page) -> Result<(), String> {
     for (family, kind) in &page.types {
         if kind != "histogram" {
             continue;
         }
         let bucket = format!("{family}_bucket");
-        let mut buckets: Vec<(f64, f64)> = Vec::new();
+        let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for ((name, labels), v) in &page.series {
             if *name == bucket {
                 let le = labels
                     .iter()
                     .find(|(k, _)| k == "le")
                     .ok_or_else(|| format!("{bucket} without le"))?;
-                buckets.push((parse_value(&le.1)?, *v));
+                let rest: Labels = labels.iter().filter(|(k, _)| k != "le").cloned().collect();
+                series
+                    .entry(rest)
+                    .or_default()
+                    .push((parse_value(&le.1)?, *v));
             }
         }
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        if buckets.last().map(|b| b.0) != Some(f64::INFINITY) {
+        if series.is_empty() {
             return Err(format!("{family}: no +Inf bucket"));
         }
-        if buckets.windows(2).any(|w| w[1].1 < w[0].1) {
-            return Err(format!("{family}: buckets not cumulative"));
+        for (labels, mut buckets) in series {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if buckets.last().map(|b| b.0) != Some(f64::INFINITY) {
+                return Err(format!("{family}{labels:?}: no +Inf bucket"));
+            }
+            if buckets.windows(2).any(|w| w[1].1 < w[0].1) {
+                return Err(format!("{family}{labels:?}: buckets not cumulative"));
+            }
+            let of = |suffix: &str| {
+                page.series
+                    .get(&(format!("{family}{suffix}"), labels.clone()))
+            };
+            let count = of("_count").ok_or_else(|| format!("{family}{labels:?}: no _count"))?;
+            if buckets.last().map(|b| b.1) != Some(*count) {
+                return Err(format!("{family}{labels:?}: +Inf bucket != _count"));
+            }
+            of("_sum").ok_or_else(|| format!("{family}{labels:?}: no _sum"))?;
         }
-        let count = page
-            .get(&format!("{family}_count"))
-            .ok_or_else(|| format!("{family}: no _count"))?;
-        if buckets.last().map(|b| b.1) != Some(count) {
-            return Err(format!("{family}: +Inf bucket != _count"));
-        }
-        page.get(&format!("{family}_sum"))
-            .ok_or_else(|| format!("{family}: no _sum"))?;
     }
     Ok(())
 }
