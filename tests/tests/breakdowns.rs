@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const PLAN: &str = r#"
 [run]
-name = "two models"
+name = "two-models"
 window = "1s"
 seed = 7
 [agents]
@@ -31,7 +31,6 @@ ttft = "80ms"
 itl = "2ms"
 output_tokens = 8
 [request]
-max_tokens = 8
 timeout = "5s"
 [[workload]]
 name = "chat-fast"

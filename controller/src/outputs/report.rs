@@ -168,7 +168,6 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
     }
     health_text(s, p);
     metrics_text(s, p);
-    breakdowns_text(s, p);
     if let Some(c) = &p.cost {
         let _ = writeln!(
             s,
@@ -184,6 +183,7 @@ fn phase_text(s: &mut String, p: &PhaseSummary, repeats: u32) {
         );
     }
     let _ = writeln!(s, "  agent cpu   {:.2} s", p.agent_cpu_s);
+    breakdowns_text(s, p);
 }
 
 /// The phase line, its timing and what was measured.
