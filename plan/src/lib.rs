@@ -23,6 +23,7 @@ pub mod kubernetes;
 mod load;
 mod model;
 pub mod names;
+pub mod percentiles;
 mod phase;
 pub mod quote;
 mod raw;

@@ -27,6 +27,9 @@ pub struct Plan {
     pub seed: u64,
     /// Times the phases run (≥ 1).
     pub repeat: u32,
+    /// Percentiles every output shows, ascending; `None`: each output's own
+    /// default set ([`crate::percentiles`]).
+    pub percentiles: Option<Vec<f64>>,
     /// Agent placement.
     pub agents: Agents,
     /// Endpoint under test.

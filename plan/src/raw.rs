@@ -100,6 +100,9 @@ pub struct RawRun {
     pub slo: Option<Vec<String>>,
     /// OpenTelemetry traces of the run (off unless `enabled = true`).
     pub tracing: Option<RawTracing>,
+    /// Percentiles every output shows, e.g. `[50, 75, 99, 99.99]`; unset:
+    /// each output's own default set (see docs/plan.md).
+    pub percentiles: Option<Vec<f64>>,
 }
 
 /// `[run.tracing]`: OpenTelemetry traces of the run, exported over OTLP/gRPC

@@ -62,15 +62,25 @@ pub fn groups(labels: &EntryLabels, total: &Aggregate) -> Vec<(BreakdownBy, Stri
 }
 
 /// The summaries of [`groups`], rates over the phase's completion span
-/// `finished_s`.
-pub fn summaries(labels: &EntryLabels, total: &Aggregate, finished_s: f64) -> Vec<Breakdown> {
+/// `finished_s`, with the plan's `chosen` percentiles.
+pub fn summaries(
+    labels: &EntryLabels,
+    total: &Aggregate,
+    finished_s: f64,
+    chosen: Option<&[f64]>,
+) -> Vec<Breakdown> {
     groups(labels, total)
         .into_iter()
-        .map(|(by, name, agg)| summary(by, name, &agg, finished_s))
+        .map(|(by, name, agg)| summary((by, name), &agg, finished_s, chosen))
         .collect()
 }
 
-fn summary(by: BreakdownBy, name: String, agg: &Aggregate, finished_s: f64) -> Breakdown {
+fn summary(
+    (by, name): (BreakdownBy, String),
+    agg: &Aggregate,
+    finished_s: f64,
+    chosen: Option<&[f64]>,
+) -> Breakdown {
     let c = &agg.counters;
     let rate = |n: u64| {
         if finished_s > 0.0 {
@@ -95,16 +105,23 @@ fn summary(by: BreakdownBy, name: String, agg: &Aggregate, finished_s: f64) -> B
         output_tokens: c.output_tokens,
         input_tokens: c.input_tokens,
         output_token_throughput: rate(c.output_tokens),
-        metrics: metric_summaries(agg),
+        metrics: metric_summaries(agg, chosen),
     }
 }
 
-/// The summary of every metric `agg` has values of, by name.
-pub fn metric_summaries(agg: &Aggregate) -> BTreeMap<String, MetricSummary> {
+/// The summary of every metric `agg` has values of, by name, with the
+/// plan's `chosen` percentiles.
+pub fn metric_summaries(
+    agg: &Aggregate,
+    chosen: Option<&[f64]>,
+) -> BTreeMap<String, MetricSummary> {
     Metric::ALL
         .iter()
         .filter(|m| !agg.hist(**m).is_empty())
-        .map(|m| (m.name().to_string(), MetricSummary::of(*m, agg.hist(*m))))
+        .map(|m| {
+            let summary = MetricSummary::of(*m, agg.hist(*m), chosen);
+            (m.name().to_string(), summary)
+        })
         .collect()
 }
 

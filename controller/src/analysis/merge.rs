@@ -357,8 +357,9 @@ impl PhaseAccumulator {
 }
 
 impl MetricSummary {
-    /// Summarize a histogram of `metric` (µs values shown in ms).
-    pub fn of(metric: Metric, h: &Histogram<u64>) -> Self {
+    /// Summarize a histogram of `metric` (µs values shown in ms), with the
+    /// plan's `chosen` percentiles when it chose any.
+    pub fn of(metric: Metric, h: &Histogram<u64>, chosen: Option<&[f64]>) -> Self {
         let (unit, scale) = match metric.unit() {
             Unit::Micros => ("ms", 1e-3),
             Unit::Tokens => ("tokens", 1.0),
@@ -377,6 +378,11 @@ impl MetricSummary {
             p99: q(0.99),
             p999: q(0.999),
             max: if empty { 0.0 } else { h.max() as f64 * scale },
+            chosen: chosen
+                .unwrap_or_default()
+                .iter()
+                .map(|p| (*p, q(p / 100.0)))
+                .collect(),
         }
     }
 }
@@ -408,7 +414,7 @@ mod tests {
         for ms in 1..=100u64 {
             h.record(ms * 1_000).unwrap();
         }
-        let s = MetricSummary::of(Metric::Ttft, &h);
+        let s = MetricSummary::of(Metric::Ttft, &h, None);
         for (got, want) in [(s.p50, 50.5), (s.p90, 90.1), (s.p99, 99.01)] {
             // Within the histogram's precision at 100 ms (64 µs buckets).
             assert!((got - want).abs() < 0.07, "{got} ms, numpy says {want} ms");

@@ -35,6 +35,8 @@ pub struct PhaseRun<'a> {
     pub scrapes: Option<(&'a [Scrape], &'a BTreeMap<String, u32>)>,
     /// Names and models of the phase's workload entries (its breakdowns).
     pub labels: EntryLabels,
+    /// The plan's `run.percentiles`, when it chose any.
+    pub percentiles: Option<&'a [f64]>,
 }
 
 /// The summary of a finished phase: its measured interval cut from `acc`
@@ -45,8 +47,15 @@ pub fn phase_summary(run: PhaseRun<'_>, acc: &mut PhaseAccumulator) -> PhaseSumm
     if (first, end) != (0, u32::MAX) {
         acc.restrict(first, end, run.window);
     }
-    let mut s = summarize(run.phase, acc, run.agents, run.lost, run.stopped_early);
-    s.breakdowns = breakdown::summaries(&run.labels, &acc.total, s.finished_s);
+    let chosen = run.percentiles;
+    let mut s = summarize(
+        run.phase,
+        acc,
+        (run.agents, run.lost),
+        run.stopped_early,
+        chosen,
+    );
+    s.breakdowns = breakdown::summaries(&run.labels, &acc.total, s.finished_s, chosen);
     s.scheduled =
         crate::analysis::schedule::scheduled_arrivals(run.phase, run.seed, run.index, run.window);
     s.step = run.step;
@@ -68,19 +77,20 @@ fn per_second(count: u64, seconds: f64) -> f64 {
     }
 }
 
-/// Turn a phase's merged state into its summary.
+/// Turn a phase's merged state into its summary (its agents and those
+/// lost; `chosen`: the plan's percentiles, when it chose any).
 pub fn summarize(
     phase: &Phase,
     acc: &PhaseAccumulator,
-    agents: Vec<String>,
-    lost: Vec<String>,
+    (agents, lost): (Vec<String>, Vec<String>),
     stopped_early: bool,
+    chosen: Option<&[f64]>,
 ) -> PhaseSummary {
     let c = &acc.total.counters;
     let lost_requests = acc.lost_requests(&lost);
     let arrivals_s = acc.arrivals_micros as f64 / 1e6;
     let finished_s = acc.finished_micros as f64 / 1e6;
-    let metrics = breakdown::metric_summaries(&acc.total);
+    let metrics = breakdown::metric_summaries(&acc.total, chosen);
     PhaseSummary {
         name: phase.name.clone(),
         kind: phase.kind.name().to_string(),

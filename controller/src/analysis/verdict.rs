@@ -322,8 +322,13 @@ mod tests {
             cooldown: Duration::ZERO,
             faults: Vec::new(),
         };
-        let mut s =
-            crate::analysis::summary::summarize(&phase, &acc, Vec::new(), Vec::new(), false);
+        let mut s = crate::analysis::summary::summarize(
+            &phase,
+            &acc,
+            (Vec::new(), Vec::new()),
+            false,
+            None,
+        );
         apply(&phase, &mut s, &acc, Duration::from_secs(1));
         assert_eq!(s.slo_passed, Some(false), "{:?}", s.slo);
         let ttft = s
@@ -365,8 +370,13 @@ mod tests {
         };
         let step = phase.stress_step(10.0);
         let verdict = |acc: &PhaseAccumulator, tweak: &dyn Fn(&mut PhaseSummary)| {
-            let mut s =
-                crate::analysis::summary::summarize(&step, acc, Vec::new(), Vec::new(), false);
+            let mut s = crate::analysis::summary::summarize(
+                &step,
+                acc,
+                (Vec::new(), Vec::new()),
+                false,
+                None,
+            );
             tweak(&mut s);
             apply(&phase, &mut s, acc, Duration::from_secs(1));
             let failed: Vec<String> = s

@@ -278,7 +278,7 @@ pub fn rate_text(rate: f64) -> String {
 }
 
 /// Distribution summary of one metric, in the metric's display unit.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricSummary {
     /// "ms" for latencies, "tokens" for sizes.
     pub unit: &'static str,
@@ -302,6 +302,57 @@ pub struct MetricSummary {
     pub p999: f64,
     /// Maximum.
     pub max: f64,
+    /// The plan's `run.percentiles` and their values, ascending; empty when
+    /// the plan chose none (each output shows its default set).
+    pub chosen: Vec<(f64, f64)>,
+}
+
+/// The percentiles `summary.json` and `phases.csv` show by default.
+pub const DEFAULT_PERCENTILES: [f64; 5] = [50.0, 90.0, 95.0, 99.0, 99.9];
+
+impl MetricSummary {
+    /// The percentiles an output shows, with their values: the plan's
+    /// choice, else the output's `default` set (each one of
+    /// [`DEFAULT_PERCENTILES`]; others are left out).
+    pub fn percentiles(&self, default: &[f64]) -> Vec<(f64, f64)> {
+        if !self.chosen.is_empty() {
+            return self.chosen.clone();
+        }
+        default
+            .iter()
+            .filter_map(|p| {
+                let v = match *p {
+                    50.0 => self.p50,
+                    90.0 => self.p90,
+                    95.0 => self.p95,
+                    99.0 => self.p99,
+                    99.9 => self.p999,
+                    _ => return None,
+                };
+                Some((*p, v))
+            })
+            .collect()
+    }
+}
+
+impl Serialize for MetricSummary {
+    /// unit, count, mean, stddev, min, the percentiles (the plan's, else
+    /// [`DEFAULT_PERCENTILES`]) by name (`p50`, `p999`), max.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let pcts = self.percentiles(&DEFAULT_PERCENTILES);
+        let mut m = s.serialize_map(Some(6 + pcts.len()))?;
+        m.serialize_entry("unit", self.unit)?;
+        m.serialize_entry("count", &self.count)?;
+        m.serialize_entry("mean", &self.mean)?;
+        m.serialize_entry("stddev", &self.stddev)?;
+        m.serialize_entry("min", &self.min)?;
+        for (p, v) in &pcts {
+            m.serialize_entry(&stampede_plan::percentiles::name(*p), v)?;
+        }
+        m.serialize_entry("max", &self.max)?;
+        m.end()
+    }
 }
 
 /// One metric across repeats.
@@ -512,6 +563,7 @@ pub(crate) mod tests {
             p99: base * 2.0,
             p999: base * 3.0,
             max: base * 4.0,
+            chosen: Vec::new(),
         }
     }
 

@@ -626,6 +626,7 @@ impl<'p> ActivePhase<'p> {
                 .is_some()
                 .then_some((self.scrapes.as_slice(), &self.failed_scrapes)),
             labels: EntryLabels::of(&o.plan, self.phase),
+            percentiles: o.plan.percentiles.as_deref(),
         };
         let summary = summary::phase_summary(run, &mut self.acc);
         Ok((summary, self.acc))

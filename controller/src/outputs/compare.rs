@@ -101,74 +101,80 @@ pub fn call(a: Estimate, b: Estimate, higher_is_better: bool, min_change: f64) -
     }
 }
 
-/// A compared row: name, whether higher is better, and how to get it.
-struct Row {
-    name: &'static str,
-    higher_is_better: bool,
-    get: fn(&PhaseSummary, &Aggregate) -> Option<Estimate>,
+/// What a compared row measures.
+#[derive(Debug, Clone, Copy)]
+enum Figure {
+    /// A percentile (0-100) of a latency.
+    Latency(Metric, f64),
+    /// Successful requests per second.
+    OkRate,
+    /// Output tokens per second.
+    TokenRate,
 }
 
-const ROWS: [Row; 9] = [
-    Row {
-        name: "ttft p50 (ms)",
-        higher_is_better: false,
-        get: |_, d| quantile(d.hist(Metric::Ttft), 0.5),
-    },
-    Row {
-        name: "ttft p90 (ms)",
-        higher_is_better: false,
-        get: |_, d| quantile(d.hist(Metric::Ttft), 0.9),
-    },
-    Row {
-        name: "ttft p99 (ms)",
-        higher_is_better: false,
-        get: |_, d| quantile(d.hist(Metric::Ttft), 0.99),
-    },
-    Row {
-        name: "itl p50 (ms)",
-        higher_is_better: false,
-        get: |_, d| quantile(d.hist(Metric::Itl), 0.5),
-    },
-    Row {
-        name: "itl p99 (ms)",
-        higher_is_better: false,
-        get: |_, d| quantile(d.hist(Metric::Itl), 0.99),
-    },
-    Row {
-        name: "e2e p50 (ms)",
-        higher_is_better: false,
-        get: |_, d| quantile(d.hist(Metric::E2e), 0.5),
-    },
-    Row {
-        name: "e2e p99 (ms)",
-        higher_is_better: false,
-        get: |_, d| quantile(d.hist(Metric::E2e), 0.99),
-    },
-    Row {
-        name: "ok req/s",
-        higher_is_better: true,
-        get: |s, _| rate(s.requests.ok, s.finished_s),
-    },
-    Row {
-        name: "output tok/s",
-        higher_is_better: true,
-        // Tokens per request are near constant within a phase: the
-        // interval of the request count, scaled.
-        get: |s, _| {
-            let r = rate(s.requests.ok, s.finished_s)?;
-            let scale = if r.value > 0.0 {
-                s.output_token_throughput / r.value
-            } else {
-                0.0
-            };
-            Some(Estimate {
-                value: s.output_token_throughput,
-                lo: r.lo * scale,
-                hi: r.hi * scale,
-            })
-        },
-    },
+/// A compared row: name, whether higher is better, and what it measures.
+struct Row {
+    name: String,
+    higher_is_better: bool,
+    figure: Figure,
+}
+
+/// Latency percentiles compared unless the reference run's plan chose its own.
+const DEFAULT_ROWS: [(Metric, &[f64]); 3] = [
+    (Metric::Ttft, &[50.0, 90.0, 99.0]),
+    (Metric::Itl, &[50.0, 99.0]),
+    (Metric::E2e, &[50.0, 99.0]),
 ];
+
+/// The rows compared: TTFT, ITL and E2E percentiles (the plan's `chosen`
+/// ones for each, else [`DEFAULT_ROWS`]), then the request and token rates.
+fn rows(chosen: Option<&[f64]>) -> Vec<Row> {
+    let mut out: Vec<Row> = DEFAULT_ROWS
+        .iter()
+        .flat_map(|(m, default)| {
+            chosen.unwrap_or(default).iter().map(move |p| Row {
+                name: format!("{} {} (ms)", m.name(), stampede_plan::percentiles::name(*p)),
+                higher_is_better: false,
+                figure: Figure::Latency(*m, *p),
+            })
+        })
+        .collect();
+    out.push(Row {
+        name: "ok req/s".into(),
+        higher_is_better: true,
+        figure: Figure::OkRate,
+    });
+    out.push(Row {
+        name: "output tok/s".into(),
+        higher_is_better: true,
+        figure: Figure::TokenRate,
+    });
+    out
+}
+
+impl Row {
+    fn get(&self, s: &PhaseSummary, d: &Aggregate) -> Option<Estimate> {
+        match self.figure {
+            Figure::Latency(m, p) => quantile(d.hist(m), p / 100.0),
+            Figure::OkRate => rate(s.requests.ok, s.finished_s),
+            // Tokens per request are near constant within a phase: the
+            // interval of the request count, scaled.
+            Figure::TokenRate => {
+                let r = rate(s.requests.ok, s.finished_s)?;
+                let scale = if r.value > 0.0 {
+                    s.output_token_throughput / r.value
+                } else {
+                    0.0
+                };
+                Some(Estimate {
+                    value: s.output_token_throughput,
+                    lo: r.lo * scale,
+                    hi: r.hi * scale,
+                })
+            }
+        }
+    }
+}
 
 fn fmt(v: f64) -> String {
     if v.abs() >= 100.0 {
@@ -237,6 +243,7 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
     let Some(reference) = views.first() else {
         return s;
     };
+    let rows = rows(runs[0].plan.percentiles.as_deref());
     for va in reference {
         let _ = writeln!(s);
         let _ = writeln!(s, "phase {}", va.title);
@@ -253,8 +260,8 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
             let _ = write!(header, "  {short:>38}");
         }
         let _ = writeln!(s, "{header}");
-        for row in &ROWS {
-            let a = (row.get)(&va.summary, &va.agg);
+        for row in &rows {
+            let a = row.get(&va.summary, &va.agg);
             let mut line = format!(
                 "  {:<16}{:>12}",
                 row.name,
@@ -264,7 +271,7 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
                 let cell = other
                     .iter()
                     .find(|vb| vb.key == va.key)
-                    .and_then(|vb| (row.get)(&vb.summary, &vb.agg))
+                    .and_then(|vb| row.get(&vb.summary, &vb.agg))
                     .map_or_else(
                         || "(no such phase or no data)".to_string(),
                         |b| match a {

@@ -48,3 +48,87 @@ mod tests {
         write_all(dir.path(), &data).unwrap();
     }
 }
+
+#[cfg(test)]
+mod percentile_tests {
+    use super::*;
+
+    /// The committed golden run with `run.percentiles` set, rebuilt.
+    fn golden_with(percentiles: &str) -> (tempfile::TempDir, RunData) {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/report");
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["manifest.json", "windows.jsonl"] {
+            std::fs::copy(golden.join(f), dir.path().join(f)).unwrap();
+        }
+        let plan = std::fs::read_to_string(golden.join("plan.toml")).unwrap();
+        let plan = plan.replacen(
+            "[run]\n",
+            &format!("[run]\npercentiles = {percentiles}\n"),
+            1,
+        );
+        std::fs::write(dir.path().join("plan.toml"), plan).unwrap();
+        let data = crate::results::rebuild(dir.path()).unwrap();
+        write_all(dir.path(), &data).unwrap();
+        (dir, data)
+    }
+
+    #[test]
+    fn chosen_percentiles_are_the_ones_every_output_shows() {
+        let (dir, data) = golden_with("[99.99, 75]");
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+        let summary: serde_json::Value = serde_json::from_str(&read("summary.json")).unwrap();
+        let ttft = &summary["phases"][0]["metrics"]["ttft"];
+        let keys: Vec<&str> = ttft
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // (In serde_json's sorted order.)
+        assert_eq!(
+            keys,
+            [
+                "count", "max", "mean", "min", "p75", "p9999", "stddev", "unit"
+            ]
+        );
+        // Each value is the merged histogram's own percentile.
+        let h = data.phases[0]
+            .acc
+            .total
+            .hist(stampede_common::metric::Metric::Ttft);
+        let p75 = stampede_common::quantile::quantile_or_zero(h, 0.75) / 1e3;
+        assert!((ttft["p75"].as_f64().unwrap() - p75).abs() < 1e-9);
+        let stats = read("stats.txt");
+        let header = stats.lines().find(|l| l.contains("metric")).unwrap();
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            ["metric", "unit", "count", "mean", "p75", "p99.99", "max"]
+        );
+        let phases = read("phases.csv");
+        let cols: Vec<&str> = phases.lines().next().unwrap().split(',').collect();
+        assert!(cols.contains(&"ttft_p9999_ms") && !cols.contains(&"ttft_p50_ms"));
+        let row: Vec<&str> = phases.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!(row.len(), cols.len(), "{phases}");
+        let windows = read("windows.csv");
+        let header = windows.lines().next().unwrap();
+        assert!(header.ends_with("tpot_p75_ms,tpot_p9999_ms"), "{header}");
+        let compared = crate::outputs::compare::table(&["a".into()], &[data], 0.05);
+        assert!(compared.contains("ttft p9999 (ms)"), "{compared}");
+    }
+
+    #[test]
+    fn a_bad_choice_names_the_key_and_value() {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/report");
+        let plan = std::fs::read_to_string(golden.join("plan.toml")).unwrap();
+        let plan = plan.replacen("[run]\n", "[run]\npercentiles = [50, 100]\n", 1);
+        let path = Path::new("p.toml");
+        let err = stampede_plan::parse(&plan, path)
+            .and_then(|raw| raw.validate_without_files(path))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("run.percentiles") && err.contains("100"),
+            "{err}"
+        );
+    }
+}

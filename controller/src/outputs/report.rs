@@ -402,28 +402,42 @@ fn metrics_text(s: &mut String, p: &PhaseSummary) {
     metrics_table(s, "  ", &p.metrics);
 }
 
+/// Percentiles stats.txt shows unless the plan chose its own.
+const TEXT_PERCENTILES: [f64; 4] = [50.0, 90.0, 99.0, 99.9];
+
 /// The table of `metrics`, each line indented by `indent`.
 fn metrics_table(s: &mut String, indent: &str, metrics: &BTreeMap<String, MetricSummary>) {
-    let _ = writeln!(
-        s,
-        "{indent}{:<14}{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "metric", "unit", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
+    // Every measured metric of a run shows the same percentiles.
+    let shown = metrics.values().next().map_or_else(
+        || TEXT_PERCENTILES.to_vec(),
+        |x| {
+            x.percentiles(&TEXT_PERCENTILES)
+                .iter()
+                .map(|(p, _)| *p)
+                .collect()
+        },
     );
+    let mut header = format!(
+        "{indent}{:<14}{:>6} {:>9} {:>9}",
+        "metric", "unit", "count", "mean"
+    );
+    for p in shown {
+        let _ = write!(header, " {:>9}", stampede_plan::percentiles::label(p));
+    }
+    let _ = writeln!(s, "{header} {:>9}", "max");
     for m in Metric::ALL {
         if let Some(x) = metrics.get(m.name()) {
-            let _ = writeln!(
-                s,
-                "{indent}{:<14}{:>6} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            let mut line = format!(
+                "{indent}{:<14}{:>6} {:>9} {:>9.2}",
                 m.name(),
                 x.unit,
                 x.count,
-                x.mean,
-                x.p50,
-                x.p90,
-                x.p99,
-                x.p999,
-                x.max
+                x.mean
             );
+            for (_, v) in x.percentiles(&TEXT_PERCENTILES) {
+                let _ = write!(line, " {v:>9.2}");
+            }
+            let _ = writeln!(s, "{line} {:>9.2}", x.max);
         }
     }
 }

@@ -4,18 +4,24 @@
 //! (`_ms`, `_per_s`, `_tokens`); an empty cell means "no samples".
 
 use crate::analysis::breakdown;
-use crate::model::MetricSummary;
 use crate::model::PhaseSummary;
+use crate::model::{DEFAULT_PERCENTILES, MetricSummary};
 use crate::results::{PhaseData, RunData};
 use stampede_common::metric::{Metric, Unit};
 use stampede_common::quantile::quantile;
+use stampede_plan::percentiles;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Latency metrics given per window in `windows.csv`.
 const WINDOW_METRICS: [Metric; 4] = [Metric::Ttft, Metric::Itl, Metric::E2e, Metric::Tpot];
-/// Quantiles given per window, with their column suffix.
-const WINDOW_QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")];
+/// Percentiles given per window unless the plan chose its own.
+const WINDOW_PERCENTILES: [f64; 3] = [50.0, 90.0, 99.0];
+
+/// The percentiles an output shows: the plan's `chosen` ones, else `default`.
+fn shown<'a>(chosen: Option<&'a [f64]>, default: &'a [f64]) -> &'a [f64] {
+    chosen.unwrap_or(default)
+}
 
 /// Quote a CSV field when it needs it (RFC 4180).
 pub(crate) fn field(s: &str) -> String {
@@ -37,8 +43,8 @@ fn unit_suffix(m: Metric) -> &'static str {
     }
 }
 
-/// Header of `windows.csv`.
-pub fn windows_header() -> String {
+/// Header of `windows.csv` (`chosen`: the plan's percentiles, if any).
+pub fn windows_header(chosen: Option<&[f64]>) -> String {
     let mut cols: Vec<String> = [
         "phase",
         "phase_index",
@@ -63,15 +69,20 @@ pub fn windows_header() -> String {
     .map(String::from)
     .to_vec();
     for m in WINDOW_METRICS {
-        for (_, q) in WINDOW_QUANTILES {
-            cols.push(format!("{}_{q}_ms", m.name()));
+        for p in shown(chosen, &WINDOW_PERCENTILES) {
+            cols.push(format!("{}_{}_ms", m.name(), percentiles::name(*p)));
         }
     }
     cols.join(",")
 }
 
-/// Rows of `windows.csv` for one phase.
-fn window_rows(out: &mut String, index: usize, repeat: u32, p: &PhaseData) {
+/// Rows of `windows.csv` for one phase (`chosen`: the plan's percentiles).
+fn window_rows(
+    out: &mut String,
+    (index, repeat): (usize, u32),
+    p: &PhaseData,
+    chosen: Option<&[f64]>,
+) {
     let secs = p.window.as_secs_f64();
     for (w, (agg, reports)) in &p.acc.windows {
         let c = &agg.counters;
@@ -100,18 +111,18 @@ fn window_rows(out: &mut String, index: usize, repeat: u32, p: &PhaseData) {
         ];
         for m in WINDOW_METRICS {
             let h = agg.hist(m);
-            for (q, _) in WINDOW_QUANTILES {
-                row.push(quantile(h, q).map_or_else(String::new, |v| format!("{:.3}", v / 1e3)));
+            for q in shown(chosen, &WINDOW_PERCENTILES) {
+                let v = quantile(h, q / 100.0);
+                row.push(v.map_or_else(String::new, |v| format!("{:.3}", v / 1e3)));
             }
         }
         let _ = writeln!(out, "{}", row.join(","));
     }
 }
 
-/// Statistic columns of one metric in `phases.csv`.
-const STATS: [&str; 10] = [
-    "count", "mean", "stddev", "min", "p50", "p90", "p95", "p99", "p999", "max",
-];
+/// Statistic columns of one metric in `phases.csv`: these, then its
+/// percentiles, then `max`.
+const STATS: [&str; 4] = ["count", "mean", "stddev", "min"];
 
 /// Cost columns of `phases.csv` (empty without a plan `[cost]`).
 const COST_COLUMNS: [&str; 4] = [
@@ -121,8 +132,8 @@ const COST_COLUMNS: [&str; 4] = [
     "output_tokens_per_currency_unit",
 ];
 
-/// Header of `phases.csv`.
-pub fn phases_header() -> String {
+/// Header of `phases.csv` (`chosen`: the plan's percentiles, if any).
+pub fn phases_header(chosen: Option<&[f64]>) -> String {
     let mut cols: Vec<String> = [
         "phase",
         "kind",
@@ -157,13 +168,15 @@ pub fn phases_header() -> String {
     .map(String::from)
     .to_vec();
     for m in Metric::ALL {
-        for s in STATS {
-            if s == "count" {
-                cols.push(format!("{}_count", m.name()));
-            } else {
-                cols.push(format!("{}_{s}_{}", m.name(), unit_suffix(m)));
-            }
+        let unit = unit_suffix(m);
+        cols.push(format!("{}_count", m.name()));
+        for s in &STATS[1..] {
+            cols.push(format!("{}_{s}_{unit}", m.name()));
         }
+        for p in shown(chosen, &DEFAULT_PERCENTILES) {
+            cols.push(format!("{}_{}_{unit}", m.name(), percentiles::name(*p)));
+        }
+        cols.push(format!("{}_max_{unit}", m.name()));
     }
     cols.extend(COST_COLUMNS.map(String::from));
     cols.extend(VERDICT_COLUMNS.map(String::from));
@@ -174,18 +187,23 @@ pub fn phases_header() -> String {
 /// Objective columns of `phases.csv` (empty when the phase has no objectives).
 const VERDICT_COLUMNS: [&str; 4] = ["slo_passed", "slo_failed", "good_requests", "goodput_per_s"];
 
-fn stat_cells(x: Option<&MetricSummary>) -> Vec<String> {
+/// One metric's cells of a `phases.csv` row; `width` cells when it was
+/// not measured.
+fn stat_cells(x: Option<&MetricSummary>, width: usize) -> Vec<String> {
     match x {
-        None => STATS.iter().map(|_| String::new()).collect(),
-        Some(x) => std::iter::once(x.count.to_string())
-            .chain(
-                [
-                    x.mean, x.stddev, x.min, x.p50, x.p90, x.p95, x.p99, x.p999, x.max,
-                ]
-                .iter()
-                .map(|v| format!("{v:.3}")),
-            )
-            .collect(),
+        None => vec![String::new(); width],
+        Some(x) => {
+            let pcts = x.percentiles(&DEFAULT_PERCENTILES);
+            std::iter::once(x.count.to_string())
+                .chain(
+                    [x.mean, x.stddev, x.min]
+                        .into_iter()
+                        .chain(pcts.iter().map(|(_, v)| *v))
+                        .chain([x.max])
+                        .map(|v| format!("{v:.3}")),
+                )
+                .collect()
+        }
     }
 }
 
@@ -236,8 +254,18 @@ fn phase_row(p: &PhaseSummary) -> String {
         p.stopped_early.to_string(),
         p.complete.to_string(),
     ];
+    // Every measured metric of a run shows the same percentiles.
+    let width = p
+        .metrics
+        .values()
+        .next()
+        .map_or(DEFAULT_PERCENTILES.len(), |x| {
+            x.percentiles(&DEFAULT_PERCENTILES).len()
+        })
+        + STATS.len()
+        + 1;
     for m in Metric::ALL {
-        row.extend(stat_cells(p.metrics.get(m.name())));
+        row.extend(stat_cells(p.metrics.get(m.name()), width));
     }
     match &p.cost {
         Some(c) => row.extend([
@@ -267,13 +295,14 @@ fn phase_row(p: &PhaseSummary) -> String {
 
 /// Write `windows.csv` and `phases.csv` into `dir`.
 pub fn write(dir: &Path, data: &RunData) -> std::io::Result<()> {
-    let mut w = windows_header() + "\n";
+    let chosen = data.plan.percentiles.as_deref();
+    let mut w = windows_header(chosen) + "\n";
     for (i, p) in data.phases.iter().enumerate() {
         let repeat = data.summary.phases.get(i).map_or(0, |s| s.repeat);
-        window_rows(&mut w, i, repeat, p);
+        window_rows(&mut w, (i, repeat), p, chosen);
     }
     std::fs::write(dir.join("windows.csv"), w)?;
-    let mut p = phases_header() + "\n";
+    let mut p = phases_header(chosen) + "\n";
     for s in &data.summary.phases {
         p.push_str(&phase_rows(s));
     }
@@ -288,7 +317,7 @@ mod tests {
     #[test]
     fn windows_header_snapshot() {
         assert_eq!(
-            windows_header(),
+            windows_header(None),
             "phase,phase_index,repeat,window,start_s,start_unix_s,window_s,agents_reporting,\
              offered_rate_per_s,sent,ok,failed,skipped,expired,sent_per_s,ok_per_s,output_tokens,\
              output_tokens_per_s,input_tokens,ttft_p50_ms,ttft_p90_ms,ttft_p99_ms,itl_p50_ms,\
@@ -305,7 +334,7 @@ mod tests {
              usage_reported,errors,agent_cpu_s,rejected_reports,duplicate_reports,stopped_early,\
              complete,ttft_count,ttft_mean_ms,ttft_stddev_ms,ttft_min_ms,ttft_p50_ms,ttft_p90_ms,\
              ttft_p95_ms,ttft_p99_ms,ttft_p999_ms,ttft_max_ms,itl_count,";
-        let h = phases_header();
+        let h = phases_header(None);
         assert!(h.starts_with(expected_start), "{h}");
         assert!(
             h.ends_with(
@@ -331,7 +360,7 @@ mod tests {
         let unquoted = row.replacen("\"steady, 20/s\"", "x", 1);
         assert_eq!(
             unquoted.split(',').count(),
-            phases_header().split(',').count()
+            phases_header(None).split(',').count()
         );
     }
 }

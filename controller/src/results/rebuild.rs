@@ -364,6 +364,7 @@ impl Building {
             redistributed: self.redistributed,
             scrapes: scraped.then_some((self.scrapes.as_slice(), &self.failed_scrapes)),
             labels: EntryLabels::of(plan, &self.data.phase),
+            percentiles: plan.percentiles.as_deref(),
         };
         let mut s = crate::analysis::summary::phase_summary(run, &mut self.data.acc);
         s.complete = self.ended;

@@ -154,6 +154,13 @@ impl RawPlan {
                 .unwrap_or_else(|| PathBuf::from("results")),
             seed: self.run.seed.unwrap_or(0),
             repeat,
+            percentiles: self
+                .run
+                .percentiles
+                .as_deref()
+                .map(crate::percentiles::validate)
+                .transpose()
+                .map_err(|(value, reason)| cx.invalid("run.percentiles", value, reason))?,
             agents,
             target,
             request,
