@@ -24,6 +24,13 @@
 //!    phase traced at the default sample ratio and one traced at ratio 1, each
 //!    against the agent of (1), which ran with no exporter at all;
 //!
+//!    1d. what breakdowns and per-request records cost: the bare client,
+//!    the plain agent, the agent with a one-entry mix (generated prompts, no
+//!    parts: what the next row's parts add to), with a two-entry mix (a part
+//!    per entry in every window), with records sampled at 1% and at 100%, and with both
+//!    breakdowns and 1% records, alternating; each against the bare client
+//!    and the plain agent (`STAMPEDE_BENCH_FEATURES_ONLY` runs only this);
+//!
 //!    1c. pacing precision: the intended → started gap of no-op tasks paced
 //!    by the agent's [`PreciseTimer`] (a timerfd on tokio's reactor) and by an
 //!    OS thread that sleeps and hands each task to the runtime, alternating;
@@ -470,6 +477,20 @@ async fn agent_traced(
     trace_context: HashMap<String, String>,
     ratio: f64,
 ) -> AgentRun {
+    agent_with(url, rate, secs, |a| {
+        a.trace_context = trace_context;
+        a.trace_sample_ratio = ratio;
+    })
+    .await
+}
+
+/// [`agent`], its assignment changed by `configure` first.
+async fn agent_with(
+    url: &str,
+    rate: f64,
+    secs: u64,
+    configure: impl FnOnce(&mut proto::PhaseAssignment),
+) -> AgentRun {
     let clock = AgentClock::default();
     let assignment = proto::PhaseAssignment {
         phase_index: 0,
@@ -510,10 +531,10 @@ async fn agent_traced(
             ..Default::default()
         }),
         max_in_flight: 20_000,
-        trace_context,
-        trace_sample_ratio: ratio,
         ..Default::default()
     };
+    let mut assignment = assignment;
+    configure(&mut assignment);
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let (_reshard, reshards) = tokio::sync::watch::channel(Vec::new());
     let phase = tokio::spawn(engine::run_phase(
@@ -642,6 +663,84 @@ fn tracing_cost(
     rt.block_on(exporter.shutdown());
 }
 
+/// A two-entry mix of the bench's request, so the agent records a part per entry.
+fn two_entries() -> proto::Workload {
+    let entry = |name: &str| proto::WorkloadEntry {
+        name: name.into(),
+        weight: 1.0,
+        input_tokens: Some(proto::LengthDistribution {
+            kind: Some(proto::length_distribution::Kind::Fixed(128)),
+        }),
+        output_tokens: Some(proto::LengthDistribution {
+            kind: Some(proto::length_distribution::Kind::Fixed(TOKENS)),
+        }),
+        ..Default::default()
+    };
+    proto::Workload {
+        entries: vec![entry("a"), entry("b")],
+        seed: 1,
+    }
+}
+
+/// Section 1d: what breakdowns (a two-entry mix) and per-request records
+/// cost, alternating with the bare client and the plain agent `reps` times.
+fn features_cost(rt: &tokio::runtime::Runtime, url: &str, rate: f64, secs: u64, reps: u64) {
+    type Configure = fn(&mut proto::PhaseAssignment);
+    fn records(a: &mut proto::PhaseAssignment, ratio: f64) {
+        a.record_sample_ratio = ratio;
+        a.record_seed = 7;
+    }
+    fn mix(a: &mut proto::PhaseAssignment) {
+        if let Some(r) = a.request.as_mut() {
+            r.workload = Some(two_entries());
+        }
+    }
+    fn one_entry(a: &mut proto::PhaseAssignment) {
+        mix(a);
+        if let Some(w) = a.request.as_mut().and_then(|r| r.workload.as_mut()) {
+            w.entries.truncate(1);
+        }
+    }
+    let variants: [(&str, Configure); 6] = [
+        ("agent, plain", |_| {}),
+        ("mix of 1 entry (no parts)", one_entry),
+        ("breakdowns (2 entries)", mix),
+        ("records 1%", |a| records(a, 0.01)),
+        ("records 100%", |a| records(a, 1.0)),
+        ("breakdowns + records 1%", |a| {
+            mix(a);
+            records(a, 0.01);
+        }),
+    ];
+    println!();
+    println!(
+        "1d. breakdowns and per-request records: CPU per 1,000 streamed requests at {rate} req/s, {secs} s per run, alternating {reps} times"
+    );
+    let mut bares = Vec::new();
+    let mut per_variant: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    for _ in 0..reps {
+        let c0 = cpu_micros();
+        let b = rt.block_on(bare(url, rate, secs, false));
+        bares.push((cpu_micros() - c0) as f64 / 1e3 / b.ok.max(1) as f64);
+        for (i, (_, configure)) in variants.iter().enumerate() {
+            let c0 = cpu_micros();
+            let a = rt.block_on(agent_with(url, rate, secs, configure));
+            per_variant[i].push((cpu_micros() - c0) as f64 / 1e3 / a.ok.max(1) as f64);
+        }
+    }
+    let bare_per_k = median(&mut bares);
+    println!("   {:<26} {bare_per_k:.3} CPU-s", "bare client");
+    let plain = median(&mut per_variant[0].clone());
+    for ((label, _), runs) in variants.iter().zip(&mut per_variant) {
+        let per_k = median(runs);
+        println!(
+            "   {label:<26} {per_k:.3} CPU-s  {:.2}x bare  {:.2}x plain agent",
+            per_k / bare_per_k,
+            per_k / plain
+        );
+    }
+}
+
 /// One client's run of the sweep, as judged.
 struct Step {
     holds: bool,
@@ -742,6 +841,10 @@ fn main() {
     // 1. Cost per 1,000 requests, bare client vs agent, alternating, same run.
     let sweep_only = std::env::var_os("STAMPEDE_BENCH_SWEEP_ONLY").is_some();
     rt.block_on(bare(&sim.url, rate, 2, false)); // warm the connection pool and the simulator
+    if std::env::var_os("STAMPEDE_BENCH_FEATURES_ONLY").is_some() {
+        features_cost(&rt, &sim.url, rate, secs, reps);
+        return;
+    }
     if !sweep_only {
         rt.block_on(via_reqwest(&sim.url, rate, 1));
     }
@@ -797,6 +900,7 @@ fn main() {
     }
     if !sweep_only {
         tracing_cost(&rt, &sim.url, rate, secs, agent_per_k);
+        features_cost(&rt, &sim.url, rate, secs, reps);
     }
     pacing(&rt, 1.5 * rate, secs.min(5));
 
