@@ -176,6 +176,105 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// One run's value of a compared metric, judged against the reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compared {
+    /// The value, with its interval.
+    pub value: Estimate,
+    /// Against the reference's value, when it has one: the change in percent
+    /// (`None` when the reference is 0) and the call.
+    pub against: Option<(Option<f64>, Call)>,
+}
+
+/// One compared metric of one phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowResult {
+    /// Metric, e.g. "ttft p99 (ms)".
+    pub name: &'static str,
+    /// The reference run's value.
+    pub reference: Option<Estimate>,
+    /// Each other run's, in order (`None`: no such phase or no data).
+    pub others: Vec<Option<Compared>>,
+}
+
+/// One phase of the reference run, compared.
+#[derive(Debug, Clone)]
+pub struct PhaseComparison<'a> {
+    /// The reference run's phase.
+    pub phase: &'a PhaseSummary,
+    /// Its metrics.
+    pub rows: Vec<RowResult>,
+}
+
+/// Every phase of the first run (the reference) against the same phase
+/// (name and repeat) of each other run: what the table and the page show.
+pub fn compare(runs: &[RunData], min_change: f64) -> Vec<PhaseComparison<'_>> {
+    let Some(reference) = runs.first() else {
+        return Vec::new();
+    };
+    let row = |row: &Row, ia: usize, sa: &PhaseSummary| {
+        let a = (row.get)(sa, &reference.phases[ia]);
+        let others = runs
+            .iter()
+            .skip(1)
+            .map(|other| {
+                let ib = other
+                    .summary
+                    .phases
+                    .iter()
+                    .position(|p| p.name == sa.name && p.repeat == sa.repeat)?;
+                let b = (row.get)(&other.summary.phases[ib], &other.phases[ib])?;
+                Some(Compared {
+                    value: b,
+                    against: a.map(|a| {
+                        let change =
+                            (a.value != 0.0).then(|| 100.0 * (b.value - a.value) / a.value.abs());
+                        (change, call(a, b, row.higher_is_better, min_change))
+                    }),
+                })
+            })
+            .collect();
+        RowResult {
+            name: row.name,
+            reference: a,
+            others,
+        }
+    };
+    reference
+        .summary
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(ia, sa)| PhaseComparison {
+            phase: sa,
+            rows: ROWS.iter().map(|r| row(r, ia, sa)).collect(),
+        })
+        .collect()
+}
+
+/// A compared value as the table prints it: value, change and call.
+pub fn cell_text(c: Option<&Compared>) -> String {
+    match c {
+        None => "(no such phase or no data)".to_string(),
+        Some(Compared {
+            value,
+            against: Some((change, call)),
+        }) => {
+            let delta = change.map_or_else(|| "n/a".to_string(), |c| format!("{c:+.1}%"));
+            format!("{} {delta} {}", fmt(value.value), call.as_str())
+        }
+        Some(Compared {
+            value,
+            against: None,
+        }) => fmt(value.value),
+    }
+}
+
+/// A value as the table prints it.
+pub fn value_text(e: Option<Estimate>) -> String {
+    e.map_or_else(|| "-".to_string(), |e| fmt(e.value))
+}
+
 /// The comparison table of `runs` (labelled by `labels`) against the first.
 pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
     let mut s = String::new();
@@ -199,13 +298,13 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
     let Some(reference) = runs.first() else {
         return s;
     };
-    for (ia, sa) in reference.summary.phases.iter().enumerate() {
+    for pc in compare(runs, min_change) {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
             "phase {} ({})",
-            sa.label(reference.summary.repeat),
-            sa.kind
+            pc.phase.label(reference.summary.repeat),
+            pc.phase.kind
         );
         let mut header = format!("  {:<16}{:>12}", "metric", "reference");
         for l in labels.iter().skip(1) {
@@ -220,39 +319,10 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
             let _ = write!(header, "  {short:>38}");
         }
         let _ = writeln!(s, "{header}");
-        for row in &ROWS {
-            let a = (row.get)(sa, &reference.phases[ia]);
-            let mut line = format!(
-                "  {:<16}{:>12}",
-                row.name,
-                a.map_or_else(|| "-".to_string(), |e| fmt(e.value))
-            );
-            for other in runs.iter().skip(1) {
-                let cell = other
-                    .summary
-                    .phases
-                    .iter()
-                    .position(|p| p.name == sa.name && p.repeat == sa.repeat)
-                    .and_then(|ib| (row.get)(&other.summary.phases[ib], &other.phases[ib]))
-                    .map_or_else(
-                        || "(no such phase or no data)".to_string(),
-                        |b| match a {
-                            Some(a) => {
-                                let delta = if a.value != 0.0 {
-                                    format!("{:+.1}%", 100.0 * (b.value - a.value) / a.value.abs())
-                                } else {
-                                    "n/a".to_string()
-                                };
-                                format!(
-                                    "{} {delta} {}",
-                                    fmt(b.value),
-                                    call(a, b, row.higher_is_better, min_change).as_str()
-                                )
-                            }
-                            None => fmt(b.value),
-                        },
-                    );
-                let _ = write!(line, "  {cell:>38}");
+        for row in &pc.rows {
+            let mut line = format!("  {:<16}{:>12}", row.name, value_text(row.reference));
+            for other in &row.others {
+                let _ = write!(line, "  {:>38}", cell_text(other.as_ref()));
             }
             let _ = writeln!(s, "{line}");
         }
