@@ -11,7 +11,7 @@
 //! three pages go to `STAMPEDE_SCREENSHOTS` when set (else the test's
 //! temporary directory), to be looked at.
 
-use stampede_tests::{Proc, bin, plan_file, read_json};
+use stampede_tests::{Finished, bin, plan_file, read_json, run_plan, run_plan_file};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -36,7 +36,7 @@ prefill_per_token = "0s"
 max_tokens = 16
 timeout = "5s"
 [[phase]]
-name = "baseline <b>1</b>"
+name = "baseline <img src=x onerror=alert(1)>"
 kind = "baseline"
 duration = "2s"
 [[phase]]
@@ -147,7 +147,7 @@ fn browse(chromium: &Path, page: &Path, args: &[&str]) -> (String, String) {
 }
 
 /// The text of element `id` in a dumped DOM, unescaped.
-fn element_text<'a>(dom: &'a str, open: &str) -> String {
+fn element_text(dom: &str, open: &str) -> String {
     let start = dom
         .find(open)
         .unwrap_or_else(|| panic!("{open} not in the DOM:\n{dom}"))
@@ -178,7 +178,15 @@ fn check_page(
     shots: &Path,
 ) -> (Vec<serde_json::Value>, String) {
     let html = std::fs::read_to_string(page).unwrap();
-    for needle in [" src=", "<link", "http-equiv", "@import", "url("] {
+    for needle in [
+        "<img",
+        "<link",
+        "<iframe",
+        "<script src",
+        "http-equiv",
+        "@import",
+        "url(",
+    ] {
         assert!(
             !html.contains(needle),
             "{name}: the page refers to something outside: {needle}"
@@ -255,18 +263,16 @@ fn series_of<'a>(charts: &'a [serde_json::Value], id: &str) -> Vec<&'a str> {
 
 /// One finished run of [`PLAN`], shared by the tests here.
 fn run_dir() -> &'static Path {
-    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &DIR.get_or_init(|| {
-        let (dir, path) = plan_file(PLAN);
-        let out = dir.path().join("run");
-        let mut cmd = Command::new(bin("controller"));
-        cmd.arg("run").arg(&path).arg("--out").arg(&out);
-        let (code, text) = Proc::spawn(cmd).wait_exit(Duration::from_secs(180));
-        // The stress search's last step misses its objectives: exit 3 is fine.
-        assert!(matches!(code, Some(0 | 3)), "{code:?}\n{text}");
-        (dir, out)
-    })
-    .1
+    static RUN: OnceLock<Finished> = OnceLock::new();
+    let run = RUN.get_or_init(|| run_plan(PLAN, Duration::from_secs(180)));
+    // The stress search's last step misses its objectives: exit 3 is fine.
+    assert!(
+        matches!(run.code, Some(0 | 3)),
+        "{:?}\n{}",
+        run.code,
+        run.output
+    );
+    &run.out
 }
 
 #[test]
@@ -283,7 +289,10 @@ fn the_run_page_draws_every_chart_and_calls_out_the_knee_and_objectives() {
         .filter(|p| p["metrics"]["ttft"]["count"].as_u64() > Some(0))
         .count();
     assert_eq!(series_of(&charts, "chart-cdf-ttft").len(), with_ttft);
-    assert!(series_of(&charts, "chart-cdf-ttft").contains(&"baseline <b>1</b>"));
+    assert!(
+        series_of(&charts, "chart-cdf-ttft").contains(&"baseline <img src=x onerror=alert(1)>")
+    );
+    assert!(!dom.contains("<img"), "the phase name became markup");
     assert_eq!(series_of(&charts, "chart-latency-load").len(), 6);
     assert_eq!(
         series_of(&charts, "chart-requests-time"),
@@ -316,7 +325,7 @@ fn the_run_page_draws_every_chart_and_calls_out_the_knee_and_objectives() {
     assert!(first.contains("Soak drift"), "{first}");
     // Without JavaScript the key table is there, and the plan's text stays text.
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
-    assert!(html.contains("<td>baseline &lt;b&gt;1&lt;/b&gt;</td>"));
+    assert!(html.contains("<td>baseline &lt;img src=x onerror=alert(1)&gt;</td>"));
     assert!(html.contains("<a href=\"windows.jsonl\">windows.jsonl</a>"));
 }
 
@@ -325,9 +334,7 @@ fn the_sweep_and_comparison_pages_draw_their_charts() {
     let Some(chromium) = chromium() else { return };
     let (dir, path) = plan_file(SWEEP);
     let out = dir.path().join("sweep");
-    let mut cmd = Command::new(bin("controller"));
-    cmd.arg("run").arg(&path).arg("--out").arg(&out);
-    let (code, text) = Proc::spawn(cmd).wait_exit(Duration::from_secs(180));
+    let (code, text) = run_plan_file(&path, &out, Duration::from_secs(180));
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("sweep.html"), "{text}");
     let shots = shots(dir.path());

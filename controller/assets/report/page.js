@@ -49,6 +49,11 @@
     }
     return axis;
   }
+  function xScale(spec) {
+    if (spec.x_scale !== "category") return { time: false };
+    // Every category gets room, a single one included.
+    return { time: false, range: function () { return [-0.5, spec.x_labels.length - 0.5]; } };
+  }
   function xValue(spec) {
     if (spec.x_scale === "nines") return function (u, v) { return v == null ? "–" : nines(v); };
     if (spec.x_scale === "category") return function (u, v) { return v == null ? "–" : (spec.x_labels[v] || ""); };
@@ -108,7 +113,7 @@
     return {
       width: width,
       height: 300,
-      scales: { x: { time: false }, y: spec.y_log ? { distr: 3, log: 10 } : { range: function (u, min, max) { return [Math.min(0, min), max > 0 ? max * 1.08 : 1]; } } },
+      scales: { x: xScale(spec), y: spec.y_log ? { distr: 3, log: 10 } : { range: function (u, min, max) { return [Math.min(0, min), max > 0 ? max * 1.08 : 1]; } } },
       axes: [xAxis(spec), { label: spec.y_label, size: 64, values: function (u, splits) { return splits.map(num); } }],
       series: series,
       hooks: {

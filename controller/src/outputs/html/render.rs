@@ -8,28 +8,14 @@
 //! `<script>` element, so a phase name cannot end it).
 
 use super::page::{Cell, Chart, Finding, Page, Section, Table};
+/// Text escaped for HTML text and attribute values.
+pub(crate) use crate::outputs::gate::junit::esc as text;
 use std::fmt::Write as _;
 
 const UPLOT_JS: &str = include_str!("../../../assets/uplot/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../../../assets/uplot/uPlot.min.css");
 const PAGE_JS: &str = include_str!("../../../assets/report/page.js");
 const PAGE_CSS: &str = include_str!("../../../assets/report/page.css");
-
-/// `s` escaped for HTML text and attribute values.
-pub fn text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A relative link to a file: every byte outside a small safe set is
 /// percent-encoded, so a name cannot become a scheme (`javascript:`), a

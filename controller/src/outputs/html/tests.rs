@@ -92,7 +92,7 @@ fn plan_text_cannot_inject_markup_or_end_the_data_script() {
 
 #[test]
 fn escapes_and_links_are_inert() {
-    assert_eq!(text("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#39;");
+    assert_eq!(text("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
     assert_eq!(
         script_json(r#"{"a":"</script>&"}"#),
         r#"{"a":"\u003c/script\u003e\u0026"}"#

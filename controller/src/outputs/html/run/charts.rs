@@ -8,8 +8,11 @@ use crate::results::RunData;
 use stampede_common::metric::Metric;
 use stampede_common::quantile::quantile;
 
-/// Percentiles drawn against load.
-const VS_LOAD: [(&str, &str, fn(&crate::model::MetricSummary) -> f64); 6] = [
+/// A percentile of a metric summary.
+type Percentile = fn(&crate::model::MetricSummary) -> f64;
+
+/// Percentiles drawn against load: label, metric, percentile.
+const VS_LOAD: [(&str, &str, Percentile); 6] = [
     ("TTFT p50", "ttft", |m| m.p50),
     ("TTFT p99", "ttft", |m| m.p99),
     ("ITL p50", "itl", |m| m.p50),
