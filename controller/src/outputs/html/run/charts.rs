@@ -2,8 +2,8 @@
 //! against load (where does latency bend, does the system keep up?), and the
 //! whole latency distributions per phase.
 
-use super::super::page::{Chart, Section, Series, XScale};
 use crate::outputs::charts::by_load;
+use crate::outputs::html::page::{Chart, Section, Series, XScale};
 use crate::results::RunData;
 use stampede_common::metric::Metric;
 use stampede_common::quantile::quantile;

@@ -2,9 +2,11 @@
 //! errors by class, fault episodes, soak drift, the manifest's facts and the
 //! raw files.
 
-use super::super::page::{Cell, Chart, Finding, Mark, Section, Series, Table, Tone, XScale};
 use super::{is_step, observed};
 use crate::model::{Drift, RunSummary, StressResult};
+use crate::outputs::html::page::{
+    Cell, Chart, Finding, Mark, Section, Series, Table, Tone, XScale,
+};
 use std::collections::BTreeSet;
 
 fn table(columns: &[&str], rows: Vec<Vec<Cell>>) -> Table {

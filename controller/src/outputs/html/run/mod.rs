@@ -1,6 +1,8 @@
 //! The page of one run: what matters first (objectives met or missed, the
 //! stress knee, the soak drift), the phase table, then the charts and the
-//! run's facts. Sections are built by the files beside this one.
+//! run's facts. Sections are built by the files beside this one; a new kind
+//! of figure (breakdowns per model or workload, once the results hold them)
+//! is one more [`Section`] here, with a table and chart series of its own.
 
 mod charts;
 mod facts;

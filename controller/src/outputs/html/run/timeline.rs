@@ -4,9 +4,9 @@
 //! first phase started, rounded to the millisecond) and one value per window
 //! per series: a 1-hour soak at 1 s windows is 3,600 numbers per series.
 
-use super::super::page::{Band, Chart, Mark, Section, Series, XScale, round_s};
 use crate::analysis::merge::Aggregate;
 use crate::outputs::charts::offset_s;
+use crate::outputs::html::page::{Band, Chart, Mark, Section, Series, XScale, round_s};
 use crate::results::RunData;
 use stampede_common::metric::Metric;
 use stampede_common::quantile::quantile;
@@ -39,9 +39,11 @@ fn rows(data: &RunData) -> Vec<Row<'_>> {
         }
         for (w, (agg, _)) in &p.acc.windows {
             let mid = (f64::from(*w) + 0.5) * secs;
+            // (An absurd window length has no instant: no offered rate.)
             let offered = s.step.map(|st| st.rate).or_else(|| {
-                p.phase
-                    .offered_rate_at(std::time::Duration::from_secs_f64(mid.max(0.0)))
+                std::time::Duration::try_from_secs_f64(mid.max(0.0))
+                    .ok()
+                    .and_then(|t| p.phase.offered_rate_at(t))
             });
             rows.push(Row {
                 x: round_s(t0 + mid),
