@@ -76,6 +76,10 @@ fn two_models_are_measured_apart_in_every_output_and_add_up_exactly() {
     phases_csv(&run.out);
     llmd_reports(&run.out);
     compare_table(&run.out);
+    let page = std::fs::read_to_string(run.out.join("report.html")).expect("report.html");
+    for label in ["By model and workload entry", "model=fast", "model=slow"] {
+        assert!(page.contains(label), "report.html lacks {label:?}");
+    }
 }
 
 /// summary.json: one breakdown per entry and per model, counts adding up to

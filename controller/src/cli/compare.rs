@@ -1,5 +1,5 @@
 //! `controller compare`: runs side by side against the first, as a table
-//! and optionally a chart; with thresholds, a regression gate (exit 5) that
+//! and optionally a chart and a page; with thresholds, a regression gate (exit 5) that
 //! `controller run --baseline` shares.
 
 use super::exit;
@@ -8,7 +8,7 @@ use crate::model::Status;
 use crate::model::gate::{GateReport, Threshold};
 use crate::orchestrate::error::ControllerError;
 use crate::outputs::gate::{junit, markdown};
-use crate::outputs::{charts, compare};
+use crate::outputs::{charts, compare, html};
 use crate::results;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -124,13 +124,55 @@ pub fn load(dir: &Path) -> Result<results::RunData, ControllerError> {
     results::rebuild(dir).map_err(ControllerError::Results)
 }
 
-/// Compare `runs` (the first is the reference), and gate them when thresholds are given.
-pub fn command(
-    runs: &[PathBuf],
+/// The comparison's optional files.
+#[derive(Debug, Clone, Copy)]
+pub struct Files<'a> {
+    /// The chart (`--png`).
+    pub png: Option<&'a Path>,
+    /// The page (`--html`).
+    pub html: Option<&'a Path>,
+}
+
+/// `to` relative to the directory `from` (both resolved), with `/`
+/// separators; `None` when either cannot be resolved.
+fn relative(from: &Path, to: &Path) -> Option<String> {
+    let (from, to) = (from.canonicalize().ok()?, to.canonicalize().ok()?);
+    let (a, b): (Vec<_>, Vec<_>) = (from.components().collect(), to.components().collect());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); a.len() - common];
+    parts.extend(
+        b[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    Some(parts.join("/"))
+}
+
+/// Write the comparison page to `path`, linking each run's own page.
+fn write_html(
+    path: &Path,
+    dirs: &[PathBuf],
+    labels: &[String],
+    data: &[results::RunData],
     min_change: f64,
-    png: Option<&Path>,
-    flags: &GateFlags,
-) -> ExitCode {
+) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let links: Vec<html::compare::RunLink> = dirs
+        .iter()
+        .zip(labels)
+        .map(|(dir, label)| html::compare::RunLink {
+            label: label.clone(),
+            page: relative(&parent, &dir.join(html::RUN_FILE)),
+        })
+        .collect();
+    std::fs::write(path, html::compare::page(&links, data, min_change))
+}
+
+/// Compare `runs` (the first is the reference), and gate them when thresholds are given.
+pub fn command(runs: &[PathBuf], min_change: f64, files: Files<'_>, flags: &GateFlags) -> ExitCode {
     if !(min_change.is_finite() && min_change >= 0.0) {
         let e = format!("--min-change {min_change}: must be a percentage ≥ 0");
         return exit::error(&e, Status::BadInput);
@@ -148,12 +190,19 @@ pub fn command(
     }
     let labels: Vec<String> = runs.iter().map(|p| p.display().to_string()).collect();
     print!("{}", compare::table(&labels, &data, min_change / 100.0));
-    if let Some(path) = png {
+    if let Some(path) = files.png {
         if let Err(e) = charts::write_compare(path, &labels, &data) {
             let e = format!("cannot write {}: {e}", path.display());
             return exit::error(&e, Status::RunFailed);
         }
         println!("\nchart in {}", path.display());
+    }
+    if let Some(path) = files.html {
+        if let Err(e) = write_html(path, runs, &labels, &data, min_change / 100.0) {
+            let e = format!("cannot write {}: {e}", path.display());
+            return exit::error(&e, Status::RunFailed);
+        }
+        println!("\npage in {}", path.display());
     }
     let Some(gate) = gate else {
         return exit::code(Status::Passed);

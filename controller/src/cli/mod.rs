@@ -99,6 +99,9 @@ enum Command {
         /// Also draw the comparison as a PNG chart into this file.
         #[arg(long)]
         png: Option<PathBuf>,
+        /// Also write the comparison as a self-contained HTML page into this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
         #[command(flatten)]
         gate: compare::GateFlags,
     },
@@ -158,7 +161,16 @@ pub fn main() -> ExitCode {
             runs,
             min_change,
             png,
+            html,
             gate,
-        } => compare::command(&runs, min_change, png.as_deref(), &gate),
+        } => compare::command(
+            &runs,
+            min_change,
+            compare::Files {
+                png: png.as_deref(),
+                html: html.as_deref(),
+            },
+            &gate,
+        ),
     }
 }

@@ -190,6 +190,8 @@ struct View {
     key: (String, u32, String),
     /// The heading of its table.
     title: String,
+    /// The phase's label, and the breakdown's.
+    label: String,
     summary: PhaseSummary,
     agg: Aggregate,
 }
@@ -198,12 +200,14 @@ struct View {
 fn views(run: &RunData) -> Vec<View> {
     let mut out = Vec::new();
     for (s, p) in run.summary.phases.iter().zip(&run.phases) {
-        let title = format!("{} ({})", s.label(run.summary.repeat), s.kind);
+        let label = s.label(run.summary.repeat);
+        let title = format!("{label} ({})", s.kind);
         let labels = breakdown::EntryLabels::of(&run.plan, &p.phase);
         let groups = breakdown::groups(&labels, &p.acc.total);
         out.push(View {
             key: (s.name.clone(), s.repeat, String::new()),
             title: title.clone(),
+            label: label.clone(),
             summary: s.clone(),
             agg: p.acc.total.clone(),
         });
@@ -211,12 +215,113 @@ fn views(run: &RunData) -> Vec<View> {
             out.push(View {
                 key: (s.name.clone(), s.repeat, b.label()),
                 title: format!("{title} · {}", b.label()),
+                label: format!("{label} · {}", b.label()),
                 summary: breakdown::as_phase(s, b),
                 agg,
             });
         }
     }
     out
+}
+
+/// One run's value of a compared metric, judged against the reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compared {
+    /// The value, with its interval.
+    pub value: Estimate,
+    /// Against the reference's value, when it has one: the change in percent
+    /// (`None` when the reference is 0) and the call.
+    pub against: Option<(Option<f64>, Call)>,
+}
+
+/// One compared metric of one phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowResult {
+    /// Metric, e.g. "ttft p99 (ms)".
+    pub name: String,
+    /// The reference run's value.
+    pub reference: Option<Estimate>,
+    /// Each other run's, in order (`None`: no such phase or no data).
+    pub others: Vec<Option<Compared>>,
+}
+
+/// One phase of the reference run, or one breakdown of it, compared.
+#[derive(Debug, Clone)]
+pub struct PhaseComparison {
+    /// Its heading, e.g. "steady (constant)" or "steady (constant) · model=llama".
+    pub title: String,
+    /// The phase's label (with its repeat), and the breakdown's, if any.
+    pub label: String,
+    /// The breakdown compared (e.g. "model=llama"); `None` for the whole phase.
+    pub breakdown: Option<String>,
+    /// Its metrics.
+    pub rows: Vec<RowResult>,
+}
+
+/// Every phase of the first run (the reference), each followed by its
+/// breakdowns, against the same phase (name and repeat) and breakdown of
+/// each other run: what the table and the page show.
+pub fn compare(runs: &[RunData], min_change: f64) -> Vec<PhaseComparison> {
+    let views: Vec<Vec<View>> = runs.iter().map(views).collect();
+    let Some((reference, others)) = views.split_first() else {
+        return Vec::new();
+    };
+    let rows = rows(runs[0].plan.percentiles.as_deref());
+    let result = |row: &Row, va: &View| {
+        let a = row.get(&va.summary, &va.agg);
+        let others = others
+            .iter()
+            .map(|other| {
+                let vb = other.iter().find(|vb| vb.key == va.key)?;
+                let b = row.get(&vb.summary, &vb.agg)?;
+                Some(Compared {
+                    value: b,
+                    against: a.map(|a| {
+                        let change =
+                            (a.value != 0.0).then(|| 100.0 * (b.value - a.value) / a.value.abs());
+                        (change, call(a, b, row.higher_is_better, min_change))
+                    }),
+                })
+            })
+            .collect();
+        RowResult {
+            name: row.name.clone(),
+            reference: a,
+            others,
+        }
+    };
+    reference
+        .iter()
+        .map(|va| PhaseComparison {
+            title: va.title.clone(),
+            label: va.label.clone(),
+            breakdown: (!va.key.2.is_empty()).then(|| va.key.2.clone()),
+            rows: rows.iter().map(|r| result(r, va)).collect(),
+        })
+        .collect()
+}
+
+/// A compared value as the table prints it: value, change and call.
+pub fn cell_text(c: Option<&Compared>) -> String {
+    match c {
+        None => "(no such phase or no data)".to_string(),
+        Some(Compared {
+            value,
+            against: Some((change, call)),
+        }) => {
+            let delta = change.map_or_else(|| "n/a".to_string(), |c| format!("{c:+.1}%"));
+            format!("{} {delta} {}", fmt(value.value), call.as_str())
+        }
+        Some(Compared {
+            value,
+            against: None,
+        }) => fmt(value.value),
+    }
+}
+
+/// A value as the table prints it.
+pub fn value_text(e: Option<Estimate>) -> String {
+    e.map_or_else(|| "-".to_string(), |e| fmt(e.value))
 }
 
 /// The comparison table of `runs` (labelled by `labels`) against the first.
@@ -239,14 +344,9 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
         "calls: better/worse only when the change exceeds {:.0}% and the 95% intervals do not overlap",
         min_change * 100.0
     );
-    let views: Vec<Vec<View>> = runs.iter().map(views).collect();
-    let Some(reference) = views.first() else {
-        return s;
-    };
-    let rows = rows(runs[0].plan.percentiles.as_deref());
-    for va in reference {
+    for pc in compare(runs, min_change) {
         let _ = writeln!(s);
-        let _ = writeln!(s, "phase {}", va.title);
+        let _ = writeln!(s, "phase {}", pc.title);
         let mut header = format!("  {:<16}{:>12}", "metric", "reference");
         for l in labels.iter().skip(1) {
             let short: String = l
@@ -260,37 +360,10 @@ pub fn table(labels: &[String], runs: &[RunData], min_change: f64) -> String {
             let _ = write!(header, "  {short:>38}");
         }
         let _ = writeln!(s, "{header}");
-        for row in &rows {
-            let a = row.get(&va.summary, &va.agg);
-            let mut line = format!(
-                "  {:<16}{:>12}",
-                row.name,
-                a.map_or_else(|| "-".to_string(), |e| fmt(e.value))
-            );
-            for other in views.iter().skip(1) {
-                let cell = other
-                    .iter()
-                    .find(|vb| vb.key == va.key)
-                    .and_then(|vb| row.get(&vb.summary, &vb.agg))
-                    .map_or_else(
-                        || "(no such phase or no data)".to_string(),
-                        |b| match a {
-                            Some(a) => {
-                                let delta = if a.value != 0.0 {
-                                    format!("{:+.1}%", 100.0 * (b.value - a.value) / a.value.abs())
-                                } else {
-                                    "n/a".to_string()
-                                };
-                                format!(
-                                    "{} {delta} {}",
-                                    fmt(b.value),
-                                    call(a, b, row.higher_is_better, min_change).as_str()
-                                )
-                            }
-                            None => fmt(b.value),
-                        },
-                    );
-                let _ = write!(line, "  {cell:>38}");
+        for row in &pc.rows {
+            let mut line = format!("  {:<16}{:>12}", row.name, value_text(row.reference));
+            for other in &row.others {
+                let _ = write!(line, "  {:>38}", cell_text(other.as_ref()));
             }
             let _ = writeln!(s, "{line}");
         }

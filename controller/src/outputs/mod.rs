@@ -1,12 +1,13 @@
 //! Everything a run writes for people and tools: stats text, summary JSON,
 //! CSV tables, charts, HdrHistogram logs, llm-d reports, fault tables,
-//! comparisons and the regression gate. Built from [`crate::results::RunData`] alone.
+//! comparisons, the regression gate and the HTML pages. Built from [`crate::results::RunData`] alone.
 
 pub mod charts;
 pub mod compare;
 pub mod faults_out;
 pub mod gate;
 pub mod hlog;
+pub mod html;
 pub mod llmd;
 pub mod report;
 pub mod tables;
@@ -23,6 +24,8 @@ pub fn write_all(dir: &Path, data: &RunData) -> Result<(), ResultsError> {
     hlog::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
     llmd::write(dir, data)?;
     charts::write(dir, data).map_err(|(path, e)| write_error(&path, e))?;
+    // Last: the page links every file written before it.
+    html::write_run(dir, data).map_err(|e| write_error(&dir.join(html::RUN_FILE), e))?;
     Ok(())
 }
 

@@ -314,10 +314,11 @@ impl SweepOutcome {
         }
         let _ = writeln!(
             s,
-            "results in {} ({}, {})",
+            "results in {} ({}, {}, {})",
             self.dir.display(),
             summary::CSV_FILE,
-            summary::PNG_FILE
+            summary::PNG_FILE,
+            summary::HTML_FILE
         );
         s
     }
@@ -539,7 +540,7 @@ fn cell_line(m: Option<&crate::model::sweep::CellMetrics>, slo_failed: bool) -> 
     )
 }
 
-/// `controller report SWEEP_DIR`: rewrite `sweep.csv` and `sweep.png` from the state.
+/// `controller report SWEEP_DIR`: rewrite `sweep.csv`, `sweep.png` and `sweep.html` from the state.
 pub fn report(dir: &Path) -> Result<String, SweepRunError> {
     let state = SweepState::read(dir)?;
     let name = &state.name;
@@ -557,10 +558,11 @@ pub fn report(dir: &Path) -> Result<String, SweepRunError> {
     }
     let _ = writeln!(
         s,
-        "sweep summary regenerated in {} ({}, {})",
+        "sweep summary regenerated in {} ({}, {}, {})",
         dir.display(),
         summary::CSV_FILE,
-        summary::PNG_FILE
+        summary::PNG_FILE,
+        summary::HTML_FILE
     );
     Ok(s)
 }

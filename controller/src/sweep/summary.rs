@@ -1,12 +1,13 @@
 //! The sweep summary: each cell's key results (taken from its report phase
 //! when the cell completes and kept in the state file), `sweep.csv` with one
-//! row per cell, and the comparison chart `sweep.png`. Both files are made
+//! row per cell, the comparison chart `sweep.png` and the page `sweep.html`. The files are made
 //! from the state alone, so they cover completed cells of earlier attempts
 //! without re-reading their directories.
 
-use super::state::{CellState, SweepState};
+use super::state::{CellState, CellStatus, SweepState};
 use crate::model::RunSummary;
 use crate::model::sweep::{CellMetrics, ChartData, Series};
+use crate::outputs::html;
 use crate::outputs::tables::{field, opt};
 use stampede_common::metric::Metric;
 use std::path::Path;
@@ -15,6 +16,8 @@ use std::path::Path;
 pub const CSV_FILE: &str = "sweep.csv";
 /// File name of the comparison chart.
 pub const PNG_FILE: &str = "sweep.png";
+/// File name of the page.
+pub const HTML_FILE: &str = html::sweep::FILE;
 
 impl CellMetrics {
     /// The key results of phase `phase` in `run` (its last occurrence, when
@@ -82,47 +85,84 @@ const METRIC_COLUMNS: [&str; 16] = [
     "error",
 ];
 
-/// `sweep.csv`: a header, then one row per cell in expansion order.
-pub fn csv(state: &SweepState) -> String {
+/// The per-cell table: a header, then one row per cell in expansion order,
+/// each field as text (unquoted); `sweep.csv` and `sweep.html` show it.
+pub fn table(state: &SweepState) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header = vec!["cell".to_string()];
     header.extend(state.axes.iter().map(|a| a.name.clone()));
     header.extend(["context", "status", "attempts"].map(String::from));
     header.extend(METRIC_COLUMNS.map(String::from));
-    let mut out = header.join(",") + "\n";
     let f3 = |v: f64| format!("{v:.3}");
-    for c in &state.cells {
-        let mut row = vec![field(&c.slug)];
-        row.extend(c.values.iter().map(|v| field(v)));
-        row.extend([
-            field(c.context.as_deref().unwrap_or("")),
-            c.status.name().to_string(),
-            c.attempts.to_string(),
-        ]);
-        match &c.metrics {
-            Some(m) => row.extend([
-                field(&m.phase),
-                opt(m.offered_rate.map(f3)),
-                opt(m.users),
-                m.requests.to_string(),
-                f3(m.achieved_rate),
-                f3(m.request_throughput),
-                f3(m.output_token_throughput),
-                opt(m.ttft_p50_ms.map(f3)),
-                opt(m.ttft_p99_ms.map(f3)),
-                opt(m.itl_p50_ms.map(f3)),
-                opt(m.itl_p99_ms.map(f3)),
-                opt(m.e2e_p99_ms.map(f3)),
-                format!("{:.6}", m.error_rate),
-                opt(m.goodput.map(f3)),
-            ]),
-            None => row.extend(METRIC_COLUMNS[..14].iter().map(|_| String::new())),
-        }
-        row.push(slo_text(c).to_string());
-        row.push(field(c.error.as_deref().unwrap_or("")));
+    let rows = state
+        .cells
+        .iter()
+        .map(|c| {
+            let mut row = vec![c.slug.clone()];
+            row.extend(c.values.iter().cloned());
+            row.extend([
+                c.context.clone().unwrap_or_default(),
+                c.status.name().to_string(),
+                c.attempts.to_string(),
+            ]);
+            match &c.metrics {
+                Some(m) => row.extend([
+                    m.phase.clone(),
+                    opt(m.offered_rate.map(f3)),
+                    opt(m.users),
+                    m.requests.to_string(),
+                    f3(m.achieved_rate),
+                    f3(m.request_throughput),
+                    f3(m.output_token_throughput),
+                    opt(m.ttft_p50_ms.map(f3)),
+                    opt(m.ttft_p99_ms.map(f3)),
+                    opt(m.itl_p50_ms.map(f3)),
+                    opt(m.itl_p99_ms.map(f3)),
+                    opt(m.e2e_p99_ms.map(f3)),
+                    format!("{:.6}", m.error_rate),
+                    opt(m.goodput.map(f3)),
+                ]),
+                None => row.extend(METRIC_COLUMNS[..14].iter().map(|_| String::new())),
+            }
+            row.push(slo_text(c).to_string());
+            row.push(c.error.clone().unwrap_or_default());
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// `sweep.csv`: the table, fields quoted where needed.
+pub fn csv(state: &SweepState) -> String {
+    let (header, rows) = table(state);
+    let mut out = header.join(",") + "\n";
+    for row in rows {
+        let row: Vec<String> = row.iter().map(|f| field(f)).collect();
         out.push_str(&row.join(","));
         out.push('\n');
     }
     out
+}
+
+/// What `sweep.html` shows: the table, and each cell's own page.
+fn html_input(state: &SweepState, title: &str) -> html::sweep::Input {
+    let (header, rows) = table(state);
+    let cells = state
+        .cells
+        .iter()
+        .zip(rows)
+        .map(|(c, fields)| html::sweep::CellRow {
+            fields,
+            status: c.status.name().to_string(),
+            slo_failed: slo_text(c) == "fail",
+            page: (c.status != CellStatus::Pending)
+                .then(|| format!("{}/{}", c.slug, html::RUN_FILE)),
+        })
+        .collect();
+    html::sweep::Input {
+        title: title.to_string(),
+        header,
+        cells,
+    }
 }
 
 /// Group the completed cells into chart lines.
@@ -171,7 +211,7 @@ pub fn chart_data(state: &SweepState) -> ChartData {
     }
 }
 
-/// Write `sweep.csv` and `sweep.png` into the sweep directory `dir`.
+/// Write `sweep.csv`, `sweep.png` and `sweep.html` into the sweep directory `dir`.
 pub fn write(
     dir: &Path,
     state: &SweepState,
@@ -179,8 +219,12 @@ pub fn write(
 ) -> Result<(), (std::path::PathBuf, String)> {
     let path = dir.join(CSV_FILE);
     std::fs::write(&path, csv(state)).map_err(|e| (path.clone(), e.to_string()))?;
+    let chart = chart_data(state);
     let path = dir.join(PNG_FILE);
-    crate::outputs::charts::write_sweep(&path, title, &chart_data(state)).map_err(|e| (path, e))
+    crate::outputs::charts::write_sweep(&path, title, &chart).map_err(|e| (path, e))?;
+    let path = dir.join(HTML_FILE);
+    let page = html::sweep::page(&html_input(state, title), &chart);
+    std::fs::write(&path, page).map_err(|e| (path.clone(), e.to_string()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 mod compare;
 mod latency;
-mod sweep;
+pub(super) mod sweep;
 mod throughput;
 
 use crate::results::{PhaseData, RunData};
@@ -72,7 +72,7 @@ fn load_of(data: &RunData, i: usize) -> f64 {
 }
 
 /// Phases with samples, sorted by load: (load, index).
-fn by_load(data: &RunData) -> Vec<(f64, usize)> {
+pub(super) fn by_load(data: &RunData) -> Vec<(f64, usize)> {
     let mut v: Vec<(f64, usize)> = (0..data.phases.len())
         .filter(|&i| data.summary.phases[i].requests.sent > 0)
         .map(|i| (load_of(data, i), i))
@@ -82,7 +82,7 @@ fn by_load(data: &RunData) -> Vec<(f64, usize)> {
 }
 
 /// Seconds from the first phase's start to the start of `p`.
-fn offset_s(data: &RunData, p: &PhaseData) -> f64 {
+pub(super) fn offset_s(data: &RunData, p: &PhaseData) -> f64 {
     let base = data
         .phases
         .iter()

@@ -14,15 +14,16 @@ type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 /// One drawn line: colour index, legend label, points (x, y).
 type Line<'a> = (usize, &'a str, Vec<(f64, f64)>);
 
-/// One panel: caption, y description, log scale, the value drawn.
-struct Panel {
-    caption: &'static str,
-    y_desc: &'static str,
-    log: bool,
-    value: fn(&CellMetrics) -> Option<f64>,
+/// One panel: caption, y description, log scale, the value drawn (also the
+/// charts of `sweep.html`).
+pub(in crate::outputs) struct Panel {
+    pub(in crate::outputs) caption: &'static str,
+    pub(in crate::outputs) y_desc: &'static str,
+    pub(in crate::outputs) log: bool,
+    pub(in crate::outputs) value: fn(&CellMetrics) -> Option<f64>,
 }
 
-const PANELS: [Panel; 4] = [
+pub(in crate::outputs) const PANELS: [Panel; 4] = [
     Panel {
         caption: "TTFT p99",
         y_desc: "TTFT p99 (ms, log scale)",
@@ -84,15 +85,7 @@ fn draw_panel(area: &Area<'_>, data: &ChartData, panel: &Panel) -> Result<(), St
         -0.5..(data.x_labels.len().max(1) as f64 - 0.5)
     };
     let ys = || lines.iter().flat_map(|l| l.2.iter().map(|p| p.1));
-    let x_desc = if data.x_load {
-        match data.x_name.as_str() {
-            "rate" => "offered rate (requests/s)".to_string(),
-            "users" => "users".to_string(),
-            other => other.to_string(),
-        }
-    } else {
-        data.x_name.clone()
-    };
+    let x_desc = x_desc(data);
     let fmt_x = |x: &f64| {
         if data.x_load {
             label(x)
@@ -127,6 +120,19 @@ fn draw_panel(area: &Area<'_>, data: &ChartData, panel: &Panel) -> Result<(), St
             .build_cartesian_2d(x_range, range(ys(), true))
             .map_err(err)?;
         finish(chart, &lines, &mesh)
+    }
+}
+
+/// The x axis's description: a load axis with its unit, or the axis's name.
+pub(in crate::outputs) fn x_desc(data: &ChartData) -> String {
+    if data.x_load {
+        match data.x_name.as_str() {
+            "rate" => "offered rate (requests/s)".to_string(),
+            "users" => "users".to_string(),
+            other => other.to_string(),
+        }
+    } else {
+        data.x_name.clone()
     }
 }
 

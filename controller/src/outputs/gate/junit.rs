@@ -6,8 +6,9 @@ use super::{cells, failure_text};
 use crate::model::gate::GateReport;
 use std::fmt::Write as _;
 
-/// Text escaped for XML attributes and character data.
-fn esc(text: &str) -> String {
+/// Text escaped for XML attributes and character data (also HTML's: the
+/// pages of [`crate::outputs::html`] use it).
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
         match ch {
