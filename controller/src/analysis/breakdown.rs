@@ -61,6 +61,16 @@ pub fn groups(labels: &EntryLabels, total: &Aggregate) -> Vec<(BreakdownBy, Stri
     out
 }
 
+/// The breakdowns a chart draws as lines of their own: by model when the
+/// phase has model breakdowns, else by workload entry.
+pub fn charted(labels: &EntryLabels, total: &Aggregate) -> Vec<(BreakdownBy, String, Aggregate)> {
+    let all = groups(labels, total);
+    let by_model = all.iter().any(|g| g.0 == BreakdownBy::Model);
+    all.into_iter()
+        .filter(|g| (g.0 == BreakdownBy::Model) == by_model)
+        .collect()
+}
+
 /// The summaries of [`groups`], rates over the phase's completion span
 /// `finished_s`, with the plan's `chosen` percentiles.
 pub fn summaries(

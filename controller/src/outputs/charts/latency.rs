@@ -7,7 +7,6 @@
 
 use super::{FONT, by_load, color, empty_panel, err, grid, log_range, range, title};
 use crate::analysis::breakdown;
-use crate::model::BreakdownBy;
 use crate::results::RunData;
 use plotters::prelude::*;
 use stampede_common::metric::Metric;
@@ -132,11 +131,9 @@ fn cdf_lines(data: &RunData, metric: Metric) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut extra = Vec::new();
     for (i, p) in data.phases.iter().enumerate() {
         let labels = breakdown::EntryLabels::of(&data.plan, &p.phase);
-        let groups = breakdown::groups(&labels, &p.acc.total);
-        let by_model = groups.iter().any(|g| g.0 == BreakdownBy::Model);
-        for (by, name, agg) in groups {
+        for (by, name, agg) in breakdown::charted(&labels, &p.acc.total) {
             let h = agg.hist(metric);
-            if (by == BreakdownBy::Model) == by_model && !h.is_empty() {
+            if !h.is_empty() {
                 let label = format!(
                     "{} {}={name}",
                     data.summary.phases[i].label(repeat),

@@ -2,6 +2,7 @@
 //! against load (where does latency bend, does the system keep up?), and the
 //! whole latency distributions per phase.
 
+use crate::analysis::breakdown;
 use crate::outputs::charts::by_load;
 use crate::outputs::html::page::{Chart, Section, Series, XScale};
 use crate::results::RunData;
@@ -115,8 +116,12 @@ fn nines() -> Vec<f64> {
     (0..=90).map(|i| f64::from(i) * 0.05).collect()
 }
 
+/// Most breakdown series a distribution chart adds to its phases'.
+const MAX_BREAKDOWN_SERIES: usize = 8;
+
 /// Per-phase latency distributions (CDFs on a percentile axis), one chart
-/// per metric, one series per phase with samples.
+/// per metric, one series per phase with samples, then one per model (or
+/// workload entry) of a phase with breakdowns.
 pub(super) fn distributions(data: &RunData) -> Section {
     let x = nines();
     let charts = [
@@ -135,20 +140,30 @@ pub(super) fn distributions(data: &RunData) -> Section {
         );
         c.y_log = true;
         c.x.clone_from(&x);
-        c.series = data
-            .phases
-            .iter()
-            .zip(&data.summary.phases)
-            .filter(|(p, _)| !p.acc.total.hist(metric).is_empty())
-            .map(|(p, s)| {
-                let h = p.acc.total.hist(metric);
-                let values = x
-                    .iter()
-                    .map(|v| quantile(h, 1.0 - 10f64.powf(-v)).map(|us| us / 1e3))
-                    .collect();
-                Series::new(s.label(data.summary.repeat), values)
-            })
-            .collect();
+        let cdf = |label: String, h: &hdrhistogram::Histogram<u64>| {
+            let values = x
+                .iter()
+                .map(|v| quantile(h, 1.0 - 10f64.powf(-v)).map(|us| us / 1e3))
+                .collect();
+            Series::new(label, values)
+        };
+        let repeat = data.summary.repeat;
+        let mut breakdowns = Vec::new();
+        for (p, s) in data.phases.iter().zip(&data.summary.phases) {
+            if !p.acc.total.hist(metric).is_empty() {
+                c.series
+                    .push(cdf(s.label(repeat), p.acc.total.hist(metric)));
+            }
+            let labels = breakdown::EntryLabels::of(&data.plan, &p.phase);
+            for (by, name, agg) in breakdown::charted(&labels, &p.acc.total) {
+                if !agg.hist(metric).is_empty() {
+                    let label = format!("{} {}={name}", s.label(repeat), by.name());
+                    breakdowns.push(cdf(label, agg.hist(metric)));
+                }
+            }
+        }
+        c.series
+            .extend(breakdowns.into_iter().take(MAX_BREAKDOWN_SERIES));
         c
     })
     .filter(Chart::has_data)
