@@ -73,10 +73,11 @@ impl PhaseTrace {
         let span = tracing::info_span!(
             target: SPAN_TARGET,
             "agent_phase",
-            stampede.phase.index = a.phase_index,
+            // Signed: the span layer exports unsigned fields as text.
+            stampede.phase.index = i64::from(a.phase_index),
             stampede.phase.name = %a.phase_name,
-            stampede.shard.index = shard.index,
-            stampede.shard.count = shard.count,
+            stampede.shard.index = i64::from(shard.index),
+            stampede.shard.count = i64::from(shard.count),
             stampede.trace.sample_ratio = ratio,
         );
         let parent = TraceContextPropagator::new().extract(&a.trace_context);
@@ -111,7 +112,7 @@ impl PhaseTrace {
             otel.kind = "client",
             gen_ai.operation.name = self.operation,
             gen_ai.request.model = %self.model,
-            stampede.request.index = k,
+            stampede.request.index = i64::try_from(k).unwrap_or(i64::MAX),
             url.full = %target.url,
         );
         let mut traced = target.clone();

@@ -177,8 +177,13 @@ fn install(format: LogFormat, provider: Option<&SdkTracerProvider>) -> bool {
         LogFormat::Json => fmt.json().boxed(),
     };
     let otel = provider.map(|p| {
+        // Spans carry what they measure, not where the code ran: no source
+        // location, thread or busy/idle time attributes.
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(TRACER))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
             .with_filter(Targets::new().with_target(SPAN_TARGET, tracing::Level::TRACE))
     });
     tracing_subscriber::registry()

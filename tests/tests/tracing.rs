@@ -166,6 +166,18 @@ fn a_traced_run_exports_one_span_tree_that_the_target_joins() {
     let (agent_phases, requests, windows) =
         (named("agent_phase"), named("request"), named("window"));
     assert_eq!(runs.len(), 1, "{spans:#?}");
+    // No tracing-internal attributes: source location, threads, busy/idle time.
+    for s in &spans {
+        for a in &s.attributes {
+            let internal = ["code.", "thread.", "busy_ns", "idle_ns"];
+            assert!(
+                !internal.iter().any(|p| a.key.starts_with(p)),
+                "span {:?} carries {:?}",
+                s.name,
+                a.key
+            );
+        }
+    }
     let root = runs[0];
     assert!(root.parent_span_id.is_empty(), "the run span is the root");
     assert!(
@@ -181,6 +193,25 @@ fn a_traced_run_exports_one_span_tree_that_the_target_joins() {
         .map(|p| (str_attr(p, "stampede.phase.name"), *p))
         .collect();
     let (steady, knee) = (by_name["steady"], by_name["knee"]);
+    // Numbers are typed numbers, not strings.
+    assert_eq!(int_attr(knee, "stampede.phase.index"), 1);
+    assert_eq!(int_attr(root, "stampede.run.phases"), 2);
+    assert!(
+        steps
+            .iter()
+            .all(|s| int_attr(s, "stampede.step.index") >= 0)
+    );
+    assert!(
+        agent_phases
+            .iter()
+            .all(|a| int_attr(a, "stampede.shard.count") == 2)
+    );
+    for s in &steps {
+        assert!(
+            matches!(attr(s, "stampede.step.rate"), Some(Value::DoubleValue(_))),
+            "{s:#?}"
+        );
+    }
     assert_eq!(steps.len(), 2);
     assert!(steps.iter().all(|s| s.parent_span_id == knee.span_id));
     let rates: BTreeSet<String> = steps
@@ -227,6 +258,7 @@ fn a_traced_run_exports_one_span_tree_that_the_target_joins() {
         assert!(agent_ids.contains(&r.parent_span_id), "{r:#?}");
         assert_eq!(str_attr(r, "gen_ai.request.model"), "stampede-sim");
         assert_eq!(str_attr(r, "gen_ai.operation.name"), "chat");
+        assert!(int_attr(r, "stampede.request.index") >= 0);
         assert_eq!(int_attr(r, "gen_ai.usage.output_tokens"), 8);
         assert!(int_attr(r, "gen_ai.usage.input_tokens") > 0);
         assert_eq!(int_attr(r, "http.response.status_code"), 200);

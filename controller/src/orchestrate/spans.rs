@@ -30,7 +30,8 @@ pub fn run(plan: &Plan, run_id: &str) -> Span {
         "run",
         stampede.run.id = run_id,
         stampede.run.name = %plan.name,
-        stampede.run.phases = plan.phases.len(),
+        // Signed: the span layer exports unsigned fields as text.
+        stampede.run.phases = i64::try_from(plan.phases.len()).unwrap_or(i64::MAX),
         stampede.trace.sample_ratio = t.sample_ratio,
         gen_ai.request.model = %plan.target.model,
     )
@@ -45,10 +46,10 @@ pub fn phase(plan: &Plan, index: usize, repeat: u32) -> Span {
     tracing::info_span!(
         target: SPAN_TARGET,
         "phase",
-        stampede.phase.index = index,
+        stampede.phase.index = i64::try_from(index).unwrap_or(i64::MAX),
         stampede.phase.name = %p.name,
         stampede.phase.kind = p.kind.name(),
-        stampede.repeat = repeat,
+        stampede.repeat = i64::from(repeat),
     )
 }
 
@@ -60,7 +61,7 @@ pub fn step(plan: &Plan, step: u32, rate: f64) -> Span {
     tracing::info_span!(
         target: SPAN_TARGET,
         "step",
-        stampede.step.index = step,
+        stampede.step.index = i64::from(step),
         stampede.step.rate = rate,
     )
 }
