@@ -208,11 +208,12 @@ fn stat_cells(x: Option<&MetricSummary>, width: usize) -> Vec<String> {
 }
 
 /// The rows of `phases.csv` for phase `p`: its own (breakdown empty), then
-/// one per breakdown (e.g. `model=llama`) with that subset's figures.
-pub fn phase_rows(p: &PhaseSummary) -> String {
-    let mut out = phase_row(p) + ",\n";
+/// one per breakdown (e.g. `model=llama`) with that subset's figures
+/// (`chosen`: the plan's percentiles, if any).
+pub fn phase_rows(p: &PhaseSummary, chosen: Option<&[f64]>) -> String {
+    let mut out = phase_row(p, chosen) + ",\n";
     for b in &p.breakdowns {
-        out.push_str(&phase_row(&breakdown::as_phase(p, b)));
+        out.push_str(&phase_row(&breakdown::as_phase(p, b), chosen));
         out.push(',');
         out.push_str(&field(&b.label()));
         out.push('\n');
@@ -221,7 +222,7 @@ pub fn phase_rows(p: &PhaseSummary) -> String {
 }
 
 /// One row of `phases.csv` without its breakdown cell.
-fn phase_row(p: &PhaseSummary) -> String {
+fn phase_row(p: &PhaseSummary, chosen: Option<&[f64]>) -> String {
     let errors: Vec<String> = p.errors.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut row = vec![
         field(&p.name),
@@ -254,16 +255,7 @@ fn phase_row(p: &PhaseSummary) -> String {
         p.stopped_early.to_string(),
         p.complete.to_string(),
     ];
-    // Every measured metric of a run shows the same percentiles.
-    let width = p
-        .metrics
-        .values()
-        .next()
-        .map_or(DEFAULT_PERCENTILES.len(), |x| {
-            x.percentiles(&DEFAULT_PERCENTILES).len()
-        })
-        + STATS.len()
-        + 1;
+    let width = STATS.len() + shown(chosen, &DEFAULT_PERCENTILES).len() + 1;
     for m in Metric::ALL {
         row.extend(stat_cells(p.metrics.get(m.name()), width));
     }
@@ -304,7 +296,7 @@ pub fn write(dir: &Path, data: &RunData) -> std::io::Result<()> {
     std::fs::write(dir.join("windows.csv"), w)?;
     let mut p = phases_header(chosen) + "\n";
     for s in &data.summary.phases {
-        p.push_str(&phase_rows(s));
+        p.push_str(&phase_rows(s, chosen));
     }
     std::fs::write(dir.join("phases.csv"), p)
 }
@@ -354,7 +346,7 @@ mod tests {
     #[test]
     fn rows_have_as_many_cells_as_the_header_and_quote_names() {
         let run = crate::model::tests::sample_run();
-        let row = phase_rows(&run.phases[0]);
+        let row = phase_rows(&run.phases[0], None);
         let row = row.trim_end();
         assert!(row.starts_with("\"steady, 20/s\","), "{row}");
         let unquoted = row.replacen("\"steady, 20/s\"", "x", 1);
