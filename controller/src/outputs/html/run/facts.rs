@@ -2,7 +2,7 @@
 //! errors by class, fault episodes, soak drift, the manifest's facts and the
 //! raw files.
 
-use super::{is_step, observed};
+use super::{LATENCY_COLUMNS, failed_cell, is_step, latency_cells, observed};
 use crate::model::{Drift, RunSummary, StressResult};
 use crate::outputs::html::page::{
     Cell, Chart, Finding, Mark, Section, Series, Table, Tone, XScale,
@@ -169,20 +169,10 @@ pub(super) fn errors(s: &RunSummary) -> Section {
 /// Each phase's results by workload entry and by model, one table per
 /// phase that has breakdowns.
 pub(super) fn breakdowns(s: &RunSummary) -> Section {
-    let columns = [
-        "breakdown",
-        "sent",
-        "ok",
-        "failed",
-        "ok/s",
-        "out tok/s",
-        "TTFT p50",
-        "TTFT p99",
-        "ITL p50",
-        "ITL p99",
-        "E2E p50",
-        "E2E p99",
-    ];
+    let columns: Vec<&str> = ["breakdown", "sent", "ok", "failed", "ok/s", "out tok/s"]
+        .into_iter()
+        .chain(LATENCY_COLUMNS)
+        .collect();
     let tables = s
         .phases
         .iter()
@@ -201,28 +191,16 @@ pub(super) fn breakdowns(s: &RunSummary) -> Section {
 }
 
 fn breakdown_row(b: &crate::model::Breakdown) -> Vec<Cell> {
-    let m = |name: &str, q: fn(&crate::model::MetricSummary) -> f64| {
-        Cell::num(b.metrics.get(name).filter(|m| m.count > 0).map(q), 1)
-    };
-    let failed = if b.requests.failed > 0 {
-        Tone::Bad
-    } else {
-        Tone::Neutral
-    };
-    vec![
+    let mut row = vec![
         Cell::text(b.label()),
         Cell::text(b.requests.sent.to_string()),
         Cell::text(b.requests.ok.to_string()),
-        Cell::toned(b.requests.failed.to_string(), failed),
+        failed_cell(b.requests.failed),
         Cell::num(Some(b.request_throughput), 2),
         Cell::num(Some(b.output_token_throughput), 1),
-        m("ttft", |m| m.p50),
-        m("ttft", |m| m.p99),
-        m("itl", |m| m.p50),
-        m("itl", |m| m.p99),
-        m("e2e", |m| m.p50),
-        m("e2e", |m| m.p99),
-    ]
+    ];
+    row.extend(latency_cells(&b.metrics));
+    row
 }
 
 /// The fault episodes and how the target recovered.

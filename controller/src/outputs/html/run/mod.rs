@@ -1,16 +1,17 @@
 //! The page of one run: what matters first (objectives met or missed, the
 //! stress knee, the soak drift), the phase table, then the charts and the
 //! run's facts. Sections are built by the files beside this one; a new kind
-//! of figure (breakdowns per model or workload, once the results hold them)
-//! is one more [`Section`] here, with a table and chart series of its own.
+//! of figure is one more [`Section`] here, with a table and chart series of
+//! its own.
 
 mod charts;
 mod facts;
 mod timeline;
 
 use super::page::{Cell, Finding, Page, Section, Table, Tone};
-use crate::model::{PhaseSummary, RunSummary};
+use crate::model::{MetricSummary, PhaseSummary, RunSummary};
 use crate::results::RunData;
+use std::collections::BTreeMap;
 
 /// The page of `data`; `files` are the run directory's files to link.
 pub fn page(data: &RunData, files: &[String]) -> Page {
@@ -133,49 +134,32 @@ fn phases_section(s: &RunSummary) -> Section {
         "sent/s",
         "ok/s",
         "out tok/s",
-        "TTFT p50",
-        "TTFT p99",
-        "ITL p50",
-        "ITL p99",
-        "E2E p50",
-        "E2E p99",
-        "goodput/s",
-        "objectives",
     ];
+    let columns = columns
+        .into_iter()
+        .chain(LATENCY_COLUMNS)
+        .chain(["goodput/s", "objectives"])
+        .map(String::from)
+        .collect();
     let rows = s
         .phases
         .iter()
         .map(|p| {
-            let m = |name: &str, q: fn(&crate::model::MetricSummary) -> f64| {
-                Cell::num(p.metrics.get(name).filter(|m| m.count > 0).map(q), 1)
-            };
-            vec![
+            let mut row = vec![
                 Cell::text(p.label(s.repeat)),
                 Cell::text(&p.kind),
                 Cell::text(load_text(p)),
                 Cell::num(Some(p.arrivals_s), 1),
                 Cell::text(p.requests.sent.to_string()),
                 Cell::text(p.requests.ok.to_string()),
-                Cell::toned(
-                    p.requests.failed.to_string(),
-                    if p.requests.failed > 0 {
-                        Tone::Bad
-                    } else {
-                        Tone::Neutral
-                    },
-                ),
+                failed_cell(p.requests.failed),
                 Cell::num(Some(p.achieved_rate), 2),
                 Cell::num(Some(p.request_throughput), 2),
                 Cell::num(Some(p.output_token_throughput), 1),
-                m("ttft", |m| m.p50),
-                m("ttft", |m| m.p99),
-                m("itl", |m| m.p50),
-                m("itl", |m| m.p99),
-                m("e2e", |m| m.p50),
-                m("e2e", |m| m.p99),
-                Cell::num(p.goodput, 2),
-                Cell::verdict(p.slo_passed),
-            ]
+            ];
+            row.extend(latency_cells(&p.metrics));
+            row.extend([Cell::num(p.goodput, 2), Cell::verdict(p.slo_passed)]);
+            row
         })
         .collect();
     Section {
@@ -184,11 +168,37 @@ fn phases_section(s: &RunSummary) -> Section {
         note: Some("Latencies in ms. Load: offered rate (req/s) or users.".into()),
         tables: vec![Table {
             caption: String::new(),
-            columns: columns.map(String::from).to_vec(),
+            columns,
             rows,
         }],
         ..Section::default()
     }
+}
+
+/// The latency columns of the page's tables (ms).
+const LATENCY_COLUMNS: [&str; 6] = [
+    "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "E2E p50", "E2E p99",
+];
+
+/// The cells of [`LATENCY_COLUMNS`] for `metrics` (empty where nothing was measured).
+fn latency_cells(metrics: &BTreeMap<String, MetricSummary>) -> [Cell; 6] {
+    let m = |name: &str, q: fn(&MetricSummary) -> f64| {
+        Cell::num(metrics.get(name).filter(|m| m.count > 0).map(q), 1)
+    };
+    [
+        m("ttft", |m| m.p50),
+        m("ttft", |m| m.p99),
+        m("itl", |m| m.p50),
+        m("itl", |m| m.p99),
+        m("e2e", |m| m.p50),
+        m("e2e", |m| m.p99),
+    ]
+}
+
+/// A count of failed requests, toned bad when there are any.
+fn failed_cell(failed: u64) -> Cell {
+    let tone = if failed > 0 { Tone::Bad } else { Tone::Neutral };
+    Cell::toned(failed.to_string(), tone)
 }
 
 /// A phase's load: its offered rate, step rate or users.
