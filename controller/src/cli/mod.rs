@@ -6,6 +6,7 @@ mod certs;
 mod compare;
 mod exit;
 mod k8s;
+mod monitoring;
 mod report;
 mod run;
 mod runtime;
@@ -105,6 +106,9 @@ enum Command {
         #[command(flatten)]
         gate: compare::GateFlags,
     },
+    /// Monitoring next to a run: alerting rules from a plan's objectives.
+    #[command(subcommand)]
+    Monitoring(monitoring::Monitoring),
 }
 
 /// Where on Kubernetes: flags over the plan's [kubernetes] table.
@@ -157,6 +161,7 @@ pub fn main() -> ExitCode {
         Command::Teardown { plan, k8s } => {
             k8s::command(plan.as_deref(), k8s.overrides(None, None), false)
         }
+        Command::Monitoring(what) => monitoring::command(&what),
         Command::Compare {
             runs,
             min_change,

@@ -2,6 +2,7 @@
 //! CSV tables, charts, HdrHistogram logs, llm-d reports, fault tables,
 //! comparisons, the regression gate and the HTML pages. Built from [`crate::results::RunData`] alone.
 
+pub mod alert_rules;
 pub mod charts;
 pub mod compare;
 pub mod faults_out;

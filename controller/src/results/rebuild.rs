@@ -116,8 +116,10 @@ struct Building {
 /// The plan of a run directory, without the keys that name files or
 /// variables a report does not need (TLS material, join token, target CA):
 /// their relative paths point next to the original plan, not into the run
-/// directory, and a report must not depend on them.
-fn load_plan_for_report(path: &Path) -> Result<plan::Plan, PlanError> {
+/// directory, and a report must not depend on them. Also how
+/// `controller monitoring rules` reads a plan whose files live elsewhere
+/// (the Secrets a cluster mounts).
+pub fn load_plan_for_report(path: &Path) -> Result<plan::Plan, PlanError> {
     let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
         path: path.to_path_buf(),
         source,
