@@ -18,7 +18,10 @@ those, on the output of `kustomize build`:
   a key that volume holds;
 - wiring: Services and NetworkPolicies select pods and name their ports; the
   agents' --controller URL reaches the controller's gRPC port; the controller's
-  --listen and --metrics-listen ports are its container ports.
+  --listen and --metrics-listen ports are its container ports;
+- monitoring (check_monitoring.py): PodMonitor and PrometheusRule objects
+  against schemas of the fields used, their ports and recorded series, and
+  the Grafana dashboards' panels and variables.
 
 Usage: check.py RENDERED.yaml [--external KIND/NAME ...]
        check.py --self-test RENDERED-BASE.yaml
@@ -34,6 +37,8 @@ import tomllib
 from urllib.parse import urlparse
 
 import yaml
+
+import check_monitoring
 
 # Made by `controller certs --k8s-secret stampede-mtls` (docs/security.md),
 # never committed: the keys each holds.
@@ -238,6 +243,13 @@ class Checker:
                 continue
             for rule in np["spec"].get("ingress", []):
                 for p in rule.get("ports", []):
+                    if isinstance(p["port"], str):
+                        # A named port opens on the selected pods that have it.
+                        if not any(p["port"] in self.ports(spec) for _, spec in pods) and not (
+                            check_monitoring.runtime_port(np["spec"]["podSelector"], p["port"])
+                        ):
+                            self.fail(np, f"port {p['port']}: no selected pod has a port of that name")
+                        continue
                     for o, spec in pods:
                         if p["port"] not in self.ports(spec).values():
                             self.fail(np, f"port {p['port']}: {o['kind']}/{o['metadata']['name']} does not listen on it")
@@ -333,6 +345,7 @@ class Checker:
         self.check_services()
         self.check_network_policies()
         self.check_rbac()
+        check_monitoring.check(self)
         return self.problems
 
 
@@ -427,14 +440,17 @@ def self_test(path):
         print(f"self-test: {path} is not clean to begin with:", *problems, sep="\n  ")
         return 1
     missed = 0
-    for what, change, expect in BREAKS:
+    breaks = list(BREAKS)
+    if any(d["kind"] == "PrometheusRule" for d in clean):
+        breaks += check_monitoring.BREAKS
+    for what, change, expect in breaks:
         docs = copy.deepcopy(clean)
         change(docs)
         found = Checker(docs, set()).run()
         if not any(expect in p for p in found):
             missed += 1
             print(f"self-test: {what}: not reported (wanted {expect!r}, got {found})")
-    print(f"check.py self-test: {len(BREAKS) - missed} passed, {missed} failed")
+    print(f"check.py self-test: {len(breaks) - missed} passed, {missed} failed")
     return 1 if missed else 0
 
 

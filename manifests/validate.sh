@@ -6,10 +6,16 @@
 #      an object whose kind has no schema fails too (the validator only warns);
 #   2. runs check.py on each rendering (security context, RBAC, references,
 #      ports and plan paths);
-#   3. proves both gates bite: a rendering with an unknown field must fail
-#      the schema check, and check.py's self-test must catch every break.
-# Needs python3 (with venv) and npx; no cluster, no kubectl. The validator is
-# installed into a virtualenv under target/ and reused.
+#   3. checks the Prometheus Operator objects kubernetes-validate has no
+#      schema for (PodMonitor, PrometheusRule) with check.py's own schemas,
+#      and every PrometheusRule's rules with `promtool check rules`;
+#   4. proves the gates bite: a rendering with an unknown field must fail
+#      the schema check, and check.py's self-test must catch every break
+#      (of the base, and of the monitoring component).
+# Needs python3 (with venv), npx and promtool (Debian's prometheus package;
+# STAMPEDE_PROMTOOL names another; without it the rule check is skipped,
+# except under CI); no cluster, no kubectl. The validator is installed into a
+# virtualenv under target/ and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,10 +44,18 @@ compose() {
 compose gke-jaeger "../../components/gke, ../../components/jaeger"
 compose openshift-simulator-jaeger \
     "../../components/simulator, ../../components/jaeger, ../../components/openshift"
+compose simulator-monitoring "../../components/simulator, ../../components/monitoring"
 
 targets=(manifests/base)
 for o in manifests/overlays/*/; do targets+=("${o%/}"); done
 targets+=(manifests/results-reader "$work/copy/compose/gke-jaeger" "$work/copy/compose/openshift-simulator-jaeger")
+targets+=("$work/copy/compose/simulator-monitoring")
+
+PROMTOOL=${STAMPEDE_PROMTOOL:-$(command -v promtool || true)}
+if [ -z "$PROMTOOL" ] && [ -n "${CI:-}" ]; then
+    echo "FAIL promtool not found (.ci/run installs Debian's prometheus package)"
+    exit 1
+fi
 
 passed=0
 failed=0
@@ -68,7 +82,20 @@ for t in "${targets[@]}"; do
         continue
     fi
     objects=$(grep -c '^kind: ' "$out" || true)
-    if ! schema_check "$out" "$work/log"; then
+    # The Prometheus Operator's kinds go to check.py's schemas and promtool.
+    rules_dir="$work/rules-$(basename "$out" .yaml)"
+    mkdir -p "$rules_dir"
+    "$VENV/bin/python" manifests/check_monitoring.py split "$out" "$out.k8s" "$rules_dir" >"$work/rules"
+    if [ -s "$work/rules" ]; then
+        if [ -z "$PROMTOOL" ]; then
+            echo "skipped: promtool check rules for $name (no promtool)"
+        elif ! xargs "$PROMTOOL" check rules <"$work/rules" >"$work/log" 2>&1; then
+            fail "$name: promtool check rules"
+            sed 's/^/    /' "$work/log"
+            continue
+        fi
+    fi
+    if ! schema_check "$out.k8s" "$work/log"; then
         fail "$name: schema ($K8S_VERSION, strict)"
         sed 's/^/    /' "$work/log"
         continue
@@ -110,6 +137,24 @@ if [ -f "$base" ]; then
         passed=$((passed + 1))
     else
         fail "self-test: check.py"
+    fi
+fi
+monitoring="$work/overlays-monitoring.yaml"
+if [ -f "$monitoring" ]; then
+    if "$VENV/bin/python" manifests/check.py --self-test "$monitoring"; then
+        passed=$((passed + 1))
+    else
+        fail "self-test: check.py (monitoring)"
+    fi
+    # ...and promtool refuses a broken rule.
+    if [ -n "$PROMTOOL" ]; then
+        printf 'groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: rate(up[1m]\n' >"$work/bad-rules.yaml"
+        if "$PROMTOOL" check rules "$work/bad-rules.yaml" >/dev/null 2>&1; then
+            fail "self-test: promtool accepted a rule that does not parse"
+        else
+            echo "ok   self-test: promtool refuses a rule that does not parse"
+            passed=$((passed + 1))
+        fi
     fi
 fi
 
