@@ -51,6 +51,9 @@
 //! (seconds per measurement, default 10), `STAMPEDE_BENCH_SOAK_SECS`
 //! (default 120; 0 skips the soak).
 
+#[path = "agent_cost/tail.rs"]
+mod tail;
+
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -462,6 +465,8 @@ struct AgentRun {
     skipped: u64,
     ttft: Option<Histogram<u64>>,
     lag: Option<Histogram<u64>>,
+    /// Per-request records, when the phase sampled any.
+    records: Vec<proto::RequestRecord>,
 }
 
 /// The agent's engine for one phase at `rate` for `secs`.
@@ -557,6 +562,7 @@ async fn agent_with(
         run.ok += c.ok;
         run.failed += c.failed;
         run.skipped += c.skipped;
+        run.records.extend(w.records.iter().cloned());
         for h in &w.histograms {
             let Some(Encoding::HdrV2(bytes)) = &h.encoding else {
                 continue;
@@ -843,6 +849,10 @@ fn main() {
     rt.block_on(bare(&sim.url, rate, 2, false)); // warm the connection pool and the simulator
     if std::env::var_os("STAMPEDE_BENCH_FEATURES_ONLY").is_some() {
         features_cost(&rt, &sim.url, rate, secs, reps);
+        return;
+    }
+    if std::env::var_os("STAMPEDE_BENCH_TAIL_ONLY").is_some() {
+        tail::tail(&rt, &sim, secs, reps);
         return;
     }
     if !sweep_only {

@@ -1,9 +1,11 @@
 //! Live Prometheus metrics during a run: `controller run --metrics-listen`
 //! serves the controller's view (connected agents, the phase running, merged
-//! totals) and its local agents' counters; `agent --metrics-listen` serves a
-//! remote agent's. Both pages are valid Prometheus text while load runs.
+//! latency histograms and totals, per phase and per breakdown) and its local
+//! agents' counters; `agent --metrics-listen` serves a remote agent's. Both
+//! pages are valid Prometheus text while load runs, and the controller's
+//! figures for a finished phase are the run's results.
 
-use stampede_tests::{Proc, bin, get_text, plan_file, url_in};
+use stampede_tests::{Proc, bin, get_text, plan_file, read_json, url_in};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -77,9 +79,8 @@ duration = "6s"
         "{page}"
     );
     assert!(
-        page.contains(
-            "stampede_controller_phase_running{index=\"0\",phase=\"steady\",kind=\"constant\"} 1"
-        ),
+        page.contains("stampede_controller_phase_running{run=\"",)
+            && page.contains("\",index=\"0\",phase=\"steady\",kind=\"constant\"} 1"),
         "{page}"
     );
     assert!(
@@ -93,6 +94,111 @@ duration = "6s"
     assert!(page.contains("stampede_agent_phase_running{"), "{page}");
     let (code, output) = controller.wait_exit(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{output}");
+}
+
+/// Two models four times apart in TTFT, one mix over both, two phases: the
+/// page taken while the second runs shows the first's final figures.
+const TWO_MODELS: &str = r#"
+[run]
+name = "live"
+[agents]
+local = 2
+[target]
+model = "fast"
+[target.simulator]
+ttft = "20ms"
+itl = "2ms"
+output_tokens = 8
+[[target.simulator.models]]
+name = "slow"
+ttft = "80ms"
+itl = "2ms"
+output_tokens = 8
+[[workload]]
+name = "to-fast"
+model = "fast"
+input = { dist = "fixed", value = 16 }
+output = { dist = "fixed", value = 8 }
+[[workload]]
+name = "to-slow"
+model = "slow"
+input = { dist = "fixed", value = 16 }
+output = { dist = "fixed", value = 8 }
+[[phase]]
+name = "mixed"
+kind = "constant"
+rate = 30.0
+duration = "3s"
+[[phase]]
+name = "after"
+kind = "constant"
+rate = 5.0
+duration = "5s"
+"#;
+
+#[test]
+fn the_controller_page_holds_the_phase_results_as_histograms() {
+    let (dir, path) = plan_file(TWO_MODELS);
+    let out = dir.path().join("run");
+    let mut cmd = Command::new(bin("controller"));
+    cmd.arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .args(["--metrics-listen", "127.0.0.1:0"]);
+    let mut controller = Proc::spawn(cmd);
+    let url = url_in(&controller.wait_for_line("metrics on", Duration::from_secs(60)));
+    controller.wait_for_line("after [", Duration::from_secs(60));
+    let page = get_text(&url);
+    let (code, output) = controller.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{output}");
+    assert_prometheus_text(&page);
+    let phase = &read_json(&out.join("summary.json"))["phases"][0];
+    let run = read_json(&out.join("summary.json"))["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let l = format!("run=\"{run}\",phase=\"mixed\"");
+    let at = |series: &str| {
+        value(&page, &format!("{series} "))
+            .unwrap_or_else(|| panic!("{series} not on the page:\n{page}"))
+    };
+    // The finished phase's totals are its results.
+    for (metric, key) in [("requests_ok_total", "ok"), ("requests_sent_total", "sent")] {
+        let want = phase["requests"][key].as_u64().unwrap() as f64;
+        assert_eq!(
+            at(&format!("stampede_controller_{metric}{{{l}}}")),
+            want,
+            "{key}"
+        );
+    }
+    for metric in ["ttft", "itl", "e2e", "tpot", "schedule_lag"] {
+        let want = phase["metrics"][metric]["count"].as_u64().unwrap() as f64;
+        let series = format!("stampede_controller_{metric}_seconds_count{{{l}}}");
+        assert_eq!(at(&series), want, "{metric}");
+    }
+    // Each model's TTFT lies in its own buckets: fast all by 40 ms, slow
+    // none by 60 ms and all by 100 ms.
+    let model = |m: &str, le: &str| {
+        at(&format!(
+            "stampede_controller_breakdown_ttft_seconds_bucket{{{l},by=\"model\",breakdown=\"{m}\",le=\"{le}\"}}"
+        ))
+    };
+    let count = |m: &str| model(m, "+Inf");
+    assert!(count("fast") > 0.0 && count("slow") > 0.0, "{page}");
+    assert_eq!(model("fast", "0.04"), count("fast"));
+    assert_eq!(model("slow", "0.06"), 0.0);
+    assert_eq!(model("slow", "0.1"), count("slow"));
+    assert_eq!(
+        count("fast") + count("slow"),
+        at(&format!("stampede_controller_ttft_seconds_count{{{l}}}"))
+    );
+    // Nothing failed: no failure series at all.
+    assert!(
+        !page.contains("stampede_controller_requests_failed"),
+        "{page}"
+    );
+    assert!(page.contains("breakdown=\"to-slow\""), "{page}");
 }
 
 #[test]

@@ -34,28 +34,34 @@ impl EntryLabels {
 /// with a part, then one per model when the entries ask for two or more.
 /// Empty when the agents recorded no parts (a single-entry mix).
 pub fn groups(labels: &EntryLabels, total: &Aggregate) -> Vec<(BreakdownBy, String, Aggregate)> {
-    if total.parts.is_empty() {
-        return Vec::new();
-    }
+    grouped(labels, &total.parts, Aggregate::merge)
+}
+
+/// [`groups`] over any per-entry data `parts` that `add` merges exactly:
+/// the one place that names the breakdowns and decides which exist.
+pub fn grouped<T: Clone + Default>(
+    labels: &EntryLabels,
+    parts: &BTreeMap<u32, T>,
+    add: impl Fn(&mut T, &T),
+) -> Vec<(BreakdownBy, String, T)> {
     let label = |entry: u32| labels.0.get(entry as usize);
-    let mut out: Vec<_> = total
-        .parts
+    let mut out: Vec<_> = parts
         .iter()
-        .map(|(entry, agg)| {
+        .map(|(entry, part)| {
             let name = label(*entry).map_or_else(|| format!("entry {entry}"), |l| l.0.clone());
-            (BreakdownBy::Workload, name, agg.clone())
+            (BreakdownBy::Workload, name, part.clone())
         })
         .collect();
-    let mut models: BTreeMap<String, Aggregate> = BTreeMap::new();
-    for (entry, agg) in &total.parts {
+    let mut models: BTreeMap<String, T> = BTreeMap::new();
+    for (entry, part) in parts {
         let model = label(*entry).map_or_else(|| format!("entry {entry}"), |l| l.1.clone());
-        models.entry(model).or_default().merge(agg);
+        add(models.entry(model).or_default(), part);
     }
     if models.len() > 1 {
         out.extend(
             models
                 .into_iter()
-                .map(|(model, agg)| (BreakdownBy::Model, model, agg)),
+                .map(|(model, part)| (BreakdownBy::Model, model, part)),
         );
     }
     out

@@ -211,7 +211,7 @@ impl Aggregate {
 
 /// `c += o`, field by field, saturating: a corrupt or hostile report must
 /// not panic the merge.
-fn add_counters(c: &mut proto::Counters, o: &proto::Counters) {
+pub fn add_counters(c: &mut proto::Counters, o: &proto::Counters) {
     c.sent = c.sent.saturating_add(o.sent);
     c.ok = c.ok.saturating_add(o.ok);
     c.failed = c.failed.saturating_add(o.failed);

@@ -16,7 +16,7 @@ use crate::analysis::merge::{Offered, PhaseAccumulator};
 use crate::analysis::server_metrics::{Scrape, Scraped};
 use crate::analysis::summary;
 use crate::model::{FiredAction, PhaseSummary, Redistribution, StepRecord};
-use crate::orchestrate::live::LIVE;
+use crate::orchestrate::live::{self, LIVE, series::Snapshot};
 use crate::orchestrate::service::{AgentTx, Event};
 use crate::orchestrate::spans;
 use crate::results::manifest::redact_url_credentials;
@@ -76,6 +76,10 @@ pub(super) struct ActivePhase<'p> {
     faults: Background<FiredAction>,
     /// The phase's per-request records file, when the run records requests.
     records: Option<PhaseRecords>,
+    /// What each workload entry is called and which model it asks for.
+    labels: EntryLabels,
+    /// When the live page's view of the phase is next refreshed.
+    live_due: Instant,
 }
 
 /// A task that runs beside the phase and sends what it finds.
@@ -219,6 +223,8 @@ impl<'p> ActivePhase<'p> {
             failed_scrapes: BTreeMap::new(),
             faults,
             records: None,
+            labels: EntryLabels::of(&o.plan, phase),
+            live_due: Instant::now(),
         }
     }
 
@@ -288,13 +294,11 @@ impl<'p> ActivePhase<'p> {
         }
         match self.acc.offer(&agent, w) {
             Offered::Merged(widx) => {
-                let counters = w.counters.unwrap_or_default();
-                let errors: Vec<(String, u64)> = w
-                    .errors
-                    .iter()
-                    .map(|e| (e.class.clone(), e.count))
-                    .collect();
-                LIVE.window(&counters, &errors);
+                LIVE.window();
+                if Instant::now() >= self.live_due {
+                    LIVE.publish(self.index, Snapshot::of(&self.acc.total, &self.labels));
+                    self.live_due = Instant::now() + live::PUBLISH_EVERY;
+                }
                 o.record(&Record::window(self.index, &agent, w))?;
                 if let Some(records) = &mut self.records {
                     records.append(&agent, &w.records)?;
@@ -304,7 +308,8 @@ impl<'p> ActivePhase<'p> {
                     .iter()
                     .filter(|id| !self.lost.contains(id))
                     .count() as u32;
-                self.window_spans.merged(widx, &counters, expected);
+                self.window_spans
+                    .merged(widx, &w.counters.unwrap_or_default(), expected);
                 o.progress
                     .window(self.phase, widx, &self.acc, expected, o.plan.window);
                 Ok(())
@@ -598,6 +603,7 @@ impl<'p> ActivePhase<'p> {
                 }
             }
         }
+        LIVE.finished(self.index, Snapshot::of(&self.acc.total, &self.labels));
         LIVE.phase(None);
         o.record(&Record::PhaseEnd {
             phase: self.index,
@@ -625,7 +631,7 @@ impl<'p> ActivePhase<'p> {
                 .scraper
                 .is_some()
                 .then_some((self.scrapes.as_slice(), &self.failed_scrapes)),
-            labels: EntryLabels::of(&o.plan, self.phase),
+            labels: self.labels.clone(),
             percentiles: o.plan.percentiles.as_deref(),
         };
         let summary = summary::phase_summary(run, &mut self.acc);

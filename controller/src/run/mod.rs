@@ -232,6 +232,7 @@ async fn run_phases(
     };
     let started = SystemTime::now();
     let (run_id, run_dir) = create_run_dir(&plan, plan_text, &opts, started)?;
+    crate::orchestrate::live::LIVE.run(&run_id);
 
     let progress = Progress::new();
     let services = CancellationToken::new();
