@@ -205,7 +205,11 @@ fn dashboard_queries() -> (Value, Vec<(String, String)>) {
     let mut out = Vec::new();
     for panel in dash["panels"].as_array().unwrap() {
         for t in panel["targets"].as_array().into_iter().flatten() {
-            let name = format!("panel {:?} {}", panel["title"], t["refId"]);
+            let name = format!(
+                "panel {:?} {}",
+                panel["title"].as_str().unwrap_or("?"),
+                t["refId"].as_str().unwrap_or("?")
+            );
             out.push((name, t["expr"].as_str().unwrap().to_string()));
         }
     }
@@ -325,8 +329,13 @@ fn every_dashboard_and_rule_expression_returns_data_during_a_run() {
         .arg(dir.path().join("run"))
         .args(["--metrics-listen", "127.0.0.1:0"]);
     let mut controller = Proc::spawn(cmd);
-    let sim = url_in(&controller.wait_for_line("simulator listening on", Duration::from_secs(60)));
-    let metrics = url_in(&controller.wait_for_line("metrics on", Duration::from_secs(60)));
+    // The metrics page, the simulator and then the gRPC listener come up, in that order.
+    controller.wait_for_line("controller listening on", Duration::from_secs(60));
+    let line = |needle: &str| {
+        let found = controller.seen.iter().find(|l| l.contains(needle));
+        url_in(found.unwrap_or_else(|| panic!("no {needle:?} line: {:#?}", controller.seen)))
+    };
+    let (sim, metrics) = (line("simulator listening on"), line("metrics on"));
     let host = |url: &str| {
         url.trim_start_matches("http://")
             .split('/')
@@ -340,10 +349,12 @@ fn every_dashboard_and_rule_expression_returns_data_during_a_run() {
 
     // Wait until the run shows in Prometheus, then resolve the variables.
     let (dash, panels) = dashboard_queries();
-    while finite_series(&prom, "stampede_controller_requests_sent_total").is_empty() {
+    let both_scraped =
+        "count(up == 1) == 2 and on() count(stampede_controller_requests_sent_total)";
+    while finite_series(&prom, both_scraped).is_empty() {
         assert!(
             Instant::now() < phase_end,
-            "no controller series in Prometheus"
+            "Prometheus did not scrape both the controller and the simulator"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -388,6 +399,15 @@ fn every_dashboard_and_rule_expression_returns_data_during_a_run() {
         alerts = objective_alerts(&prom);
     }
     assert!(left.is_empty(), "no data during the run for:\n{left:#?}");
+    eprintln!(
+        "{} dashboard queries and {} rule expressions returned data, {MISSED} alerted, \
+         {:.1} s before the phase's end",
+        panels.len(),
+        queries.len() - panels.len(),
+        phase_end
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64()
+    );
     assert!(fired(&alerts), "{MISSED} did not alert: {alerts:?}");
     for met in MET {
         assert!(
