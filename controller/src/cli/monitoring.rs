@@ -51,6 +51,13 @@ pub fn command(what: &Monitoring) -> ExitCode {
 }
 
 fn rules(flags: &RulesFlags) -> anyhow::Result<()> {
+    if super::run::is_sweep(&flags.plan) {
+        anyhow::bail!(
+            "{} is a sweep plan: write the rules from the plan.toml of one of its cells \
+             (each cell is a run of its own)",
+            flags.plan.display()
+        );
+    }
     // Only the objectives matter: a plan made for a cluster names TLS files
     // that only its pods mount.
     let plan = crate::results::load_plan_for_report(&flags.plan)?;
