@@ -5,7 +5,9 @@ PodMonitor and PrometheusRule objects are validated here against schemas of
 the fields stampede uses (unknown fields refused), and their wiring is
 checked: a PodMonitor's port is a port of the pods it selects, every rule is
 either a recording or an alerting rule, and an alert compares a recorded
-series. Grafana dashboards (ConfigMaps labelled grafana_dashboard) must parse
+series. Each job of a plain scrape configuration (a ConfigMap key
+prometheus.yml; Debian's promtool cannot parse kubernetes_sd_configs) must
+keep a port of the pods it is meant for. Grafana dashboards (ConfigMaps labelled grafana_dashboard) must parse
 as JSON, give every panel a unique id, a datasource and a query per target,
 and use only the template variables they define.
 """
@@ -14,6 +16,7 @@ import json
 import re
 
 import jsonschema
+import yaml
 
 LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
 METADATA = {
@@ -162,9 +165,57 @@ def check(checker):
     for rule in checker.by_kind.get("PrometheusRule", {}).values():
         check_rules(checker, rule)
     for cm in checker.by_kind.get("ConfigMap", {}).values():
+        if "prometheus.yml" in cm.get("data", {}):
+            check_scrape_config(checker, cm, cm["data"]["prometheus.yml"])
         if cm["metadata"].get("labels", {}).get("grafana_dashboard") == "1":
             for key, text in cm.get("data", {}).items():
                 check_dashboard(lambda msg, key=key: checker.fail(cm, f"{key}: {msg}"), text)
+
+
+def pod_meta_labels(labels, port, namespace):
+    """The `__meta_kubernetes_*` labels Prometheus's pod discovery gives one container port."""
+    meta = {f"__meta_kubernetes_pod_label_{re.sub('[^a-zA-Z0-9_]', '_', k)}": v for k, v in labels.items()}
+    meta["__meta_kubernetes_pod_container_port_name"] = port
+    meta["__meta_kubernetes_namespace"] = namespace
+    return meta
+
+
+def check_scrape_config(checker, cm, text):
+    """Each job of a plain scrape configuration keeps at least one port of a
+    pod of the rendering (or of the pods `controller run` creates), in a
+    namespace it discovers."""
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        checker.fail(cm, f"prometheus.yml: not YAML: {e}")
+        return
+    targets = [
+        (pod_meta_labels(labels, port, o["metadata"].get("namespace", "")), f"{o['kind']}/{o['metadata']['name']}")
+        for o, spec, labels in checker.pods()
+        for port in checker.ports(spec)
+    ]
+    targets += [
+        (pod_meta_labels(labels, port, cm["metadata"]["namespace"]), "pods of [serving]")
+        for labels, ports in RUNTIME_PODS
+        for port in ports
+    ]
+    for job in config.get("scrape_configs", []):
+        name = job.get("job_name", "?")
+        sds = job.get("kubernetes_sd_configs", [])
+        if not sds or any(sd.get("role") != "pod" for sd in sds):
+            checker.fail(cm, f"prometheus.yml: job {name}: not a kubernetes_sd_configs pod job")
+            continue
+        namespaces = {n for sd in sds for n in sd.get("namespaces", {}).get("names", [])}
+        kept = [
+            who for meta, who in targets
+            if meta["__meta_kubernetes_namespace"] in namespaces and all(
+                re.fullmatch(r.get("regex", "(.*)"), r.get("separator", ";").join(
+                    meta.get(l, "") for l in r.get("source_labels", [])))
+                for r in job.get("relabel_configs", []) if r.get("action") == "keep"
+            )
+        ]
+        if not kept:
+            checker.fail(cm, f"prometheus.yml: job {name} keeps no pod's port")
 
 
 def check_pod_monitor(checker, pm):
@@ -259,6 +310,16 @@ BREAKS = [
      lambda d: _find(d, "NetworkPolicy", "stampede-prometheus")["spec"]["ingress"][0]["ports"][0].update(
          port="metricz"),
      "no selected pod has a port of that name"),
+    ("scrape job keeping no pod",
+     lambda d: _find(d, "ConfigMap", "stampede-prometheus-scrape")["data"].update(
+         {"prometheus.yml": _find(d, "ConfigMap", "stampede-prometheus-scrape")["data"]["prometheus.yml"].replace(
+             "(controller|agent);metrics", "(controller|agent);metricz")}),
+     "job stampede-load keeps no pod's port"),
+    ("scrape job in another namespace",
+     lambda d: _find(d, "ConfigMap", "stampede-prometheus-scrape")["data"].update(
+         {"prometheus.yml": _find(d, "ConfigMap", "stampede-prometheus-scrape")["data"]["prometheus.yml"].replace(
+             "names: [stampede]", "names: [monitoring]")}),
+     "keeps no pod's port"),
     ("rule both recording and alerting",
      lambda d: _find(d, "PrometheusRule")["spec"]["groups"][0]["rules"][0].update(alert="X"),
      "is valid under each of"),
