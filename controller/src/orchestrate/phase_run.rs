@@ -299,11 +299,8 @@ impl<'p> ActivePhase<'p> {
                 if let Some(records) = &mut self.records {
                     records.append(&agent, &w.records)?;
                 }
-                let expected = self
-                    .assigned
-                    .iter()
-                    .filter(|id| !self.lost.contains(id))
-                    .count() as u32;
+                // Lost agents are assigned ones, each listed once.
+                let expected = self.assigned.len().saturating_sub(self.lost.len()) as u32;
                 self.window_spans.merged(widx, &counters, expected);
                 o.progress
                     .window(self.phase, widx, &self.acc, expected, o.plan.window);
