@@ -1,9 +1,11 @@
 //! What a stampede process needs around its work, whichever binary it is: the
 //! tuned tokio runtime, logging and OTLP trace export, the shutdown signals,
-//! serving a Prometheus page, and the host name. The controller and the agent
-//! both use it; keeping it out of the agent crate lets the controller depend
-//! on the agent only for what it really embeds (local agents).
+//! serving a Prometheus page, the host name, and the open-files limit. The
+//! controller and the agent both use it; keeping it out of the agent crate
+//! lets the controller depend on the agent only for what it really embeds
+//! (local agents).
 
+pub mod limits;
 pub mod metrics;
 pub mod signals;
 pub mod telemetry;

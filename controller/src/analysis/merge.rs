@@ -8,7 +8,7 @@
 use crate::model::MetricSummary;
 use hdrhistogram::Histogram;
 use stampede_common::MAX_WINDOW_PARTS;
-use stampede_common::histogram::{self, new_histogram};
+use stampede_common::histogram::{self, Buckets, new_histogram};
 use stampede_common::metric::{Metric, Unit};
 use stampede_common::proto::{self, metric_histogram::Encoding};
 use stampede_common::quantile::quantile_or_zero;
@@ -44,8 +44,8 @@ impl Default for Aggregate {
 /// A decoded window report.
 #[derive(Debug, Clone)]
 pub struct DecodedWindow {
-    /// Its histograms by metric.
-    pub hists: Vec<(Metric, Histogram<u64>)>,
+    /// Its histograms by metric, as their non-empty buckets.
+    pub hists: Vec<(Metric, Buckets)>,
     /// Its counters.
     pub counters: proto::Counters,
     /// Its error tallies.
@@ -139,7 +139,7 @@ fn decode_tally(
     if errors.len() > MAX_ERROR_CLASSES {
         return Err(ReportError::TooManyErrorClasses(errors.len()));
     }
-    let mut hists: Vec<(Metric, Histogram<u64>)> = Vec::with_capacity(Metric::ALL.len());
+    let mut hists: Vec<(Metric, Buckets)> = Vec::with_capacity(Metric::ALL.len());
     for h in histograms {
         let metric = Metric::from_proto(h.metric).ok_or(ReportError::UnknownMetric(h.metric))?;
         if hists.iter().any(|(m, _)| *m == metric) {
@@ -148,8 +148,8 @@ fn decode_tally(
         let Some(Encoding::HdrV2(bytes)) = &h.encoding else {
             return Err(ReportError::NoEncoding(metric));
         };
-        let hist =
-            histogram::decode(bytes).map_err(|source| ReportError::Codec { metric, source })?;
+        let hist = histogram::decode_buckets(bytes)
+            .map_err(|source| ReportError::Codec { metric, source })?;
         hists.push((metric, hist));
     }
     let counters = counters.unwrap_or_default();
@@ -173,8 +173,8 @@ impl Aggregate {
     /// Add a decoded window.
     pub fn add(&mut self, w: &DecodedWindow) {
         for (metric, h) in &w.hists {
-            // Both sides are auto-resizing; add cannot fail on range.
-            let _ = histogram::merge(&mut self.hists[metric.index()], h);
+            // Auto-resizing, and the range was checked: cannot fail.
+            let _ = h.add_to(&mut self.hists[metric.index()]);
         }
         add_counters(&mut self.counters, &w.counters);
         for (class, n) in &w.errors {
@@ -223,10 +223,13 @@ pub fn add_counters(c: &mut proto::Counters, o: &proto::Counters) {
     c.expired = c.expired.saturating_add(o.expired);
 }
 
-/// Per-phase merge state.
+/// Per-phase merge state. Reports are merged into their window only; the
+/// phase's totals are the sum of its measured windows, made once by
+/// [`PhaseAccumulator::restrict`] when the phase is summarized, rather
+/// than a second merge of every report.
 #[derive(Debug, Default)]
 pub struct PhaseAccumulator {
-    /// Whole-phase totals.
+    /// Whole-phase totals (of the measured windows), once restricted.
     pub total: Aggregate,
     /// Per window index.
     pub windows: BTreeMap<u32, (Aggregate, u32)>,
@@ -260,8 +263,9 @@ pub struct PhaseAccumulator {
 /// What became of a report handed to [`PhaseAccumulator::offer`].
 #[derive(Debug)]
 pub enum Offered {
-    /// Merged into this window index.
-    Merged(u32),
+    /// Merged into this window index; the report as decoded, for whoever
+    /// keeps a running view of the phase (the live page).
+    Merged(u32, Box<DecodedWindow>),
     /// Already seen (same agent and sequence); ignored.
     Duplicate,
     /// Malformed; counted, not merged.
@@ -272,7 +276,7 @@ impl PhaseAccumulator {
     /// Take one report from `agent`; returns the window index when it was new and valid.
     pub fn add(&mut self, agent: &str, w: &proto::WindowReport) -> Option<u32> {
         match self.offer(agent, w) {
-            Offered::Merged(i) => Some(i),
+            Offered::Merged(i, _) => Some(i),
             Offered::Duplicate | Offered::Rejected(_) => None,
         }
     }
@@ -298,7 +302,6 @@ impl PhaseAccumulator {
                     e.0 = e.0.saturating_add(1);
                     e.1.clone_from(&w.saturation);
                 }
-                self.total.add(&d);
                 let c = w.counters.unwrap_or_default();
                 let open = i64::try_from(c.sent).unwrap_or(i64::MAX)
                     - i64::try_from(c.ok.saturating_add(c.failed)).unwrap_or(i64::MAX);
@@ -310,7 +313,7 @@ impl PhaseAccumulator {
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);
                 entry.1 = entry.1.saturating_add(1);
-                Offered::Merged(w.window_index)
+                Offered::Merged(w.window_index, Box::new(d))
             }
             Err(e) => {
                 tracing::warn!(agent, sequence = w.sequence, "window report rejected: {e}");
@@ -320,9 +323,10 @@ impl PhaseAccumulator {
         }
     }
 
-    /// Keep only windows `first..end` in the phase totals (warm-up and
-    /// cool-down exclusion); the per-window data stays whole for time series.
-    /// Arrival and completion spans are cut to the same interval.
+    /// Make the phase totals the sum of windows `first..end` (warm-up and
+    /// cool-down exclusion; `0..u32::MAX` for all); the per-window data stays
+    /// whole for time series. Arrival and completion spans are cut to the
+    /// same interval.
     pub fn restrict(&mut self, first: u32, end: u32, window: std::time::Duration) {
         let mut total = Aggregate::default();
         for (_, (w, _)) in self.windows.range(first..end) {
@@ -435,9 +439,12 @@ mod tests {
                     h.record(v).unwrap();
                     single.record(v).unwrap();
                 }
-                acc.add(&format!("a{agent}"), &report(window + 1, &h));
+                let mut r = report(window + 1, &h);
+                r.window_index = window as u32;
+                acc.add(&format!("a{agent}"), &r);
             }
         }
+        acc.restrict(0, u32::MAX, std::time::Duration::from_secs(1));
         let merged = acc.total.hist(Metric::Ttft);
         assert_eq!(merged.len(), single.len());
         let buckets = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
@@ -504,6 +511,7 @@ mod tests {
         });
         assert_eq!(acc.add("a", &inconsistent), None);
         assert_eq!(acc.rejected["a"], 2);
+        acc.restrict(0, u32::MAX, std::time::Duration::from_secs(1));
         assert_eq!(acc.total.hist(Metric::Ttft).len(), 1);
     }
 }

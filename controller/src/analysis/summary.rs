@@ -39,14 +39,12 @@ pub struct PhaseRun<'a> {
     pub percentiles: Option<&'a [f64]>,
 }
 
-/// The summary of a finished phase: its measured interval cut from `acc`
-/// (warm-up and cool-down), then counts, rates, metrics, the scheduled
+/// The summary of a finished phase: its totals summed from the windows of
+/// its measured interval (warm-up and cool-down cut), then counts, rates, metrics, the scheduled
 /// arrivals, stress step, redistributions and server metrics.
 pub fn phase_summary(run: PhaseRun<'_>, acc: &mut PhaseAccumulator) -> PhaseSummary {
     let (first, end) = run.phase.measured_windows(run.window);
-    if (first, end) != (0, u32::MAX) {
-        acc.restrict(first, end, run.window);
-    }
+    acc.restrict(first, end, run.window);
     let chosen = run.percentiles;
     let mut s = summarize(
         run.phase,

@@ -20,8 +20,10 @@ pub fn with_signals(work: impl AsyncFnOnce(CancellationToken) -> ExitCode) -> Ex
     })
 }
 
-/// The agents' runtime: local agents run in this process.
+/// The agents' runtime: local agents run in this process. The open-files
+/// limit is raised first: every agent holds a connection to the controller.
 pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    stampede_runtime::limits::raise_open_files();
     stampede_runtime::runtime().map_err(|e| {
         eprintln!("error: cannot start the async runtime: {e}");
         ExitCode::FAILURE

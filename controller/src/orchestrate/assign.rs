@@ -46,9 +46,12 @@ impl Orchestrator {
         let weights = self.shard_weights(&active);
         let shards = ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
         let (start, start_unix) = self.start_instant(&active);
+        // One wire shard for all, its index set per agent: building each
+        // from the weights would cost the whole fleet per agent.
+        let wire = shard::to_proto(0, &weights);
         let mut slices: BTreeMap<String, proto::Shard> = BTreeMap::new();
         for (i, id) in active.iter().enumerate() {
-            let shard = (i as u32, weights.as_slice(), &shards);
+            let shard = (i as u32, &wire, &shards);
             let Some(assignment) = self.assignment(slot, index, phase, shard, start_unix, id)
             else {
                 continue;
@@ -58,7 +61,11 @@ impl Orchestrator {
                 kind: Some(Down::PhaseAssignment(assignment)),
             };
             if a.tx.send(Ok(msg)).await.is_ok() {
-                slices.insert(id.clone(), shard::to_proto(i as u32, &weights));
+                let slice = proto::Shard {
+                    index: i as u32,
+                    ..wire.clone()
+                };
+                slices.insert(id.clone(), slice);
             }
         }
         // In assignment order: the order slices are handed out again in.
@@ -160,7 +167,7 @@ impl Orchestrator {
             shard.weights.clone()
         };
         let map = ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
-        let slice = (shard.index, weights.as_slice(), &map);
+        let slice = (shard.index, shard, &map);
         let assignment = self.assignment(u.slot, u.index, u.phase, slice, u.start_unix, id);
         if let Some(a) = assignment {
             let a = PhaseAssignment {
@@ -215,14 +222,14 @@ impl Orchestrator {
             .collect()
     }
 
-    /// Agent `id`'s assignment for `phase`, as shard `i` of `shards`
-    /// (built from `weights`); `None` when its share is empty.
+    /// Agent `id`'s assignment for `phase`, as shard `i` of `shards` (whose
+    /// wire form, but for the index, is `wire`); `None` when its share is empty.
     fn assignment(
         &self,
         slot: u32,
         index: u32,
         phase: &Phase,
-        (i, weights, shards): (u32, &[u32], &ShardMap),
+        (i, wire, shards): (u32, &proto::Shard, &ShardMap),
         start_unix: i64,
         id: &str,
     ) -> Option<PhaseAssignment> {
@@ -290,7 +297,10 @@ impl Orchestrator {
             drain_ms: millis(phase.drain),
             window_ms: millis(plan.window),
             max_requests: max_requests.unwrap_or(0),
-            shard: Some(shard::to_proto(i, weights)),
+            shard: Some(proto::Shard {
+                index: i,
+                ..wire.clone()
+            }),
             load: Some(LoadShape { shape: Some(shape) }),
             request: Some(proto::RequestTemplate {
                 base_url: self.target.base_url.clone(),

@@ -16,7 +16,7 @@ use crate::analysis::merge::{Offered, PhaseAccumulator};
 use crate::analysis::server_metrics::{Scrape, Scraped};
 use crate::analysis::summary;
 use crate::model::{FiredAction, PhaseSummary, Redistribution, StepRecord};
-use crate::orchestrate::live::{self, LIVE, series::Snapshot};
+use crate::orchestrate::live::{self, LIVE, series::Running};
 use crate::orchestrate::service::{AgentTx, Event};
 use crate::orchestrate::spans;
 use crate::results::manifest::redact_url_credentials;
@@ -78,7 +78,8 @@ pub(super) struct ActivePhase<'p> {
     records: Option<PhaseRecords>,
     /// What each workload entry is called and which model it asks for.
     labels: EntryLabels,
-    /// When the live page's view of the phase is next refreshed.
+    /// What the live page shows of the phase, and when it is next refreshed.
+    live: Running,
     live_due: Instant,
 }
 
@@ -224,6 +225,7 @@ impl<'p> ActivePhase<'p> {
             faults,
             records: None,
             labels: EntryLabels::of(&o.plan, phase),
+            live: Running::default(),
             live_due: Instant::now(),
         }
     }
@@ -293,21 +295,19 @@ impl<'p> ActivePhase<'p> {
             ));
         }
         match self.acc.offer(&agent, w) {
-            Offered::Merged(widx) => {
+            Offered::Merged(widx, decoded) => {
                 LIVE.window();
+                self.live.add(&decoded);
                 if Instant::now() >= self.live_due {
-                    LIVE.publish(self.index, Snapshot::of(&self.acc.total, &self.labels));
+                    LIVE.publish(self.index, self.live.snapshot(&self.labels));
                     self.live_due = Instant::now() + live::PUBLISH_EVERY;
                 }
                 o.record(&Record::window(self.index, &agent, w))?;
                 if let Some(records) = &mut self.records {
                     records.append(&agent, &w.records)?;
                 }
-                let expected = self
-                    .assigned
-                    .iter()
-                    .filter(|id| !self.lost.contains(id))
-                    .count() as u32;
+                // Lost agents are assigned ones, each listed once.
+                let expected = self.assigned.len().saturating_sub(self.lost.len()) as u32;
                 self.window_spans
                     .merged(widx, &w.counters.unwrap_or_default(), expected);
                 o.progress
@@ -603,7 +603,7 @@ impl<'p> ActivePhase<'p> {
                 }
             }
         }
-        LIVE.finished(self.index, Snapshot::of(&self.acc.total, &self.labels));
+        LIVE.finished(self.index, self.live.snapshot(&self.labels));
         LIVE.phase(None);
         o.record(&Record::PhaseEnd {
             phase: self.index,

@@ -1,22 +1,30 @@
 //! Live progress: one line per completed window (every agent has reported
 //! it) with offered vs achieved rate, TTFT percentiles and errors, plus
 //! lines for agent and phase events. Line-oriented so it reads the same on a
-//! terminal and in CI logs.
+//! terminal and in CI logs. Joins are listed one by one only for the first
+//! [`JOIN_LINES`] agents; a fleet of thousands gets a count at most once a
+//! second instead of a line per agent.
 
 use crate::analysis::merge::PhaseAccumulator;
 use crate::model::PhaseSummary;
 use crate::model::StepRecord;
 use stampede_common::metric::Metric;
+use stampede_common::proto::Hello;
 use stampede_common::quantile::quantile_or_zero;
 use stampede_plan::Phase;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Agents whose joining gets a line of its own.
+pub const JOIN_LINES: usize = 10;
 
 /// Progress printer.
 #[derive(Debug, Default)]
 pub struct Progress {
     printed: BTreeSet<u32>,
+    /// When the last count of joined agents was printed.
+    join_count_at: Option<Instant>,
 }
 
 impl Progress {
@@ -30,6 +38,32 @@ impl Progress {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
+    }
+
+    /// A new agent joined; `online` are connected now.
+    pub fn joined(&mut self, hello: &Hello, online: usize) {
+        if online <= JOIN_LINES {
+            self.line(&format!(
+                "agent {} joined (node {}, {} cores, v{})",
+                hello.agent_id, hello.node_name, hello.cores, hello.version
+            ));
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .join_count_at
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.join_count_at = Some(now);
+            self.line(&format!("  {online} agents connected"));
+        }
+    }
+
+    /// Every expected agent is connected (a line when they were too many to list).
+    pub fn all_joined(&mut self, online: usize) {
+        if online > JOIN_LINES {
+            self.line(&format!("all {online} agents connected"));
+        }
     }
 
     /// A phase (or a step of a stress phase) starts.

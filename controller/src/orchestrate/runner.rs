@@ -112,6 +112,9 @@ pub struct Orchestrator {
     pub(super) target: ResolvedTarget,
     pub(super) events: mpsc::Receiver<Event>,
     pub(super) agents: BTreeMap<String, AgentState>,
+    /// How many of `agents` are connected (kept with them: counting at
+    /// every join would cost the whole fleet per join).
+    online: usize,
     pub(super) interrupt: CancellationToken,
     pub(super) progress: Progress,
     pub(super) raw: Option<RawLog>,
@@ -157,6 +160,7 @@ impl Orchestrator {
             target,
             events,
             agents: BTreeMap::new(),
+            online: 0,
             interrupt,
             progress: Progress::new(),
             raw: None,
@@ -221,7 +225,7 @@ impl Orchestrator {
 
     pub(super) fn on_join(&mut self, hello: Hello, tx: AgentTx, session: u64) -> Joining {
         let joining = self.join(hello, tx, session);
-        crate::orchestrate::live::LIVE.agents(self.connected().len());
+        crate::orchestrate::live::LIVE.agents(self.online);
         joining
     }
 
@@ -239,6 +243,7 @@ impl Orchestrator {
                 .line(&format!("agent {} {how}", hello.agent_id));
             a.hello = hello;
             a.tx = tx;
+            self.online += usize::from(!a.connected);
             a.connected = true;
             a.session = session;
             return if restarted {
@@ -247,10 +252,8 @@ impl Orchestrator {
                 Joining::Reconnected
             };
         }
-        self.progress.line(&format!(
-            "agent {} joined (node {}, {} cores, v{})",
-            hello.agent_id, hello.node_name, hello.cores, hello.version
-        ));
+        self.online += 1;
+        self.progress.joined(&hello, self.online);
         self.agents.insert(
             hello.agent_id.clone(),
             AgentState {
@@ -268,10 +271,13 @@ impl Orchestrator {
     /// same agent had taken over (nothing changes then).
     pub(super) fn on_left(&mut self, agent: &str, reason: &str, session: u64) -> bool {
         match self.agents.get_mut(agent) {
-            Some(a) if a.session == session => a.connected = false,
+            Some(a) if a.session == session => {
+                self.online -= usize::from(a.connected);
+                a.connected = false;
+            }
             _ => return false,
         }
-        crate::orchestrate::live::LIVE.agents(self.connected().len());
+        crate::orchestrate::live::LIVE.agents(self.online);
         self.progress.line(&format!("agent {agent} left: {reason}"));
         true
     }
@@ -285,10 +291,8 @@ impl Orchestrator {
         let expected = self.plan.agents.count;
         self.progress
             .line(&format!("waiting for {expected} agent(s)"));
-        if self
-            .wait_until(|o| o.connected().len() >= expected as usize)
-            .await?
-        {
+        if self.wait_until(|o| o.online >= expected as usize).await? {
+            self.progress.all_joined(self.online);
             return Ok(());
         }
         Err(RunError::AgentsMissing {
@@ -307,7 +311,9 @@ impl Orchestrator {
         ));
         if self
             .wait_until(|o| {
-                crate::orchestrate::k8s::join::missing(nodes, &o.connected()).is_empty()
+                // Counted first: listing who is missing costs the whole fleet.
+                o.online >= nodes.len()
+                    && crate::orchestrate::k8s::join::missing(nodes, &o.connected()).is_empty()
             })
             .await?
         {

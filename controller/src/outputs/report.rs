@@ -46,14 +46,7 @@ pub fn stats_text(run: &RunSummary) -> String {
             ""
         }
     );
-    let _ = writeln!(s, "agents    {}", run.agents.len());
-    for a in &run.agents {
-        let _ = writeln!(
-            s,
-            "  {:<20} node {:<16} cores {:<3} clock offset {:+.3} ms (rtt {:.3} ms)",
-            a.id, a.node, a.cores, a.clock_offset_ms, a.clock_rtt_ms
-        );
-    }
+    agents_text(&mut s, &run.agents);
     if let Some(k) = &run.kubernetes {
         s.push_str(&cluster_text(k));
     }
@@ -73,6 +66,34 @@ pub fn stats_text(run: &RunSummary) -> String {
         crate::analysis::repeats::text(&mut s, &run.repeats);
     }
     s
+}
+
+/// Agents listed one per line in `stats.txt`; a larger fleet is summarized.
+const AGENTS_LISTED: usize = 10;
+
+/// The agents: each one's clock, up to [`AGENTS_LISTED`] of them; beyond,
+/// how many more and the range of every agent's clock figures (all are in
+/// `summary.json` and `manifest.json`).
+fn agents_text(s: &mut String, agents: &[crate::model::AgentInfo]) {
+    let _ = writeln!(s, "agents    {}", agents.len());
+    for a in agents.iter().take(AGENTS_LISTED) {
+        let _ = writeln!(
+            s,
+            "  {:<20} node {:<16} cores {:<3} clock offset {:+.3} ms (rtt {:.3} ms)",
+            a.id, a.node, a.cores, a.clock_offset_ms, a.clock_rtt_ms
+        );
+    }
+    if agents.len() > AGENTS_LISTED {
+        let offsets = agents.iter().map(|a| a.clock_offset_ms);
+        let low = offsets.clone().fold(f64::INFINITY, f64::min);
+        let high = offsets.fold(f64::NEG_INFINITY, f64::max);
+        let rtt = agents.iter().map(|a| a.clock_rtt_ms).fold(0.0, f64::max);
+        let _ = writeln!(
+            s,
+            "  … and {} more (all in summary.json); every agent's clock offset {low:+.3} to {high:+.3} ms, rtt up to {rtt:.3} ms",
+            agents.len() - AGENTS_LISTED
+        );
+    }
 }
 
 fn server_text(s: &mut String, m: &crate::model::ServerSummary) {
@@ -509,6 +530,33 @@ pub(crate) mod tests {
     use super::*;
 
     use crate::model::tests::sample_run;
+
+    #[test]
+    fn a_large_fleet_is_summarized_not_listed() {
+        let agents: Vec<crate::model::AgentInfo> = (0..10_000)
+            .map(|i| crate::model::AgentInfo {
+                id: format!("agent-{i}"),
+                clock_offset_ms: f64::from(i % 7) - 3.0,
+                clock_rtt_ms: f64::from(i % 5),
+                node: "n".into(),
+                cores: 1,
+                version: "1".into(),
+            })
+            .collect();
+        let mut s = String::new();
+        agents_text(&mut s, &agents);
+        assert_eq!(s.lines().count(), 1 + AGENTS_LISTED + 1, "{s}");
+        assert!(s.starts_with("agents    10000\n  agent-0 "), "{s}");
+        assert!(
+            s.ends_with(
+                "  … and 9990 more (all in summary.json); every agent's clock offset -3.000 to +3.000 ms, rtt up to 4.000 ms\n"
+            ),
+            "{s}"
+        );
+        let mut few = String::new();
+        agents_text(&mut few, &agents[..AGENTS_LISTED]);
+        assert!(!few.contains("more"), "{few}");
+    }
 
     #[test]
     fn stats_text_snapshot() {

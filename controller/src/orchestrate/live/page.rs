@@ -28,7 +28,7 @@ pub struct View {
 enum Value<'a> {
     Counter(u64),
     Gauge(u64),
-    Histogram(&'a super::series::Buckets, &'static [f64]),
+    Histogram(&'a super::series::Classic, &'static [f64]),
 }
 
 /// Write one family, if it has a series.

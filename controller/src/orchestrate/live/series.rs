@@ -1,18 +1,21 @@
 //! What the live page shows of a phase: its merged counters, failures and
-//! latency histograms, cut into the classic Prometheus buckets at the
-//! moment they are taken, with the same for each breakdown.
+//! latency histograms in classic Prometheus buckets, in total and for each
+//! breakdown.
 //!
-//! The controller already merges every window exactly into the phase's
-//! HDR histograms; a snapshot walks those once (not each window), so the
-//! page costs nothing per agent-window however many agents report.
+//! Each accepted window report, as the merge decoded it (its non-empty HDR
+//! buckets), is added once into a [`Running`] view of the phase: a cost
+//! that grows with the buckets a report uses, not with the histograms'
+//! range or the length of the phase.
 
 use crate::analysis::breakdown::{EntryLabels, grouped};
-use crate::analysis::merge::Aggregate;
+use crate::analysis::merge::DecodedWindow;
 use crate::model::BreakdownBy;
 use hdrhistogram::Histogram;
+use stampede_common::histogram::{Buckets, new_histogram};
 use stampede_common::metric::Metric;
 use stampede_common::proto::Counters;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 /// The latency metrics the page exposes, in the order it lists them.
 pub const METRICS: [Metric; 5] = [
@@ -51,35 +54,32 @@ pub fn bounds(metric: Metric) -> &'static [f64] {
 /// One histogram in classic buckets: non-cumulative counts per bound of
 /// [`bounds`], the last beyond every bound; sum in seconds.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Buckets {
+pub struct Classic {
     pub counts: Vec<u64>,
     pub sum: f64,
     pub count: u64,
 }
 
-impl Buckets {
-    /// `h` (µs) cut at `bounds` (s). A value counts as at most a bound when
-    /// the lowest value its HDR bucket stands for is: exact up to the
-    /// histogram's precision (3 significant digits).
-    pub fn of(h: &Histogram<u64>, bounds: &[f64]) -> Self {
-        let micros: Vec<u64> = bounds.iter().map(|b| (b * 1e6).round() as u64).collect();
-        let mut counts = vec![0u64; bounds.len() + 1];
+/// A histogram of stampede's precision, for the value each bucket stands for.
+static LAYOUT: LazyLock<Histogram<u64>> = LazyLock::new(new_histogram);
+
+impl Classic {
+    /// Add the non-empty HDR buckets `b` (µs), cut at `bounds` (s). A value
+    /// counts as at most a bound when the lowest value its HDR bucket stands
+    /// for is: exact up to the histograms' precision (3 significant digits).
+    pub fn add(&mut self, b: &Buckets, bounds: &[f64]) {
+        self.counts.resize(bounds.len() + 1, 0);
         let mut sum = 0.0;
-        for v in h.iter_recorded() {
-            let at = v.value_iterated_to();
-            let n = v.count_at_value();
-            let low = h.lowest_equivalent(at);
-            counts[micros.partition_point(|b| *b < low)] += n;
-            sum += h.median_equivalent(at) as f64 * n as f64;
+        for (low, n) in b.iter() {
+            let at = bounds.partition_point(|x| x * 1e6 < low as f64);
+            self.counts[at] = self.counts[at].saturating_add(n);
+            sum += LAYOUT.median_equivalent(low) as f64 * n as f64;
+            self.count = self.count.saturating_add(n);
         }
-        Self {
-            counts,
-            sum: sum * 1e-6,
-            count: h.len(),
-        }
+        self.sum += sum * 1e-6;
     }
 
-    fn add(&mut self, o: &Buckets) {
+    fn merge(&mut self, o: &Classic) {
         if self.counts.len() < o.counts.len() {
             self.counts.resize(o.counts.len(), 0);
         }
@@ -97,19 +97,23 @@ pub struct Series {
     pub counters: Counters,
     pub failed: BTreeMap<String, u64>,
     /// By metric name (`ttft`, …); a metric with no sample is absent.
-    pub hists: BTreeMap<&'static str, Buckets>,
+    pub hists: BTreeMap<&'static str, Classic>,
 }
 
 impl Series {
-    fn of(a: &Aggregate) -> Self {
-        Self {
-            counters: a.counters,
-            failed: a.errors.clone(),
-            hists: METRICS
-                .iter()
-                .filter(|m| !a.hist(**m).is_empty())
-                .map(|m| (m.name(), Buckets::of(a.hist(*m), bounds(*m))))
-                .collect(),
+    /// Add one decoded window report (or one of its parts).
+    fn add_window(&mut self, d: &DecodedWindow) {
+        crate::analysis::merge::add_counters(&mut self.counters, &d.counters);
+        for (class, n) in &d.errors {
+            let e = self.failed.entry(class.clone()).or_default();
+            *e = e.saturating_add(*n);
+        }
+        for (m, b) in d
+            .hists
+            .iter()
+            .filter(|(m, b)| METRICS.contains(m) && !b.is_empty())
+        {
+            self.hists.entry(m.name()).or_default().add(b, bounds(*m));
         }
     }
 
@@ -121,7 +125,7 @@ impl Series {
             *e = e.saturating_add(*n);
         }
         for (name, b) in &o.hists {
-            self.hists.entry(name).or_default().add(b);
+            self.hists.entry(name).or_default().merge(b);
         }
     }
 
@@ -139,23 +143,37 @@ pub struct Snapshot {
     pub breakdowns: BTreeMap<(BreakdownBy, String), Series>,
 }
 
-impl Snapshot {
-    /// The view of a phase's merged windows `total`, whose entries `labels` names.
-    pub fn of(total: &Aggregate, labels: &EntryLabels) -> Self {
-        let entries: BTreeMap<u32, Series> = total
-            .parts
-            .iter()
-            .map(|(e, a)| (*e, Series::of(a)))
-            .collect();
-        Self {
-            total: Series::of(total),
-            breakdowns: grouped(labels, &entries, Series::add)
+/// A running phase's view, one window report at a time: its totals and
+/// each workload entry's.
+#[derive(Debug, Default)]
+pub struct Running {
+    total: Series,
+    entries: BTreeMap<u32, Series>,
+}
+
+impl Running {
+    /// Add an accepted window report.
+    pub fn add(&mut self, d: &DecodedWindow) {
+        self.total.add_window(d);
+        for (entry, part) in &d.parts {
+            self.entries.entry(*entry).or_default().add_window(part);
+        }
+    }
+
+    /// The view so far, the entries named by `labels` and grouped by model
+    /// as the results group them.
+    pub fn snapshot(&self, labels: &EntryLabels) -> Snapshot {
+        Snapshot {
+            total: self.total.clone(),
+            breakdowns: grouped(labels, &self.entries, Series::add)
                 .into_iter()
                 .map(|(by, name, s)| ((by, name), s))
                 .collect(),
         }
     }
+}
 
+impl Snapshot {
     /// `self += o`: a phase run again (a repeat, a stress step) continues
     /// its series instead of starting them over.
     pub fn add(&mut self, o: &Snapshot) {

@@ -5,24 +5,44 @@ use super::*;
 use crate::orchestrate::live::page::{View, render};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
-/// An aggregate whose TTFTs are `ttft_ms`, with `ok` and failures.
-fn agg(ttft_ms: &[u64], failed: &[(&str, u64)]) -> Aggregate {
-    let mut a = Aggregate::default();
+/// `h` as a window report carries it and the merge decodes it.
+fn sparse(h: &Histogram<u64>) -> Buckets {
+    use stampede_common::histogram::{decode_buckets, encode};
+    decode_buckets(&encode(h).unwrap()).unwrap()
+}
+
+/// A decoded window whose TTFTs are `ttft_ms`, with `ok` and failures.
+fn window(ttft_ms: &[u64], failed: &[(&str, u64)]) -> DecodedWindow {
+    let mut h = new_histogram();
     for ms in ttft_ms {
-        a.hists[Metric::Ttft.index()].record(ms * 1_000).unwrap();
+        h.record(ms * 1_000).unwrap();
     }
-    a.counters.sent = ttft_ms.len() as u64 + failed.iter().map(|f| f.1).sum::<u64>();
-    a.counters.ok = ttft_ms.len() as u64;
-    a.counters.failed = failed.iter().map(|f| f.1).sum();
-    a.errors = failed.iter().map(|(c, n)| (c.to_string(), *n)).collect();
-    a
+    let mut counters = Counters {
+        ok: ttft_ms.len() as u64,
+        failed: failed.iter().map(|f| f.1).sum(),
+        ..Counters::default()
+    };
+    counters.sent = counters.ok + counters.failed;
+    DecodedWindow {
+        hists: vec![(Metric::Ttft, sparse(&h))],
+        counters,
+        errors: failed.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+        cpu_micros: 0,
+        parts: Vec::new(),
+    }
+}
+
+/// The view of one window.
+fn view(d: &DecodedWindow, labels: &EntryLabels) -> Snapshot {
+    let mut r = Running::default();
+    r.add(d);
+    r.snapshot(labels)
 }
 
 #[test]
 fn buckets_count_the_raw_values_at_each_bound() {
     let mut rng = SmallRng::seed_from_u64(7);
     let b = bounds(Metric::Ttft);
-    let mut h = stampede_common::histogram::new_histogram();
     let mut raw = Vec::new();
     while raw.len() < 20_000 {
         let v: u64 = rng.random_range(100..3_000_000);
@@ -33,10 +53,16 @@ fn buckets_count_the_raw_values_at_each_bound() {
         {
             continue;
         }
-        h.record(v).unwrap();
         raw.push(v);
     }
-    let got = Buckets::of(&h, b);
+    // Cut in two windows, as two agents' reports would be.
+    let (mut first, mut second) = (new_histogram(), new_histogram());
+    for (i, v) in raw.iter().enumerate() {
+        [&mut first, &mut second][i % 2].record(*v).unwrap();
+    }
+    let mut got = Classic::default();
+    got.add(&sparse(&first), b);
+    got.add(&sparse(&second), b);
     assert_eq!(got.count, raw.len() as u64);
     assert_eq!(got.counts.len(), b.len() + 1);
     for (i, bound) in b.iter().enumerate() {
@@ -66,18 +92,18 @@ fn every_bound_list_ascends_and_holds_vllms_own() {
 
 #[test]
 fn model_breakdowns_are_their_entries_added_bucket_for_bucket() {
-    let mut total = agg(&[20, 21, 80, 81, 82, 85], &[("http_5xx:503", 1)]);
-    total.parts.insert(0, agg(&[20, 21], &[]));
-    total
-        .parts
-        .insert(1, agg(&[80, 81], &[("http_5xx:503", 1)]));
-    total.parts.insert(2, agg(&[82, 85], &[]));
+    let mut total = window(&[20, 21, 80, 81, 82, 85], &[("http_5xx:503", 1)]);
+    total.parts = vec![
+        (0, window(&[20, 21], &[])),
+        (1, window(&[80, 81], &[("http_5xx:503", 1)])),
+        (2, window(&[82, 85], &[])),
+    ];
     let labels = EntryLabels(vec![
         ("short".into(), "fast".into()),
         ("long".into(), "slow".into()),
         ("longer".into(), "slow".into()),
     ]);
-    let s = Snapshot::of(&total, &labels);
+    let s = view(&total, &labels);
     let key = |by, n: &str| (by, n.to_string());
     let slow = &s.breakdowns[&key(BreakdownBy::Model, "slow")];
     let mut sum = s.breakdowns[&key(BreakdownBy::Workload, "long")].clone();
@@ -90,8 +116,8 @@ fn model_breakdowns_are_their_entries_added_bucket_for_bucket() {
     assert_eq!(s.total.hists.keys().collect::<Vec<_>>(), vec![&"ttft"]);
     // One model: entries only.
     let one = EntryLabels(vec![("a".into(), "m".into()), ("b".into(), "m".into())]);
-    total.parts.remove(&2);
-    let s = Snapshot::of(&total, &one);
+    total.parts.pop();
+    let s = view(&total, &one);
     assert!(s.breakdowns.keys().all(|k| k.0 == BreakdownBy::Workload));
 }
 
@@ -104,9 +130,9 @@ fn parsed(page: &str) -> Vec<nom_openmetrics::Family<'_>> {
 
 #[test]
 fn the_page_shows_only_what_exists_and_parses_as_prometheus_text() {
-    let mut total = agg(&[20, 30], &[]);
+    let mut total = window(&[20, 30], &[]);
     total.counters.skipped = 3;
-    let plain = Snapshot::of(&total, &EntryLabels::default());
+    let plain = view(&total, &EntryLabels::default());
     let page = render(View {
         run: "r-1".into(),
         agents: 2,
@@ -143,7 +169,10 @@ fn a_phase_run_again_continues_its_series() {
     let live = crate::orchestrate::live::Live::default();
     live.run("r");
     live.phase(Some((0, "stress", "stress")));
-    let step = Snapshot::of(&agg(&[10, 20], &[("timeout", 1)]), &EntryLabels::default());
+    let step = view(
+        &window(&[10, 20], &[("timeout", 1)]),
+        &EntryLabels::default(),
+    );
     live.finished(0, step.clone());
     live.phase(Some((0, "stress", "stress")));
     live.publish(0, step);
