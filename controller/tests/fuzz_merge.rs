@@ -75,7 +75,7 @@ proptest! {
         for r in &reports {
             let before = acc.total.counters;
             match acc.offer("a", r) {
-                Offered::Merged(i) => prop_assert_eq!(i, r.window_index),
+                Offered::Merged(i, _) => prop_assert_eq!(i, r.window_index),
                 Offered::Rejected(e) => {
                     prop_assert!(!e.to_string().is_empty());
                     prop_assert_eq!(acc.total.counters, before);
