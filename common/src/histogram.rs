@@ -109,28 +109,50 @@ fn check_header(bytes: &[u8]) -> Result<(), CodecError> {
 /// histogram's range (tens of thousands of counters to allocate, zero and
 /// scan): the controller merges thousands of windows a second this way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Buckets(Vec<(u64, u64)>);
+pub struct Buckets {
+    /// (lowest value, count) of each non-empty bucket, increasing.
+    buckets: Vec<(u64, u64)>,
+    /// Where the buckets widen ([`Layout::width`]).
+    unit_magnitude: u32,
+    half_magnitude: u32,
+}
 
 impl Buckets {
     /// Values recorded.
     pub fn count(&self) -> u64 {
-        self.0.iter().fold(0u64, |n, (_, c)| n.saturating_add(*c))
+        self.buckets
+            .iter()
+            .fold(0u64, |n, (_, c)| n.saturating_add(*c))
     }
 
     /// Whether no value is recorded.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.buckets.is_empty()
     }
 
-    /// Each non-empty bucket: the lowest value it stands for, and its count.
+    /// Each non-empty bucket, in increasing order: the lowest value it
+    /// stands for, and its count.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.0.iter().copied()
+        self.buckets.iter().copied()
+    }
+
+    /// The value in the middle of the bucket whose lowest value is `low`:
+    /// what `Histogram::median_equivalent` gives, and what its `mean` and
+    /// sums count each recorded value as.
+    #[inline]
+    pub fn median_of(&self, low: u64) -> u64 {
+        let layout = Layout {
+            unit_magnitude: self.unit_magnitude,
+            half_magnitude: self.half_magnitude,
+            len: 0,
+        };
+        low.saturating_add(layout.width(low) >> 1)
     }
 
     /// Record every bucket into `into` (largest first, so an auto-resizing
     /// histogram resizes at most once).
     pub fn add_to(&self, into: &mut Histogram<u64>) -> Result<(), CodecError> {
-        for &(value, count) in self.0.iter().rev() {
+        for &(value, count) in self.buckets.iter().rev() {
             into.record_n(value, count)
                 .map_err(|e| CodecError::Merge(format!("{e:?}")))?;
         }
@@ -179,7 +201,11 @@ pub fn decode_buckets(bytes: &[u8]) -> Result<Buckets, CodecError> {
         }
         index += 1;
     }
-    Ok(Buckets(buckets))
+    Ok(Buckets {
+        buckets,
+        unit_magnitude: layout.unit_magnitude,
+        half_magnitude: layout.half_magnitude,
+    })
 }
 
 /// The cookie of an uncompressed V2 histogram.
@@ -224,6 +250,18 @@ impl Layout {
             bucket as u32
         };
         (sub as u64) << (bucket + self.unit_magnitude)
+    }
+
+    /// How many values the bucket holding `value` stands for: one unit up
+    /// to the end of the first bucket, then doubling with each bucket.
+    #[inline]
+    fn width(&self, value: u64) -> u64 {
+        let first_end = 2u64 << (self.half_magnitude + self.unit_magnitude);
+        if value < first_end {
+            1 << self.unit_magnitude
+        } else {
+            1 << (value.ilog2() - self.half_magnitude)
+        }
     }
 }
 
@@ -305,6 +343,33 @@ mod tests {
             (by_buckets.len(), by_buckets.min(), by_buckets.max())
         );
         assert_eq!(by_add.mean(), by_buckets.mean());
+    }
+
+    #[test]
+    fn each_bucket_median_is_the_histograms_median_equivalent() {
+        use rand::{Rng, SeedableRng, rngs::SmallRng};
+        let mut rng = SmallRng::seed_from_u64(5);
+        // Other precisions and lowest values than stampede's, whose buckets
+        // sit elsewhere: the median follows the histogram's own layout.
+        for (lowest, digits) in [(1, 3), (1, 2), (1_000, 3), (64, 2), (3, 1)] {
+            let mut h =
+                Histogram::<u64>::new_with_bounds(lowest, MAX_TRACKABLE_VALUE, digits).unwrap();
+            for _ in 0..3_000 {
+                let v = 10f64.powf(rng.random::<f64>() * 10.0) as u64;
+                h.record(v.clamp(lowest, MAX_TRACKABLE_VALUE)).unwrap();
+            }
+            let bytes = encode(&h).unwrap();
+            let (b, whole) = (decode_buckets(&bytes).unwrap(), decode(&bytes).unwrap());
+            assert!(b.iter().count() > 100, "lowest {lowest}, {digits} digits");
+            for (low, n) in b.iter() {
+                assert_eq!(
+                    b.median_of(low),
+                    whole.median_equivalent(low),
+                    "value {low}"
+                );
+                assert_eq!(whole.count_at(low), n);
+            }
+        }
     }
 
     #[test]

@@ -10,12 +10,10 @@
 use crate::analysis::breakdown::{EntryLabels, grouped};
 use crate::analysis::merge::DecodedWindow;
 use crate::model::BreakdownBy;
-use hdrhistogram::Histogram;
-use stampede_common::histogram::{Buckets, new_histogram};
+use stampede_common::histogram::Buckets;
 use stampede_common::metric::Metric;
 use stampede_common::proto::Counters;
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 /// The latency metrics the page exposes, in the order it lists them.
 pub const METRICS: [Metric; 5] = [
@@ -60,20 +58,21 @@ pub struct Classic {
     pub count: u64,
 }
 
-/// A histogram of stampede's precision, for the value each bucket stands for.
-static LAYOUT: LazyLock<Histogram<u64>> = LazyLock::new(new_histogram);
-
 impl Classic {
     /// Add the non-empty HDR buckets `b` (µs), cut at `bounds` (s). A value
     /// counts as at most a bound when the lowest value its HDR bucket stands
     /// for is: exact up to the histograms' precision (3 significant digits).
+    /// The buckets come in increasing order, so one walk places them all.
     pub fn add(&mut self, b: &Buckets, bounds: &[f64]) {
         self.counts.resize(bounds.len() + 1, 0);
-        let mut sum = 0.0;
+        let (mut at, mut sum) = (0usize, 0.0);
         for (low, n) in b.iter() {
-            let at = bounds.partition_point(|x| x * 1e6 < low as f64);
+            let v = low as f64;
+            while bounds.get(at).is_some_and(|x| x * 1e6 < v) {
+                at += 1;
+            }
             self.counts[at] = self.counts[at].saturating_add(n);
-            sum += LAYOUT.median_equivalent(low) as f64 * n as f64;
+            sum += b.median_of(low) as f64 * n as f64;
             self.count = self.count.saturating_add(n);
         }
         self.sum += sum * 1e-6;

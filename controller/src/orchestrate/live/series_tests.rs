@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::orchestrate::live::page::{View, render};
+use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
+use stampede_common::histogram::new_histogram;
 
 /// `h` as a window report carries it and the merge decodes it.
 fn sparse(h: &Histogram<u64>) -> Buckets {
