@@ -57,6 +57,8 @@ struct Config {
     agents: Vec<usize>,
     secs: u64,
     per_connection: usize,
+    /// Requests per synthetic window report (mean).
+    requests: u64,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -83,6 +85,12 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let secs = env_or("STAMPEDE_BENCH_SECS", 10u64)?;
         let per_connection = env_or("STAMPEDE_BENCH_PER_CONNECTION", 1usize)?;
+        let requests = env_or("STAMPEDE_BENCH_REQUESTS", 300u64)?;
+        if !(1..=100_000).contains(&requests) {
+            return Err(format!(
+                "STAMPEDE_BENCH_REQUESTS={requests}: 1 to 100000 requests per window"
+            ));
+        }
         if secs < 2 {
             return Err(format!("STAMPEDE_BENCH_SECS={secs}: at least 2"));
         }
@@ -95,6 +103,7 @@ impl Config {
             agents,
             secs,
             per_connection,
+            requests,
         })
     }
 }
@@ -117,14 +126,15 @@ fn main() -> ExitCode {
     };
     let files = stampede_runtime::limits::raise_open_files();
     let runtime = stampede_runtime::runtime().expect("async runtime");
-    let reports = Arc::new(windows::templates(7));
+    let reports = Arc::new(windows::templates(7, cfg.requests));
     let bytes: usize = reports.iter().map(windows::histogram_bytes).sum();
     println!(
         "controller_scale: {} s phase of 1 s windows; {} session(s) per connection; \
-         reports carry 8 HDR histograms of ~300 requests ({:.1} KB encoded); \
+         reports carry 8 HDR histograms of ~{} requests ({:.1} KB encoded); \
          open-files limit {}",
         cfg.secs,
         cfg.per_connection,
+        cfg.requests,
         bytes as f64 / reports.len() as f64 / 1024.0,
         files.map_or("unlimited".into(), |n| n.to_string()),
     );

@@ -16,11 +16,11 @@ use stampede_common::proto::{self, metric_histogram::Encoding};
 /// merges varied histograms, not one body over and over.
 pub const TEMPLATES: usize = 32;
 
-/// `TEMPLATES` report bodies (sequence, phase and window left for the
-/// sender to set).
-pub fn templates(seed: u64) -> Vec<proto::WindowReport> {
+/// `TEMPLATES` report bodies of about `requests` requests each (sequence,
+/// phase and window left for the sender to set).
+pub fn templates(seed: u64, requests: u64) -> Vec<proto::WindowReport> {
     let mut rng = SmallRng::seed_from_u64(seed);
-    (0..TEMPLATES).map(|_| one(&mut rng)).collect()
+    (0..TEMPLATES).map(|_| one(&mut rng, requests)).collect()
 }
 
 /// Log-normal samples with median `median` and log-spread `sigma`.
@@ -28,9 +28,9 @@ fn lognormal(median: f64, sigma: f64) -> LogNormal<f64> {
     LogNormal::new(median.ln(), sigma).expect("finite parameters")
 }
 
-/// One window: 250–350 requests of 64–512 output tokens, TTFT around
-/// 200 ms, ITL around 20 ms, three failures.
-fn one(rng: &mut SmallRng) -> proto::WindowReport {
+/// One window: `requests` ± 1/6 requests (250–350 for 300) of 64–512
+/// output tokens, TTFT around 200 ms, ITL around 20 ms, three failures.
+fn one(rng: &mut SmallRng, requests: u64) -> proto::WindowReport {
     let mut hists: Vec<Histogram<u64>> = Metric::ALL.iter().map(|_| new_histogram()).collect();
     let mut record = |m: Metric, v: f64| {
         let _ = hists[m.index()].record((v as u64).max(1));
@@ -40,7 +40,8 @@ fn one(rng: &mut SmallRng) -> proto::WindowReport {
         lognormal(20_000.0, 0.3),
         lognormal(300.0, 1.0),
     );
-    let requests: u64 = rng.random_range(250..350);
+    let spread = requests / 6;
+    let requests: u64 = rng.random_range(requests - spread..=requests + spread);
     let mut counters = proto::Counters {
         sent: requests + 3,
         failed: 3,
