@@ -150,6 +150,9 @@ fn main() -> ExitCode {
         },
         security,
     };
+    // Every request in flight holds a connection to the target: a usual soft
+    // limit of 1,024 open files would cap the agent's concurrency.
+    stampede_runtime::limits::raise_open_files();
     let runtime = match stampede_runtime::runtime() {
         Ok(rt) => rt,
         Err(e) => {

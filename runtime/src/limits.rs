@@ -2,6 +2,7 @@
 //! connection to the controller, so a controller facing thousands of agents
 //! needs as many file descriptors; the usual soft limit (1,024) would stop
 //! it accepting agents part-way, while the hard limit is often far higher.
+//! An agent holds a connection per request in flight, so it raises its own.
 
 use rustix::process::{Resource, getrlimit, setrlimit};
 
