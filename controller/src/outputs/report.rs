@@ -68,8 +68,29 @@ pub fn stats_text(run: &RunSummary) -> String {
     s
 }
 
-/// Agents listed one per line in `stats.txt`; a larger fleet is summarized.
-const AGENTS_LISTED: usize = 10;
+/// Agents listed one by one in `stats.txt` and `report.html`; a larger
+/// fleet is summarized.
+pub(crate) const AGENTS_LISTED: usize = 10;
+
+/// The range of every agent's clock figures, for a fleet too large to list.
+pub(crate) struct FleetClock {
+    /// Lowest and highest clock offset (ms).
+    pub offset_ms: (f64, f64),
+    /// Largest probe round trip (ms).
+    pub rtt_ms: f64,
+}
+
+/// Every agent's clock figures as one range.
+pub(crate) fn fleet_clock(agents: &[crate::model::AgentInfo]) -> FleetClock {
+    let offsets = agents.iter().map(|a| a.clock_offset_ms);
+    FleetClock {
+        offset_ms: (
+            offsets.clone().fold(f64::INFINITY, f64::min),
+            offsets.fold(f64::NEG_INFINITY, f64::max),
+        ),
+        rtt_ms: agents.iter().map(|a| a.clock_rtt_ms).fold(0.0, f64::max),
+    }
+}
 
 /// The agents: each one's clock, up to [`AGENTS_LISTED`] of them; beyond,
 /// how many more and the range of every agent's clock figures (all are in
@@ -84,13 +105,13 @@ fn agents_text(s: &mut String, agents: &[crate::model::AgentInfo]) {
         );
     }
     if agents.len() > AGENTS_LISTED {
-        let offsets = agents.iter().map(|a| a.clock_offset_ms);
-        let low = offsets.clone().fold(f64::INFINITY, f64::min);
-        let high = offsets.fold(f64::NEG_INFINITY, f64::max);
-        let rtt = agents.iter().map(|a| a.clock_rtt_ms).fold(0.0, f64::max);
+        let FleetClock {
+            offset_ms: (low, high),
+            rtt_ms,
+        } = fleet_clock(agents);
         let _ = writeln!(
             s,
-            "  … and {} more (all in summary.json); every agent's clock offset {low:+.3} to {high:+.3} ms, rtt up to {rtt:.3} ms",
+            "  … and {} more (all in summary.json); every agent's clock offset {low:+.3} to {high:+.3} ms, rtt up to {rtt_ms:.3} ms",
             agents.len() - AGENTS_LISTED
         );
     }
@@ -531,18 +552,23 @@ pub(crate) mod tests {
 
     use crate::model::tests::sample_run;
 
-    #[test]
-    fn a_large_fleet_is_summarized_not_listed() {
-        let agents: Vec<crate::model::AgentInfo> = (0..10_000)
+    /// `n` agents named `{prefix}{i}`, clock offsets -3 to +3 ms, round trips 0 to 4 ms.
+    pub(crate) fn fleet(n: u32, prefix: &str) -> Vec<crate::model::AgentInfo> {
+        (0..n)
             .map(|i| crate::model::AgentInfo {
-                id: format!("agent-{i}"),
+                id: format!("{prefix}{i}"),
                 clock_offset_ms: f64::from(i % 7) - 3.0,
                 clock_rtt_ms: f64::from(i % 5),
                 node: "n".into(),
                 cores: 1,
                 version: "1".into(),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_large_fleet_is_summarized_not_listed() {
+        let agents = fleet(10_000, "agent-");
         let mut s = String::new();
         agents_text(&mut s, &agents);
         assert_eq!(s.lines().count(), 1 + AGENTS_LISTED + 1, "{s}");

@@ -108,3 +108,24 @@ fn chart_numbers_keep_four_significant_digits() {
     assert_eq!(round(98_765.4), 98_770.0);
     assert_eq!(round(0.0), 0.0);
 }
+
+#[test]
+fn a_large_fleet_is_summarized_not_listed() {
+    let mut data = synthetic(1);
+    data.summary.agents = crate::outputs::report::tests::fleet(10_000, "fleet-agent-");
+    let page = run_page(&data, &["windows.jsonl".into()]);
+    let listed = page.matches("fleet-agent-").count();
+    assert_eq!(
+        listed,
+        crate::outputs::report::AGENTS_LISTED,
+        "agents on the page"
+    );
+    assert!(page.contains("fleet-agent-9<"), "the tenth agent is listed");
+    assert!(page.contains("… and 9990 more (all in summary.json)"));
+    assert!(page.contains("-3.000 to +3.000") && page.contains("up to 4.000"));
+    data.summary
+        .agents
+        .truncate(crate::outputs::report::AGENTS_LISTED);
+    let page = run_page(&data, &["windows.jsonl".into()]);
+    assert!(!page.contains("more (all in summary.json)"));
+}

@@ -7,6 +7,7 @@ use crate::model::{Drift, RunSummary, StressResult};
 use crate::outputs::html::page::{
     Cell, Chart, Finding, Mark, Section, Series, Table, Tone, XScale,
 };
+use crate::outputs::report::{AGENTS_LISTED, FleetClock, fleet_clock};
 use std::collections::BTreeSet;
 
 fn table(columns: &[&str], rows: Vec<Vec<Cell>>) -> Table {
@@ -353,9 +354,10 @@ pub(super) fn run_facts(s: &RunSummary) -> Section {
         .into_iter()
         .map(|(k, v)| vec![Cell::text(k), Cell::text(v)])
         .collect();
-    let agents = s
+    let mut agents: Vec<Vec<Cell>> = s
         .agents
         .iter()
+        .take(AGENTS_LISTED)
         .map(|a| {
             vec![
                 Cell::text(&a.id),
@@ -367,6 +369,23 @@ pub(super) fn run_facts(s: &RunSummary) -> Section {
             ]
         })
         .collect();
+    if s.agents.len() > AGENTS_LISTED {
+        let FleetClock {
+            offset_ms: (low, high),
+            rtt_ms,
+        } = fleet_clock(&s.agents);
+        agents.push(vec![
+            Cell::text(format!(
+                "… and {} more (all in summary.json)",
+                s.agents.len() - AGENTS_LISTED
+            )),
+            Cell::text(""),
+            Cell::text(""),
+            Cell::text(""),
+            Cell::text(format!("{low:+.3} to {high:+.3}")),
+            Cell::text(format!("up to {rtt_ms:.3}")),
+        ]);
+    }
     let mut tables = vec![
         table(&["fact", "value"], kv),
         table(
