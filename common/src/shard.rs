@@ -124,6 +124,17 @@ impl ShardMap {
             .count() as u64;
         full + rest
     }
+
+    /// [`ShardMap::owned_below`] for every shard at once, in one pass over
+    /// the cycle rather than one per shard.
+    pub fn owned_below_each(&self, m: u64) -> Vec<u64> {
+        let cycle = self.slots.len() as u64;
+        let mut owned: Vec<u64> = self.weights.iter().map(|w| m / cycle * w).collect();
+        for &s in &self.slots[..(m % cycle) as usize] {
+            owned[s as usize] += 1;
+        }
+        owned
+    }
 }
 
 /// The wire form of shard `index` among shards of these weights: no weights
@@ -172,6 +183,7 @@ mod tests {
                 );
                 assert_eq!(map.owned_below(i as u32, seen), counts[i]);
             }
+            assert_eq!(map.owned_below_each(seen), counts);
         }
         // Exactly w_i of every W consecutive numbers, from any start.
         for start in [0u64, 7, 123] {

@@ -258,19 +258,13 @@ impl Orchestrator {
             }
             PhaseKind::Baseline | PhaseKind::Concurrency { .. } => {
                 let users = phase.users().unwrap_or(1);
-                let users_of = |j: u32| shards.owned_below(j, u64::from(users));
-                let mine = users_of(i);
+                let mine = shards.owned_below(i, u64::from(users));
                 if mine == 0 {
                     return None;
                 }
-                // Split a global bound in proportion to users, remainder to the first shards.
-                let share = phase.max_requests.map(|m| {
-                    let base = m * mine / u64::from(users);
-                    let handed: u64 = (0..shards.count())
-                        .map(|j| m * users_of(j) / u64::from(users))
-                        .sum();
-                    base + u64::from(u64::from(i) < m - handed)
-                });
+                let share = phase
+                    .max_requests
+                    .map(|m| closed_loop_share(shards, i, users, m));
                 (Shape::Concurrency(proto::Concurrency { users }), share)
             }
         };
@@ -342,5 +336,53 @@ impl Orchestrator {
             max_records_per_window: plan.records.map_or(0, |r| r.max_per_window),
             max_concurrency: phase.max_concurrency.unwrap_or(0),
         })
+    }
+}
+
+/// Shard `i`'s part of a closed-loop phase's global request bound `m`: in
+/// proportion to its users, the remainder one each to the first shards that
+/// have users (a shard without is not assigned, and its part would be lost).
+/// One pass over the shards per agent (it was one per shard per agent).
+fn closed_loop_share(shards: &ShardMap, i: u32, users: u32, m: u64) -> u64 {
+    let each = shards.owned_below_each(u64::from(users));
+    let part = |u: u64| m * u / u64::from(users);
+    let handed: u64 = each.iter().map(|&u| part(u)).sum();
+    let mine = each[i as usize];
+    let rank = each[..i as usize].iter().filter(|&&u| u > 0).count() as u64;
+    part(mine) + u64::from(mine > 0 && rank < m - handed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_loop_bound_is_split_exactly_among_the_users_shards() {
+        for (weights, users, m) in [
+            (vec![1u32; 7], 5u32, 23u64),
+            (vec![3, 1, 2], 12, 100),
+            (vec![1, 1, 5], 2, 7),
+            (vec![1, 5, 5], 2, 7),
+            (vec![1; 10_000], 20_000, 1_000_003),
+        ] {
+            let shards = ShardMap::weighted(&weights).unwrap();
+            let users_of = shards.owned_below_each(u64::from(users));
+            let shares: Vec<u64> = (0..shards.count())
+                .map(|i| closed_loop_share(&shards, i, users, m))
+                .collect();
+            assert_eq!(shares.iter().sum::<u64>(), m, "{weights:?}");
+            for (i, (&share, &u)) in shares.iter().zip(&users_of).enumerate() {
+                let fair = m as f64 * u as f64 / f64::from(users);
+                assert!(
+                    (share as f64 - fair).abs() <= 1.0,
+                    "shard {i}: {share} for {fair}"
+                );
+                // A shard with no users is not assigned: it must have no share.
+                assert!(
+                    u > 0 || share == 0,
+                    "shard {i} has no users but {share} requests"
+                );
+            }
+        }
     }
 }
