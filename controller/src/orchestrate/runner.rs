@@ -14,7 +14,7 @@ use stampede_common::proto::{
     session_response::Kind as Down,
 };
 use stampede_plan::{PhaseKind, Plan};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -23,7 +23,8 @@ use tracing::Instrument;
 
 /// Clock probes per agent.
 const PROBES: u64 = 8;
-/// How long to wait for one probe round.
+/// How long one probe may take: probing ends at most `PROBES` times this
+/// after it starts.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Extra wait past a phase's end + drain for the last reports.
 pub(super) const REPORT_GRACE: Duration = Duration::from_secs(10);
@@ -350,7 +351,10 @@ impl Orchestrator {
         Ok(true)
     }
 
-    /// Probe the clocks of connected agents that have no estimate yet.
+    /// Probe the clocks of connected agents that have no estimate yet. Each
+    /// agent gets its next probe as soon as it answers the last, so probing
+    /// takes about [`PROBES`] of each agent's own round trips, not
+    /// [`PROBES`] rounds each as long as the slowest reply of the fleet.
     pub async fn estimate_clocks(&mut self) -> Result<(), RunError> {
         let targets: Vec<String> = self
             .agents
@@ -358,63 +362,54 @@ impl Orchestrator {
             .filter(|(_, a)| a.connected && a.clock.is_none())
             .map(|(id, _)| id.clone())
             .collect();
+        // Per agent still probed: the probe awaited and when it left.
+        let mut awaited: HashMap<String, (u64, i64)> = HashMap::new();
         let mut samples: BTreeMap<String, Vec<ProbeSample>> = BTreeMap::new();
-        for round in 0..PROBES {
-            let mut waiting: BTreeSet<String> = BTreeSet::new();
-            let mut sent_at: BTreeMap<String, i64> = BTreeMap::new();
-            for id in &targets {
-                let Some(a) = self.agents.get(id).filter(|a| a.connected) else {
-                    continue;
-                };
-                let t0 = clock::now_unix_nanos();
-                let probe = ClockProbe {
-                    probe_id: round,
-                    controller_send_unix_nanos: t0,
-                };
-                if a.tx
-                    .send(Ok(SessionResponse {
-                        kind: Some(Down::ClockProbe(probe)),
-                    }))
-                    .await
-                    .is_ok()
-                {
-                    waiting.insert(id.clone());
-                    sent_at.insert(id.clone(), t0);
-                }
+        for id in targets {
+            if let Some(t0) = self.send_probe(&id, 0).await {
+                awaited.insert(id, (0, t0));
             }
-            let deadline = Instant::now() + PROBE_TIMEOUT;
-            while !waiting.is_empty() {
-                let ev = tokio::select! {
-                    ev = self.next_event() => ev?,
-                    () = tokio::time::sleep_until(deadline) => break,
-                };
-                match ev {
-                    Event::Message {
-                        agent,
-                        kind: Up::ClockProbeReply(r),
-                        at_unix_nanos,
-                    } if r.probe_id == round => {
-                        if let (true, Some(&t0)) = (waiting.remove(&agent), sent_at.get(&agent)) {
-                            samples.entry(agent).or_default().push(ProbeSample {
-                                t0,
-                                t1: r.agent_receive_unix_nanos,
-                                t2: r.agent_send_unix_nanos,
-                                t3: at_unix_nanos,
-                            });
-                        }
+        }
+        let deadline = Instant::now() + PROBE_TIMEOUT * PROBES as u32;
+        while !awaited.is_empty() {
+            let ev = tokio::select! {
+                ev = self.next_event() => ev?,
+                () = tokio::time::sleep_until(deadline) => break,
+            };
+            match ev {
+                Event::Message {
+                    agent,
+                    kind: Up::ClockProbeReply(r),
+                    at_unix_nanos,
+                } => {
+                    let Some(&(round, t0)) = awaited.get(&agent).filter(|p| p.0 == r.probe_id)
+                    else {
+                        continue;
+                    };
+                    samples.entry(agent.clone()).or_default().push(ProbeSample {
+                        t0,
+                        t1: r.agent_receive_unix_nanos,
+                        t2: r.agent_send_unix_nanos,
+                        t3: at_unix_nanos,
+                    });
+                    awaited.remove(&agent);
+                    if round + 1 < PROBES
+                        && let Some(t0) = self.send_probe(&agent, round + 1).await
+                    {
+                        awaited.insert(agent, (round + 1, t0));
                     }
-                    Event::Message { .. } => {}
-                    Event::Joined { hello, tx, session } => {
-                        self.on_join(hello, tx, session);
-                    }
-                    Event::Left {
-                        agent,
-                        reason,
-                        session,
-                    } => {
-                        if self.on_left(&agent, &reason, session) {
-                            waiting.remove(&agent);
-                        }
+                }
+                Event::Message { .. } => {}
+                Event::Joined { hello, tx, session } => {
+                    self.on_join(hello, tx, session);
+                }
+                Event::Left {
+                    agent,
+                    reason,
+                    session,
+                } => {
+                    if self.on_left(&agent, &reason, session) {
+                        awaited.remove(&agent);
                     }
                 }
             }
@@ -425,6 +420,23 @@ impl Orchestrator {
             }
         }
         Ok(())
+    }
+
+    /// Send clock probe `round` to agent `id` if it is connected: when it
+    /// left (controller clock, ns since the Unix epoch).
+    async fn send_probe(&self, id: &str, round: u64) -> Option<i64> {
+        let a = self.agents.get(id).filter(|a| a.connected)?;
+        let t0 = clock::now_unix_nanos();
+        let probe = ClockProbe {
+            probe_id: round,
+            controller_send_unix_nanos: t0,
+        };
+        a.tx.send(Ok(SessionResponse {
+            kind: Some(Down::ClockProbe(probe)),
+        }))
+        .await
+        .ok()?;
+        Some(t0)
     }
 
     /// Run phase `index` (in repeat `repeat`, 0-based) and summarize it: one
