@@ -3,21 +3,21 @@
 //! produces, so whole stress searches and agent losses run in milliseconds
 //! of real time and their timing is exact.
 
+mod fake;
+
+use fake::now_nanos;
 use stampede_common::histogram::{encode, new_histogram};
 use stampede_common::proto::{
     self, ClockProbeReply, Hello, SessionResponse, load_shape::Shape, rate_profile::Profile,
     session_request::Kind as Up, session_response::Kind as Down,
 };
 use stampede_controller::model::PhaseSummary;
-use stampede_controller::orchestrate::runner::{Orchestrator, ResolvedTarget};
+use stampede_controller::orchestrate::runner::Orchestrator;
 use stampede_controller::orchestrate::service::Event;
-use stampede_plan as plan;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// What a fake agent saw: (when, message).
 type Seen = Arc<Mutex<Vec<(Instant, Down)>>>;
@@ -36,29 +36,13 @@ struct Behaviour {
     halt_after: Option<Duration>,
 }
 
-fn load(text: &str) -> plan::Plan {
-    let path = Path::new("plan.toml");
-    plan::parse(text, path).unwrap().validate(path).unwrap()
-}
-
-fn now_nanos() -> i64 {
-    stampede_controller::orchestrate::clock::now_unix_nanos()
-}
-
 /// Join `ids` to an orchestrator for `plan`, each answering as `behaviour(id)` says.
 fn setup(
-    plan: plan::Plan,
+    plan: &str,
     ids: &[&str],
     behaviour: impl Fn(&str) -> Behaviour,
 ) -> (Orchestrator, Vec<(String, Seen)>) {
-    let (events_tx, events_rx) = mpsc::channel(1024);
-    let target = ResolvedTarget {
-        base_url: "http://127.0.0.1:9".into(),
-        prompt: "hi".into(),
-        metrics_urls: Vec::new(),
-        prompt_words: Vec::new(),
-    };
-    let orch = Orchestrator::new(plan, target, events_rx, CancellationToken::new());
+    let (orch, events_tx) = fake::orchestrator(plan);
     let mut seen = Vec::new();
     for id in ids {
         let (tx, rx) = mpsc::channel(256);
@@ -268,7 +252,7 @@ slo = ["ttft.p99 < 100ms"]
 #[tokio::test(start_paused = true)]
 async fn a_stress_phase_steps_to_the_fake_capacity_and_stops() {
     let capacity = 137.0;
-    let (mut orch, seen) = setup(load(STRESS), &["a", "b"], |_| Behaviour {
+    let (mut orch, seen) = setup(STRESS, &["a", "b"], |_| Behaviour {
         capacity,
         ..Behaviour::default()
     });
@@ -342,7 +326,7 @@ async fn run_three(
     plan: &str,
     behaviour: impl Fn(&str) -> Behaviour,
 ) -> (PhaseSummary, Vec<(String, Seen)>, Instant) {
-    let (mut orch, seen) = setup(load(plan), &["a", "b", "c"], behaviour);
+    let (mut orch, seen) = setup(plan, &["a", "b", "c"], behaviour);
     orch.wait_for_agents().await.unwrap();
     let began = Instant::now();
     let summary = orch.run_phase(0, 0).await.unwrap().remove(0);

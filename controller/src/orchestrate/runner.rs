@@ -26,6 +26,15 @@ const PROBES: u64 = 8;
 /// How long one probe may take: probing ends at most `PROBES` times this
 /// after it starts.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// One agent's clock probing: the probe awaited (its id, and when it left
+/// in the controller's clock), how many it was sent, and its samples.
+#[derive(Debug, Default)]
+struct Probing {
+    awaited: Option<(u64, i64)>,
+    sent: u64,
+    samples: Vec<ProbeSample>,
+}
+
 /// Extra wait past a phase's end + drain for the last reports.
 pub(super) const REPORT_GRACE: Duration = Duration::from_secs(10);
 
@@ -354,89 +363,102 @@ impl Orchestrator {
     /// Probe the clocks of connected agents that have no estimate yet. Each
     /// agent gets its next probe as soon as it answers the last, so probing
     /// takes about [`PROBES`] of each agent's own round trips, not
-    /// [`PROBES`] rounds each as long as the slowest reply of the fleet.
+    /// [`PROBES`] rounds each as long as the slowest reply of the fleet. One
+    /// that leaves and comes back meanwhile is probed again on its new
+    /// session, with probe ids it has not had.
     pub async fn estimate_clocks(&mut self) -> Result<(), RunError> {
-        let targets: Vec<String> = self
+        let mut probing: HashMap<String, Probing> = self
             .agents
             .iter()
             .filter(|(_, a)| a.connected && a.clock.is_none())
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| (id.clone(), Probing::default()))
             .collect();
-        // Per agent still probed: the probe awaited and when it left.
-        let mut awaited: HashMap<String, (u64, i64)> = HashMap::new();
-        let mut samples: BTreeMap<String, Vec<ProbeSample>> = BTreeMap::new();
-        for id in targets {
-            if let Some(t0) = self.send_probe(&id, 0).await {
-                awaited.insert(id, (0, t0));
-            }
+        let mut outstanding = 0usize;
+        for (id, p) in &mut probing {
+            outstanding += usize::from(self.probe_next(id, p).await);
         }
         let deadline = Instant::now() + PROBE_TIMEOUT * PROBES as u32;
-        while !awaited.is_empty() {
+        while outstanding > 0 {
             let ev = tokio::select! {
                 ev = self.next_event() => ev?,
                 () = tokio::time::sleep_until(deadline) => break,
             };
-            match ev {
+            let (id, answered) = match ev {
                 Event::Message {
                     agent,
                     kind: Up::ClockProbeReply(r),
                     at_unix_nanos,
-                } => {
-                    let Some(&(round, t0)) = awaited.get(&agent).filter(|p| p.0 == r.probe_id)
-                    else {
-                        continue;
-                    };
-                    samples.entry(agent.clone()).or_default().push(ProbeSample {
-                        t0,
-                        t1: r.agent_receive_unix_nanos,
-                        t2: r.agent_send_unix_nanos,
-                        t3: at_unix_nanos,
-                    });
-                    awaited.remove(&agent);
-                    if round + 1 < PROBES
-                        && let Some(t0) = self.send_probe(&agent, round + 1).await
-                    {
-                        awaited.insert(agent, (round + 1, t0));
-                    }
-                }
-                Event::Message { .. } => {}
+                } => (agent, Some((r, at_unix_nanos))),
+                Event::Message { .. } => continue,
                 Event::Joined { hello, tx, session } => {
+                    let id = hello.agent_id.clone();
                     self.on_join(hello, tx, session);
+                    (id, None)
                 }
                 Event::Left {
                     agent,
                     reason,
                     session,
                 } => {
-                    if self.on_left(&agent, &reason, session) {
-                        awaited.remove(&agent);
+                    let left = self.on_left(&agent, &reason, session);
+                    if let Some(p) = probing.get_mut(&agent).filter(|_| left) {
+                        outstanding -= usize::from(p.awaited.take().is_some());
                     }
+                    continue;
                 }
+            };
+            let Some(p) = probing.get_mut(&id) else {
+                continue;
+            };
+            match (answered, p.awaited) {
+                (Some((r, t3)), Some((probe, t0))) if r.probe_id == probe => {
+                    p.samples.push(ProbeSample {
+                        t0,
+                        t1: r.agent_receive_unix_nanos,
+                        t2: r.agent_send_unix_nanos,
+                        t3,
+                    });
+                }
+                // On a new session: a probe sent on the old one may never be
+                // answered, so go on with a fresh one.
+                (None, _) => {}
+                _ => continue,
             }
+            outstanding -= usize::from(p.awaited.take().is_some());
+            outstanding += usize::from(self.probe_next(&id, p).await);
         }
-        for (id, s) in samples {
-            if let (Some(a), Some(est)) = (self.agents.get_mut(&id), clock::best(&s)) {
+        for (id, p) in probing {
+            if let (Some(a), Some(est)) = (self.agents.get_mut(&id), clock::best(&p.samples)) {
                 a.clock = Some(est);
             }
         }
         Ok(())
     }
 
-    /// Send clock probe `round` to agent `id` if it is connected: when it
-    /// left (controller clock, ns since the Unix epoch).
-    async fn send_probe(&self, id: &str, round: u64) -> Option<i64> {
-        let a = self.agents.get(id).filter(|a| a.connected)?;
+    /// Send agent `id` its next clock probe, unless it has all its samples,
+    /// has had twice [`PROBES`] probes, or is not connected; whether one is
+    /// now awaited.
+    async fn probe_next(&self, id: &str, p: &mut Probing) -> bool {
+        if p.samples.len() >= PROBES as usize || p.sent >= 2 * PROBES {
+            return false;
+        }
+        let Some(a) = self.agents.get(id).filter(|a| a.connected) else {
+            return false;
+        };
         let t0 = clock::now_unix_nanos();
         let probe = ClockProbe {
-            probe_id: round,
+            probe_id: p.sent,
             controller_send_unix_nanos: t0,
         };
-        a.tx.send(Ok(SessionResponse {
+        let sent = a.tx.send(Ok(SessionResponse {
             kind: Some(Down::ClockProbe(probe)),
-        }))
-        .await
-        .ok()?;
-        Some(t0)
+        }));
+        if sent.await.is_err() {
+            return false;
+        }
+        p.awaited = Some((p.sent, t0));
+        p.sent += 1;
+        true
     }
 
     /// Run phase `index` (in repeat `repeat`, 0-based) and summarize it: one
