@@ -33,7 +33,8 @@ struct Tail {
     waited: f64,
 }
 
-/// Total time (ns) this process's threads have waited on a run queue.
+/// Total time (ns) this process's live threads have waited on a run queue
+/// (a thread that exits takes its share with it; 0 without `/proc`).
 fn run_queue_wait_nanos() -> u64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
