@@ -26,6 +26,7 @@ const PROBES: u64 = 8;
 /// How long one probe may take: probing ends at most `PROBES` times this
 /// after it starts.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// One agent's clock probing: the probe awaited (its id, and when it left
 /// in the controller's clock), how many it was sent, and its samples.
 #[derive(Debug, Default)]
