@@ -1,7 +1,7 @@
 //! Histogram codec: every latency travels as an HdrHistogram (3 significant
-//! digits, auto-resizing) serialized in the V2 format, and is merged with
-//! `Histogram::add`, which is exact — a merge of many agents' windows equals
-//! one histogram fed every sample.
+//! digits, auto-resizing) serialized in the V2 format, and is merged bucket
+//! for bucket ([`Counts`], or `Histogram::add`), which is exact — a merge of
+//! many agents' windows equals one histogram fed every sample.
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -101,20 +101,20 @@ fn check_header(bytes: &[u8]) -> Result<(), CodecError> {
     Ok(())
 }
 
-/// A histogram as it travels, without its counts array: the lowest value
-/// and the count of each non-empty bucket, in increasing order. Adding it to
-/// a histogram ([`Buckets::add_to`]) gives exactly what `Histogram::add` of
-/// the decoded histogram gives, bucket for bucket, at a cost that grows with
-/// the buckets in use (a few hundred in a window) rather than with the
-/// histogram's range (tens of thousands of counters to allocate, zero and
-/// scan): the controller merges thousands of windows a second this way.
+/// A histogram as it travels, without its counts array: the index and the
+/// count of each non-empty bucket, in increasing order, in the layout the
+/// sender's histogram had. Adding it to [`Counts`] gives exactly what
+/// `Histogram::add` of the decoded histogram gives, bucket for bucket, at a
+/// cost that grows with the buckets in use (a few thousand in a busy
+/// window) rather than with the histogram's range (tens of thousands of
+/// counters to allocate, zero and scan): the controller merges thousands of
+/// windows a second this way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Buckets {
-    /// (lowest value, count) of each non-empty bucket, increasing.
-    buckets: Vec<(u64, u64)>,
-    /// Where the buckets widen ([`Layout::width`]).
-    unit_magnitude: u32,
-    half_magnitude: u32,
+    /// (index, count) of each non-empty bucket, increasing.
+    buckets: Vec<(u32, u64)>,
+    /// Where the sender's buckets sit.
+    layout: Layout,
 }
 
 impl Buckets {
@@ -132,31 +132,17 @@ impl Buckets {
 
     /// Each non-empty bucket, in increasing order: the lowest value it
     /// stands for, and its count.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.buckets.iter().copied()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, u64)> + '_ {
+        self.buckets
+            .iter()
+            .map(|&(i, n)| (self.layout.value_at(i as usize), n))
     }
 
     /// The value in the middle of the bucket whose lowest value is `low`:
     /// what `Histogram::median_equivalent` gives, and what its `mean` and
     /// sums count each recorded value as.
-    #[inline]
     pub fn median_of(&self, low: u64) -> u64 {
-        let layout = Layout {
-            unit_magnitude: self.unit_magnitude,
-            half_magnitude: self.half_magnitude,
-            len: 0,
-        };
-        low.saturating_add(layout.width(low) >> 1)
-    }
-
-    /// Record every bucket into `into` (largest first, so an auto-resizing
-    /// histogram resizes at most once).
-    pub fn add_to(&self, into: &mut Histogram<u64>) -> Result<(), CodecError> {
-        for &(value, count) in self.buckets.iter().rev() {
-            into.record_n(value, count)
-                .map_err(|e| CodecError::Merge(format!("{e:?}")))?;
-        }
-        Ok(())
+        self.layout.median_of(low)
     }
 }
 
@@ -182,7 +168,8 @@ pub fn decode_buckets(bytes: &[u8]) -> Result<Buckets, CodecError> {
         .get(..word(4) as usize)
         .ok_or_else(|| malformed("payload shorter than its header says"))?;
     let layout = Layout::new(word(12), long(16), long(24));
-    let mut buckets = Vec::new();
+    // Each count takes a byte at least; most runs of empty buckets one too.
+    let mut buckets = Vec::with_capacity(payload.len() / 2);
     let (mut index, mut at) = (0usize, 0usize);
     while at < payload.len() {
         let (n, used) = read_varint(&payload[at..]).ok_or_else(|| malformed("truncated count"))?;
@@ -197,15 +184,112 @@ pub fn decode_buckets(bytes: &[u8]) -> Result<Buckets, CodecError> {
             if index >= layout.len {
                 return Err(malformed("more counts than the histogram's range holds"));
             }
-            buckets.push((layout.value_at(index), n as u64));
+            // The range is checked, so every index fits in 32 bits.
+            buckets.push((index as u32, n as u64));
         }
         index += 1;
     }
-    Ok(Buckets {
-        buckets,
-        unit_magnitude: layout.unit_magnitude,
-        half_magnitude: layout.half_magnitude,
-    })
+    Ok(Buckets { buckets, layout })
+}
+
+/// A histogram's counters in the layout of [`new_histogram`], growing with
+/// the largest value counted: what windows are merged into. Adding
+/// [`Buckets`] of that layout is an addition per bucket, with none of
+/// `Histogram::record_n`'s work per value (its index, range, minimum and
+/// maximum); [`Counts::to_histogram`] gives the histogram once, when it is
+/// read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Counts {
+    /// Values counted.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether no value is counted.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Count `value` `n` times (saturating), as `Histogram::record_n` of a
+    /// histogram made by [`new_histogram`] would; a value over
+    /// [`MAX_TRACKABLE_VALUE`] (which no decoded histogram holds) counts as it.
+    pub fn record_n(&mut self, value: u64, n: u64) {
+        self.add_at(STANDARD.index_of(value.min(MAX_TRACKABLE_VALUE)), n);
+    }
+
+    fn add_at(&mut self, index: usize, n: u64) {
+        if index >= self.counts.len() {
+            self.counts.resize(index + 1, 0);
+        }
+        self.counts[index] = self.counts[index].saturating_add(n);
+        self.total = self.total.saturating_add(n);
+    }
+
+    /// Add a decoded histogram's buckets. Buckets of another layout (other
+    /// precision or lowest value) are placed by their lowest value, as
+    /// `Histogram::add` places them.
+    pub fn add_buckets(&mut self, b: &Buckets) {
+        if b.layout != STANDARD {
+            for (value, n) in b.iter().rev() {
+                self.record_n(value, n);
+            }
+            return;
+        }
+        if let Some(&(last, _)) = b.buckets.last()
+            && last as usize >= self.counts.len()
+        {
+            self.counts.resize(last as usize + 1, 0);
+        }
+        for &(i, n) in &b.buckets {
+            let c = &mut self.counts[i as usize];
+            *c = c.saturating_add(n);
+            self.total = self.total.saturating_add(n);
+        }
+    }
+
+    /// `self += other`, exactly.
+    pub fn add(&mut self, other: &Counts) {
+        if other.counts.len() > self.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a = a.saturating_add(*b);
+        }
+        self.total = self.total.saturating_add(other.total);
+    }
+
+    /// Each non-empty bucket, in increasing order: the lowest value it
+    /// stands for, and its count.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (STANDARD.value_at(i), *n))
+    }
+
+    /// The value in the middle of the bucket whose lowest value is `low`
+    /// (`Histogram::median_equivalent`).
+    pub fn median_of(&self, low: u64) -> u64 {
+        STANDARD.median_of(low)
+    }
+
+    /// The histogram these counts are, as [`new_histogram`] would hold them
+    /// had it recorded every value.
+    pub fn to_histogram(&self) -> Histogram<u64> {
+        let mut h = new_histogram();
+        // Largest first: an auto-resizing histogram resizes at most once.
+        // In range and far from overflow (counts saturate first): cannot fail.
+        for (value, n) in self.iter().rev() {
+            let _ = h.record_n(value, n);
+        }
+        h
+    }
 }
 
 /// The cookie of an uncompressed V2 histogram.
@@ -213,12 +297,31 @@ const V2_COOKIE: u32 = 0x1c84_9313;
 
 /// Where each counter of an HdrHistogram sits, as the `hdrhistogram` crate
 /// lays it out for a precision and range (header already checked).
+#[derive(Debug, Clone, Copy, Default)]
 struct Layout {
     unit_magnitude: u32,
     half_magnitude: u32,
     /// Counters in the array.
     len: usize,
 }
+
+/// Two layouts place every value alike when their precision and lowest
+/// value agree; their lengths (ranges) may differ.
+impl PartialEq for Layout {
+    fn eq(&self, o: &Layout) -> bool {
+        (self.unit_magnitude, self.half_magnitude) == (o.unit_magnitude, o.half_magnitude)
+    }
+}
+
+impl Eq for Layout {}
+
+/// The layout of [`new_histogram`]: [`SIGNIFICANT_DIGITS`], lowest value 1,
+/// up to [`MAX_TRACKABLE_VALUE`].
+const STANDARD: Layout = Layout {
+    unit_magnitude: 0,
+    half_magnitude: 10,
+    len: 0,
+};
 
 impl Layout {
     fn new(digits: u32, lowest: u64, highest: u64) -> Self {
@@ -252,6 +355,20 @@ impl Layout {
         (sub as u64) << (bucket + self.unit_magnitude)
     }
 
+    /// The index of the counter holding `value` (`Histogram::index_for`).
+    fn index_of(&self, value: u64) -> usize {
+        let half = self.half_magnitude;
+        let mask = ((1u64 << (half + 1)) - 1) << self.unit_magnitude;
+        let bucket = (63 - self.unit_magnitude - half) - (value | mask).leading_zeros();
+        let sub = value >> (bucket + self.unit_magnitude);
+        ((bucket as usize + 1) << half) + sub as usize - (1usize << half)
+    }
+
+    /// The middle of the bucket whose lowest value is `low`.
+    fn median_of(&self, low: u64) -> u64 {
+        low.saturating_add(self.width(low) >> 1)
+    }
+
     /// How many values the bucket holding `value` stands for: one unit up
     /// to the end of the first bucket, then doubling with each bucket.
     #[inline]
@@ -267,7 +384,14 @@ impl Layout {
 
 /// An HdrHistogram LEB128 number (at most 9 bytes, the last one whole):
 /// the number and the bytes it took.
+#[inline]
 fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    // Most counts and runs of a window fit in one byte.
+    match bytes.first() {
+        Some(&b) if b & 0x80 == 0 => return Some((u64::from(b), 1)),
+        None => return None,
+        Some(_) => {}
+    }
     let mut value = 0u64;
     for (i, &b) in bytes.iter().enumerate().take(9) {
         if i == 8 {
@@ -311,17 +435,30 @@ mod tests {
         assert_eq!(back.len(), 0);
     }
 
+    /// Every recorded bucket of `h`: its value and count.
+    fn all(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+        h.iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
     #[test]
-    fn buckets_add_exactly_like_decoded_histograms() {
+    fn counts_add_exactly_like_decoded_histograms() {
         use rand::{Rng, SeedableRng, rngs::SmallRng};
         let mut rng = SmallRng::seed_from_u64(3);
-        let (mut by_add, mut by_buckets) = (new_histogram(), new_histogram());
-        for round in 0..40 {
-            let mut h = new_histogram();
+        let (mut by_add, mut counts) = (new_histogram(), Counts::default());
+        // stampede's layout, then others' (other precision or lowest
+        // value), which are placed by value as `Histogram::add` places them.
+        let layouts = [(1, 3), (1, 3), (1, 3), (1, 2), (1_000, 3), (3, 1)];
+        for round in 0..60 {
+            let (lowest, digits) = layouts[round % layouts.len()];
+            let mut h =
+                Histogram::<u64>::new_with_bounds(lowest, MAX_TRACKABLE_VALUE, digits).unwrap();
+            h.auto(true);
             for _ in 0..rng.random_range(0..2_000) {
                 // Values over nine decades, a few huge ones.
                 let v = 10f64.powf(rng.random::<f64>() * 9.0) as u64;
-                h.record_n(v.max(1), rng.random_range(1..4)).unwrap();
+                h.record_n(v.max(lowest), rng.random_range(1..4)).unwrap();
             }
             if round % 7 == 0 {
                 h.record(MAX_TRACKABLE_VALUE / 2).unwrap();
@@ -330,19 +467,50 @@ mod tests {
             merge(&mut by_add, &decode(&bytes).unwrap()).unwrap();
             let b = decode_buckets(&bytes).unwrap();
             assert_eq!(b.count(), h.len());
-            b.add_to(&mut by_buckets).unwrap();
+            counts.add_buckets(&b);
         }
-        let all = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
-            h.iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect()
-        };
-        assert_eq!(all(&by_add), all(&by_buckets));
+        let (mut halves, mut other) = (Counts::default(), Counts::default());
+        for (i, (v, n)) in counts.iter().enumerate() {
+            let into = if i % 2 == 0 { &mut halves } else { &mut other };
+            into.record_n(v, n);
+        }
+        halves.add(&other);
+        assert_eq!(halves, counts);
+        let by_counts = counts.to_histogram();
+        assert_eq!(all(&by_add), all(&by_counts));
+        assert_eq!(counts.count(), by_add.len());
         assert_eq!(
             (by_add.len(), by_add.min(), by_add.max()),
-            (by_buckets.len(), by_buckets.min(), by_buckets.max())
+            (by_counts.len(), by_counts.min(), by_counts.max())
         );
-        assert_eq!(by_add.mean(), by_buckets.mean());
+        assert_eq!(by_add.mean(), by_counts.mean());
+    }
+
+    #[test]
+    fn counts_place_each_value_where_the_histogram_does() {
+        use rand::{Rng, SeedableRng, rngs::SmallRng};
+        let mut rng = SmallRng::seed_from_u64(11);
+        let values = (0..64u32)
+            .flat_map(|bit| [1u64 << bit, (1u64 << bit) - 1, (1u64 << bit) + 1])
+            .chain((0..20_000).map(|_| rng.random_range(0..=MAX_TRACKABLE_VALUE)))
+            .filter(|v| *v <= MAX_TRACKABLE_VALUE);
+        for v in values {
+            let mut h = new_histogram();
+            h.record(v).unwrap();
+            let mut c = Counts::default();
+            c.record_n(v, 2);
+            assert_eq!(
+                c.iter().collect::<Vec<_>>(),
+                vec![(h.lowest_equivalent(v), 2)],
+                "{v}"
+            );
+            assert_eq!(
+                c.median_of(h.lowest_equivalent(v)),
+                h.median_equivalent(v),
+                "{v}"
+            );
+        }
+        assert!(Counts::default().to_histogram().is_empty());
     }
 
     #[test]

@@ -1,24 +1,29 @@
 //! Exact merging of agents' window reports into phase results.
 //!
-//! Histograms are added bucket for bucket (`Histogram::add`), so cluster-wide
-//! percentiles are exact, never averages of per-agent percentiles. Reports
+//! Histograms are added bucket for bucket (into [`Counts`], then read as the
+//! `Histogram` they make), so cluster-wide percentiles are exact, never
+//! averages of per-agent percentiles. Reports
 //! are deduplicated by (agent, sequence); a report that cannot be decoded is
 //! counted, not silently dropped.
 
 use crate::model::MetricSummary;
 use hdrhistogram::Histogram;
 use stampede_common::MAX_WINDOW_PARTS;
-use stampede_common::histogram::{self, Buckets, new_histogram};
+use stampede_common::histogram::{self, Buckets, Counts};
 use stampede_common::metric::{Metric, Unit};
 use stampede_common::proto::{self, metric_histogram::Encoding};
 use stampede_common::quantile::quantile_or_zero;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::OnceLock;
 
 /// Merged measurements of a set of windows.
 #[derive(Debug, Clone)]
 pub struct Aggregate {
-    /// One histogram per metric, indexed by [`Metric::index`].
-    pub hists: Vec<Histogram<u64>>,
+    /// One histogram's counts per metric, indexed by [`Metric::index`].
+    counts: Vec<Counts>,
+    /// Each metric's histogram, made from its counts when first read after
+    /// they changed.
+    hists: Vec<OnceLock<Histogram<u64>>>,
     /// Summed counters.
     pub counters: proto::Counters,
     /// Failures by class.
@@ -32,7 +37,8 @@ pub struct Aggregate {
 impl Default for Aggregate {
     fn default() -> Self {
         Self {
-            hists: Metric::ALL.iter().map(|_| new_histogram()).collect(),
+            counts: vec![Counts::default(); Metric::ALL.len()],
+            hists: vec![OnceLock::new(); Metric::ALL.len()],
             counters: proto::Counters::default(),
             errors: BTreeMap::new(),
             cpu_micros: 0,
@@ -172,9 +178,9 @@ fn decode_tally(
 impl Aggregate {
     /// Add a decoded window.
     pub fn add(&mut self, w: &DecodedWindow) {
-        for (metric, h) in &w.hists {
-            // Auto-resizing, and the range was checked: cannot fail.
-            let _ = h.add_to(&mut self.hists[metric.index()]);
+        for (metric, b) in &w.hists {
+            self.counts[metric.index()].add_buckets(b);
+            self.hists[metric.index()].take();
         }
         add_counters(&mut self.counters, &w.counters);
         for (class, n) in &w.errors {
@@ -189,9 +195,10 @@ impl Aggregate {
 
     /// Add another aggregate (e.g. to merge a range of windows).
     pub fn merge(&mut self, other: &Aggregate) {
-        for (mine, theirs) in self.hists.iter_mut().zip(&other.hists) {
-            let _ = histogram::merge(mine, theirs);
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            mine.add(theirs);
         }
+        self.hists = vec![OnceLock::new(); Metric::ALL.len()];
         add_counters(&mut self.counters, &other.counters);
         for (class, n) in &other.errors {
             let e = self.errors.entry(class.clone()).or_default();
@@ -205,7 +212,19 @@ impl Aggregate {
 
     /// The histogram of a metric.
     pub fn hist(&self, m: Metric) -> &Histogram<u64> {
-        &self.hists[m.index()]
+        let i = m.index();
+        self.hists[i].get_or_init(|| self.counts[i].to_histogram())
+    }
+
+    /// The counts of a metric's histogram.
+    pub fn counts(&self, m: Metric) -> &Counts {
+        &self.counts[m.index()]
+    }
+
+    /// Count `value` of metric `m` `n` times.
+    pub fn record_n(&mut self, m: Metric, value: u64, n: u64) {
+        self.counts[m.index()].record_n(value, n);
+        self.hists[m.index()].take();
     }
 }
 
@@ -395,6 +414,7 @@ impl MetricSummary {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng, rngs::SmallRng};
+    use stampede_common::histogram::new_histogram;
 
     fn report(seq: u64, hist: &Histogram<u64>) -> proto::WindowReport {
         proto::WindowReport {

@@ -280,9 +280,7 @@ mod tests {
             a.errors.insert("http_5xx:500".into(), failed);
         }
         if ok > 0 {
-            a.hists[Metric::Ttft.index()]
-                .record_n(ttft_ms * 1000, ok)
-                .unwrap();
+            a.record_n(Metric::Ttft, ttft_ms * 1000, ok);
         }
         a
     }
@@ -383,7 +381,7 @@ mod tests {
     fn one_slow_request_in_a_window_neither_impacts_nor_delays_recovery() {
         let slow = || {
             let mut a = window(29, 0, 20);
-            a.hists[Metric::Ttft.index()].record(400_000).unwrap();
+            a.record_n(Metric::Ttft, 400_000, 1);
             a.counters.ok += 1;
             a
         };

@@ -245,12 +245,8 @@ mod tests {
     /// `e2e_ms` in all, `ok` of them succeeding and `failed` failing.
     fn window(ttft_ms: u64, e2e_ms: u64, ok: u64, failed: u64) -> Aggregate {
         let mut a = Aggregate::default();
-        a.hists[Metric::Ttft.index()]
-            .record_n(ttft_ms * 1000, ok)
-            .unwrap();
-        a.hists[Metric::E2e.index()]
-            .record_n(e2e_ms * 1000, ok)
-            .unwrap();
+        a.record_n(Metric::Ttft, ttft_ms * 1000, ok);
+        a.record_n(Metric::E2e, e2e_ms * 1000, ok);
         a.counters.ok = ok;
         a.counters.failed = failed;
         a.counters.sent = ok + failed;

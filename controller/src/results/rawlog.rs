@@ -431,6 +431,10 @@ impl Record {
 pub struct RawLog {
     path: PathBuf,
     file: File,
+    /// The line being written, kept between lines: a window's line is
+    /// kilobytes, and growing a new buffer to that for every report showed
+    /// in the controller's profile.
+    line: Vec<u8>,
 }
 
 impl RawLog {
@@ -441,20 +445,25 @@ impl RawLog {
             path: path.clone(),
             source,
         })?;
-        Ok(RawLog { path, file })
+        Ok(RawLog {
+            path,
+            file,
+            line: Vec::new(),
+        })
     }
 
     /// Append one record and hand it to the OS.
     pub fn append(&mut self, record: &Record) -> Result<(), RawLogError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| RawLogError::Corrupt {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, record).map_err(|e| RawLogError::Corrupt {
             path: self.path.clone(),
             line: 0,
             message: format!("cannot encode record: {e}"),
         })?;
-        line.push(b'\n');
+        self.line.push(b'\n');
         // One write per line: a kill leaves at most one partial last line.
         self.file
-            .write_all(&line)
+            .write_all(&self.line)
             .map_err(|source| RawLogError::Io {
                 path: self.path.clone(),
                 source,

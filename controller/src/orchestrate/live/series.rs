@@ -3,14 +3,15 @@
 //! breakdown.
 //!
 //! Each accepted window report, as the merge decoded it (its non-empty HDR
-//! buckets), is added once into a [`Running`] view of the phase: a cost
-//! that grows with the buckets a report uses, not with the histograms'
-//! range or the length of the phase.
+//! buckets), is added once into a [`Running`] view of the phase, as HDR
+//! counts: an addition per bucket the report uses, whatever the histograms'
+//! range or the length of the phase. The classic buckets are cut from those
+//! counts when the page is published.
 
 use crate::analysis::breakdown::{EntryLabels, grouped};
 use crate::analysis::merge::DecodedWindow;
 use crate::model::BreakdownBy;
-use stampede_common::histogram::Buckets;
+use stampede_common::histogram::Counts;
 use stampede_common::metric::Metric;
 use stampede_common::proto::Counters;
 use std::collections::BTreeMap;
@@ -59,11 +60,11 @@ pub struct Classic {
 }
 
 impl Classic {
-    /// Add the non-empty HDR buckets `b` (µs), cut at `bounds` (s). A value
-    /// counts as at most a bound when the lowest value its HDR bucket stands
-    /// for is: exact up to the histograms' precision (3 significant digits).
-    /// The buckets come in increasing order, so one walk places them all.
-    pub fn add(&mut self, b: &Buckets, bounds: &[f64]) {
+    /// Add the HDR counts `b` (µs), cut at `bounds` (s). A value counts as
+    /// at most a bound when the lowest value its HDR bucket stands for is:
+    /// exact up to the histograms' precision (3 significant digits). The
+    /// buckets come in increasing order, so one walk places them all.
+    pub fn add(&mut self, b: &Counts, bounds: &[f64]) {
         self.counts.resize(bounds.len() + 1, 0);
         let (mut at, mut sum) = (0usize, 0.0);
         for (low, n) in b.iter() {
@@ -100,22 +101,6 @@ pub struct Series {
 }
 
 impl Series {
-    /// Add one decoded window report (or one of its parts).
-    fn add_window(&mut self, d: &DecodedWindow) {
-        crate::analysis::merge::add_counters(&mut self.counters, &d.counters);
-        for (class, n) in &d.errors {
-            let e = self.failed.entry(class.clone()).or_default();
-            *e = e.saturating_add(*n);
-        }
-        for (m, b) in d
-            .hists
-            .iter()
-            .filter(|(m, b)| METRICS.contains(m) && !b.is_empty())
-        {
-            self.hists.entry(m.name()).or_default().add(b, bounds(*m));
-        }
-    }
-
     /// `self += o`, exactly.
     pub fn add(&mut self, o: &Series) {
         crate::analysis::merge::add_counters(&mut self.counters, &o.counters);
@@ -142,12 +127,53 @@ pub struct Snapshot {
     pub breakdowns: BTreeMap<(BreakdownBy, String), Series>,
 }
 
+/// What a phase's page figures are made from: counters, failures and HDR
+/// counts of each latency metric with a sample.
+#[derive(Debug, Default)]
+struct Tally {
+    counters: Counters,
+    failed: BTreeMap<String, u64>,
+    counts: BTreeMap<Metric, Counts>,
+}
+
+impl Tally {
+    /// Add one decoded window report (or one of its parts).
+    fn add_window(&mut self, d: &DecodedWindow) {
+        crate::analysis::merge::add_counters(&mut self.counters, &d.counters);
+        for (class, n) in &d.errors {
+            let e = self.failed.entry(class.clone()).or_default();
+            *e = e.saturating_add(*n);
+        }
+        for (m, b) in d
+            .hists
+            .iter()
+            .filter(|(m, b)| METRICS.contains(m) && !b.is_empty())
+        {
+            self.counts.entry(*m).or_default().add_buckets(b);
+        }
+    }
+
+    /// The figures: each histogram cut at its classic bounds.
+    fn series(&self) -> Series {
+        let hists = self.counts.iter().map(|(m, c)| {
+            let mut classic = Classic::default();
+            classic.add(c, bounds(*m));
+            (m.name(), classic)
+        });
+        Series {
+            counters: self.counters,
+            failed: self.failed.clone(),
+            hists: hists.collect(),
+        }
+    }
+}
+
 /// A running phase's view, one window report at a time: its totals and
 /// each workload entry's.
 #[derive(Debug, Default)]
 pub struct Running {
-    total: Series,
-    entries: BTreeMap<u32, Series>,
+    total: Tally,
+    entries: BTreeMap<u32, Tally>,
 }
 
 impl Running {
@@ -162,9 +188,11 @@ impl Running {
     /// The view so far, the entries named by `labels` and grouped by model
     /// as the results group them.
     pub fn snapshot(&self, labels: &EntryLabels) -> Snapshot {
+        let entries: BTreeMap<u32, Series> =
+            self.entries.iter().map(|(e, t)| (*e, t.series())).collect();
         Snapshot {
-            total: self.total.clone(),
-            breakdowns: grouped(labels, &self.entries, Series::add)
+            total: self.total.series(),
+            breakdowns: grouped(labels, &entries, Series::add)
                 .into_iter()
                 .map(|(by, name, s)| ((by, name), s))
                 .collect(),

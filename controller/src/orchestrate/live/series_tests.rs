@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng, rngs::SmallRng};
 use stampede_common::histogram::new_histogram;
 
 /// `h` as a window report carries it and the merge decodes it.
-fn sparse(h: &Histogram<u64>) -> Buckets {
+fn sparse(h: &Histogram<u64>) -> stampede_common::histogram::Buckets {
     use stampede_common::histogram::{decode_buckets, encode};
     decode_buckets(&encode(h).unwrap()).unwrap()
 }
@@ -62,9 +62,11 @@ fn buckets_count_the_raw_values_at_each_bound() {
     for (i, v) in raw.iter().enumerate() {
         [&mut first, &mut second][i % 2].record(*v).unwrap();
     }
+    let mut counts = Counts::default();
+    counts.add_buckets(&sparse(&first));
+    counts.add_buckets(&sparse(&second));
     let mut got = Classic::default();
-    got.add(&sparse(&first), b);
-    got.add(&sparse(&second), b);
+    got.add(&counts, b);
     assert_eq!(got.count, raw.len() as u64);
     assert_eq!(got.counts.len(), b.len() + 1);
     for (i, bound) in b.iter().enumerate() {
