@@ -171,13 +171,21 @@ pub fn decode_buckets(bytes: &[u8]) -> Result<Buckets, CodecError> {
     // Each count takes a byte at least; most runs of empty buckets one too.
     let mut buckets = Vec::with_capacity(payload.len() / 2);
     let (mut index, mut at) = (0usize, 0usize);
-    while at < payload.len() {
-        let (n, used) = read_varint(&payload[at..]).ok_or_else(|| malformed("truncated count"))?;
-        at += used;
-        // Zigzag: negative numbers are runs of empty buckets.
-        let n = ((n >> 1) as i64) ^ -((n & 1) as i64);
-        if n < 0 {
-            index = index.saturating_add(n.unsigned_abs() as usize);
+    while let Some(&first) = payload.get(at) {
+        // Most counts and runs of a window fit in one byte.
+        let n = if first < 0x80 {
+            at += 1;
+            u64::from(first)
+        } else {
+            let (n, used) =
+                read_varint(&payload[at..]).ok_or_else(|| malformed("truncated count"))?;
+            at += used;
+            n
+        };
+        // Zigzag: odd numbers are runs of -(n >> 1) - 1, i.e. that many
+        // empty buckets; even ones are the count n >> 1.
+        if n & 1 == 1 {
+            index = index.saturating_add((n >> 1) as usize).saturating_add(1);
             continue;
         }
         if n > 0 {
@@ -185,7 +193,7 @@ pub fn decode_buckets(bytes: &[u8]) -> Result<Buckets, CodecError> {
                 return Err(malformed("more counts than the histogram's range holds"));
             }
             // The range is checked, so every index fits in 32 bits.
-            buckets.push((index as u32, n as u64));
+            buckets.push((index as u32, n >> 1));
         }
         index += 1;
     }
@@ -384,14 +392,7 @@ impl Layout {
 
 /// An HdrHistogram LEB128 number (at most 9 bytes, the last one whole):
 /// the number and the bytes it took.
-#[inline]
 fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    // Most counts and runs of a window fit in one byte.
-    match bytes.first() {
-        Some(&b) if b & 0x80 == 0 => return Some((u64::from(b), 1)),
-        None => return None,
-        Some(_) => {}
-    }
     let mut value = 0u64;
     for (i, &b) in bytes.iter().enumerate().take(9) {
         if i == 8 {
