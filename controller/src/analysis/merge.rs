@@ -13,7 +13,7 @@ use stampede_common::histogram::{self, Buckets, Counts};
 use stampede_common::metric::{Metric, Unit};
 use stampede_common::proto::{self, metric_histogram::Encoding};
 use stampede_common::quantile::quantile_or_zero;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 /// Merged measurements of a set of windows.
@@ -252,8 +252,8 @@ pub struct PhaseAccumulator {
     pub total: Aggregate,
     /// Per window index.
     pub windows: BTreeMap<u32, (Aggregate, u32)>,
-    /// Reports taken: agent, incarnation, sequence.
-    seen: HashSet<(String, u64, u64)>,
+    /// Reports taken: by agent, incarnation and sequence.
+    seen: HashMap<String, HashSet<(u64, u64)>>,
     /// Reports that could not be used, by agent.
     pub rejected: BTreeMap<String, u64>,
     /// Duplicate reports ignored.
@@ -302,10 +302,13 @@ impl PhaseAccumulator {
 
     /// Take one report from `agent` and say what became of it.
     pub fn offer(&mut self, agent: &str, w: &proto::WindowReport) -> Offered {
-        if !self
-            .seen
-            .insert((agent.to_string(), w.incarnation, w.sequence))
-        {
+        // Keyed by agent first, so that a report allocates no key once its
+        // agent has reported.
+        let seen = match self.seen.get_mut(agent) {
+            Some(seen) => seen,
+            None => self.seen.entry(agent.to_string()).or_default(),
+        };
+        if !seen.insert((w.incarnation, w.sequence)) {
             self.duplicates += 1;
             return Offered::Duplicate;
         }
@@ -328,7 +331,9 @@ impl PhaseAccumulator {
                     .outstanding
                     .entry((agent.to_string(), w.incarnation))
                     .or_default() += open;
-                self.latest.insert(agent.to_string(), w.incarnation);
+                if self.latest.get(agent) != Some(&w.incarnation) {
+                    self.latest.insert(agent.to_string(), w.incarnation);
+                }
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);
                 entry.1 = entry.1.saturating_add(1);
