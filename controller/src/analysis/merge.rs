@@ -2,9 +2,9 @@
 //!
 //! Histograms are added bucket for bucket (into [`Counts`], then read as the
 //! `Histogram` they make), so cluster-wide percentiles are exact, never
-//! averages of per-agent percentiles. Reports
-//! are deduplicated by (agent, sequence); a report that cannot be decoded is
-//! counted, not silently dropped.
+//! averages of per-agent percentiles. Reports are deduplicated by (agent,
+//! sequence); a report that cannot be decoded is counted, not silently
+//! dropped.
 
 use crate::model::MetricSummary;
 use hdrhistogram::Histogram;
@@ -214,11 +214,6 @@ impl Aggregate {
     pub fn hist(&self, m: Metric) -> &Histogram<u64> {
         let i = m.index();
         self.hists[i].get_or_init(|| self.counts[i].to_histogram())
-    }
-
-    /// The counts of a metric's histogram.
-    pub fn counts(&self, m: Metric) -> &Counts {
-        &self.counts[m.index()]
     }
 
     /// Count `value` of metric `m` `n` times.
