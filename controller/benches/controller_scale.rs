@@ -117,6 +117,13 @@ fn main() -> ExitCode {
         };
         return controller::main(plan, out);
     }
+    if std::env::var(ROLE).as_deref() == Ok(controller::REBUILD_ROLE) {
+        let Some(dir) = std::env::args_os().nth(1) else {
+            eprintln!("rebuild role: give the run directory");
+            return ExitCode::FAILURE;
+        };
+        return controller::rebuild_alone(dir.as_ref());
+    }
     let cfg = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -530,18 +537,19 @@ fn print_memory_and_results(rows: &[Row], reference: &Row) {
     println!();
     println!("results");
     println!(
-        "       N   windows  jsonl MB  append win/s  rebuild s  rebuild win/s  outputs s  stop→done s  stats.txt KB  printed lines (KB)"
+        "       N   windows  jsonl MB  append win/s  rebuild s  rebuild win/s  rebuild peak MB  outputs s  stop→done s  stats.txt KB  printed lines (KB)"
     );
     for r in rows {
         let windows = r.figure("windows");
         println!(
-            "{:>8}  {:>8}  {:>8.1}  {:>12.0}  {:>9.2}  {:>13.0}  {:>9.2}  {:>11.2}  {:>12.1}  {:>16}",
+            "{:>8}  {:>8}  {:>8.1}  {:>12.0}  {:>9.2}  {:>13.0}  {:>15.1}  {:>9.2}  {:>11.2}  {:>12.1}  {:>16}",
             r.n,
             windows,
             r.figure("jsonl_bytes") / 1048576.0,
             windows / r.figure("append_s"),
             r.figure("rebuild_s"),
             windows / r.figure("rebuild_s"),
+            r.figure("rebuild_peak_kb") / 1024.0,
             r.figure("outputs_s"),
             r.stop_to_done_s,
             r.figure("stats_bytes") / 1024.0,

@@ -6,7 +6,9 @@
 //! record and the figures are printed on one `BENCH {json}` line:
 //! appending the window records to a fresh `windows.jsonl` (the live
 //! path's serialization and write), rebuilding the run from the record,
-//! and writing every output from it.
+//! and writing every output from it. The memory a rebuild needs is measured
+//! in a process that does nothing else ([`rebuild_alone`]): this one still
+//! holds what the run left.
 
 use stampede_controller::results::rawlog::{self, RawLog, Record};
 use stampede_controller::run::{self, RunOptions};
@@ -18,6 +20,43 @@ use tokio_util::sync::CancellationToken;
 
 /// Printed when `run::run` has returned.
 pub const RUN_DONE: &str = "BENCH run done";
+
+/// The bench's role (`STAMPEDE_BENCH_ROLE`) that only rebuilds a run.
+pub const REBUILD_ROLE: &str = "rebuild";
+
+/// Rebuild the run in `dir` and print the peak resident memory it took
+/// (`VmHWM`, KB) on a `BENCH {json}` line.
+pub fn rebuild_alone(dir: &Path) -> ExitCode {
+    if let Err(e) = results::rebuild(dir) {
+        eprintln!("rebuild: {e}");
+        return ExitCode::FAILURE;
+    }
+    let (_, peak_kb) = super::memory(std::process::id());
+    println!(
+        "BENCH {}",
+        serde_json::json!({ "rebuild_peak_kb": peak_kb })
+    );
+    ExitCode::SUCCESS
+}
+
+/// The peak memory of rebuilding the run in `dir` in a process of its own.
+fn rebuild_peak_kb(dir: &Path) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .arg(dir)
+        .env(super::ROLE, REBUILD_ROLE)
+        .output()
+        .map_err(|e| format!("rebuild process: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH "))
+        .ok_or_else(|| format!("rebuild process: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    v["rebuild_peak_kb"]
+        .as_u64()
+        .ok_or_else(|| format!("rebuild process printed {json}"))
+}
 
 /// Run the plan at `plan` into `out`, then time the results path.
 pub fn main(plan: PathBuf, out: PathBuf) -> ExitCode {
@@ -90,12 +129,14 @@ fn results_path(dir: &Path, run_s: f64) -> Result<serde_json::Value, String> {
     outputs::write_all(dir, &data).map_err(|e| e.to_string())?;
     let outputs_s = t.elapsed().as_secs_f64();
     let stats_bytes = std::fs::metadata(dir.join("stats.txt")).map_or(0, |m| m.len());
+    let rebuild_peak_kb = rebuild_peak_kb(dir)?;
     Ok(serde_json::json!({
         "run_s": run_s,
         "windows": windows.len(),
         "jsonl_bytes": jsonl_bytes,
         "append_s": append_s,
         "rebuild_s": rebuild_s,
+        "rebuild_peak_kb": rebuild_peak_kb,
         "outputs_s": outputs_s,
         "stats_bytes": stats_bytes,
     }))

@@ -3,6 +3,7 @@
 
 pub mod manifest;
 pub mod rawlog;
+mod rawlog_read;
 mod rebuild;
 pub mod records;
 

@@ -18,7 +18,7 @@ use stampede_common::metric::Metric;
 use stampede_common::proto::{self, metric_histogram::Encoding};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File name of the raw log inside a run directory.
@@ -486,52 +486,14 @@ impl RawLog {
 
 /// Read a raw log as (1-based line number, record) pairs. A truncated last
 /// line (the controller was killed while writing it) is skipped; any other
-/// bad line is an error naming it.
+/// bad line is an error naming it. Holds the whole file's records: a
+/// rebuild goes through `rawlog_read::for_each` instead.
 pub fn read(path: &Path) -> Result<Vec<(usize, Record)>, RawLogError> {
-    let io = |source| RawLogError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut reader = BufReader::new(File::open(path).map_err(io)?);
     let mut records = Vec::new();
-    let mut buf = Vec::new();
-    let mut line = 0;
-    loop {
-        buf.clear();
-        let n = Read::by_ref(&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        line += 1;
-        let complete = buf.last() == Some(&b'\n');
-        if !complete && buf.len() > MAX_LINE_BYTES {
-            return Err(RawLogError::Corrupt {
-                path: path.to_path_buf(),
-                line,
-                message: format!("line longer than {MAX_LINE_BYTES} bytes"),
-            });
-        }
-        let text = String::from_utf8_lossy(&buf);
-        let text = text.trim();
-        if text.is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(text) {
-            Ok(r) => records.push((line, r)),
-            // The line being written when the process died.
-            Err(_) if !complete => break,
-            Err(e) => {
-                return Err(RawLogError::Corrupt {
-                    path: path.to_path_buf(),
-                    line,
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
+    crate::results::rawlog_read::for_each(path, |line, r| {
+        records.push((line, r));
+        Ok::<(), RawLogError>(())
+    })?;
     Ok(records)
 }
 
@@ -626,6 +588,45 @@ mod tests {
         std::fs::write(&path, text + "\n").unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("restored"), "{e}");
+    }
+
+    #[test]
+    fn a_long_log_comes_back_in_order_and_its_first_bad_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let line = |k: u64| {
+            let mut w = sample();
+            w.sequence = k;
+            serde_json::to_string(&Record::window(0, "a", &w)).unwrap()
+        };
+        // Several batches of every thread, a blank line, a truncated end.
+        let mut text: String = (0..3_000).map(|k| line(k) + "\n").collect();
+        text.push('\n');
+        let cut = line(3_000);
+        std::fs::write(&path, format!("{text}{}", &cut[..cut.len() / 2])).unwrap();
+        let back = read(&path).unwrap();
+        let got: Vec<(usize, u64)> = back
+            .iter()
+            .map(|(n, r)| match r {
+                Record::Window { sequence, .. } => (*n, *sequence),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let want: Vec<(usize, u64)> = (0..3_000).map(|k| (k as usize + 1, k)).collect();
+        assert_eq!(got, want);
+        let mut lines: Vec<String> = (0..3_000).map(line).collect();
+        lines[2_599] = "{\"record\":\"window\"}".into();
+        lines[2_900] = "not json".into();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let mut applied = 0;
+        let e = crate::results::rawlog_read::for_each(&path, |_, _| {
+            applied += 1;
+            Ok::<(), RawLogError>(())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("windows.jsonl:2600"), "{e}");
+        assert_eq!(applied, 2_599);
     }
 
     #[test]

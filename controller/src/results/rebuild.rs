@@ -12,6 +12,7 @@ use crate::analysis::merge::PhaseAccumulator;
 use crate::model::{PhaseSummary, RunSummary, StressResult, StressStep};
 use crate::results::manifest::{self, ManifestError};
 use crate::results::rawlog::{self, RawLogError, Record};
+use crate::results::rawlog_read;
 use stampede_common::proto;
 use stampede_plan::{self as plan, Phase, PlanError};
 use std::path::{Path, PathBuf};
@@ -147,7 +148,6 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
     let plan = load_plan_for_report(&dir.join("plan.toml"))?;
     let manifest = manifest::read(dir)?;
     let raw_path = dir.join(rawlog::FILE_NAME);
-    let records = rawlog::read(&raw_path)?;
     let bad = |line: usize| {
         let path = raw_path.clone();
         move |message: String| ResultsError::Inconsistent {
@@ -157,10 +157,10 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
         }
     };
     let mut phases: Vec<Building> = Vec::new();
-    for (line, record) in records {
+    rawlog_read::for_each(&raw_path, |line, record| {
         if let Record::PhaseStart { .. } = record {
             phases.push(Building::start(&plan, record).map_err(bad(line))?);
-            continue;
+            return Ok(());
         }
         let phase = record.phase();
         let Some(b) = phases.iter_mut().rev().find(|b| b.index == phase) else {
@@ -168,8 +168,8 @@ pub fn rebuild(dir: &Path) -> Result<RunData, ResultsError> {
                 "record of phase {phase} before its phase_start"
             )));
         };
-        b.apply(record).map_err(bad(line))?;
-    }
+        b.apply(record).map_err(bad(line))
+    })?;
     let (summaries, out): (Vec<PhaseSummary>, Vec<PhaseData>) =
         phases.into_iter().map(|b| b.summarize(&plan)).unzip();
     let stress = stress_results(&plan, &summaries);
