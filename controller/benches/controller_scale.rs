@@ -20,15 +20,17 @@
 //!   acknowledgement lag (a window's end to its last report acknowledged);
 //! - controller RSS before agents, peak, and per agent (KB);
 //! - the results path: window records appended to `windows.jsonl` per
-//!   second, rebuilding the run from its record and writing every output,
-//!   the time from the run's Stop to `run::run` returning, the size of
-//!   `stats.txt` and the lines the controller printed;
+//!   second, rebuilding the run from its record (and the peak RSS of a
+//!   process that only rebuilds it) and writing every output, the time from
+//!   the run's Stop to `run::run` returning, the size of `stats.txt` and the
+//!   lines the controller printed;
 //! - ratios against the smallest N (the reference), which show linearity.
 //!
 //! `cargo bench -p stampede-controller --bench controller_scale`. Knobs:
 //! `STAMPEDE_BENCH_AGENTS` (default `100,1000,10000`), `STAMPEDE_BENCH_SECS`
 //! (phase length, default 10), `STAMPEDE_BENCH_PER_CONNECTION` (sessions
-//! per gRPC connection, 1–8, default 1 as real agents do).
+//! per gRPC connection, 1–8, default 1 as real agents do),
+//! `STAMPEDE_BENCH_REQUESTS` (requests per window report, default 300).
 
 #[path = "controller_scale/controller.rs"]
 mod controller;
