@@ -54,9 +54,10 @@ impl Orchestrator {
         // One wire shard for all, its index set per agent: building each
         // from the weights would cost the whole fleet per agent.
         let wire = shard::to_proto(0, &weights);
+        let split = closed_loop_split(phase, &shards);
         let mut slices: BTreeMap<String, proto::Shard> = BTreeMap::new();
         for (i, id) in active.iter().enumerate() {
-            let shard = (i as u32, &wire, &shards);
+            let shard = (i as u32, &wire, &shards, split.as_deref());
             let Some(assignment) = self.assignment(slot, index, phase, shard, start_unix, id)
             else {
                 continue;
@@ -173,7 +174,8 @@ impl Orchestrator {
             shard.weights.clone()
         };
         let map = ShardMap::weighted(&weights).map_err(|e| RunError::Shard(e.to_string()))?;
-        let slice = (shard.index, shard, &map);
+        let split = closed_loop_split(u.phase, &map);
+        let slice = (shard.index, shard, &map, split.as_deref());
         let assignment = self.assignment(u.slot, u.index, u.phase, slice, u.start_unix, id);
         if let Some(a) = assignment {
             let a = PhaseAssignment {
@@ -229,13 +231,14 @@ impl Orchestrator {
     }
 
     /// Agent `id`'s assignment for `phase`, as shard `i` of `shards` (whose
-    /// wire form, but for the index, is `wire`); `None` when its share is empty.
+    /// wire form, but for the index, is `wire`, and whose parts of a
+    /// closed-loop request bound are `split`); `None` when its share is empty.
     fn assignment(
         &self,
         slot: u32,
         index: u32,
         phase: &Phase,
-        (i, wire, shards): (u32, &proto::Shard, &ShardMap),
+        (i, wire, shards, split): (u32, &proto::Shard, &ShardMap, Option<&[u64]>),
         start_unix: i64,
         id: &str,
     ) -> Option<PhaseAssignment> {
@@ -268,9 +271,7 @@ impl Orchestrator {
                 if mine == 0 {
                     return None;
                 }
-                let share = phase
-                    .max_requests
-                    .map(|m| closed_loop_share(shards, i, users, m));
+                let share = split.and_then(|s| s.get(i as usize).copied());
                 (Shape::Concurrency(proto::Concurrency { users }), share)
             }
         };
@@ -345,17 +346,33 @@ impl Orchestrator {
     }
 }
 
-/// Shard `i`'s part of a closed-loop phase's global request bound `m`: in
-/// proportion to its users, the remainder one each to the first shards that
-/// have users (a shard without is not assigned, and its part would be lost).
-/// One pass over the shards per agent (it was one per shard per agent).
-fn closed_loop_share(shards: &ShardMap, i: u32, users: u32, m: u64) -> u64 {
+/// Each shard's part of a closed-loop phase's global request bound, made
+/// once per assignment of the phase; `None` for other phases or no bound.
+fn closed_loop_split(phase: &Phase, shards: &ShardMap) -> Option<Vec<u64>> {
+    match phase.kind {
+        PhaseKind::Baseline | PhaseKind::Concurrency { .. } => {
+            let users = phase.users().unwrap_or(1);
+            phase.max_requests.map(|m| split_bound(shards, users, m))
+        }
+        _ => None,
+    }
+}
+
+/// A global request bound `m` of `users` closed-loop users split among the
+/// shards: in proportion to each shard's users, the remainder one each to
+/// the first shards that have users (a shard without is not assigned, and
+/// its part would be lost). One pass over the shards.
+fn split_bound(shards: &ShardMap, users: u32, m: u64) -> Vec<u64> {
     let each = shards.owned_below_each(u64::from(users));
     let part = |u: u64| m * u / u64::from(users);
-    let handed: u64 = each.iter().map(|&u| part(u)).sum();
-    let mine = each[i as usize];
-    let rank = each[..i as usize].iter().filter(|&&u| u > 0).count() as u64;
-    part(mine) + u64::from(mine > 0 && rank < m - handed)
+    let mut left = m - each.iter().map(|&u| part(u)).sum::<u64>();
+    each.iter()
+        .map(|&u| {
+            let extra = u64::from(u > 0 && left > 0);
+            left -= extra;
+            part(u) + extra
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -373,9 +390,7 @@ mod tests {
         ] {
             let shards = ShardMap::weighted(&weights).unwrap();
             let users_of = shards.owned_below_each(u64::from(users));
-            let shares: Vec<u64> = (0..shards.count())
-                .map(|i| closed_loop_share(&shards, i, users, m))
-                .collect();
+            let shares = split_bound(&shards, users, m);
             assert_eq!(shares.iter().sum::<u64>(), m, "{weights:?}");
             for (i, (&share, &u)) in shares.iter().zip(&users_of).enumerate() {
                 let fair = m as f64 * u as f64 / f64::from(users);
