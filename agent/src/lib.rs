@@ -10,6 +10,7 @@ pub mod client;
 pub mod engine;
 pub mod failure;
 pub mod gate;
+pub mod gather;
 pub mod h1;
 pub mod http;
 pub mod live;

@@ -11,6 +11,7 @@
 
 use crate::backoff::Backoff;
 use crate::engine::{self, AgentClock, Report};
+use crate::gather::Gather;
 use crate::security::{self, ClientSecurity};
 use stampede_common::proto::{
     self, ClockProbeReply, Hello, SessionRequest,
@@ -241,6 +242,8 @@ struct Carry {
     unacked: VecDeque<proto::WindowReport>,
     dropped: u64,
     last_done: Option<proto::PhaseDone>,
+    /// Windows numbered but not sent yet (see [`Gather`]).
+    gather: Gather,
 }
 
 impl Carry {
@@ -257,11 +260,14 @@ impl Carry {
             unacked: VecDeque::new(),
             dropped: 0,
             last_done: None,
+            gather: Gather::default(),
         }
     }
 
-    /// Number a report and keep it until acknowledged; returns what to send.
-    fn absorb(&mut self, report: Report) -> Up {
+    /// Number a report and keep it until acknowledged; returns what to send
+    /// now (a window may wait to go with others; a phase's end sends what
+    /// waits first).
+    fn absorb(&mut self, report: Report) -> Vec<Up> {
         match report {
             Report::Window(mut w) => {
                 self.sequence += 1;
@@ -273,7 +279,7 @@ impl Carry {
                 }
                 w.reports_dropped = self.dropped;
                 self.unacked.push_back((*w).clone());
-                Up::WindowReport(*w)
+                self.gather.push(*w).into_iter().collect()
             }
             Report::Done(mut d) => {
                 d.halted = self
@@ -281,22 +287,59 @@ impl Carry {
                     .as_ref()
                     .is_some_and(|p| p.index == d.phase_index && p.halted.load(Ordering::Relaxed));
                 self.last_done = Some(d);
-                Up::PhaseDone(d)
+                let mut out: Vec<Up> = self.gather.flush().into_iter().collect();
+                out.push(Up::PhaseDone(d));
+                out
             }
         }
     }
 
-    fn ack(&mut self, sequence: u64) {
-        if let Some(pos) = self.unacked.iter().position(|w| w.sequence == sequence) {
-            self.unacked.remove(pos);
+    fn ack(&mut self, ack: &proto::Ack) {
+        for sequence in std::iter::once(ack.sequence).chain(ack.more_sequences.iter().copied()) {
+            // Acknowledgements come in sending order: the report is near the front.
+            if let Some(pos) = self.unacked.iter().position(|w| w.sequence == sequence) {
+                self.unacked.remove(pos);
+            }
         }
     }
 
-    /// What a new session must (re)send first, in order.
-    fn backlog(&self) -> Vec<Up> {
-        let mut out: Vec<Up> = self.unacked.iter().cloned().map(Up::WindowReport).collect();
+    /// What a new session must (re)send first, in order: every
+    /// unacknowledged window (those still gathering too), in groups.
+    fn backlog(&mut self) -> Vec<Up> {
+        self.gather.clear();
+        let mut out = self.gather.messages(self.unacked.iter().cloned());
         out.extend(self.last_done.map(Up::PhaseDone));
         out
+    }
+
+    /// Start an assigned phase (unless one is running).
+    async fn assigned(&mut self, a: proto::PhaseAssignment, clock: AgentClock) {
+        if let Some(p) = &self.phase
+            && !p.task.is_finished()
+        {
+            tracing::warn!(
+                phase = a.phase_index,
+                "assignment while a phase runs; ignored"
+            );
+            return;
+        }
+        let template = a.request.clone().unwrap_or_default();
+        self.last_done = None;
+        match self.http.get(&template) {
+            Ok(client) => {
+                self.gather.start(a.windows_per_report, self.incarnation);
+                let (reports, link) = (self.report_tx.clone(), self.link.subscribe());
+                self.phase = Some(start_phase(a, client, clock, reports, link));
+            }
+            Err(e) => {
+                tracing::error!(phase = a.phase_index, "cannot run the phase: {e}");
+                let done = proto::PhaseDone {
+                    phase_index: a.phase_index,
+                    ..Default::default()
+                };
+                let _ = self.report_tx.send(Report::Done(done)).await;
+            }
+        }
     }
 
     fn stop_phase(&mut self) {
@@ -440,28 +483,8 @@ async fn session(
                             return lost(true, "outbound stream closed");
                         }
                     }
-                    Some(Down::PhaseAssignment(a)) => {
-                        if let Some(p) = &carry.phase
-                            && !p.task.is_finished()
-                        {
-                                tracing::warn!(phase = a.phase_index, "assignment while a phase runs; ignored");
-                                continue;
-                        }
-                        let template = a.request.clone().unwrap_or_default();
-                        carry.last_done = None;
-                        match carry.http.get(&template) {
-                            Ok(client) => {
-                                let (reports, link) = (carry.report_tx.clone(), carry.link.subscribe());
-                                carry.phase = Some(start_phase(a, client, cfg.clock, reports, link));
-                            }
-                            Err(e) => {
-                                tracing::error!(phase = a.phase_index, "cannot run the phase: {e}");
-                                let done = proto::PhaseDone { phase_index: a.phase_index, ..Default::default() };
-                                let _ = carry.report_tx.send(Report::Done(done)).await;
-                            }
-                        }
-                    }
-                    Some(Down::Ack(a)) => carry.ack(a.sequence),
+                    Some(Down::PhaseAssignment(a)) => carry.assigned(a, cfg.clock).await,
+                    Some(Down::Ack(a)) => carry.ack(&a),
                     Some(Down::Reshard(r)) => match &carry.phase {
                         Some(p) if !p.task.is_finished() => {
                             tracing::info!(phase = r.phase_index, from_ms = r.from_ms, "taking a new slice of the phase");
@@ -484,9 +507,10 @@ async fn session(
                 Err(status) => return ended(status, true),
             },
             Some(report) = carry.report_rx.recv() => {
-                let kind = carry.absorb(report);
-                if tx.send(SessionRequest { kind: Some(kind) }).await.is_err() {
-                    return lost(true, "outbound stream closed");
+                for kind in carry.absorb(report) {
+                    if tx.send(SessionRequest { kind: Some(kind) }).await.is_err() {
+                        return lost(true, "outbound stream closed");
+                    }
                 }
             }
             () = shutdown.cancelled() => return SessionEnd::Finished,
@@ -600,7 +624,10 @@ mod tests {
             windows: 3,
             ..Default::default()
         }));
-        c.ack(2);
+        c.ack(&proto::Ack {
+            sequence: 2,
+            more_sequences: vec![],
+        });
         let seqs: Vec<u64> = c
             .backlog()
             .iter()
@@ -611,6 +638,30 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![1, 3]);
         assert!(matches!(c.backlog().last(), Some(Up::PhaseDone(d)) if d.windows == 3));
+    }
+
+    #[test]
+    fn gathered_windows_go_before_the_phase_end_and_one_ack_takes_them_all() {
+        let mut c = Carry::new("a");
+        c.gather.start(10, 0);
+        for i in 0..3 {
+            let w = proto::WindowReport {
+                window_index: i,
+                ..Default::default()
+            };
+            assert!(c.absorb(Report::Window(Box::new(w))).is_empty());
+        }
+        let sent = c.absorb(Report::Done(proto::PhaseDone::default()));
+        let [Up::WindowReports(b), Up::PhaseDone(_)] = sent.as_slice() else {
+            panic!("expected the gathered windows, then the phase's end: {sent:?}");
+        };
+        let seqs: Vec<u64> = b.reports.iter().map(|w| w.sequence).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        c.ack(&proto::Ack {
+            sequence: 1,
+            more_sequences: vec![2, 3],
+        });
+        assert!(c.unacked.is_empty());
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl CoordinatorService for Fake {
                         }
                         let ack = proto::Ack {
                             sequence: w.sequence,
+                            more_sequences: Vec::new(),
                         };
                         let _ = tx
                             .send(Ok(SessionResponse {

@@ -16,8 +16,10 @@
 //!   last assignment received: the start instant and N assignments) and the
 //!   smallest lead an assignment arrived with before the start;
 //! - controller CPU per agent-window (µs, from the start to the last
-//!   window's acknowledgements), as % of one core at 1 s windows, and the
-//!   acknowledgement lag (a window's end to its last report acknowledged);
+//!   window's acknowledgements), as % of one core at 1 s windows, the
+//!   windows each message carried (the controller's choice for N, or
+//!   `STAMPEDE_BENCH_REPORT_EVERY`) and the acknowledgement lag (from
+//!   sending a message to its acknowledgement, the longest per window);
 //! - controller RSS before agents, peak, and per agent (KB);
 //! - the results path: window records appended to `windows.jsonl` per
 //!   second, rebuilding the run from its record (and the peak RSS of a
@@ -30,7 +32,9 @@
 //! `STAMPEDE_BENCH_AGENTS` (default `100,1000,10000`), `STAMPEDE_BENCH_SECS`
 //! (phase length, default 10), `STAMPEDE_BENCH_PER_CONNECTION` (sessions
 //! per gRPC connection, 1–8, default 1 as real agents do),
-//! `STAMPEDE_BENCH_REQUESTS` (requests per window report, default 300).
+//! `STAMPEDE_BENCH_REQUESTS` (requests per window report, default 300),
+//! `STAMPEDE_BENCH_REPORT_EVERY` (windows per message, the plan's
+//! `run.report_every` in 1 s windows; default 0: the controller's choice).
 
 #[path = "controller_scale/controller.rs"]
 mod controller;
@@ -61,6 +65,8 @@ struct Config {
     per_connection: usize,
     /// Requests per synthetic window report (mean).
     requests: u64,
+    /// Windows per message (`run.report_every`); 0: the controller's choice.
+    report_every: u32,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -88,6 +94,13 @@ impl Config {
         let secs = env_or("STAMPEDE_BENCH_SECS", 10u64)?;
         let per_connection = env_or("STAMPEDE_BENCH_PER_CONNECTION", 1usize)?;
         let requests = env_or("STAMPEDE_BENCH_REQUESTS", 300u64)?;
+        let report_every = env_or("STAMPEDE_BENCH_REPORT_EVERY", 0u32)?;
+        if report_every > stampede_plan::MAX_WINDOWS_PER_REPORT {
+            return Err(format!(
+                "STAMPEDE_BENCH_REPORT_EVERY={report_every}: 0 (the controller's choice) to {}",
+                stampede_plan::MAX_WINDOWS_PER_REPORT
+            ));
+        }
         if !(1..=100_000).contains(&requests) {
             return Err(format!(
                 "STAMPEDE_BENCH_REQUESTS={requests}: 1 to 100000 requests per window"
@@ -106,6 +119,7 @@ impl Config {
             secs,
             per_connection,
             requests,
+            report_every,
         })
     }
 }
@@ -168,6 +182,8 @@ fn main() -> ExitCode {
 struct Row {
     n: usize,
     windows: u32,
+    /// Windows per message, as assigned.
+    windows_per_report: u32,
     /// Reports acknowledged (N × windows when the controller kept up).
     acked: usize,
     failed_sessions: usize,
@@ -234,12 +250,16 @@ impl Row {
 
 /// The plan the controller runs: N remote agents, one constant phase. The
 /// target is never contacted (the agents are simulated).
-fn plan_text(n: usize, secs: u64) -> String {
+fn plan_text(n: usize, secs: u64, report_every: u32) -> String {
+    let every = match report_every {
+        0 => String::new(),
+        k => format!("report_every = \"{k}s\"\n"),
+    };
     format!(
         r#"[run]
 name = "controller-scale"
 window = "1s"
-[agents]
+{every}[agents]
 remote = {n}
 join_timeout = "300s"
 [target]
@@ -305,7 +325,7 @@ async fn measure(
 ) -> Result<Row, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let plan = dir.path().join("plan.toml");
-    std::fs::write(&plan, plan_text(n, cfg.secs)).map_err(|e| e.to_string())?;
+    std::fs::write(&plan, plan_text(n, cfg.secs, cfg.report_every)).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = tokio::process::Command::new(exe)
         .env(ROLE, "controller")
@@ -359,12 +379,10 @@ async fn measure(
     let (_, rss_peak_kb) = memory(pid);
     let ack_lag_ms = (0..windows as usize)
         .map(|w| {
-            let end = start + WINDOW * (w as u32 + 1);
-            let last = tl.t0() + Timeline::at(&tl.acks[w].1);
             if tl.acks[w].0.load(Ordering::Relaxed) < n {
                 return f64::NAN;
             }
-            last.saturating_duration_since(end).as_secs_f64() * 1e3
+            Timeline::at(&tl.acks[w].1).as_secs_f64() * 1e3
         })
         .collect();
     wait_for("every session ended", limit, &tl, || {
@@ -397,6 +415,7 @@ async fn measure(
     Ok(Row {
         n,
         windows,
+        windows_per_report: tl.windows_per_report.load(Ordering::Relaxed),
         acked,
         failed_sessions: errors.len(),
         retries: tl.retries.load(Ordering::Relaxed),
@@ -483,15 +502,16 @@ fn print_tables(rows: &[Row]) {
     println!();
     println!("merging windows (controller CPU from the start to the last acknowledgement)");
     println!(
-        "       N  µs/agent-window  vs N={:<6} core at 1 s  ack lag p50 ms  max ms  fleet cores",
+        "       N  windows/msg  µs/agent-window  vs N={:<6} core at 1 s  ack lag p50 ms  max ms  fleet cores",
         reference.n
     );
     for r in rows {
         let mut lags = r.ack_lag_ms.clone();
         lags.sort_by(f64::total_cmp);
         println!(
-            "{:>8}  {:>15.1}  {:>10.2}x  {:>10.1}%  {:>14.1}  {:>6.1}  {:>11.2}",
+            "{:>8}  {:>11}  {:>15.1}  {:>10.2}x  {:>10.1}%  {:>14.1}  {:>6.1}  {:>11.2}",
             r.n,
+            r.windows_per_report,
             r.us_per_agent_window(),
             ratio(r.us_per_agent_window(), reference.us_per_agent_window()),
             r.core_at_1s() * 100.0,

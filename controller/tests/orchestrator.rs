@@ -34,6 +34,9 @@ struct Behaviour {
     /// Report the first phase done and halted (its dead-man's switch) this
     /// long after it starts.
     halt_after: Option<Duration>,
+    /// Split the share into the assignment's `windows_per_report` windows,
+    /// sent as one `WindowReports` message.
+    gather: bool,
 }
 
 /// Join `ids` to an orchestrator for `plan`, each answering as `behaviour(id)` says.
@@ -169,36 +172,57 @@ async fn finish_phase(
     } else {
         1_000_000
     };
-    let mut h = new_histogram();
-    h.record_n(ttft_micros, sent).unwrap();
-    let report = proto::WindowReport {
-        sequence,
-        phase_index: a.phase_index,
-        window_index: 0,
-        histograms: vec![proto::MetricHistogram {
-            metric: proto::Metric::Ttft as i32,
-            encoding: Some(proto::metric_histogram::Encoding::HdrV2(
-                encode(&h).unwrap(),
-            )),
-        }],
-        counters: Some(proto::Counters {
-            sent,
-            ok: sent,
-            ..Default::default()
-        }),
-        ..Default::default()
+    let windows = if b.gather {
+        a.windows_per_report.max(1)
+    } else {
+        1
+    };
+    let reports: Vec<proto::WindowReport> = (0..windows)
+        .map(|w| {
+            // The share split evenly, the rest in the last window.
+            let n = sent / u64::from(windows)
+                + if w + 1 == windows {
+                    sent % u64::from(windows)
+                } else {
+                    0
+                };
+            let mut h = new_histogram();
+            h.record_n(ttft_micros, n).unwrap();
+            proto::WindowReport {
+                sequence: sequence * 1000 + u64::from(w),
+                phase_index: a.phase_index,
+                window_index: w,
+                histograms: vec![proto::MetricHistogram {
+                    metric: proto::Metric::Ttft as i32,
+                    encoding: Some(proto::metric_histogram::Encoding::HdrV2(
+                        encode(&h).unwrap(),
+                    )),
+                }],
+                counters: Some(proto::Counters {
+                    sent: n,
+                    ok: n,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let window = if b.gather {
+        Up::WindowReports(proto::WindowReports { reports })
+    } else {
+        Up::WindowReport(reports.into_iter().next().unwrap())
     };
     let micros = u64::try_from(duration.as_micros()).unwrap();
     let done = proto::PhaseDone {
         phase_index: a.phase_index,
-        windows: 1,
+        windows,
         arrivals_micros: micros,
         finished_micros: micros,
         // Began exactly on time, in its own clock.
         started_unix_nanos: a.start_unix_nanos,
         halted: false,
     };
-    for kind in [Up::WindowReport(report), Up::PhaseDone(done)] {
+    for kind in [window, Up::PhaseDone(done)] {
         let _ = events
             .send(Event::Message {
                 agent: id.clone(),
@@ -542,4 +566,40 @@ async fn no_phase_waits_past_its_end_for_an_agent_that_left() {
     let took = began.elapsed();
     assert!(took < Duration::from_millis(30_400), "{took:?}");
     assert_eq!(summary.lost_agents, vec!["c".to_string()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn windows_sent_together_are_merged_and_acknowledged_together() {
+    let plan = CONSTANT.replace("window = \"1s\"", "window = \"1s\"\nreport_every = \"4s\"");
+    let (summary, seen, _) = run_three(&plan, |_| Behaviour {
+        capacity: 1e9,
+        gather: true,
+        ..Behaviour::default()
+    })
+    .await;
+    // 30 req/s for 20 s, each agent's share in 4 windows of one message.
+    assert_eq!(summary.requests.sent, 600);
+    assert_eq!(summary.requests.ok, 600);
+    assert!(summary.lost_agents.is_empty());
+    // Let the fake agents take what is in their queues.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    for id in ["a", "b", "c"] {
+        let a = assignments(&seen, id);
+        assert_eq!(a[0].windows_per_report, 4, "agent {id}");
+        let acks: Vec<proto::Ack> = received(&seen, id, |m| match m {
+            Down::Ack(a) => Some(a.clone()),
+            _ => None,
+        })
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+        assert_eq!(
+            acks,
+            vec![proto::Ack {
+                sequence: 1000,
+                more_sequences: vec![1001, 1002, 1003],
+            }],
+            "agent {id}: one acknowledgement for the message's four reports"
+        );
+    }
 }

@@ -38,8 +38,9 @@ pub mod workload;
 pub use error::PlanError;
 pub use load::{load, load_without_files, parse};
 pub use model::{
-    AgentMode, Agents, Api, Cost, Endpoint, Plan, Records, RequestSpec, SIMULATOR_MODEL,
-    ServerMetrics, ShardWeights, SimModelSpec, SimulatorSpec, Target, Tracing,
+    AUTO_REPORTS_PER_SECOND, AgentMode, Agents, Api, Cost, Endpoint, MAX_WINDOWS_PER_REPORT, Plan,
+    Records, RequestSpec, SIMULATOR_MODEL, ServerMetrics, ShardWeights, SimModelSpec,
+    SimulatorSpec, Target, Tracing,
 };
 pub use phase::{Arrival, Phase, PhaseKind, Search, Stress};
 pub use raw::{

@@ -21,6 +21,10 @@ pub struct Plan {
     pub name: String,
     /// Window length.
     pub window: Duration,
+    /// Windows each agent sends per message, when the plan sets
+    /// `run.report_every`; `None`: chosen from the fleet's size
+    /// ([`Plan::windows_per_report`]).
+    pub windows_per_report: Option<u32>,
     /// Results parent directory.
     pub output_dir: PathBuf,
     /// Seed of random choices.
@@ -233,7 +237,32 @@ pub struct RequestSpec {
     pub extra_body_json: String,
 }
 
+/// Most windows an agent gathers into one message (`run.report_every`).
+pub const MAX_WINDOWS_PER_REPORT: u32 = 60;
+
+/// Reports a second the controller is sent at most, when the plan does not
+/// set `run.report_every`: a larger fleet gathers several windows per message.
+pub const AUTO_REPORTS_PER_SECOND: u64 = 1_000;
+
 impl Plan {
+    /// Windows each of `agents` agents gathers per message: the plan's
+    /// `run.report_every`, or just enough that the fleet sends the controller
+    /// at most [`AUTO_REPORTS_PER_SECOND`] messages a second (1 for fleets
+    /// up to 1,000 agents at 1 s windows), and at most
+    /// [`MAX_WINDOWS_PER_REPORT`].
+    pub fn windows_per_report(&self, agents: usize) -> u32 {
+        if let Some(n) = self.windows_per_report {
+            return n;
+        }
+        let window_us = self.window.as_micros().max(1);
+        // Reports a second: agents × (1 s / window), rounded up.
+        let per_second = (agents as u128 * 1_000_000).div_ceil(window_us);
+        let n = per_second.div_ceil(u128::from(AUTO_REPORTS_PER_SECOND));
+        u32::try_from(n)
+            .unwrap_or(u32::MAX)
+            .clamp(1, MAX_WINDOWS_PER_REPORT)
+    }
+
     /// The request mix agents send in `phase`: `[[workload]]`, or without it
     /// one entry of `[request]`'s lengths ([`crate::workload::from_request`]);
     /// a replayed trace's records give the lengths, and ask for `ignore_eos`

@@ -87,6 +87,11 @@ pub struct RawRun {
     pub name: Option<String>,
     /// Length of one reporting window. Default "1s".
     pub window: Option<HumanDuration>,
+    /// How often each agent sends its closed windows, a whole number of
+    /// windows (e.g. "10s" with 1 s windows: ten windows per message).
+    /// Default: every window, unless the fleet is large enough that the
+    /// controller would take more than 1,000 reports a second.
+    pub report_every: Option<HumanDuration>,
     /// Directory under which run directories are created. Default "results".
     pub output_dir: Option<PathBuf>,
     /// Seed of every random choice (arrival spacing); same seed, same run. Default 0.

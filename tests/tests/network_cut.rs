@@ -1,7 +1,9 @@
 //! A 10-second network cut between an agent and the controller, mid-phase:
 //! the agent keeps its load going, reconnects, resends what was not
 //! acknowledged, and the run ends with nothing lost or counted twice —
-//! sent = ok + Σ errors, and ok equals what the simulator served.
+//! sent = ok + Σ errors, and ok equals what the simulator served. Once with
+//! each window sent alone, once with windows gathered four to a message
+//! (`run.report_every`), where the cut also catches windows still gathering.
 
 use stampede_tests::{Proc, bin, get_json, plan_file, start_sim};
 use std::io::{Read, Write};
@@ -72,12 +74,22 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 
 #[test]
 fn ten_second_cut_loses_and_doubles_nothing() {
+    cut_for_ten_seconds("");
+}
+
+#[test]
+fn ten_second_cut_loses_and_doubles_nothing_with_windows_gathered() {
+    cut_for_ten_seconds("report_every = \"2s\"");
+}
+
+fn cut_for_ten_seconds(run_extra: &str) {
     let (_sim, sim_url) = start_sim(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "8"]);
     let plan = format!(
         r#"
 [run]
 name = "cut"
 window = "500ms"
+{run_extra}
 [agents]
 remote = 2
 reconnect_grace = "40s"

@@ -1,9 +1,11 @@
 //! The simulated agents: N sessions over real gRPC on loopback, each doing
 //! what `agent/src/session.rs` does on the wire — Hello, answers to clock
-//! probes, then for its `PhaseAssignment` one `WindowReport` at the end of
+//! probes, then for its `PhaseAssignment` a `WindowReport` at the end of
 //! every window (all agents' windows end at the same instants, as real
-//! agents' do), then `PhaseDone`, until the controller's Stop. Nothing is
-//! sent to a target: the reports come from [`super::windows`].
+//! agents' do), gathered `windows_per_report` to a message as the
+//! assignment asks (with the agent's own [`Gather`]), then `PhaseDone`,
+//! until the controller's Stop. Nothing is sent to a target: the reports
+//! come from [`super::windows`].
 //!
 //! Sessions share connections `per_connection` at a time (1: one connection
 //! per agent, like real agents; the controller allows 8 streams per
@@ -11,13 +13,14 @@
 //! fleet sees is stamped in nanoseconds since its start into a [`Timeline`].
 
 use super::windows::TEMPLATES;
+use stampede_agent::gather::Gather;
 use stampede_common::proto::{
     self, ClockProbeReply, Hello, PhaseAssignment, SessionRequest,
     coordinator_service_client::CoordinatorServiceClient, session_request::Kind as Up,
     session_response::Kind as Down,
 };
 use stampede_common::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, VERSION};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -43,7 +46,10 @@ pub struct Timeline {
     pub min_lead_nanos: AtomicI64,
     /// The phase's start (Unix ns), as assigned.
     pub start_unix: AtomicI64,
-    /// Per window index: acknowledgements received, and when the last one was.
+    /// Windows per message, as assigned.
+    pub windows_per_report: AtomicU32,
+    /// Per window index: acknowledgements received, and the longest time
+    /// from sending a message that carried the window to its acknowledgement.
     pub acks: Vec<(AtomicUsize, AtomicU64)>,
     /// Sessions refused or dropped before their phase and dialed again
     /// (as a real agent does, after a pause).
@@ -65,6 +71,7 @@ impl Timeline {
             last_assignment: AtomicU64::new(0),
             min_lead_nanos: AtomicI64::new(i64::MAX),
             start_unix: AtomicI64::new(0),
+            windows_per_report: AtomicU32::new(0),
             acks: (0..windows)
                 .map(|_| (AtomicUsize::new(0), AtomicU64::new(0)))
                 .collect(),
@@ -72,11 +79,6 @@ impl Timeline {
             ended: AtomicUsize::new(0),
             errors: Mutex::new(Vec::new()),
         }
-    }
-
-    /// When the fleet started dialing.
-    pub fn t0(&self) -> Instant {
-        self.t0
     }
 
     /// Nanoseconds since the fleet started.
@@ -185,6 +187,7 @@ struct Running {
     next: u32,
     due: Instant,
     start_unix: i64,
+    gather: Gather,
 }
 
 /// One session; an error says whether the session had its phase yet
@@ -242,6 +245,8 @@ async fn session_after(
         .map_err(|s| s.to_string())?
         .into_inner();
     let mut running: Option<Running> = None;
+    // When the message carrying each window was sent (ns on the timeline).
+    let mut sent_at = vec![0u64; tl.acks.len()];
     loop {
         let due = running.as_ref().map(|r| r.due);
         let msg = tokio::select! {
@@ -249,6 +254,12 @@ async fn session_after(
             () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 let r = running.as_mut().expect("due only while running");
                 for kind in window_due(id, r, reports) {
+                    let now = tl.now();
+                    for w in carried(&kind) {
+                        if let Some(t) = sent_at.get_mut(w as usize) {
+                            *t = now;
+                        }
+                    }
                     send(kind).await?;
                 }
                 if r.next == r.windows {
@@ -279,13 +290,16 @@ async fn session_after(
             }
             Down::PhaseAssignment(a) => {
                 seen.phase = true;
-                running = Some(assigned(tl, &a));
+                running = Some(assigned(id, tl, &a));
             }
             Down::Ack(a) => {
-                let w = a.sequence.saturating_sub(1) as usize;
-                if let Some((n, last)) = tl.acks.get(w) {
-                    n.fetch_add(1, Ordering::Relaxed);
-                    last.fetch_max(tl.now(), Ordering::Relaxed);
+                let now = tl.now();
+                for seq in std::iter::once(a.sequence).chain(a.more_sequences) {
+                    let w = seq.saturating_sub(1) as usize;
+                    if let (Some((n, lag)), Some(sent)) = (tl.acks.get(w), sent_at.get(w)) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                        lag.fetch_max(now.saturating_sub(*sent), Ordering::Relaxed);
+                    }
                 }
             }
             Down::Stop(s) if s.abort => return Ok(()),
@@ -295,12 +309,16 @@ async fn session_after(
 }
 
 /// Take an assignment: note when it came and how far ahead of the start.
-fn assigned(tl: &Timeline, a: &PhaseAssignment) -> Running {
+fn assigned(id: usize, tl: &Timeline, a: &PhaseAssignment) -> Running {
     let lead = a.start_unix_nanos - unix_nanos();
     tl.assigned.fetch_add(1, Ordering::Relaxed);
     tl.last_assignment.fetch_max(tl.now(), Ordering::Relaxed);
     tl.min_lead_nanos.fetch_min(lead, Ordering::Relaxed);
     tl.start_unix.store(a.start_unix_nanos, Ordering::Relaxed);
+    tl.windows_per_report
+        .store(a.windows_per_report.max(1), Ordering::Relaxed);
+    let mut gather = Gather::default();
+    gather.start(a.windows_per_report, id as u64);
     let start = Instant::now() + Duration::from_nanos(u64::try_from(lead).unwrap_or(0));
     let window = Duration::from_millis(a.window_ms.max(1));
     Running {
@@ -310,11 +328,22 @@ fn assigned(tl: &Timeline, a: &PhaseAssignment) -> Running {
         next: 0,
         due: start + window,
         start_unix: a.start_unix_nanos,
+        gather,
     }
 }
 
-/// The messages due at `r.due`: the next window's report, and after the
-/// last one the phase's end.
+/// The window indices a message carries.
+fn carried(kind: &Up) -> Vec<u32> {
+    match kind {
+        Up::WindowReport(w) => vec![w.window_index],
+        Up::WindowReports(b) => b.reports.iter().map(|w| w.window_index).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The messages due at `r.due`: the next window's report (when its group is
+/// complete), and after the last one what is still gathered and the phase's
+/// end.
 fn window_due(id: usize, r: &mut Running, reports: &[proto::WindowReport]) -> Vec<Up> {
     let w = r.next;
     let mut report = reports[(id + w as usize) % TEMPLATES].clone();
@@ -322,10 +351,11 @@ fn window_due(id: usize, r: &mut Running, reports: &[proto::WindowReport]) -> Ve
     report.phase_index = r.slot;
     report.window_index = w;
     report.incarnation = id as u64 + 1;
-    let mut out = vec![Up::WindowReport(report)];
+    let mut out: Vec<Up> = r.gather.push(report).into_iter().collect();
     r.next += 1;
     r.due += r.window;
     if r.next == r.windows {
+        out.extend(r.gather.flush());
         let micros = u64::try_from((r.window * r.windows).as_micros()).unwrap_or(u64::MAX);
         out.push(Up::PhaseDone(proto::PhaseDone {
             phase_index: r.slot,

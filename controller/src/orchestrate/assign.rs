@@ -342,6 +342,7 @@ impl Orchestrator {
             record_seed: plan.seed ^ u64::from(slot).wrapping_mul(0xD1B5_4A32_D192_ED03),
             max_records_per_window: plan.records.map_or(0, |r| r.max_per_window),
             max_concurrency: phase.max_concurrency.unwrap_or(0),
+            windows_per_report: plan.windows_per_report(wire.count as usize),
         })
     }
 }

@@ -254,7 +254,12 @@ impl<'p> ActivePhase<'p> {
                 agent,
                 kind: Up::WindowReport(w),
                 ..
-            } if w.phase_index == self.slot => self.on_window(o, agent, &w),
+            } if w.phase_index == self.slot => self.on_windows(o, &agent, std::slice::from_ref(&w)),
+            Event::Message {
+                agent,
+                kind: Up::WindowReports(b),
+                ..
+            } => self.on_windows(o, &agent, &b.reports),
             Event::Message {
                 agent,
                 kind: Up::PhaseDone(d),
@@ -273,28 +278,52 @@ impl<'p> ActivePhase<'p> {
         }
     }
 
-    /// A window report of this phase: acknowledged, merged, recorded.
+    /// Window reports that came in one message: those of this phase are
+    /// merged and recorded (their records written at once), then
+    /// acknowledged together (reports of another phase are left
+    /// unacknowledged, as a lone one is).
+    fn on_windows(
+        &mut self,
+        o: &mut Orchestrator,
+        agent: &str,
+        reports: &[WindowReport],
+    ) -> Result<(), RunError> {
+        let slot = self.slot;
+        let mine: Vec<&WindowReport> = reports.iter().filter(|w| w.phase_index == slot).collect();
+        let Some((first, more)) = mine.split_first() else {
+            return Ok(());
+        };
+        o.hold_records();
+        let taken = mine.iter().try_for_each(|w| self.on_window(o, agent, w));
+        // Written before the acknowledgement: what is acknowledged is in the log.
+        let written = o.release_records();
+        taken.and(written)?;
+        let ack = SessionResponse {
+            kind: Some(Down::Ack(proto::Ack {
+                sequence: first.sequence,
+                more_sequences: more.iter().map(|w| w.sequence).collect(),
+            })),
+        };
+        if let Some(a) = o.agents.get(agent) {
+            let _ = a.tx.try_send(Ok(ack));
+        }
+        Ok(())
+    }
+
+    /// A window report of this phase: merged and recorded.
     fn on_window(
         &mut self,
         o: &mut Orchestrator,
-        agent: String,
+        agent: &str,
         w: &WindowReport,
     ) -> Result<(), RunError> {
-        let ack = SessionResponse {
-            kind: Some(Down::Ack(proto::Ack {
-                sequence: w.sequence,
-            })),
-        };
-        if let Some(a) = o.agents.get(&agent) {
-            let _ = a.tx.try_send(Ok(ack));
-        }
-        if !w.saturation.is_empty() && !self.acc.saturated.contains_key(&agent) {
+        if !w.saturation.is_empty() && !self.acc.saturated.contains_key(agent) {
             o.progress.line(&format!(
                 "  warning: agent {agent} is saturated ({}): its latencies may include its own delay",
                 w.saturation
             ));
         }
-        match self.acc.offer(&agent, w) {
+        match self.acc.offer(agent, w) {
             Offered::Merged(widx, decoded) => {
                 LIVE.window();
                 self.live.add(&decoded);
@@ -302,9 +331,9 @@ impl<'p> ActivePhase<'p> {
                     LIVE.publish(self.index, self.live.snapshot(&self.labels));
                     self.live_due = Instant::now() + live::PUBLISH_EVERY;
                 }
-                o.record(&Record::window(self.index, &agent, w))?;
+                o.record(&Record::window(self.index, agent, w))?;
                 if let Some(records) = &mut self.records {
-                    records.append(&agent, &w.records)?;
+                    records.append(agent, &w.records)?;
                 }
                 // Lost agents are assigned ones, each listed once.
                 let expected = self.assigned.len().saturating_sub(self.lost.len()) as u32;
@@ -316,7 +345,7 @@ impl<'p> ActivePhase<'p> {
             }
             Offered::Rejected(e) => o.record(&Record::Rejected {
                 phase: self.index,
-                agent,
+                agent: agent.to_string(),
                 reason: e.to_string(),
             }),
             Offered::Duplicate => Ok(()),

@@ -208,6 +208,22 @@ impl Orchestrator {
         }
     }
 
+    /// Hold the records from now on until [`Self::release_records`] writes
+    /// them at once (see `RawLog::hold`).
+    pub(super) fn hold_records(&mut self) {
+        if let Some(raw) = &mut self.raw {
+            raw.hold();
+        }
+    }
+
+    /// Write the records held since [`Self::hold_records`].
+    pub(super) fn release_records(&mut self) -> Result<(), RunError> {
+        match &mut self.raw {
+            Some(raw) => Ok(raw.release()?),
+            None => Ok(()),
+        }
+    }
+
     /// Agents seen so far, with their clock estimates.
     pub fn agent_infos(&self) -> Vec<AgentInfo> {
         self.agents

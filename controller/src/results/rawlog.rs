@@ -431,10 +431,12 @@ impl Record {
 pub struct RawLog {
     path: PathBuf,
     file: File,
-    /// The line being written, kept between lines: a window's line is
-    /// kilobytes, and growing a new buffer to that for every report showed
-    /// in the controller's profile.
+    /// The line being written (or the lines held, see [`RawLog::hold`]),
+    /// kept between lines: a window's line is kilobytes, and growing a new
+    /// buffer to that for every report showed in the controller's profile.
     line: Vec<u8>,
+    /// Lines are kept in `line` until [`RawLog::release`].
+    held: bool,
 }
 
 impl RawLog {
@@ -449,25 +451,54 @@ impl RawLog {
             path,
             file,
             line: Vec::new(),
+            held: false,
         })
     }
 
-    /// Append one record and hand it to the OS.
+    /// Append one record and hand it to the OS (unless lines are held).
     pub fn append(&mut self, record: &Record) -> Result<(), RawLogError> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, record).map_err(|e| RawLogError::Corrupt {
-            path: self.path.clone(),
-            line: 0,
-            message: format!("cannot encode record: {e}"),
-        })?;
-        self.line.push(b'\n');
-        // One write per line: a kill leaves at most one partial last line.
-        self.file
-            .write_all(&self.line)
-            .map_err(|source| RawLogError::Io {
+        if !self.held {
+            self.line.clear();
+        }
+        let start = self.line.len();
+        if let Err(e) = serde_json::to_writer(&mut self.line, record) {
+            self.line.truncate(start);
+            return Err(RawLogError::Corrupt {
                 path: self.path.clone(),
-                source,
-            })
+                line: 0,
+                message: format!("cannot encode record: {e}"),
+            });
+        }
+        self.line.push(b'\n');
+        if self.held { Ok(()) } else { self.write_line() }
+    }
+
+    /// Keep the lines appended from now on until [`RawLog::release`] hands
+    /// them to the OS together: the records of one message (windows sent
+    /// together) cost one write, and the file system zeroes fewer partly
+    /// written pages than with a write per line.
+    pub fn hold(&mut self) {
+        if !self.held {
+            self.line.clear();
+            self.held = true;
+        }
+    }
+
+    /// Write the lines held since [`RawLog::hold`].
+    pub fn release(&mut self) -> Result<(), RawLogError> {
+        self.held = false;
+        self.write_line()
+    }
+
+    /// One write for what `line` holds: a kill leaves at most one partial
+    /// last line.
+    fn write_line(&mut self) -> Result<(), RawLogError> {
+        let written = self.file.write_all(&self.line);
+        self.line.clear();
+        written.map_err(|source| RawLogError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// The run directory the log is in.
@@ -558,6 +589,36 @@ mod tests {
         let back = read(&dir.path().join(FILE_NAME)).unwrap();
         let again = back[0].1.to_report().unwrap().expect("a window record");
         assert_eq!(again, w);
+    }
+
+    #[test]
+    fn held_lines_reach_the_file_together_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut log = RawLog::create(dir.path()).unwrap();
+        let window = |k: u64| {
+            let mut w = sample();
+            w.sequence = k;
+            w
+        };
+        log.append(&Record::window(0, "a", &window(1))).unwrap();
+        log.hold();
+        for k in 2..5 {
+            log.append(&Record::window(0, "a", &window(k))).unwrap();
+        }
+        assert_eq!(
+            read(&path).unwrap().len(),
+            1,
+            "held lines are not written yet"
+        );
+        log.release().unwrap();
+        log.append(&Record::window(0, "a", &window(5))).unwrap();
+        let seqs: Vec<u64> = read(&path)
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.to_report().unwrap().unwrap().sequence)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl RawPlan {
 
     fn validate_with(&self, cx: Ctx<'_>) -> Result<Plan, PlanError> {
         let (name, window, repeat) = self.validate_run(&cx)?;
+        let windows_per_report = self.validate_report_every(&cx, window)?;
         let kubernetes = self
             .kubernetes
             .as_ref()
@@ -147,6 +148,7 @@ impl RawPlan {
             workload,
             name,
             window,
+            windows_per_report,
             output_dir: self
                 .run
                 .output_dir
@@ -198,6 +200,34 @@ impl RawPlan {
             ));
         }
         Ok((name, window, repeat))
+    }
+
+    /// `run.report_every` as a whole number of windows, when written.
+    fn validate_report_every(
+        &self,
+        cx: &Ctx<'_>,
+        window: Duration,
+    ) -> Result<Option<u32>, PlanError> {
+        let Some(written) = self.run.report_every.as_ref() else {
+            return Ok(None);
+        };
+        let every = cx.positive("run.report_every", Some(written), window)?;
+        let (every_ns, window_ns) = (every.as_nanos(), window.as_nanos());
+        if every_ns % window_ns != 0 {
+            return Err(cx.invalid(
+                "run.report_every",
+                shown(Some(written), every),
+                format!("must be a whole number of windows (run.window is {window:?})"),
+            ));
+        }
+        match u32::try_from(every_ns / window_ns) {
+            Ok(n) if n <= crate::MAX_WINDOWS_PER_REPORT => Ok(Some(n)),
+            _ => Err(cx.invalid(
+                "run.report_every",
+                shown(Some(written), every),
+                format!("must be at most {} windows", crate::MAX_WINDOWS_PER_REPORT),
+            )),
+        }
     }
 
     /// Every `[[phase]]` with the run's objectives, then each phase's fault

@@ -607,3 +607,49 @@ fn records_are_off_unless_sampled_and_their_keys_are_checked() {
     let e = err(&with("samples = 1.0"));
     assert!(e.contains("samples"), "{e}");
 }
+
+#[test]
+fn windows_per_report_follow_the_fleet_unless_the_plan_says() {
+    let plan = check(GOOD).unwrap();
+    assert_eq!(plan.windows_per_report, None);
+    // 1 s windows: one window per message up to 1,000 agents, then enough
+    // per message that the controller takes at most 1,000 messages a second.
+    for (agents, per) in [
+        (1, 1),
+        (1_000, 1),
+        (1_001, 2),
+        (10_000, 10),
+        (1_000_000, 60),
+    ] {
+        assert_eq!(plan.windows_per_report(agents), per, "{agents} agents");
+    }
+    let short =
+        check(&GOOD.replacen("name = \"t\"", "name = \"t\"\nwindow = \"100ms\"", 1)).unwrap();
+    assert_eq!(short.windows_per_report(100), 1);
+    assert_eq!(short.windows_per_report(1_000), 10);
+    let every = |text: &str| GOOD.replacen("name = \"t\"", &format!("name = \"t\"\n{text}"), 1);
+    let set = check(&every("report_every = \"5s\"")).unwrap();
+    assert_eq!(set.windows_per_report, Some(5));
+    assert_eq!(set.windows_per_report(10_000), 5);
+    assert_eq!(
+        check(&every("window = \"500ms\"\nreport_every = \"2s\""))
+            .unwrap()
+            .windows_per_report,
+        Some(4)
+    );
+    for (text, needle) in [
+        ("report_every = \"1500ms\"", "whole number of windows"),
+        ("report_every = \"0s\"", "longer than zero"),
+        ("report_every = \"61s\"", "at most 60 windows"),
+        (
+            "window = \"2s\"\nreport_every = \"1s\"",
+            "whole number of windows",
+        ),
+    ] {
+        let e = err(&every(text));
+        assert!(
+            e.contains("run.report_every") && e.contains(needle),
+            "{text}: {e}"
+        );
+    }
+}
