@@ -1,8 +1,9 @@
 //! Windows gathered into one message for a large fleet.
 //!
 //! Every message costs the controller about the same to receive and
-//! acknowledge, however many windows it carries; at 10,000 agents with 1 s
-//! windows that cost alone is more than a core. The controller asks each
+//! acknowledge, however many windows it carries (about 12 µs in
+//! `controller_scale`, on top of each window's merge): at 10,000 agents with
+//! 1 s windows, an eighth of a core for the messages alone. The controller asks each
 //! agent to gather `windows_per_report` windows per message
 //! (`PhaseAssignment.windows_per_report`). Windows keep their length and
 //! their numbers, so the results are the same; they only reach the
