@@ -82,6 +82,10 @@ pub enum ReportError {
     /// More histograms than metrics, or one metric twice.
     #[error("histogram of {0} appears more than once")]
     DuplicateMetric(Metric),
+    /// One failure class tallied twice: the record keeps one tally per
+    /// class, so a rebuild would lose the other.
+    #[error("failure class {0:?} is tallied more than once")]
+    DuplicateErrorClass(String),
     /// More error classes than a report may carry.
     #[error("{0} error classes, more than the limit of {MAX_ERROR_CLASSES}")]
     TooManyErrorClasses(usize),
@@ -157,6 +161,11 @@ fn decode_tally(
         let hist = histogram::decode_buckets(bytes)
             .map_err(|source| ReportError::Codec { metric, source })?;
         hists.push((metric, hist));
+    }
+    let mut classes: Vec<&str> = errors.iter().map(|e| &*e.class).collect();
+    classes.sort_unstable();
+    if let Some(twice) = classes.windows(2).find(|p| p[0] == p[1]) {
+        return Err(ReportError::DuplicateErrorClass(twice[0].to_string()));
     }
     let counters = counters.unwrap_or_default();
     let tallied = errors.iter().fold(0u64, |s, e| s.saturating_add(e.count));
@@ -530,7 +539,24 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(acc.add("a", &inconsistent), None);
-        assert_eq!(acc.rejected["a"], 2);
+        let mut twice = report(4, &h);
+        twice.counters = Some(proto::Counters {
+            ok: 1,
+            failed: 3,
+            ..Default::default()
+        });
+        twice.errors = ["connect", "timeout", "connect"]
+            .map(|class| proto::ErrorTally {
+                class: class.into(),
+                count: 1,
+            })
+            .into();
+        assert!(matches!(
+            decode(&twice),
+            Err(ReportError::DuplicateErrorClass(c)) if c == "connect"
+        ));
+        assert_eq!(acc.add("a", &twice), None);
+        assert_eq!(acc.rejected["a"], 3);
         acc.restrict(0, u32::MAX, std::time::Duration::from_secs(1));
         assert_eq!(acc.total.hist(Metric::Ttft).len(), 1);
     }
