@@ -34,12 +34,16 @@
 //! per gRPC connection, 1–8, default 1 as real agents do),
 //! `STAMPEDE_BENCH_REQUESTS` (requests per window report, default 300),
 //! `STAMPEDE_BENCH_REPORT_EVERY` (windows per message, the plan's
-//! `run.report_every` in 1 s windows; default 0: the controller's choice).
+//! `run.report_every` in 1 s windows; default 0: the controller's choice),
+//! `STAMPEDE_BENCH_PING_MS` (each connection's HTTP/2 keepalive interval,
+//! default 1000 as the agent's; longer shows what the pings cost).
 
 #[path = "controller_scale/controller.rs"]
 mod controller;
 #[path = "controller_scale/fleet.rs"]
 mod fleet;
+#[path = "controller_scale/pieces.rs"]
+mod pieces;
 #[path = "controller_scale/windows.rs"]
 mod windows;
 
@@ -67,6 +71,8 @@ struct Config {
     requests: u64,
     /// Windows per message (`run.report_every`); 0: the controller's choice.
     report_every: u32,
+    /// The fleet's HTTP/2 keepalive interval.
+    ping: Duration,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -95,6 +101,12 @@ impl Config {
         let per_connection = env_or("STAMPEDE_BENCH_PER_CONNECTION", 1usize)?;
         let requests = env_or("STAMPEDE_BENCH_REQUESTS", 300u64)?;
         let report_every = env_or("STAMPEDE_BENCH_REPORT_EVERY", 0u32)?;
+        let ping_ms = env_or("STAMPEDE_BENCH_PING_MS", 1_000u64)?;
+        if !(100..=3_600_000).contains(&ping_ms) {
+            return Err(format!(
+                "STAMPEDE_BENCH_PING_MS={ping_ms}: 100 to 3600000 ms between keepalive pings"
+            ));
+        }
         if report_every > stampede_plan::MAX_WINDOWS_PER_REPORT {
             return Err(format!(
                 "STAMPEDE_BENCH_REPORT_EVERY={report_every}: 0 (the controller's choice) to {}",
@@ -120,6 +132,7 @@ impl Config {
             per_connection,
             requests,
             report_every,
+            ping: Duration::from_millis(ping_ms),
         })
     }
 }
@@ -154,13 +167,21 @@ fn main() -> ExitCode {
     println!(
         "controller_scale: {} s phase of 1 s windows; {} session(s) per connection; \
          reports carry 8 HDR histograms of ~{} requests ({:.1} KB encoded); \
-         open-files limit {}",
+         keepalive pings every {} ms; open-files limit {}",
         cfg.secs,
         cfg.per_connection,
         cfg.requests,
         bytes as f64 / reports.len() as f64 / 1024.0,
+        cfg.ping.as_millis(),
         files.map_or("unlimited".into(), |n| n.to_string()),
     );
+    let pieces = match pieces::measure(&reports) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("controller_scale: timing the run loop's pieces: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut rows = Vec::new();
     for &n in &cfg.agents {
         match runtime.block_on(measure(n, &cfg, reports.clone())) {
@@ -175,6 +196,7 @@ fn main() -> ExitCode {
         }
     }
     print_tables(&rows);
+    pieces.print();
     ExitCode::SUCCESS
 }
 
@@ -351,6 +373,7 @@ async fn measure(
         per_connection: cfg.per_connection,
         windows: windows as usize,
         reports,
+        ping: cfg.ping,
     });
     let limit = Duration::from_secs(300);
     wait_for("all agents welcomed", limit, &tl, || {

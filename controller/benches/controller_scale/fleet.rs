@@ -113,6 +113,8 @@ pub struct FleetConfig {
     /// Windows of the phase (for the acknowledgement table).
     pub windows: usize,
     pub reports: Arc<Vec<proto::WindowReport>>,
+    /// The HTTP/2 keepalive interval of each connection.
+    pub ping: Duration,
 }
 
 /// Dial the controller and run every session; the timeline fills as they go.
@@ -122,9 +124,9 @@ pub fn start(cfg: FleetConfig) -> (Arc<Timeline>, JoinSet<()>) {
     let ids: Vec<usize> = (0..cfg.agents).collect();
     for group in ids.chunks(cfg.per_connection.max(1)) {
         let (group, url, tl) = (group.to_vec(), cfg.url.clone(), timeline.clone());
-        let reports = cfg.reports.clone();
+        let (reports, ping) = (cfg.reports.clone(), cfg.ping);
         tasks.spawn(async move {
-            let channel = match connect(&url).await {
+            let channel = match connect(&url, ping).await {
                 Ok(c) => c,
                 Err(e) => {
                     tl.fail(format!("connect: {e}"));
@@ -160,11 +162,12 @@ pub fn start(cfg: FleetConfig) -> (Arc<Timeline>, JoinSet<()>) {
     (timeline, tasks)
 }
 
-/// One connection with the agent's settings (`agent/src/session.rs`).
-async fn connect(url: &str) -> Result<Channel, tonic::transport::Error> {
+/// One connection with the agent's settings (`agent/src/session.rs`), its
+/// keepalive pings `ping` apart (the agent's: 1 s).
+async fn connect(url: &str, ping: Duration) -> Result<Channel, tonic::transport::Error> {
     Endpoint::from_shared(url.to_string())?
         .connect_timeout(Duration::from_secs(60))
-        .http2_keep_alive_interval(Duration::from_secs(1))
+        .http2_keep_alive_interval(ping)
         .keep_alive_timeout(Duration::from_secs(2))
         .keep_alive_while_idle(true)
         .tcp_nodelay(true)

@@ -331,7 +331,7 @@ impl<'p> ActivePhase<'p> {
                     LIVE.publish(self.index, self.live.snapshot(&self.labels));
                     self.live_due = Instant::now() + live::PUBLISH_EVERY;
                 }
-                o.record(&Record::window(self.index, agent, w))?;
+                o.record_window(self.index, agent, w)?;
                 if let Some(records) = &mut self.records {
                     records.append(agent, &w.records)?;
                 }

@@ -10,7 +10,7 @@ use crate::orchestrate::progress::Progress;
 use crate::orchestrate::service::{AgentTx, Event};
 use crate::results::rawlog::{RawLog, RawLogError, Record};
 use stampede_common::proto::{
-    ClockProbe, Hello, SessionResponse, Stop, session_request::Kind as Up,
+    ClockProbe, Hello, SessionResponse, Stop, WindowReport, session_request::Kind as Up,
     session_response::Kind as Down,
 };
 use stampede_plan::{PhaseKind, Plan};
@@ -204,6 +204,19 @@ impl Orchestrator {
     pub(super) fn record(&mut self, r: &Record) -> Result<(), RunError> {
         match &mut self.raw {
             Some(raw) => Ok(raw.append(r)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Record an accepted window report (`Record::window`'s line).
+    pub(super) fn record_window(
+        &mut self,
+        phase: u32,
+        agent: &str,
+        w: &WindowReport,
+    ) -> Result<(), RunError> {
+        match &mut self.raw {
+            Some(raw) => Ok(raw.append_window(phase, agent, w)?),
             None => Ok(()),
         }
     }

@@ -6,5 +6,6 @@ pub mod rawlog;
 mod rawlog_read;
 mod rebuild;
 pub mod records;
+mod window_line;
 
 pub use rebuild::*;

@@ -457,11 +457,31 @@ impl RawLog {
 
     /// Append one record and hand it to the OS (unless lines are held).
     pub fn append(&mut self, record: &Record) -> Result<(), RawLogError> {
+        self.append_with(|line| serde_json::to_writer(line, record))
+    }
+
+    /// Append the line of `Record::window(phase, agent, w)`, written
+    /// without building the record (see `window_line`): the line written
+    /// for every accepted window report.
+    pub fn append_window(
+        &mut self,
+        phase: u32,
+        agent: &str,
+        w: &proto::WindowReport,
+    ) -> Result<(), RawLogError> {
+        self.append_with(|line| super::window_line::write(line, phase, agent, w))
+    }
+
+    /// Append the line `encode` writes.
+    fn append_with(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<(), RawLogError> {
         if !self.held {
             self.line.clear();
         }
         let start = self.line.len();
-        if let Err(e) = serde_json::to_writer(&mut self.line, record) {
+        if let Err(e) = encode(&mut self.line) {
             self.line.truncate(start);
             return Err(RawLogError::Corrupt {
                 path: self.path.clone(),
