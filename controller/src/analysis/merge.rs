@@ -193,8 +193,7 @@ impl Aggregate {
         }
         add_counters(&mut self.counters, &w.counters);
         for (class, n) in &w.errors {
-            let e = self.errors.entry(class.clone()).or_default();
-            *e = e.saturating_add(*n);
+            add_failures(&mut self.errors, class, *n);
         }
         self.cpu_micros = self.cpu_micros.saturating_add(w.cpu_micros);
         for (entry, part) in &w.parts {
@@ -210,8 +209,7 @@ impl Aggregate {
         self.hists = vec![OnceLock::new(); Metric::ALL.len()];
         add_counters(&mut self.counters, &other.counters);
         for (class, n) in &other.errors {
-            let e = self.errors.entry(class.clone()).or_default();
-            *e = e.saturating_add(*n);
+            add_failures(&mut self.errors, class, *n);
         }
         self.cpu_micros = self.cpu_micros.saturating_add(other.cpu_micros);
         for (entry, part) in &other.parts {
@@ -229,6 +227,17 @@ impl Aggregate {
     pub fn record_n(&mut self, m: Metric, value: u64, n: u64) {
         self.counts[m.index()].record_n(value, n);
         self.hists[m.index()].take();
+    }
+}
+
+/// Add `n` failures of `class` into `by_class` (the class's name is copied
+/// only the first time it is seen).
+pub fn add_failures(by_class: &mut BTreeMap<String, u64>, class: &str, n: u64) {
+    match by_class.get_mut(class) {
+        Some(e) => *e = e.saturating_add(n),
+        None => {
+            by_class.insert(class.to_string(), n);
+        }
     }
 }
 
@@ -256,8 +265,8 @@ pub struct PhaseAccumulator {
     pub total: Aggregate,
     /// Per window index.
     pub windows: BTreeMap<u32, (Aggregate, u32)>,
-    /// Reports taken: by agent, incarnation and sequence.
-    seen: HashMap<String, HashSet<(u64, u64)>>,
+    /// What each agent reported: one lookup per report.
+    agents: HashMap<String, AgentReports>,
     /// Reports that could not be used, by agent.
     pub rejected: BTreeMap<String, u64>,
     /// Duplicate reports ignored.
@@ -274,13 +283,19 @@ pub struct PhaseAccumulator {
     pub finished_micros: u64,
     /// When each agent actually began the phase (Unix ns, controller clock).
     pub starts: Vec<i64>,
-    /// Per agent and incarnation, requests sent and not yet reported
-    /// complete (ok or failed), over every window whatever the measured
-    /// interval: what a lost agent, or a restarted agent's predecessor, had
-    /// in flight.
-    pub outstanding: BTreeMap<(String, u64), i64>,
-    /// Each agent's latest incarnation (of its latest report).
-    latest: BTreeMap<String, u64>,
+}
+
+/// One agent's reports so far.
+#[derive(Debug, Default)]
+struct AgentReports {
+    /// Reports taken, by incarnation and sequence.
+    taken: HashSet<(u64, u64)>,
+    /// The incarnation of its latest report.
+    latest: u64,
+    /// Per incarnation, requests sent and not yet reported complete (ok or
+    /// failed), over every window whatever the measured interval: what a
+    /// lost agent, or a restarted agent's predecessor, had in flight.
+    outstanding: BTreeMap<u64, i64>,
 }
 
 /// What became of a report handed to [`PhaseAccumulator::offer`].
@@ -306,13 +321,13 @@ impl PhaseAccumulator {
 
     /// Take one report from `agent` and say what became of it.
     pub fn offer(&mut self, agent: &str, w: &proto::WindowReport) -> Offered {
-        // Keyed by agent first, so that a report allocates no key once its
-        // agent has reported.
-        let seen = match self.seen.get_mut(agent) {
-            Some(seen) => seen,
-            None => self.seen.entry(agent.to_string()).or_default(),
+        // Keyed by agent, so that a report allocates no key once its agent
+        // has reported.
+        let mine = match self.agents.get_mut(agent) {
+            Some(mine) => mine,
+            None => self.agents.entry(agent.to_string()).or_default(),
         };
-        if !seen.insert((w.incarnation, w.sequence)) {
+        if !mine.taken.insert((w.incarnation, w.sequence)) {
             self.duplicates += 1;
             return Offered::Duplicate;
         }
@@ -331,13 +346,8 @@ impl PhaseAccumulator {
                 let c = w.counters.unwrap_or_default();
                 let open = i64::try_from(c.sent).unwrap_or(i64::MAX)
                     - i64::try_from(c.ok.saturating_add(c.failed)).unwrap_or(i64::MAX);
-                *self
-                    .outstanding
-                    .entry((agent.to_string(), w.incarnation))
-                    .or_default() += open;
-                if self.latest.get(agent) != Some(&w.incarnation) {
-                    self.latest.insert(agent.to_string(), w.incarnation);
-                }
+                *mine.outstanding.entry(w.incarnation).or_default() += open;
+                mine.latest = w.incarnation;
                 let entry = self.windows.entry(w.window_index).or_default();
                 entry.0.add(&d);
                 entry.1 = entry.1.saturating_add(1);
@@ -370,9 +380,14 @@ impl PhaseAccumulator {
     /// Requests sent that no report ever completed: by the agents in
     /// `lost`, and by every agent process a restart replaced.
     pub fn lost_requests(&self, lost: &[String]) -> u64 {
-        self.outstanding
+        self.agents
             .iter()
-            .filter(|((a, i), _)| lost.contains(a) || self.latest.get(a) != Some(i))
+            .flat_map(|(a, mine)| {
+                let lost = lost.contains(a);
+                mine.outstanding
+                    .iter()
+                    .filter(move |(i, _)| lost || **i != mine.latest)
+            })
             .map(|(_, n)| u64::try_from(*n).unwrap_or(0))
             .sum()
     }

@@ -105,8 +105,7 @@ impl Series {
     pub fn add(&mut self, o: &Series) {
         crate::analysis::merge::add_counters(&mut self.counters, &o.counters);
         for (class, n) in &o.failed {
-            let e = self.failed.entry(class.clone()).or_default();
-            *e = e.saturating_add(*n);
+            crate::analysis::merge::add_failures(&mut self.failed, class, *n);
         }
         for (name, b) in &o.hists {
             self.hists.entry(name).or_default().merge(b);
@@ -141,8 +140,7 @@ impl Tally {
     fn add_window(&mut self, d: &DecodedWindow) {
         crate::analysis::merge::add_counters(&mut self.counters, &d.counters);
         for (class, n) in &d.errors {
-            let e = self.failed.entry(class.clone()).or_default();
-            *e = e.saturating_add(*n);
+            crate::analysis::merge::add_failures(&mut self.failed, class, *n);
         }
         for (m, b) in d
             .hists
