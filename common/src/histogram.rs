@@ -112,7 +112,10 @@ fn check_header(bytes: &[u8]) -> Result<(), CodecError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Buckets {
     /// (index, count) of each non-empty bucket, increasing.
-    buckets: Vec<(u32, u64)>,
+    /// A count above `u32::MAX` (in no real window) takes several entries
+    /// of its index, so that an entry is 8 bytes: decoding writes them and
+    /// merging reads them, a few thousand per busy window.
+    buckets: Vec<(u32, u32)>,
     /// Where the sender's buckets sit.
     layout: Layout,
 }
@@ -122,7 +125,7 @@ impl Buckets {
     pub fn count(&self) -> u64 {
         self.buckets
             .iter()
-            .fold(0u64, |n, (_, c)| n.saturating_add(*c))
+            .fold(0u64, |n, (_, c)| n.saturating_add(u64::from(*c)))
     }
 
     /// Whether no value is recorded.
@@ -131,11 +134,12 @@ impl Buckets {
     }
 
     /// Each non-empty bucket, in increasing order: the lowest value it
-    /// stands for, and its count.
+    /// stands for, and its count (a count above `u32::MAX` comes in parts,
+    /// one after the other).
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, u64)> + '_ {
         self.buckets
             .iter()
-            .map(|&(i, n)| (self.layout.value_at(i as usize), n))
+            .map(|&(i, n)| (self.layout.value_at(i as usize), u64::from(n)))
     }
 
     /// The value in the middle of the bucket whose lowest value is `low`:
@@ -193,11 +197,21 @@ pub fn decode_buckets(bytes: &[u8]) -> Result<Buckets, CodecError> {
                 return Err(malformed("more counts than the histogram's range holds"));
             }
             // The range is checked, so every index fits in 32 bits.
-            buckets.push((index as u32, n >> 1));
+            push_count(&mut buckets, index as u32, n >> 1);
         }
         index += 1;
     }
     Ok(Buckets { buckets, layout })
+}
+
+/// Add bucket `index`'s `count` to `buckets`, in entries of at most
+/// `u32::MAX`.
+fn push_count(buckets: &mut Vec<(u32, u32)>, index: u32, mut count: u64) {
+    while count > u64::from(u32::MAX) {
+        buckets.push((index, u32::MAX));
+        count -= u64::from(u32::MAX);
+    }
+    buckets.push((index, count as u32));
 }
 
 /// A histogram's counters in the layout of [`new_histogram`], growing with
@@ -255,8 +269,8 @@ impl Counts {
         }
         for &(i, n) in &b.buckets {
             let c = &mut self.counts[i as usize];
-            *c = c.saturating_add(n);
-            self.total = self.total.saturating_add(n);
+            *c = c.saturating_add(u64::from(n));
+            self.total = self.total.saturating_add(u64::from(n));
         }
     }
 
@@ -539,6 +553,26 @@ mod tests {
                 assert_eq!(whole.count_at(low), n);
             }
         }
+    }
+
+    #[test]
+    fn counts_beyond_32_bits_are_kept_whole() {
+        let mut h = new_histogram();
+        let huge = 3 * u64::from(u32::MAX) + 7;
+        h.record_n(1_000, huge).unwrap();
+        h.record_n(2_000, u64::from(u32::MAX)).unwrap();
+        h.record(3_000).unwrap();
+        let b = decode_buckets(&encode(&h).unwrap()).unwrap();
+        assert_eq!(b.count(), h.len());
+        let mut counts = Counts::default();
+        counts.add_buckets(&b);
+        let whole: Vec<(u64, u64)> = counts.iter().collect();
+        assert_eq!(whole.len(), 3, "one bucket each: {whole:?}");
+        assert_eq!(
+            whole.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            [huge, u64::from(u32::MAX), 1]
+        );
+        assert_eq!(all(&counts.to_histogram()), all(&h));
     }
 
     #[test]
