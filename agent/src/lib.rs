@@ -13,6 +13,7 @@ pub mod gate;
 pub mod gather;
 pub mod h1;
 pub mod http;
+pub mod link;
 pub mod live;
 pub mod openai;
 pub mod pacer;

@@ -6,12 +6,13 @@
 //! sending while it reconnects, up to the phase's `halt_after` (the
 //! dead-man's switch, [`dead_mans_switch`]); then it stops its arrivals, so a
 //! controller that died or is cut off cannot leave load running against the
-//! target. HTTP/2 keepalive pings find a controller that stopped answering
-//! without closing the connection.
+//! target. How a controller that stopped answering without closing the
+//! connection is found is [`link`]'s.
 
 use crate::backoff::Backoff;
 use crate::engine::{self, AgentClock, Report};
 use crate::gather::Gather;
+use crate::link::{self, AckWatch};
 use crate::security::{self, ClientSecurity};
 use stampede_common::proto::{
     self, ClockProbeReply, Hello, SessionRequest,
@@ -20,6 +21,8 @@ use stampede_common::proto::{
 };
 use stampede_common::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, VERSION};
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -29,6 +32,11 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
+
+/// The session's gRPC client, with the join token on every call.
+type Client = CoordinatorServiceClient<
+    tonic::service::interceptor::InterceptedService<Channel, security::Credentials>,
+>;
 
 /// How an agent is configured.
 #[derive(Debug, Clone)]
@@ -129,10 +137,9 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     let endpoint = security::endpoint(&cfg.controller, &cfg.security)
         .map_err(|e| AgentError::Config(e.0))?
         .connect_timeout(Duration::from_secs(3))
-        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true)
-        .tcp_nodelay(true);
+        .http2_keep_alive_interval(link::HTTP2_PING_INTERVAL)
+        .keep_alive_timeout(link::HTTP2_PING_TIMEOUT)
+        .keep_alive_while_idle(true);
     let credentials =
         security::Credentials::new(&cfg.security).map_err(|e| AgentError::Config(e.0))?;
     let mut carry = Carry::new(&cfg.agent_id);
@@ -217,11 +224,6 @@ async fn connect_loop(
 /// the oldest are dropped and counted (`reports_dropped`).
 pub const MAX_UNACKED: usize = 1024;
 
-/// How often the agent pings the controller over HTTP/2, and how long it
-/// waits for the answer before it takes the session as lost.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// The dead-man's switch when the assignment does not set one.
 pub const DEFAULT_HALT_AFTER: Duration = Duration::from_secs(5);
 
@@ -244,6 +246,9 @@ struct Carry {
     last_done: Option<proto::PhaseDone>,
     /// Windows numbered but not sent yet (see [`Gather`]).
     gather: Gather,
+    /// Time between the running phase's report messages (window length ×
+    /// windows per message), which sets [`link::ack_deadline`].
+    report_interval: Duration,
 }
 
 impl Carry {
@@ -261,6 +266,7 @@ impl Carry {
             dropped: 0,
             last_done: None,
             gather: Gather::default(),
+            report_interval: Duration::from_secs(1),
         }
     }
 
@@ -328,6 +334,7 @@ impl Carry {
         match self.http.get(&template) {
             Ok(client) => {
                 self.gather.start(a.windows_per_report, self.incarnation);
+                self.report_interval = Duration::from_millis(a.window_ms) * self.gather.every();
                 let (reports, link) = (self.report_tx.clone(), self.link.subscribe());
                 self.phase = Some(start_phase(a, client, clock, reports, link));
             }
@@ -379,7 +386,7 @@ fn one_connection() -> impl tower::Service<
                 .trim_end_matches(']');
             let port = uri.port_u16().unwrap_or(80);
             let stream = tokio::net::TcpStream::connect((host, port)).await?;
-            stream.set_nodelay(true)?;
+            link::tune(&stream)?;
             Ok(hyper_util::rt::TokioIo::new(stream))
         }
     })
@@ -424,7 +431,7 @@ async fn session(
     carry: &mut Carry,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
-    let mut client = CoordinatorServiceClient::with_interceptor(channel, credentials)
+    let mut client: Client = CoordinatorServiceClient::with_interceptor(channel, credentials)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let (tx, rx) = mpsc::channel::<SessionRequest>(256);
@@ -441,81 +448,146 @@ async fn session(
             kind: Some(Up::Hello(hello)),
         })
         .await;
-    let mut inbound = match client.session(ReceiverStream::new(rx)).await {
-        Ok(r) => r.into_inner(),
-        Err(status) => return ended(status, false),
+    let opened = async {
+        let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+        let first = inbound.message().await?;
+        Ok::<_, tonic::Status>((inbound, first))
     };
-    match inbound.message().await {
-        Ok(Some(proto::SessionResponse {
+    let (mut inbound, first) = match tokio::time::timeout(link::WELCOME_TIMEOUT, opened).await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(status)) => return ended(status, false),
+        Err(_) => {
+            let waited = link::WELCOME_TIMEOUT;
+            return lost(false, format!("no Welcome within {waited:?} of Hello"));
+        }
+    };
+    match first {
+        Some(proto::SessionResponse {
             kind: Some(Down::Welcome(w)),
-        })) => {
+        }) => {
             tracing::info!(agent = %cfg.agent_id, run = %w.run_id, "joined controller {}", cfg.controller);
             carry.link.send_replace(None);
         }
-        Ok(Some(_)) => {
-            return lost(false, "controller did not answer Hello with Welcome");
-        }
-        Ok(None) => return lost(false, "controller closed the session before Welcome"),
-        Err(status) => return ended(status, false),
+        Some(_) => return lost(false, "controller did not answer Hello with Welcome"),
+        None => return lost(false, "controller closed the session before Welcome"),
     }
 
     let backlog = carry.backlog();
     if !backlog.is_empty() {
         tracing::info!(reports = backlog.len(), "resending unacknowledged reports");
     }
+    let mut watch = AckWatch::default();
     for kind in backlog {
+        watch.sent(&kind, Instant::now());
         if tx.send(SessionRequest { kind: Some(kind) }).await.is_err() {
             return lost(true, "outbound stream closed");
         }
     }
+    // A ping in flight (see [`link`]): whether the controller answered.
+    let mut asking: Option<Pin<Box<dyn Future<Output = bool> + Send>>> = None;
     loop {
+        let due = watch.due(link::ack_deadline(carry.report_interval));
         tokio::select! {
             msg = inbound.message() => match msg {
-                Ok(Some(m)) => match m.kind {
-                    Some(Down::ClockProbe(p)) => {
-                        let received = cfg.clock.now_unix_nanos();
-                        let reply = ClockProbeReply {
-                            probe_id: p.probe_id,
-                            agent_receive_unix_nanos: received,
-                            agent_send_unix_nanos: cfg.clock.now_unix_nanos(),
-                        };
-                        if tx.send(SessionRequest { kind: Some(Up::ClockProbeReply(reply)) }).await.is_err() {
-                            return lost(true, "outbound stream closed");
-                        }
+                Ok(Some(m)) => {
+                    if let Some(end) = on_message(m, &tx, cfg, carry, &mut watch).await {
+                        return end;
                     }
-                    Some(Down::PhaseAssignment(a)) => carry.assigned(a, cfg.clock).await,
-                    Some(Down::Ack(a)) => carry.ack(&a),
-                    Some(Down::Reshard(r)) => match &carry.phase {
-                        Some(p) if !p.task.is_finished() => {
-                            tracing::info!(phase = r.phase_index, from_ms = r.from_ms, "taking a new slice of the phase");
-                            p.reshards.send_modify(|all| all.push(r));
-                        }
-                        _ => tracing::debug!(phase = r.phase_index, "reshard for a phase not running; ignored"),
-                    },
-                    Some(Down::Welcome(_)) | None => {}
-                    Some(Down::Stop(s)) => {
-                        tracing::debug!(reason = %s.reason, abort = s.abort, "stop order");
-                        if let Some(p) = &carry.phase {
-                            p.stop.cancel();
-                        }
-                        if s.abort {
-                            return SessionEnd::Finished;
-                        }
-                    }
-                },
+                }
                 Ok(None) => return lost(true, "controller closed the session"),
                 Err(status) => return ended(status, true),
             },
             Some(report) = carry.report_rx.recv() => {
                 for kind in carry.absorb(report) {
+                    watch.sent(&kind, Instant::now());
                     if tx.send(SessionRequest { kind: Some(kind) }).await.is_err() {
                         return lost(true, "outbound stream closed");
                     }
                 }
             }
+            () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() && asking.is_none() => {
+                asking = Some(Box::pin(controller_answers(client.clone())));
+            }
+            answered = async { asking.as_mut().expect("guarded").await }, if asking.is_some() => {
+                asking = None;
+                if !answered {
+                    return lost(true, format!(
+                        "a report waited {:?} for its acknowledgement and a ping went unanswered for {:?}",
+                        link::ack_deadline(carry.report_interval), link::PING_TIMEOUT
+                    ));
+                }
+                tracing::debug!("a report waits for its acknowledgement, but the controller answers");
+                watch.answered();
+            }
             () = shutdown.cancelled() => return SessionEnd::Finished,
         }
     }
+}
+
+/// Whether the controller's process answers a ping within
+/// [`link::PING_TIMEOUT`] (a controller without the call answers too).
+async fn controller_answers(mut client: Client) -> bool {
+    match tokio::time::timeout(link::PING_TIMEOUT, client.ping(proto::PingRequest {})).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(status)) => status.code() == tonic::Code::Unimplemented,
+        Err(_) => false,
+    }
+}
+
+/// Act on one message from the controller; `Some` ends the session.
+async fn on_message(
+    m: proto::SessionResponse,
+    tx: &mpsc::Sender<SessionRequest>,
+    cfg: &AgentConfig,
+    carry: &mut Carry,
+    watch: &mut AckWatch,
+) -> Option<SessionEnd> {
+    match m.kind {
+        Some(Down::ClockProbe(p)) => {
+            let received = cfg.clock.now_unix_nanos();
+            let reply = ClockProbeReply {
+                probe_id: p.probe_id,
+                agent_receive_unix_nanos: received,
+                agent_send_unix_nanos: cfg.clock.now_unix_nanos(),
+            };
+            let up = SessionRequest {
+                kind: Some(Up::ClockProbeReply(reply)),
+            };
+            if tx.send(up).await.is_err() {
+                return Some(lost(true, "outbound stream closed"));
+            }
+        }
+        Some(Down::PhaseAssignment(a)) => carry.assigned(a, cfg.clock).await,
+        Some(Down::Ack(a)) => {
+            watch.acked(&a);
+            carry.ack(&a);
+        }
+        Some(Down::Reshard(r)) => match &carry.phase {
+            Some(p) if !p.task.is_finished() => {
+                tracing::info!(
+                    phase = r.phase_index,
+                    from_ms = r.from_ms,
+                    "taking a new slice of the phase"
+                );
+                p.reshards.send_modify(|all| all.push(r));
+            }
+            _ => tracing::debug!(
+                phase = r.phase_index,
+                "reshard for a phase not running; ignored"
+            ),
+        },
+        Some(Down::Welcome(_)) | None => {}
+        Some(Down::Stop(s)) => {
+            tracing::debug!(reason = %s.reason, abort = s.abort, "stop order");
+            if let Some(p) = &carry.phase {
+                p.stop.cancel();
+            }
+            if s.abort {
+                return Some(SessionEnd::Finished);
+            }
+        }
+    }
+    None
 }
 
 /// The phase this agent is running.

@@ -108,6 +108,13 @@ impl CoordinatorService for Fake {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+
+    async fn ping(
+        &self,
+        _: Request<proto::PingRequest>,
+    ) -> Result<Response<proto::PingResponse>, Status> {
+        Ok(Response::new(proto::PingResponse {}))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 
 use stampede_common::PROTOCOL_VERSION;
 use stampede_common::proto::{
-    Hello, SessionRequest, SessionResponse, Welcome,
+    Hello, PingRequest, PingResponse, SessionRequest, SessionResponse, Welcome,
     coordinator_service_server::CoordinatorService, session_request::Kind as Up,
     session_response::Kind as Down,
 };
@@ -211,6 +211,12 @@ impl CoordinatorService for Coordinator {
             let _ = events.send(left).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    /// Answered here, not by the run loop: an agent whose report waits for
+    /// its acknowledgement learns the controller is there, only behind.
+    async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+        Ok(Response::new(PingResponse {}))
     }
 }
 
