@@ -19,7 +19,10 @@
 //!   window's acknowledgements), as % of one core at 1 s windows, the
 //!   windows each message carried (the controller's choice for N, or
 //!   `STAMPEDE_BENCH_REPORT_EVERY`) and the acknowledgement lag (from
-//!   sending a message to its acknowledgement, the longest per window);
+//!   sending a message to its acknowledgement, the longest per window)
+//!   beside the lag after which a real agent would ask the controller
+//!   whether it is there (`stampede_agent::link::ack_deadline`: each agent
+//!   would send a Ping call then; this fleet does not);
 //! - controller RSS before agents, peak, and per agent (KB);
 //! - the results path: window records appended to `windows.jsonl` per
 //!   second, rebuilding the run from its record (and the peak RSS of a
@@ -36,7 +39,10 @@
 //! `STAMPEDE_BENCH_REPORT_EVERY` (windows per message, the plan's
 //! `run.report_every` in 1 s windows; default 0: the controller's choice),
 //! `STAMPEDE_BENCH_PING_MS` (each connection's HTTP/2 keepalive interval,
-//! default 1000 as the agent's; longer shows what the pings cost).
+//! default the agent's, `stampede_agent::link::HTTP2_PING_INTERVAL`; 1000
+//! shows what a ping per agent per second costs) and
+//! `STAMPEDE_BENCH_TCP_KEEPALIVE` (1, the default: each connection's socket
+//! is set as the agent's, with TCP keepalive probes; 0: no probes).
 
 #[path = "controller_scale/controller.rs"]
 mod controller;
@@ -73,6 +79,8 @@ struct Config {
     report_every: u32,
     /// The fleet's HTTP/2 keepalive interval.
     ping: Duration,
+    /// Whether the fleet's sockets probe with TCP keepalive, as the agent's.
+    tcp_keepalive: bool,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -101,7 +109,17 @@ impl Config {
         let per_connection = env_or("STAMPEDE_BENCH_PER_CONNECTION", 1usize)?;
         let requests = env_or("STAMPEDE_BENCH_REQUESTS", 300u64)?;
         let report_every = env_or("STAMPEDE_BENCH_REPORT_EVERY", 0u32)?;
-        let ping_ms = env_or("STAMPEDE_BENCH_PING_MS", 1_000u64)?;
+        let agent_ping = stampede_agent::link::HTTP2_PING_INTERVAL.as_millis() as u64;
+        let ping_ms = env_or("STAMPEDE_BENCH_PING_MS", agent_ping)?;
+        let tcp_keepalive = match env_or("STAMPEDE_BENCH_TCP_KEEPALIVE", 1u8)? {
+            0 => false,
+            1 => true,
+            v => {
+                return Err(format!(
+                    "STAMPEDE_BENCH_TCP_KEEPALIVE={v}: 1 (as the agent) or 0 (no probes)"
+                ));
+            }
+        };
         if !(100..=3_600_000).contains(&ping_ms) {
             return Err(format!(
                 "STAMPEDE_BENCH_PING_MS={ping_ms}: 100 to 3600000 ms between keepalive pings"
@@ -133,6 +151,7 @@ impl Config {
             requests,
             report_every,
             ping: Duration::from_millis(ping_ms),
+            tcp_keepalive,
         })
     }
 }
@@ -167,12 +186,17 @@ fn main() -> ExitCode {
     println!(
         "controller_scale: {} s phase of 1 s windows; {} session(s) per connection; \
          reports carry 8 HDR histograms of ~{} requests ({:.1} KB encoded); \
-         keepalive pings every {} ms; open-files limit {}",
+         keepalive pings every {} ms; TCP keepalive {}; open-files limit {}",
         cfg.secs,
         cfg.per_connection,
         cfg.requests,
         bytes as f64 / reports.len() as f64 / 1024.0,
         cfg.ping.as_millis(),
+        if cfg.tcp_keepalive {
+            "as the agent's"
+        } else {
+            "off"
+        },
         files.map_or("unlimited".into(), |n| n.to_string()),
     );
     let pieces = match pieces::measure(&reports) {
@@ -374,6 +398,7 @@ async fn measure(
         windows: windows as usize,
         reports,
         ping: cfg.ping,
+        tcp_keepalive: cfg.tcp_keepalive,
     });
     let limit = Duration::from_secs(300);
     wait_for("all agents welcomed", limit, &tl, || {
@@ -525,14 +550,14 @@ fn print_tables(rows: &[Row]) {
     println!();
     println!("merging windows (controller CPU from the start to the last acknowledgement)");
     println!(
-        "       N  windows/msg  µs/agent-window  vs N={:<6} core at 1 s  ack lag p50 ms  max ms  fleet cores",
+        "       N  windows/msg  µs/agent-window  vs N={:<6} core at 1 s  ack lag p50 ms  max ms  ping after s  fleet cores",
         reference.n
     );
     for r in rows {
         let mut lags = r.ack_lag_ms.clone();
         lags.sort_by(f64::total_cmp);
         println!(
-            "{:>8}  {:>11}  {:>15.1}  {:>10.2}x  {:>10.1}%  {:>14.1}  {:>6.1}  {:>11.2}",
+            "{:>8}  {:>11}  {:>15.1}  {:>10.2}x  {:>10.1}%  {:>14.1}  {:>6.1}  {:>12.1}  {:>11.2}",
             r.n,
             r.windows_per_report,
             r.us_per_agent_window(),
@@ -540,6 +565,7 @@ fn print_tables(rows: &[Row]) {
             r.core_at_1s() * 100.0,
             lags.get(lags.len() / 2).copied().unwrap_or(f64::NAN),
             lags.last().copied().unwrap_or(f64::NAN),
+            stampede_agent::link::ack_deadline(WINDOW * r.windows_per_report).as_secs_f64(),
             r.fleet_cpu_s / r.wall_s
         );
     }

@@ -9,11 +9,12 @@
 //!
 //! Sessions share connections `per_connection` at a time (1: one connection
 //! per agent, like real agents; the controller allows 8 streams per
-//! connection), with the agent's HTTP/2 keepalive settings. Everything the
+//! connection), with the agent's HTTP/2 keepalive and socket settings. Everything the
 //! fleet sees is stamped in nanoseconds since its start into a [`Timeline`].
 
 use super::windows::TEMPLATES;
 use stampede_agent::gather::Gather;
+use stampede_agent::link;
 use stampede_common::proto::{
     self, ClockProbeReply, Hello, PhaseAssignment, SessionRequest,
     coordinator_service_client::CoordinatorServiceClient, session_request::Kind as Up,
@@ -115,6 +116,9 @@ pub struct FleetConfig {
     pub reports: Arc<Vec<proto::WindowReport>>,
     /// The HTTP/2 keepalive interval of each connection.
     pub ping: Duration,
+    /// Whether each socket is set as the agent's (`link::tune`: TCP
+    /// keepalive probes); otherwise only without Nagle's delay.
+    pub tcp_keepalive: bool,
 }
 
 /// Dial the controller and run every session; the timeline fills as they go.
@@ -124,9 +128,9 @@ pub fn start(cfg: FleetConfig) -> (Arc<Timeline>, JoinSet<()>) {
     let ids: Vec<usize> = (0..cfg.agents).collect();
     for group in ids.chunks(cfg.per_connection.max(1)) {
         let (group, url, tl) = (group.to_vec(), cfg.url.clone(), timeline.clone());
-        let (reports, ping) = (cfg.reports.clone(), cfg.ping);
+        let (reports, ping, probes) = (cfg.reports.clone(), cfg.ping, cfg.tcp_keepalive);
         tasks.spawn(async move {
-            let channel = match connect(&url, ping).await {
+            let channel = match connect(&url, ping, probes).await {
                 Ok(c) => c,
                 Err(e) => {
                     tl.fail(format!("connect: {e}"));
@@ -162,16 +166,30 @@ pub fn start(cfg: FleetConfig) -> (Arc<Timeline>, JoinSet<()>) {
     (timeline, tasks)
 }
 
-/// One connection with the agent's settings (`agent/src/session.rs`), its
-/// keepalive pings `ping` apart (the agent's: 1 s).
-async fn connect(url: &str, ping: Duration) -> Result<Channel, tonic::transport::Error> {
+/// One connection with the agent's settings (`agent/src/session.rs`): its
+/// HTTP/2 keepalive pings `ping` apart, its socket set by
+/// [`link::tune`] when `probes`.
+async fn connect(
+    url: &str,
+    ping: Duration,
+    probes: bool,
+) -> Result<Channel, tonic::transport::Error> {
+    let dial = tower::service_fn(move |uri: tonic::codegen::http::Uri| async move {
+        let host = uri.host().unwrap_or("127.0.0.1").to_string();
+        let stream = tokio::net::TcpStream::connect((host, uri.port_u16().unwrap_or(80))).await?;
+        if probes {
+            link::tune(&stream)?;
+        } else {
+            stream.set_nodelay(true)?;
+        }
+        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+    });
     Endpoint::from_shared(url.to_string())?
         .connect_timeout(Duration::from_secs(60))
         .http2_keep_alive_interval(ping)
-        .keep_alive_timeout(Duration::from_secs(2))
+        .keep_alive_timeout(link::HTTP2_PING_TIMEOUT)
         .keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .connect()
+        .connect_with_connector(dial)
         .await
 }
 
