@@ -51,7 +51,12 @@ pub fn bin(name: &str) -> PathBuf {
                     "stampede-sim",
                 ])
                 .arg("--target-dir")
-                .arg(&target_dir);
+                .arg(&target_dir)
+                // Set by `cargo test` for this executable, not for the outer
+                // build: ring's build script tracks it, so passing it on would
+                // rebuild ring and all that depends on it, here and again at
+                // the next plain `cargo build`.
+                .env_remove("CARGO_MANIFEST_DIR");
             if profile_dir.file_name().is_some_and(|n| n == "release") {
                 cmd.arg("--release");
             }
