@@ -9,8 +9,9 @@
 //!   ([`TCP_USER_TIMEOUT`]) end the connection within [`TCP_USER_TIMEOUT`].
 //!   The controller's kernel answers the probes; its process never wakes for
 //!   them.
-//! - **Its process stops answering without closing** (frozen, stopped,
-//!   deadlocked). A window report not acknowledged within [`ack_deadline`]
+//! - **Its process stops answering without closing** (frozen, stopped: a
+//!   process whose runtime still runs but whose run loop is stuck answers,
+//!   as it answered HTTP/2 pings). A window report not acknowledged within [`ack_deadline`]
 //!   sends a [`proto::PingRequest`], which the controller's process answers at
 //!   once, outside its run loop. No answer within [`PING_TIMEOUT`] ends the
 //!   session; an answer says the controller is only behind (or does not take
