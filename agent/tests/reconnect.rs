@@ -1,6 +1,11 @@
 //! A dropped controller connection neither stops the load nor loses
 //! reports: the agent keeps running its phase, reconnects, and resends every
 //! unacknowledged report with its original sequence number.
+//!
+//! A controller that acknowledges nothing but answers the agent's `Ping`
+//! call keeps its session (it is behind, not gone); one that answers neither
+//! is left once a report has waited out the deadline and the ping its
+//! timeout (`stampede_agent::link`).
 
 use stampede_agent::{AgentClock, AgentConfig};
 use stampede_common::proto::{
@@ -22,12 +27,28 @@ use tonic::{Request, Response, Status, Streaming};
 #[derive(Default)]
 struct Seen {
     windows: Vec<(u32, u64)>,
+    /// When the first window report arrived.
+    first_window_at: Option<tokio::time::Instant>,
     done: u32,
+}
+
+/// How the fake controller treats window reports.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Session 1 acknowledges nothing and hangs up after two reports; later
+    /// sessions acknowledge every report.
+    HangUpOnce,
+    /// No report is ever acknowledged; `Ping` calls are answered or not.
+    NeverAck { answer_pings: bool },
 }
 
 #[derive(Clone)]
 struct Fake {
+    mode: Mode,
     sessions: Arc<Mutex<u32>>,
+    /// When each session started.
+    started: Arc<Mutex<Vec<tokio::time::Instant>>>,
+    pings: Arc<Mutex<u32>>,
     seen: Arc<Mutex<Seen>>,
     assignment: proto::PhaseAssignment,
 }
@@ -47,6 +68,10 @@ impl CoordinatorService for Fake {
             *n += 1;
             *n
         };
+        self.started
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
         let (tx, rx) = mpsc::channel(16);
         let welcome = Welcome {
             agent_id: "a".into(),
@@ -65,14 +90,22 @@ impl CoordinatorService for Fake {
             .await
             .unwrap();
         }
-        let seen = self.seen.clone();
+        let (seen, mode) = (self.seen.clone(), self.mode);
         tokio::spawn(async move {
             let mut windows_this_session = 0;
             while let Ok(Some(m)) = inbound.message().await {
                 match m.kind {
                     Some(Up::WindowReport(w)) => {
-                        seen.lock().unwrap().windows.push((session, w.sequence));
+                        {
+                            let mut seen = seen.lock().unwrap();
+                            seen.windows.push((session, w.sequence));
+                            seen.first_window_at
+                                .get_or_insert_with(tokio::time::Instant::now);
+                        }
                         windows_this_session += 1;
+                        if mode != Mode::HangUpOnce {
+                            continue;
+                        }
                         if session == 1 {
                             // Acknowledge nothing, and hang up after two reports.
                             if windows_this_session == 2 {
@@ -113,12 +146,22 @@ impl CoordinatorService for Fake {
         &self,
         _: Request<proto::PingRequest>,
     ) -> Result<Response<proto::PingResponse>, Status> {
+        *self.pings.lock().unwrap() += 1;
+        if self.mode
+            == (Mode::NeverAck {
+                answer_pings: false,
+            })
+        {
+            std::future::pending::<()>().await;
+        }
         Ok(Response::new(proto::PingResponse {}))
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unacknowledged_reports_are_resent_after_reconnecting() {
+/// A simulator, a fake controller in `mode` assigning one phase of
+/// `duration_ms` in 250 ms windows at 40 req/s, and an agent's settings
+/// for it.
+async fn start(mode: Mode, duration_ms: u64) -> (Fake, AgentConfig, CancellationToken) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let stop = CancellationToken::new();
     let sim_cfg = SimConfig {
@@ -136,7 +179,7 @@ async fn unacknowledged_reports_are_resent_after_reconnecting() {
         phase_index: 0,
         phase_name: "p".into(),
         start_unix_nanos: clock.now_unix_nanos() + 200_000_000,
-        duration_ms: 1_500,
+        duration_ms,
         drain_ms: 2_000,
         window_ms: 250,
         shard: Some(proto::Shard {
@@ -170,7 +213,10 @@ async fn unacknowledged_reports_are_resent_after_reconnecting() {
         ..Default::default()
     };
     let fake = Fake {
+        mode,
         sessions: Arc::default(),
+        started: Arc::default(),
+        pings: Arc::default(),
         seen: Arc::default(),
         assignment,
     };
@@ -194,6 +240,11 @@ async fn unacknowledged_reports_are_resent_after_reconnecting() {
         clock,
         security: Default::default(),
     };
+    (fake, cfg, stop)
+}
+
+/// Run the agent to its end (at most 30 s).
+async fn run_agent(cfg: AgentConfig, stop: &CancellationToken) {
     let result = tokio::time::timeout(
         Duration::from_secs(30),
         stampede_agent::run(cfg, stop.clone()),
@@ -201,7 +252,12 @@ async fn unacknowledged_reports_are_resent_after_reconnecting() {
     .await;
     assert!(matches!(result, Ok(Ok(()))), "agent ended with {result:?}");
     stop.cancel();
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_reports_are_resent_after_reconnecting() {
+    let (fake, cfg, stop) = start(Mode::HangUpOnce, 1_500).await;
+    run_agent(cfg, &stop).await;
     let seen = fake.seen.lock().unwrap();
     assert_eq!(
         *fake.sessions.lock().unwrap(),
@@ -228,4 +284,43 @@ async fn unacknowledged_reports_are_resent_after_reconnecting() {
     // 1.5 s phase in 250 ms windows, plus the drain window(s): every window arrived.
     assert!(n >= 6, "only {n} windows");
     assert_eq!(seen.done, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_answers_pings_keeps_its_session_though_it_acknowledges_nothing() {
+    let (fake, cfg, stop) = start(Mode::NeverAck { answer_pings: true }, 5_000).await;
+    run_agent(cfg, &stop).await;
+    let pings = *fake.pings.lock().unwrap();
+    // Reports wait from the phase's first window (0.45 s in) to its end
+    // (5.2 s), 2 s at a time before each ping.
+    assert!((2..=4).contains(&pings), "{pings} pings");
+    assert_eq!(*fake.sessions.lock().unwrap(), 1, "the agent stayed");
+    assert_eq!(fake.seen.lock().unwrap().done, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_answers_neither_reports_nor_pings_is_left() {
+    let (fake, cfg, stop) = start(
+        Mode::NeverAck {
+            answer_pings: false,
+        },
+        5_000,
+    )
+    .await;
+    run_agent(cfg, &stop).await;
+    let first_report = fake.seen.lock().unwrap().first_window_at.expect("a report");
+    let started = fake.started.lock().unwrap().clone();
+    assert!(
+        started.len() >= 2,
+        "the agent never left: {} session(s)",
+        started.len()
+    );
+    // The first report's deadline (2 s), then the ping's timeout (2 s).
+    let left_after = started[1] - first_report;
+    assert!(
+        left_after >= Duration::from_millis(3_800) && left_after <= Duration::from_secs(8),
+        "the second session began {left_after:?} after the first report"
+    );
+    assert!(*fake.pings.lock().unwrap() >= 1);
+    assert_eq!(fake.seen.lock().unwrap().done, 1, "PhaseDone still arrived");
 }
