@@ -210,6 +210,13 @@ pub fn start_sim(args: &[&str]) -> (Proc, String) {
     (sim, url)
 }
 
+/// Requests the simulator at `sim_url` has started, by its own count.
+pub fn sim_requests_started(sim_url: &str) -> u64 {
+    get_json(&format!("{sim_url}/sim/stats"))["requests_started"]
+        .as_u64()
+        .expect("requests_started in /sim/stats")
+}
+
 /// GET a URL on loopback and parse the JSON body (blocking, std only).
 pub fn get_json(url: &str) -> serde_json::Value {
     let body = get_text(url);

@@ -112,9 +112,7 @@ duration = "9s"
     let summary = read_json(&out.join("summary.json"));
     let phase = &summary["phases"][0];
     let (sent, _) = assert_reconciles(phase);
-    let served = get_json(&format!("{sim_url}/sim/stats"))["requests_started"]
-        .as_u64()
-        .unwrap();
+    let served = stampede_tests::sim_requests_started(&sim_url);
     // What stampede says it sent is what the server saw.
     assert_eq!(sent, served, "{phase:#}");
     let r = &phase["requests"];

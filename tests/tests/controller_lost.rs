@@ -16,19 +16,12 @@
 //!   The switch fires within 9 s of the cut. Without user and network
 //!   namespaces on the machine, this case says so and is skipped.
 
-use stampede_tests::{Proc, bin, get_json, plan_file, remote_agent, start_sim};
+use stampede_tests::{Proc, bin, plan_file, remote_agent, sim_requests_started, start_sim};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// What the agent logs when its dead-man's switch stops a phase's load.
 const SWITCH: &str = "dead-man's switch";
-
-/// Requests the simulator has started so far, by its own count.
-fn started(sim_url: &str) -> u64 {
-    get_json(&format!("{sim_url}/sim/stats"))["requests_started"]
-        .as_u64()
-        .expect("requests_started")
-}
 
 /// Every line `p` printed so far, without waiting.
 fn lines(p: &mut Proc) -> &[String] {
@@ -90,11 +83,13 @@ fn a_frozen_controller_is_noticed_and_its_load_stops() {
     let (mut controller, url) =
         stampede_tests::start_remote_controller(&path, &dir.path().join("run"));
     let mut agent = remote_agent(&url, "a", &["--give-up-after", "60s"]);
-    let running = poll(Duration::from_secs(60), || started(&sim_url) >= 20);
+    let running = poll(Duration::from_secs(60), || {
+        sim_requests_started(&sim_url) >= 20
+    });
     assert!(
         running.is_some(),
         "the phase never got going: {} requests started\nagent:\n{}\ncontroller:\n{}",
-        started(&sim_url),
+        sim_requests_started(&sim_url),
         tail(&lines(&mut agent).join("\n"), 30),
         tail(&lines(&mut controller).join("\n"), 30)
     );
@@ -111,7 +106,7 @@ fn a_frozen_controller_is_noticed_and_its_load_stops() {
     let halted = poll(Duration::from_secs(30), || {
         lines(&mut agent).iter().any(|l| l.contains(SWITCH))
     });
-    let at_halt = started(&sim_url);
+    let at_halt = sim_requests_started(&sim_url);
     let log = lines(&mut agent).join("\n");
     let Some(halted) = halted else {
         panic!(
@@ -133,9 +128,9 @@ fn a_frozen_controller_is_noticed_and_its_load_stops() {
     // Requests in flight at the switch end within milliseconds (2 s at
     // most); none starts after it while the controller stays frozen.
     std::thread::sleep(Duration::from_secs(3));
-    let settled = started(&sim_url);
+    let settled = sim_requests_started(&sim_url);
     std::thread::sleep(Duration::from_secs(3));
-    let later = started(&sim_url);
+    let later = sim_requests_started(&sim_url);
     let log = lines(&mut agent).join("\n");
     assert_eq!(
         later,

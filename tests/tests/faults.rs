@@ -5,7 +5,9 @@
 //! rejected or dropped, and the summary equal to the raw window log.
 //! Each case is a few seconds of load on loopback.
 
-use stampede_tests::{Proc, bin, check_books, get_json, plan_file, post_json, start_sim};
+use stampede_tests::{
+    Proc, bin, check_books, get_json, plan_file, post_json, sim_requests_started, start_sim,
+};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -218,12 +220,6 @@ duration = "2s"
     );
 }
 
-fn started(sim_url: &str) -> u64 {
-    get_json(&format!("{sim_url}/sim/stats"))["requests_started"]
-        .as_u64()
-        .expect("requests_started")
-}
-
 #[test]
 fn a_killed_controller_leaves_no_load_running() {
     let (_sim, sim_url) = start_sim(&["--ttft", "5ms", "--itl", "1ms", "--output-tokens", "8"]);
@@ -266,10 +262,10 @@ duration = "60s"
     // process's sockets), halt 2 s later, and what was in flight ends
     // within its 2 s timeout.
     std::thread::sleep(Duration::from_secs(5));
-    let after_halt = started(&sim_url);
+    let after_halt = sim_requests_started(&sim_url);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        started(&sim_url),
+        sim_requests_started(&sim_url),
         after_halt,
         "requests still sent {:?} after the controller died",
         killed.elapsed()
@@ -366,7 +362,7 @@ duration = "26s"
         (Some("a"), Some("a"))
     );
     // What stampede says it sent is what the server saw.
-    let served = started(&sim_url);
+    let served = sim_requests_started(&sim_url);
     assert_eq!(
         phase["requests"]["sent"].as_u64(),
         Some(served),
