@@ -11,9 +11,9 @@
 //!   them.
 //! - **Its process stops answering without closing** (frozen, stopped: a
 //!   process whose runtime still runs but whose run loop is stuck answers,
-//!   as it answered HTTP/2 pings). A window report not acknowledged within [`ack_deadline`]
-//!   sends a [`proto::PingRequest`], which the controller's process answers at
-//!   once, outside its run loop. No answer within [`PING_TIMEOUT`] ends the
+//!   as it answered HTTP/2 pings). A window report not acknowledged within
+//!   [`ack_deadline`] sends a [`proto::PingRequest`], which the controller's
+//!   process answers at once, outside its run loop. No answer within [`PING_TIMEOUT`] ends the
 //!   session; an answer says the controller is only behind (or does not take
 //!   that report) and the watch starts over ([`AckWatch`]). Between phases,
 //!   when no report waits, an HTTP/2 ping after [`HTTP2_PING_INTERVAL`] of
